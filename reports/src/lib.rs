@@ -1,0 +1,1 @@
+//! Rollout reports (see docs/rollout.md).

@@ -1,0 +1,1 @@
+//! Shadow comparison (see docs/shadow-mode.md).

@@ -1,0 +1,1 @@
+//! Trace filters. See docs/trace-filters.md.

@@ -1,0 +1,1 @@
+//! Module-naming engines. See docs/module-naming.md.

@@ -1,0 +1,26 @@
+//! Trace output in the CodeTracer trace format (`runtime_tracing`).
+//!
+//! The recorder thread only *builds* events: [`TraceBuilder`] interns paths, functions,
+//! types and variable names (so every `Path`/`Function`/`Type`/`VariableName` record comes
+//! before its first use, as the format requires) and appends events to a batch. Full
+//! batches go over a bounded channel to a writer thread that serialises them, so the
+//! traced program never waits on `serde` or the disk, and memory stays bounded however long
+//! the run is: at most [`MAX_BATCHES_IN_FLIGHT`] batches exist at once.
+//!
+//! Formats:
+//! - `json`: `trace.json`, one JSON array of events, streamed element by element. It is
+//!   byte-for-byte what `runtime_tracing`'s own JSON reader expects.
+//! - `binary`: `trace.bin`, the crate's own streaming CBOR+zstd writer.
+//!
+//! `trace_metadata.json` and `trace_paths.json` are written at the end, atomically.
+
+mod builder;
+mod sink;
+
+pub use builder::TraceBuilder;
+pub use sink::{EventSink, TraceFormat, WriterError};
+
+/// Events per batch handed to the writer thread.
+pub const BATCH_EVENTS: usize = 4096;
+/// Bound on batches queued for the writer thread; the recorder blocks (rarely) beyond it.
+pub const MAX_BATCHES_IN_FLIGHT: usize = 16;

@@ -1,0 +1,229 @@
+//! The writer thread and the on-disk formats.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Sender};
+use runtime_tracing::{create_trace_writer, TraceEventsFileFormat, TraceLowLevelEvent};
+
+use super::{BATCH_EVENTS, MAX_BATCHES_IN_FLIGHT};
+
+/// Which events file to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceFormat {
+    /// `trace.json`: a JSON array of events (streamed, readable by `runtime_tracing`).
+    Json,
+    /// `trace.bin`: CBOR records in a zstd stream (`runtime_tracing` binary v1).
+    Binary,
+}
+
+impl TraceFormat {
+    pub fn events_file_name(self) -> &'static str {
+        match self {
+            TraceFormat::Json => "trace.json",
+            TraceFormat::Binary => "trace.bin",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceFormat::Json => "json",
+            TraceFormat::Binary => "binary",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct WriterError(pub String);
+
+impl std::fmt::Display for WriterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for WriterError {}
+
+enum Message {
+    Batch(Vec<TraceLowLevelEvent>),
+    Finish,
+}
+
+/// Owns the writer thread. Dropping it without [`EventSink::finish`] still closes the file.
+pub struct EventSink {
+    tx: Option<Sender<Message>>,
+    handle: Option<JoinHandle<Result<u64, String>>>,
+    batch: Vec<TraceLowLevelEvent>,
+    events_path: PathBuf,
+}
+
+impl EventSink {
+    /// Opens `dir/<events file>` and starts the writer thread. Fails before anything is
+    /// recorded if the file cannot be created.
+    pub fn create(dir: &Path, format: TraceFormat, program: &str, args: &[String]) -> Result<Self, WriterError> {
+        let events_path = dir.join(format.events_file_name());
+        let (tx, rx) = bounded::<Message>(MAX_BATCHES_IN_FLIGHT);
+        // The output is opened on the writer thread (the binary writer is not `Send`); the
+        // open result comes back first so a bad path fails before anything is recorded.
+        let (ready_tx, ready_rx) = bounded::<Result<(), String>>(1);
+        let (path, program, args) = (events_path.clone(), program.to_owned(), args.to_vec());
+        let handle = std::thread::Builder::new()
+            .name("ct-trace-writer".into())
+            .spawn(move || {
+                let mut output = match Output::open(&path, format, &program, &args) {
+                    Ok(output) => {
+                        let _ = ready_tx.send(Ok(()));
+                        output
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return Err(e.to_string());
+                    }
+                };
+                let mut written = 0u64;
+                for msg in rx.iter() {
+                    match msg {
+                        Message::Batch(events) => {
+                            written += events.len() as u64;
+                            output.write_batch(events).map_err(|e| e.to_string())?;
+                        }
+                        Message::Finish => break,
+                    }
+                }
+                output.finish().map_err(|e| e.to_string())?;
+                Ok(written)
+            })
+            .map_err(|e| WriterError(format!("cannot start the trace writer thread: {e}")))?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = handle.join();
+                return Err(WriterError(format!("cannot create {}: {e}", events_path.display())));
+            }
+            Err(_) => return Err(WriterError("the trace writer thread died while opening its file".into())),
+        }
+        Ok(EventSink {
+            tx: Some(tx),
+            handle: Some(handle),
+            batch: Vec::with_capacity(BATCH_EVENTS),
+            events_path,
+        })
+    }
+
+    pub fn events_path(&self) -> &Path {
+        &self.events_path
+    }
+
+    #[inline]
+    pub fn push(&mut self, event: TraceLowLevelEvent) {
+        self.batch.push(event);
+        if self.batch.len() >= BATCH_EVENTS {
+            self.ship();
+        }
+    }
+
+    fn ship(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let full = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_EVENTS));
+        if let Some(tx) = &self.tx {
+            // A send only fails when the writer thread died; its error surfaces at finish().
+            let _ = tx.send(Message::Batch(full));
+        }
+    }
+
+    /// Hands over what is buffered without closing the file (used before the process may
+    /// be killed, e.g. on a fatal signal, so at most one batch is lost).
+    pub fn flush(&mut self) {
+        self.ship();
+    }
+
+    /// Writes the remaining events, closes the events file and returns how many events it
+    /// holds.
+    pub fn finish(&mut self) -> Result<u64, WriterError> {
+        self.ship();
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Message::Finish);
+        }
+        match self.handle.take() {
+            Some(handle) => match handle.join() {
+                Ok(Ok(n)) => Ok(n),
+                Ok(Err(e)) => Err(WriterError(format!("writing {}: {e}", self.events_path.display()))),
+                Err(_) => Err(WriterError("the trace writer thread panicked".into())),
+            },
+            None => Ok(0),
+        }
+    }
+}
+
+impl Drop for EventSink {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
+enum Output {
+    Json { out: BufWriter<File>, first: bool },
+    Binary(Box<dyn runtime_tracing::TraceWriter>),
+}
+
+impl Output {
+    fn open(path: &Path, format: TraceFormat, program: &str, args: &[String]) -> std::io::Result<Self> {
+        match format {
+            TraceFormat::Json => {
+                let mut out = BufWriter::with_capacity(1 << 16, File::create(path)?);
+                out.write_all(b"[")?;
+                Ok(Output::Json { out, first: true })
+            }
+            TraceFormat::Binary => {
+                let mut w = create_trace_writer(program, args, TraceEventsFileFormat::Binary);
+                w.begin_writing_trace_events(path).map_err(|e| std::io::Error::other(e.to_string()))?;
+                Ok(Output::Binary(w))
+            }
+        }
+    }
+
+    fn write_batch(&mut self, events: Vec<TraceLowLevelEvent>) -> std::io::Result<()> {
+        match self {
+            Output::Json { out, first } => {
+                for event in &events {
+                    if !*first {
+                        out.write_all(b",\n")?;
+                    }
+                    *first = false;
+                    serde_json::to_writer(&mut *out, event)?;
+                }
+                Ok(())
+            }
+            Output::Binary(w) => {
+                for event in events {
+                    runtime_tracing::TraceWriter::add_event(w.as_mut(), event);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn finish(self) -> std::io::Result<()> {
+        match self {
+            Output::Json { mut out, .. } => {
+                out.write_all(b"]\n")?;
+                out.flush()?;
+                out.into_inner().map_err(|e| e.into_error())?.sync_data()
+            }
+            Output::Binary(mut w) => w.finish_writing_trace_events().map_err(|e| std::io::Error::other(e.to_string())),
+        }
+    }
+}
+
+/// Writes `contents` to `path` through a temporary file and a rename, so readers never see
+/// a half-written file.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    fs::write(&tmp, contents)?;
+    fs::rename(&tmp, path)
+}
