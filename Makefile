@@ -37,8 +37,8 @@ setup: $(STAMPS)/venv
 
 build: setup
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
-	  $(VENV)/bin/maturin develop --release --quiet 2>&1 | grep -vE '^(📦|🔗|🐍|💻|📡|🛠|✏️|🔨|📖|⚠️ Warning: .*pip)' || true
-	$(PY) -c 'import ct_recorder._native' 
+	  $(VENV)/bin/maturin develop --release --quiet
+	$(PY) -c 'import ct_recorder._native'
 
 # --- the two commands ---------------------------------------------------------------------
 demo: build

@@ -7,12 +7,161 @@
 //!
 //! Layout:
 //! - [`writer`]: the CodeTracer trace format, streamed by a writer thread;
+//! - [`tracer`]: the C-level trace hook (the hot path) and its per-code-object cache;
+//! - [`encode`]: Python values to trace values, bounded and side-effect free;
+//! - [`session`]: start/stop of a recording, the run directory's metadata files;
 //! - [`naming`]: module-naming engines (`globals`, and `legacy` behind the
 //!   `legacy-resolver` feature);
 //! - [`filters`]: trace filter files and their evaluation;
-//! - `tracer`: the C-level trace hook (the hot path) and its per-code-object cache;
-//! - `cli`: the `ct-record` command line (clap), glue to the Python launcher.
+//! - [`cli`]: the `ct-record` command line (clap), handed to the Python launcher.
 
+pub mod cli;
+pub mod encode;
 pub mod filters;
 pub mod naming;
+pub mod session;
+pub mod tracer;
 pub mod writer;
+
+use std::path::PathBuf;
+
+use pyo3::create_exception;
+use pyo3::exceptions::{PyBaseException, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyType;
+
+use crate::encode::Limits;
+use crate::session::SessionConfig;
+use crate::tracer::OnError;
+use crate::writer::TraceFormat;
+
+create_exception!(
+    ct_recorder,
+    RecorderError,
+    PyBaseException,
+    "The recorder failed and --on-recorder-error=abort asked to fail loudly. Derives from \
+     BaseException so that a program's `except Exception` does not swallow it."
+);
+
+pub(crate) fn recorder_error_type(py: Python<'_>) -> PyResult<Bound<'_, PyType>> {
+    Ok(py.get_type::<RecorderError>())
+}
+
+/// `ct-record`'s entry point: parses `argv` and runs the program; returns the exit status.
+#[pyfunction]
+#[pyo3(name = "main")]
+fn py_main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
+    cli::main(py, argv)
+}
+
+/// Starts recording the current process into `trace_dir`.
+#[pyfunction]
+#[pyo3(signature = (trace_dir, *, format = "json", program = None, args = Vec::new(), own_dir = None, on_error = "disable", skip_current_stack = false))]
+#[allow(clippy::too_many_arguments)]
+fn start(
+    py: Python<'_>,
+    trace_dir: PathBuf,
+    format: &str,
+    program: Option<String>,
+    args: Vec<String>,
+    own_dir: Option<String>,
+    on_error: &str,
+    skip_current_stack: bool,
+) -> PyResult<()> {
+    let format = <TraceFormat as clap::ValueEnum>::from_str(format, false).map_err(|_| {
+        PyValueError::new_err(format!(
+            "unknown trace format {format:?} (expected 'json' or 'binary')"
+        ))
+    })?;
+    let on_error = <OnError as clap::ValueEnum>::from_str(on_error, false).map_err(|_| {
+        PyValueError::new_err(format!(
+            "unknown on_error {on_error:?} (expected 'disable' or 'abort')"
+        ))
+    })?;
+    let program = match program {
+        Some(p) => p,
+        None => py
+            .import("sys")?
+            .getattr("argv")?
+            .get_item(0)
+            .and_then(|v| v.extract())
+            .unwrap_or_default(),
+    };
+    session::start(
+        py,
+        SessionConfig {
+            trace_dir,
+            format,
+            program,
+            args,
+            own_dir,
+            on_error,
+            limits: Limits::default(),
+            skip_current_stack,
+        },
+    )
+}
+
+/// Stops recording, writes the trace files; returns a summary dict (None if not recording).
+#[pyfunction]
+fn stop(py: Python<'_>) -> PyResult<PyObject> {
+    match session::stop(py)? {
+        None => Ok(py.None()),
+        Some(summary) => {
+            let json = serde_json::to_string(&summary).expect("summary serialises");
+            Ok(py.import("json")?.call_method1("loads", (json,))?.unbind())
+        }
+    }
+}
+
+#[pyfunction]
+fn flush() {
+    session::flush();
+}
+
+#[pyfunction]
+fn is_recording() -> bool {
+    session::is_recording()
+}
+
+/// Reads a trace's events with `runtime_tracing`'s own reader and returns them as JSON.
+/// `path` is a trace directory or an events file (`trace.json` / `trace.bin`).
+#[pyfunction]
+fn read_trace_json(path: PathBuf) -> PyResult<String> {
+    let file = if path.is_dir() {
+        let json = path.join("trace.json");
+        if json.exists() {
+            json
+        } else {
+            path.join("trace.bin")
+        }
+    } else {
+        path
+    };
+    let format = if file.extension().is_some_and(|e| e == "json") {
+        runtime_tracing::TraceEventsFileFormat::Json
+    } else {
+        runtime_tracing::TraceEventsFileFormat::Binary
+    };
+    // The crate's binary reader panics on a wrong header: turn that into an error.
+    let events = std::panic::catch_unwind(|| {
+        runtime_tracing::create_trace_reader(format).load_trace_events(&file)
+    })
+    .map_err(|_| PyValueError::new_err(format!("{}: not a CodeTracer trace", file.display())))?
+    .map_err(|e| PyValueError::new_err(format!("{}: {e}", file.display())))?;
+    serde_json::to_string(&events).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("RecorderError", m.py().get_type::<RecorderError>())?;
+    m.add_function(wrap_pyfunction!(py_main, m)?)?;
+    m.add_function(wrap_pyfunction!(start, m)?)?;
+    m.add_function(wrap_pyfunction!(stop, m)?)?;
+    m.add_function(wrap_pyfunction!(flush, m)?)?;
+    m.add_function(wrap_pyfunction!(is_recording, m)?)?;
+    m.add_function(wrap_pyfunction!(read_trace_json, m)?)?;
+    m.add_function(wrap_pyfunction!(tracer::threads::thread_bootstrap, m)?)?;
+    Ok(())
+}

@@ -18,7 +18,7 @@ mod builder;
 mod sink;
 
 pub use builder::TraceBuilder;
-pub use sink::{EventSink, TraceFormat, WriterError};
+pub use sink::{write_atomically, EventSink, TraceFormat, WriterError};
 
 /// Events per batch handed to the writer thread.
 pub const BATCH_EVENTS: usize = 4096;

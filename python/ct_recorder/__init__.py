@@ -1,0 +1,52 @@
+"""ct-recorder: record Python programs as CodeTracer traces.
+
+Command line: ``ct-record [OPTIONS] SCRIPT [ARGS...]`` or ``ct-record [OPTIONS] -m MODULE``.
+
+In-process use::
+
+    import ct_recorder
+    with ct_recorder.recording("trace-out"):
+        work()
+
+or ``ct_recorder.start("trace-out")`` ... ``ct_recorder.stop()``.
+"""
+
+import contextlib
+import os
+
+from . import _native
+from ._native import RecorderError
+
+__version__ = _native.__version__
+__all__ = ["start", "stop", "recording", "is_recording", "RecorderError", "__version__"]
+
+_OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def start(trace_dir="trace-out", *, format="json", on_error="disable"):
+    """Start recording this process (every thread) into ``trace_dir``.
+
+    ``format`` is ``"json"`` or ``"binary"``; ``on_error`` is ``"disable"`` (stop recording
+    on a recorder failure, never disturb the program) or ``"abort"`` (raise RecorderError).
+    """
+    _native.start(os.fspath(trace_dir), format=format, own_dir=_OWN_DIR, on_error=on_error)
+
+
+def stop():
+    """Stop recording and write the trace files. Returns a summary dict, or None if no
+    recording was running."""
+    return _native.stop()
+
+
+def is_recording():
+    return _native.is_recording()
+
+
+@contextlib.contextmanager
+def recording(trace_dir="trace-out", **kwargs):
+    """Record the ``with`` block; the trace is written when the block exits, however it exits."""
+    start(trace_dir, **kwargs)
+    try:
+        yield
+    finally:
+        stop()

@@ -1,0 +1,209 @@
+"""Run a program under the recorder exactly as ``python`` would run it.
+
+``ct-record SCRIPT`` and ``ct-record -m MODULE`` must be indistinguishable, from inside the
+program, from ``python SCRIPT`` / ``python -m MODULE``: the same ``sys.argv``,
+``sys.path[0]``, a fresh ``__main__`` module with the same attributes, the same output,
+tracebacks (without recorder frames) and exit status. This module builds that
+environment, starts the recorder at the last moment (so nothing of its own is recorded)
+and maps the program's end to an exit status the way the interpreter does.
+
+Exit paths:
+- normal end: status 0;
+- ``SystemExit``: re-raised untouched, so the interpreter prints and exits as usual;
+- any other exception: printed by ``sys.excepthook`` with our frames cut off, status 1;
+- ``KeyboardInterrupt``: printed likewise, then the process kills itself with SIGINT after
+  interpreter shutdown, as CPython does, so the parent sees death by SIGINT;
+- SIGTERM: the trace is finished, then the default action runs (death by SIGTERM).
+
+The trace is finished in an ``atexit`` handler registered before the program runs, so it
+runs after the program's own ``atexit`` handlers (which are recorded) and on every exit
+path that runs ``atexit``.
+"""
+
+import atexit
+import importlib.machinery
+import importlib.util
+import os
+import runpy
+import signal
+import sys
+import types
+
+from . import _native
+
+_OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+# Set when the program ended with an uncaught KeyboardInterrupt.
+_sigint_exit = False
+
+
+def _finish_recording():
+    """Stop the recorder and write the trace; report recorder trouble on stderr."""
+    try:
+        summary = _native.stop()
+    except Exception as exc:  # the trace could not be written: say so, keep the status
+        sys.stderr.write(f"ct-record: error: writing the trace failed: {exc}\n")
+        return
+    if summary and summary.get("recorder_error_count"):
+        sys.stderr.write(
+            f"ct-record: warning: the recorder hit {summary['recorder_error_count']} error(s) and "
+            f"stopped recording early: {summary['recorder_errors'][0]}\n"
+        )
+
+
+def _at_exit():
+    _finish_recording()
+    if _sigint_exit:
+        # What CPython does after an uncaught KeyboardInterrupt: die by SIGINT.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def _on_sigterm(signum, frame):
+    _finish_recording()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _fresh_main_module():
+    """A new ``__main__`` like the one the interpreter creates, installed in sys.modules."""
+    main = types.ModuleType("__main__")
+    main.__dict__["__builtins__"] = sys.modules["builtins"]
+    main.__dict__["__annotations__"] = {}
+    sys.modules["__main__"] = main
+    return main
+
+
+def _script_paths(script):
+    """``__file__`` and ``sys.path[0]`` as CPython computes them for ``python SCRIPT``:
+    ``__file__`` is the path joined to the working directory without normalising it;
+    ``sys.path[0]`` is the directory of the script with symlinks resolved."""
+    file = script if os.path.isabs(script) else os.path.join(os.getcwd(), script)
+    return file, os.path.dirname(os.path.realpath(script))
+
+
+def _compile_script(file):
+    """Code object for a source or sourceless (.pyc) script, or raise."""
+    with open(file, "rb") as f:
+        data = f.read()
+    if data[:4] == importlib.util.MAGIC_NUMBER:
+        loader = importlib.machinery.SourcelessFileLoader("__main__", file)
+        return loader.get_code("__main__"), loader
+    loader = importlib.machinery.SourceFileLoader("__main__", file)
+    return compile(data, file, "exec", dont_inherit=True), loader
+
+
+def _module_findable(name):
+    """Whether the top-level package of ``name`` can be found, without importing it."""
+    top = name.partition(".")[0]
+    if not top or top in sys.modules:
+        return bool(top)
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _report_uncaught(exc):
+    """Print like the interpreter does for an uncaught exception, minus our frames."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_OWN_DIR):
+        tb = tb.tb_next
+    exc.__traceback__ = tb
+    sys.excepthook(type(exc), exc, tb)
+
+
+def main(opts):
+    """Entry point used by ``ct-record`` (``_native.main`` parses the command line)."""
+    global _sigint_exit
+    kind, target, args = opts["kind"], opts["target"], list(opts["args"])
+
+    if kind == "script":
+        if os.path.isdir(target) or (os.path.isfile(target) and _is_zip(target)):
+            # `python DIR` / `python app.zip`: run its __main__ with it on sys.path.
+            sys.argv = [target] + args
+            sys.path[0] = target
+            program, runner = target, lambda: runpy._run_module_as_main("__main__", alter_argv=False)
+        else:
+            file, path0 = _script_paths(target)
+            try:
+                code, loader = _compile_script(file)
+            except OSError as exc:
+                sys.stderr.write(f"ct-record: can't open file {file!r}: [Errno {exc.errno}] {exc.strerror}\n")
+                return 2
+            except SyntaxError as exc:
+                sys.excepthook(type(exc), exc, None)
+                return 1
+            sys.argv = [target] + args
+            sys.path[0] = path0
+            main_module = _fresh_main_module()
+            g = main_module.__dict__
+            g.update(__file__=file, __cached__=None, __doc__=None, __loader__=loader,
+                     __package__=None, __spec__=None)
+
+            def runner():
+                exec(code, g)
+
+            program = file
+    else:
+        sys.argv = ["-m"] + args
+        sys.path[0] = os.getcwd()
+        _fresh_main_module()
+        if not _module_findable(target):
+            # Let runpy say it exactly as `python -m` does; nothing is recorded.
+            runpy._run_module_as_main(target)
+            return 1
+        program = f"-m {target}"
+
+        def runner():
+            runpy._run_module_as_main(target)
+
+    # Everything the launcher itself calls happens before the hook is installed.
+    previous_sigterm = signal.getsignal(signal.SIGTERM)
+    if previous_sigterm == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        _native.start(
+            opts["trace_dir"],
+            format=opts["format"],
+            program=program,
+            args=args,
+            own_dir=_OWN_DIR,
+            on_error=opts["on_error"],
+            skip_current_stack=True,
+        )
+    except OSError as exc:
+        signal.signal(signal.SIGTERM, previous_sigterm)
+        sys.stderr.write(f"ct-record: error: {exc}\n")
+        return 2
+    atexit.register(_at_exit)
+
+    try:
+        runner()
+    except SystemExit:
+        raise
+    except _native.RecorderError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 70
+    except KeyboardInterrupt as exc:
+        _report_uncaught(exc)
+        _sigint_exit = True
+        return 130
+    except BaseException as exc:
+        _report_uncaught(exc)
+        return 1
+    return 0
+
+
+def _is_zip(path):
+    import zipfile
+
+    try:
+        return zipfile.is_zipfile(path)
+    except OSError:
+        return False

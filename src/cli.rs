@@ -1,0 +1,292 @@
+//! `ct-record`: the command line, parsed with clap, handed to the Python launcher.
+//!
+//! Everything after `SCRIPT` or `-m MODULE` belongs to the program, as with `python`, so
+//! the command line is first split in two ([`split_argv`]): clap parses only the
+//! recorder's part. Nothing here calls `process::exit`: the exit status is returned to the
+//! Python shim, which exits through `sys.exit` so interpreter shutdown (atexit, flushing
+//! the trace) runs normally.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::tracer::OnError;
+use crate::writer::TraceFormat;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ct-record",
+    version,
+    about = "Record a Python program's execution as a CodeTracer trace.",
+    long_about = "Record a Python program's execution as a CodeTracer trace.\n\n\
+        The program runs exactly as `python SCRIPT [ARGS]` or `python -m MODULE [ARGS]` would: \
+        same sys.argv, sys.path[0], __main__, output, exceptions and exit status. Everything \
+        after SCRIPT or `-m MODULE` is passed to the program.",
+    override_usage = "ct-record [OPTIONS] SCRIPT [ARGS]...\n       ct-record [OPTIONS] -m MODULE [ARGS]..."
+)]
+pub struct RecordArgs {
+    /// Directory for the trace (created if missing).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "./trace-out",
+        env = "CODETRACER_TRACE_DIR"
+    )]
+    pub trace_dir: PathBuf,
+
+    /// Events file format: trace.json (streamed JSON) or trace.bin (CBOR + zstd).
+    #[arg(long, value_enum, default_value_t = TraceFormat::Json, env = "CODETRACER_TRACE_FORMAT")]
+    pub format: TraceFormat,
+
+    /// When the recorder itself fails: `disable` stops recording and lets the program
+    /// finish untouched; `abort` raises ct_recorder.RecorderError and exits with status 70.
+    #[arg(long, value_enum, default_value_t = OnError::Disable, env = "CODETRACER_ON_RECORDER_ERROR")]
+    pub on_recorder_error: OnError,
+
+    /// Recorder log level (the program's own output is never affected).
+    #[arg(long, value_enum, default_value_t = LogLevel::Warn, env = "CODETRACER_LOG_LEVEL")]
+    pub log_level: LogLevel,
+
+    /// Write the recorder's log to FILE instead of stderr.
+    #[arg(long, value_name = "FILE", env = "CODETRACER_LOG_FILE")]
+    pub log_file: Option<PathBuf>,
+
+    /// Run a library module as the program, like `python -m MODULE`.
+    #[arg(short = 'm', value_name = "MODULE", conflicts_with = "script")]
+    pub module: Option<String>,
+
+    /// The program to run, like `python SCRIPT`.
+    #[arg(value_name = "SCRIPT", required_unless_present = "module")]
+    pub script: Option<String>,
+
+    /// Arguments passed to the program.
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub args: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    fn as_filter(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+/// Splits `argv` into the recorder's part (with argv[0]) and the program's arguments.
+/// The recorder's part ends with `SCRIPT` or `-m MODULE`.
+pub fn split_argv(cmd: &clap::Command, argv: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut long_with_value = HashSet::new();
+    let mut short_with_value = HashSet::new();
+    for arg in cmd.get_arguments() {
+        if arg.is_positional() || !arg.get_action().takes_values() {
+            continue;
+        }
+        if let Some(l) = arg.get_long() {
+            long_with_value.insert(format!("--{l}"));
+        }
+        if let Some(s) = arg.get_short() {
+            short_with_value.insert(s);
+        }
+    }
+    let mut ours: Vec<String> = argv.iter().take(1).cloned().collect();
+    let mut i = 1;
+    while i < argv.len() {
+        let a = &argv[i];
+        if a == "--" {
+            ours.push(a.clone());
+            if let Some(script) = argv.get(i + 1) {
+                ours.push(script.clone());
+            }
+            return (ours, argv.iter().skip(i + 2).cloned().collect());
+        }
+        if a == "-m" {
+            ours.extend(argv[i..argv.len().min(i + 2)].iter().cloned());
+            return (ours, argv.iter().skip(i + 2).cloned().collect());
+        }
+        if let Some(module) = a.strip_prefix("-m") {
+            ours.push("-m".into());
+            ours.push(module.into());
+            return (ours, argv.iter().skip(i + 1).cloned().collect());
+        }
+        if a.starts_with("--") {
+            ours.push(a.clone());
+            if !a.contains('=') && long_with_value.contains(a.as_str()) {
+                if let Some(v) = argv.get(i + 1) {
+                    ours.push(v.clone());
+                    i += 1;
+                }
+            }
+        } else if a.len() > 1 && a.starts_with('-') {
+            ours.push(a.clone());
+            let last = a.chars().last().unwrap_or('-');
+            if a.len() == 2 && short_with_value.contains(&last) {
+                if let Some(v) = argv.get(i + 1) {
+                    ours.push(v.clone());
+                    i += 1;
+                }
+            }
+        } else {
+            ours.push(a.clone());
+            return (ours, argv.iter().skip(i + 1).cloned().collect());
+        }
+        i += 1;
+    }
+    (ours, Vec::new())
+}
+
+pub fn parse(argv: &[String]) -> Result<RecordArgs, clap::Error> {
+    let cmd = RecordArgs::command();
+    let (ours, program_args) = split_argv(&cmd, argv);
+    let matches = cmd.try_get_matches_from(ours)?;
+    let mut parsed = RecordArgs::from_arg_matches(&matches)?;
+    parsed.args.extend(program_args);
+    Ok(parsed)
+}
+
+fn init_logging(level: LogLevel, file: Option<&PathBuf>) -> Result<(), String> {
+    use tracing_subscriber::fmt;
+    let builder = fmt()
+        .with_env_filter(level.as_filter())
+        .with_target(false)
+        .without_time();
+    let result = match file {
+        Some(path) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot open the log file '{}': {e}", path.display()))?;
+            builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(f))
+                .try_init()
+        }
+        None => builder.with_writer(std::io::stderr).try_init(),
+    };
+    // A second session in one process keeps the first subscriber; that is fine.
+    let _ = result;
+    Ok(())
+}
+
+/// The whole `ct-record` command. Returns the process exit status.
+pub fn main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
+    let args = match parse(&argv) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return Ok(e.exit_code());
+        }
+    };
+    if let Err(msg) = init_logging(args.log_level, args.log_file.as_ref()) {
+        eprintln!("ct-record: {msg}");
+        return Ok(2);
+    }
+    let opts = PyDict::new(py);
+    match (&args.module, &args.script) {
+        (Some(m), _) => {
+            opts.set_item("kind", "module")?;
+            opts.set_item("target", m)?;
+        }
+        (None, Some(s)) => {
+            opts.set_item("kind", "script")?;
+            opts.set_item("target", s)?;
+        }
+        (None, None) => unreachable!("clap requires SCRIPT unless -m is given"),
+    }
+    opts.set_item("args", &args.args)?;
+    opts.set_item("trace_dir", args.trace_dir.to_string_lossy().as_ref())?;
+    opts.set_item("format", args.format.as_str())?;
+    opts.set_item(
+        "on_error",
+        match args.on_recorder_error {
+            OnError::Disable => "disable",
+            OnError::Abort => "abort",
+        },
+    )?;
+    let launcher = py.import("ct_recorder._launcher")?;
+    launcher.call_method1("main", (opts,))?.extract()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn options_after_the_script_belong_to_the_script() {
+        let a = parse(&s(&[
+            "ct-record",
+            "--format",
+            "binary",
+            "app.py",
+            "--format",
+            "x",
+            "-m",
+        ]))
+        .unwrap();
+        assert_eq!(a.script.as_deref(), Some("app.py"));
+        assert_eq!(a.format, TraceFormat::Binary);
+        assert_eq!(a.args, s(&["--format", "x", "-m"]));
+    }
+
+    #[test]
+    fn dash_m_takes_the_module_and_the_rest() {
+        let a = parse(&s(&[
+            "ct-record",
+            "--trace-dir=t",
+            "-m",
+            "pkg.mod",
+            "--trace-dir",
+            "y",
+        ]))
+        .unwrap();
+        assert_eq!(a.module.as_deref(), Some("pkg.mod"));
+        assert_eq!(a.trace_dir, PathBuf::from("t"));
+        assert_eq!(a.args, s(&["--trace-dir", "y"]));
+        let b = parse(&s(&["ct-record", "-mpkg", "a"])).unwrap();
+        assert_eq!(b.module.as_deref(), Some("pkg"));
+        assert_eq!(b.args, s(&["a"]));
+    }
+
+    #[test]
+    fn double_dash_ends_recorder_options() {
+        let a = parse(&s(&["ct-record", "--", "-weird.py", "x"])).unwrap();
+        assert_eq!(a.script.as_deref(), Some("-weird.py"));
+        assert_eq!(a.args, s(&["x"]));
+    }
+
+    #[test]
+    fn unknown_option_is_a_usage_error_with_status_2() {
+        let e = parse(&s(&["ct-record", "--no-such-flag", "app.py"])).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn missing_target_is_a_usage_error() {
+        let e = parse(&s(&["ct-record", "--format", "json"])).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+}

@@ -1,0 +1,337 @@
+//! Value encoding: Python objects to `runtime_tracing` value records.
+//!
+//! Builtins are encoded structurally (int, float, bool, None, str, bytes, list, tuple,
+//! dict, set, frozenset, and their subclasses through the base type's storage), bounded
+//! in string length, item count and depth. Everything else is recorded by type and a
+//! bounded repr — but only for types implemented in C: the recorder never calls a
+//! `__repr__` written in Python, because running user code from inside a trace hook can
+//! change what the program does (lazy loaders, ORMs, reprs with side effects). Objects of
+//! Python-defined classes are recorded as `<Type object at 0x…>`, the default repr,
+//! computed without calling into the object.
+//!
+//! The encoder never raises into the program: every failed read becomes an `Error`
+//! record and the Python error indicator is cleared.
+
+use std::ffi::CStr;
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString, PyTuple};
+use runtime_tracing::{TypeId, TypeKind, ValueRecord, NONE_TYPE_ID};
+
+use crate::writer::TraceBuilder;
+
+/// Bounds on what one value may cost to record.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Longest string (in characters) recorded before truncation.
+    pub max_str: usize,
+    /// Most items recorded per container.
+    pub max_items: usize,
+    /// Deepest container nesting recorded; deeper values are summarised.
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_str: 512,
+            max_items: 32,
+            max_depth: 4,
+        }
+    }
+}
+
+pub struct Encoder {
+    limits: Limits,
+}
+
+impl Encoder {
+    pub fn new(limits: Limits) -> Self {
+        Encoder { limits }
+    }
+
+    pub fn none() -> ValueRecord {
+        ValueRecord::None {
+            type_id: NONE_TYPE_ID,
+        }
+    }
+
+    /// Encodes `obj`. Never fails and never leaves a Python error set.
+    pub fn encode(&self, b: &mut TraceBuilder, obj: &Bound<'_, PyAny>) -> ValueRecord {
+        let v = self.encode_at(b, obj, 0);
+        // SAFETY: the GIL is held (we have a `Bound`).
+        if unsafe { !ffi::PyErr_Occurred().is_null() } {
+            unsafe { ffi::PyErr_Clear() };
+        }
+        v
+    }
+
+    fn encode_at(&self, b: &mut TraceBuilder, obj: &Bound<'_, PyAny>, depth: usize) -> ValueRecord {
+        if obj.is_none() {
+            return Self::none();
+        }
+        let tname = type_name(obj);
+        // bool before int: bool is an int subclass.
+        if obj.is_exact_instance_of::<pyo3::types::PyBool>() {
+            let type_id = b.type_id(TypeKind::Bool, "bool");
+            return ValueRecord::Bool {
+                b: obj.is_truthy().unwrap_or(false),
+                type_id,
+            };
+        }
+        if let Ok(i) = obj.downcast::<PyInt>() {
+            return encode_int(b, i, tname);
+        }
+        if let Ok(f) = obj.downcast::<PyFloat>() {
+            let type_id = b.type_id(TypeKind::Float, tname);
+            return ValueRecord::Float {
+                f: f.value(),
+                type_id,
+            };
+        }
+        if let Ok(s) = obj.downcast::<PyString>() {
+            let type_id = b.type_id(TypeKind::String, tname);
+            let text = match s.to_str() {
+                Ok(t) => truncate(t, self.limits.max_str),
+                // Lone surrogates cannot be UTF-8: record the escaped form instead.
+                Err(_) => truncate(&s.to_string_lossy(), self.limits.max_str),
+            };
+            return ValueRecord::String { text, type_id };
+        }
+        if let Ok(by) = obj.downcast::<PyBytes>() {
+            let type_id = b.type_id(TypeKind::Raw, tname);
+            return ValueRecord::Raw {
+                r: bytes_repr(by.as_bytes(), self.limits.max_str),
+                type_id,
+            };
+        }
+        let container = obj.downcast::<PyList>().is_ok()
+            || obj.downcast::<PyTuple>().is_ok()
+            || obj.downcast::<PyDict>().is_ok()
+            || obj.downcast::<PySet>().is_ok()
+            || obj.downcast::<PyFrozenSet>().is_ok();
+        if container && depth >= self.limits.max_depth {
+            let type_id = b.type_id(TypeKind::NonExpanded, tname);
+            let len = obj.len().unwrap_or(0);
+            return ValueRecord::Raw {
+                r: format!("<{tname} of {len} items>"),
+                type_id,
+            };
+        }
+        if let Ok(list) = obj.downcast::<PyList>() {
+            let type_id = b.type_id(TypeKind::Seq, tname);
+            let len = list.len();
+            let mut elements = Vec::with_capacity(len.min(self.limits.max_items + 1));
+            for i in 0..len.min(self.limits.max_items) {
+                // `get_item` reads the list storage; it may fail if the list shrank.
+                match list.get_item(i) {
+                    Ok(item) => elements.push(self.encode_at(b, &item, depth + 1)),
+                    Err(_) => break,
+                }
+            }
+            self.more(b, &mut elements, len);
+            return ValueRecord::Sequence {
+                elements,
+                is_slice: false,
+                type_id,
+            };
+        }
+        if let Ok(tuple) = obj.downcast::<PyTuple>() {
+            let type_id = b.type_id(TypeKind::Tuple, tname);
+            let len = tuple.len();
+            let mut elements = Vec::with_capacity(len.min(self.limits.max_items + 1));
+            for item in tuple.iter().take(self.limits.max_items) {
+                elements.push(self.encode_at(b, &item, depth + 1));
+            }
+            self.more(b, &mut elements, len);
+            return ValueRecord::Tuple { elements, type_id };
+        }
+        if let Ok(dict) = obj.downcast::<PyDict>() {
+            // A dict is recorded as a sequence of (key, value) tuples.
+            let type_id = b.type_id(TypeKind::TableKind, tname);
+            let pair_type = b.type_id(TypeKind::Tuple, "tuple");
+            let len = dict.len();
+            let mut elements = Vec::with_capacity(len.min(self.limits.max_items + 1));
+            // `PyDict_Next` reads the dict's own storage: no user `__iter__`/`items`.
+            let mut pos: ffi::Py_ssize_t = 0;
+            let mut key: *mut ffi::PyObject = std::ptr::null_mut();
+            let mut value: *mut ffi::PyObject = std::ptr::null_mut();
+            let py = obj.py();
+            while elements.len() < self.limits.max_items
+                && unsafe { ffi::PyDict_Next(dict.as_ptr(), &mut pos, &mut key, &mut value) } != 0
+            {
+                // SAFETY: PyDict_Next yields borrowed references valid while the dict lives.
+                let (k, v) = unsafe {
+                    (
+                        Bound::from_borrowed_ptr(py, key),
+                        Bound::from_borrowed_ptr(py, value),
+                    )
+                };
+                let ek = self.encode_at(b, &k, depth + 1);
+                let ev = self.encode_at(b, &v, depth + 1);
+                elements.push(ValueRecord::Tuple {
+                    elements: vec![ek, ev],
+                    type_id: pair_type,
+                });
+            }
+            self.more(b, &mut elements, len);
+            return ValueRecord::Sequence {
+                elements,
+                is_slice: false,
+                type_id,
+            };
+        }
+        if obj.downcast::<PySet>().is_ok() || obj.downcast::<PyFrozenSet>().is_ok() {
+            let type_id = b.type_id(TypeKind::Set, tname);
+            let len = obj.len().unwrap_or(0);
+            let mut elements = Vec::with_capacity(len.min(self.limits.max_items + 1));
+            // `_PySet_NextEntry` reads the set's storage without running `__iter__`.
+            let mut pos: ffi::Py_ssize_t = 0;
+            let mut key: *mut ffi::PyObject = std::ptr::null_mut();
+            let mut hash: ffi::Py_hash_t = 0;
+            let py = obj.py();
+            while elements.len() < self.limits.max_items
+                && unsafe { ffi::_PySet_NextEntry(obj.as_ptr(), &mut pos, &mut key, &mut hash) }
+                    != 0
+            {
+                let k = unsafe { Bound::from_borrowed_ptr(py, key) };
+                elements.push(self.encode_at(b, &k, depth + 1));
+            }
+            self.more(b, &mut elements, len);
+            return ValueRecord::Sequence {
+                elements,
+                is_slice: false,
+                type_id,
+            };
+        }
+        self.encode_other(b, obj, tname)
+    }
+
+    /// Appends a marker saying how many items were left out.
+    fn more(&self, b: &mut TraceBuilder, elements: &mut Vec<ValueRecord>, len: usize) {
+        if len > elements.len() {
+            let type_id = b.type_id(TypeKind::NonExpanded, "...");
+            elements.push(ValueRecord::Raw {
+                r: format!("... {} more", len - elements.len()),
+                type_id,
+            });
+        }
+    }
+
+    fn encode_other(
+        &self,
+        b: &mut TraceBuilder,
+        obj: &Bound<'_, PyAny>,
+        tname: &str,
+    ) -> ValueRecord {
+        let type_id = b.type_id(TypeKind::Raw, tname);
+        let r = if is_python_defined_type(obj) {
+            format!("<{tname} object at {:#x}>", obj.as_ptr() as usize)
+        } else {
+            match obj.repr() {
+                Ok(s) => truncate(&s.to_string_lossy(), self.limits.max_str),
+                Err(_) => {
+                    return ValueRecord::Error {
+                        msg: format!("<{tname}: repr failed>"),
+                        type_id,
+                    }
+                }
+            }
+        };
+        ValueRecord::Raw { r, type_id }
+    }
+}
+
+fn encode_int(b: &mut TraceBuilder, i: &Bound<'_, PyInt>, tname: &str) -> ValueRecord {
+    let mut overflow: std::os::raw::c_int = 0;
+    // SAFETY: `i` is an int (or subclass); the call reads its digits, no user code.
+    let v = unsafe { ffi::PyLong_AsLongLongAndOverflow(i.as_ptr(), &mut overflow) };
+    let type_id: TypeId = b.type_id(TypeKind::Int, tname);
+    if overflow == 0 {
+        return ValueRecord::Int { i: v, type_id };
+    }
+    // Big integers: big-endian magnitude bytes, as the format's BigInt record wants.
+    let negative = overflow < 0;
+    let bytes = (|| -> PyResult<Vec<u8>> {
+        let magnitude = i.call_method0("__abs__")?;
+        let bits: usize = magnitude.call_method0("bit_length")?.extract()?;
+        let raw = magnitude.call_method1("to_bytes", (bits.div_ceil(8), "big"))?;
+        Ok(raw.downcast::<PyBytes>()?.as_bytes().to_vec())
+    })();
+    match bytes {
+        Ok(b) => ValueRecord::BigInt {
+            b,
+            negative,
+            type_id,
+        },
+        Err(_) => ValueRecord::Error {
+            msg: "<int too large to record>".into(),
+            type_id,
+        },
+    }
+}
+
+/// The type's `tp_name`: read from the type object, no attribute lookup.
+fn type_name<'a>(obj: &'a Bound<'_, PyAny>) -> &'a str {
+    // SAFETY: every object has a type whose tp_name is a NUL-terminated static or
+    // type-owned string that lives as long as the type (which `obj` keeps alive).
+    unsafe {
+        let tp = ffi::Py_TYPE(obj.as_ptr());
+        CStr::from_ptr((*tp).tp_name).to_str().unwrap_or("object")
+    }
+}
+
+/// True for classes created by a `class` statement (heap types), whose `__repr__` may be
+/// Python code.
+fn is_python_defined_type(obj: &Bound<'_, PyAny>) -> bool {
+    unsafe {
+        let tp = ffi::Py_TYPE(obj.as_ptr());
+        ((*tp).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE) != 0
+    }
+}
+
+pub fn truncate(s: &str, max_chars: usize) -> String {
+    match s.char_indices().nth(max_chars) {
+        None => s.to_owned(),
+        Some((cut, _)) => format!("{}...", &s[..cut]),
+    }
+}
+
+fn bytes_repr(bytes: &[u8], max: usize) -> String {
+    let mut out = String::with_capacity(bytes.len().min(max) + 3);
+    out.push_str("b'");
+    for &c in bytes.iter().take(max) {
+        match c {
+            b'\\' => out.push_str("\\\\"),
+            b'\'' => out.push_str("\\'"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x20..=0x7e => out.push(c as char),
+            _ => out.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    out.push('\'');
+    if bytes.len() > max {
+        out.push_str("...");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncate_counts_characters_not_bytes() {
+        assert_eq!(truncate("héllo", 2), "hé...");
+        assert_eq!(truncate("héllo", 5), "héllo");
+    }
+
+    #[test]
+    fn bytes_repr_escapes_quotes_controls_and_non_ascii() {
+        assert_eq!(bytes_repr(b"a'\n\x00\\", 10), "b'a\\'\\n\\x00\\\\'");
+        assert_eq!(bytes_repr(b"abcdef", 3), "b'abc'...");
+    }
+}

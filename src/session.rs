@@ -1,0 +1,213 @@
+//! A recording session: start (open the run directory, install hooks) and stop (remove
+//! hooks, flush, write `trace_metadata.json` and `trace_paths.json`).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use pyo3::exceptions::{PyOSError, PyRuntimeError};
+use pyo3::prelude::*;
+use serde::Serialize;
+
+use crate::encode::Limits;
+use crate::tracer::{
+    threads, EventCounts, OnError, Recorder, RecorderOptions, DROPPED_REENTRANT, RECORDER,
+};
+use crate::writer::{write_atomically, EventSink, TraceBuilder, TraceFormat};
+
+pub struct SessionConfig {
+    pub trace_dir: PathBuf,
+    pub format: TraceFormat,
+    /// What was run: the script path as given, or `-m MODULE`.
+    pub program: String,
+    pub args: Vec<String>,
+    /// Code under this directory (the recorder's own Python package) is never recorded.
+    pub own_dir: Option<String>,
+    pub on_error: OnError,
+    pub limits: Limits,
+    /// Do not record the code running on the calling thread's stack (the launcher's).
+    pub skip_current_stack: bool,
+}
+
+struct SessionInfo {
+    trace_dir: PathBuf,
+    format: TraceFormat,
+    program: String,
+    args: Vec<String>,
+    workdir: PathBuf,
+    started: Instant,
+    started_unix: f64,
+}
+
+static SESSION: Mutex<Option<SessionInfo>> = Mutex::new(None);
+
+/// What `stop` reports back (also written into `trace_metadata.json`).
+#[derive(Serialize, Clone, Debug)]
+pub struct SessionSummary {
+    pub trace_dir: PathBuf,
+    pub events_file: PathBuf,
+    pub events: u64,
+    pub counts: EventCounts,
+    pub recorder_errors: Vec<String>,
+    pub recorder_error_count: u64,
+    pub dropped_reentrant_events: u64,
+    pub duration_seconds: f64,
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    // The three fields runtime_tracing's `TraceMetadata` reads; the rest is ours.
+    workdir: &'a Path,
+    program: &'a str,
+    args: &'a [String],
+    recorder: RecorderInfo,
+    started_unix: f64,
+    format: &'static str,
+    summary: &'a SessionSummary,
+}
+
+#[derive(Serialize)]
+struct RecorderInfo {
+    name: &'static str,
+    version: &'static str,
+    python: String,
+}
+
+pub fn is_recording() -> bool {
+    SESSION.lock().map(|s| s.is_some()).unwrap_or(false)
+}
+
+pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
+    let mut session = SESSION
+        .lock()
+        .map_err(|_| PyRuntimeError::new_err("recorder state poisoned"))?;
+    if session.is_some() {
+        return Err(PyRuntimeError::new_err(
+            "ct_recorder: a recording is already running; stop it first",
+        ));
+    }
+    let existed = cfg.trace_dir.exists();
+    std::fs::create_dir_all(&cfg.trace_dir).map_err(|e| {
+        PyOSError::new_err(format!(
+            "cannot create the trace directory '{}': {e}",
+            cfg.trace_dir.display()
+        ))
+    })?;
+    let program_path = PathBuf::from(&cfg.program);
+    let sink = match EventSink::create(&cfg.trace_dir, cfg.format, &cfg.program, &cfg.args) {
+        Ok(sink) => sink,
+        Err(e) => {
+            if !existed {
+                let _ = std::fs::remove_dir(&cfg.trace_dir);
+            }
+            return Err(PyOSError::new_err(format!(
+                "cannot write the trace directory '{}': {e}",
+                cfg.trace_dir.display()
+            )));
+        }
+    };
+    let builder = TraceBuilder::new(sink, &program_path);
+    let mut recorder = Recorder::new(
+        py,
+        builder,
+        RecorderOptions {
+            own_dir: cfg.own_dir.clone(),
+            on_error: cfg.on_error,
+            limits: cfg.limits,
+        },
+    )?;
+    if cfg.skip_current_stack {
+        recorder.skip_current_stack(py);
+    }
+    DROPPED_REENTRANT.store(0, Ordering::Relaxed);
+    *RECORDER
+        .lock()
+        .map_err(|_| PyRuntimeError::new_err("recorder state poisoned"))? = Some(recorder);
+    *session = Some(SessionInfo {
+        trace_dir: cfg.trace_dir,
+        format: cfg.format,
+        program: cfg.program,
+        args: cfg.args,
+        workdir: std::env::current_dir().unwrap_or_default(),
+        started: Instant::now(),
+        started_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0),
+    });
+    drop(session);
+    if let Err(e) = threads::install_all(py) {
+        let _ = stop(py);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Hands buffered events to the writer thread (used before the process may die).
+pub fn flush() {
+    if let Ok(mut guard) = RECORDER.try_lock() {
+        if let Some(rec) = guard.as_mut() {
+            rec.builder_mut().flush();
+        }
+    }
+}
+
+pub fn stop(py: Python<'_>) -> PyResult<Option<SessionSummary>> {
+    threads::uninstall_all(py);
+    let Some(info) = SESSION.lock().ok().and_then(|mut s| s.take()) else {
+        return Ok(None);
+    };
+    let recorder = RECORDER.lock().ok().and_then(|mut r| r.take());
+    let Some(mut recorder) = recorder else {
+        return Ok(None);
+    };
+    let counts = recorder.counts();
+    let errors = std::mem::take(&mut recorder.errors);
+    let error_count = recorder.error_count;
+    let builder = recorder.builder_mut();
+    let paths = serde_json::to_vec(builder.path_list()).expect("paths serialise");
+    let events_file = builder.events_path().to_path_buf();
+    let finished = builder.finish();
+    // Code objects are released here, with the GIL held.
+    drop(recorder);
+    let events = finished.map_err(|e| PyOSError::new_err(e.to_string()))?;
+    let summary = SessionSummary {
+        trace_dir: info.trace_dir.clone(),
+        events_file,
+        events,
+        counts,
+        recorder_errors: errors,
+        recorder_error_count: error_count,
+        dropped_reentrant_events: DROPPED_REENTRANT.load(Ordering::Relaxed),
+        duration_seconds: info.started.elapsed().as_secs_f64(),
+    };
+    let python: String = py.import("sys")?.getattr("version")?.extract()?;
+    let metadata = Metadata {
+        workdir: &info.workdir,
+        program: &info.program,
+        args: &info.args,
+        recorder: RecorderInfo {
+            name: "ct-recorder",
+            version: env!("CARGO_PKG_VERSION"),
+            python,
+        },
+        started_unix: info.started_unix,
+        format: info.format.as_str(),
+        summary: &summary,
+    };
+    let write = |name: &str, bytes: &[u8]| {
+        write_atomically(&info.trace_dir.join(name), bytes).map_err(|e| {
+            PyOSError::new_err(format!(
+                "writing {}: {e}",
+                info.trace_dir.join(name).display()
+            ))
+        })
+    };
+    write("trace_paths.json", &paths)?;
+    write(
+        "trace_metadata.json",
+        &serde_json::to_vec_pretty(&metadata).expect("metadata serialises"),
+    )?;
+    Ok(Some(summary))
+}

@@ -1,0 +1,598 @@
+//! The C-level trace hook: the recorder's hot path.
+//!
+//! One `extern "C"` callback receives every call, line, return and exception event of every
+//! traced thread (installed with `PyEval_SetTrace`, see [`threads`]). Everything that
+//! costs more than a pointer comparison happens once per code object and is cached in a
+//! [`CodeInfo`] that holds a strong reference to the code object: CPython reuses a freed
+//! code object's address at once, so an address alone would be an unsafe cache key.
+//!
+//! Per thread the recorder keeps a stack of (frame, code) entries pushed on call and popped
+//! on return. A line event almost always belongs to the frame on top of that stack, so it
+//! costs a pointer comparison and a push into the event batch. Generators and coroutines
+//! get a call event each time they resume and a return event each time they suspend, so
+//! each thread's call stack stays balanced.
+//!
+//! Reentrancy: the callback runs with the GIL held, and CPython does not call a thread's
+//! trace function while it is already running. Another thread can only run if something
+//! in the callback releases the GIL; the state lock is then busy and that thread's event is
+//! dropped and counted (`try_lock`), never waited for (waiting could deadlock on the GIL).
+
+pub mod ffi;
+pub mod threads;
+
+use std::os::raw::c_int;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use pyo3::ffi as py;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString, PyTuple};
+use runtime_tracing::{
+    EventLogKind, FullValueRecord, FunctionId, PathId, TypeKind, ValueRecord, VariableId,
+};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::encode::{truncate, Encoder, Limits};
+use crate::writer::TraceBuilder;
+
+/// What to do when the recorder itself fails (a bug, a Python error inside the hook, a
+/// panic). The traced program's behaviour is the priority.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Stop recording, keep what was recorded, let the program finish undisturbed.
+    Disable,
+    /// Fail loudly: raise `ct_recorder.RecorderError` in the program, exit status 70.
+    Abort,
+}
+
+#[derive(Default, Debug, Clone, Copy, serde::Serialize)]
+pub struct EventCounts {
+    pub calls: u64,
+    pub returns: u64,
+    pub lines: u64,
+    pub exceptions: u64,
+    /// Events of code the recorder does not record (its own code, synthetic files).
+    pub skipped_code_objects: u64,
+    pub code_objects: u64,
+    pub threads: u64,
+}
+
+/// Events that arrived while another thread held the recorder state (see module docs).
+pub static DROPPED_REENTRANT: AtomicU64 = AtomicU64::new(0);
+
+struct CodeInfo {
+    /// Keeps the code object (and so its address) alive for the whole session.
+    _code: Py<PyAny>,
+    record: bool,
+    path_id: PathId,
+    function_id: FunctionId,
+    /// `PyFrame_GetLasti` at the call event of a fresh (not resumed) frame: the offset of
+    /// the code's `RESUME 0`.
+    start_lasti: c_int,
+    args: Vec<(Py<PyString>, VariableId)>,
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    frame: usize,
+    code: u32,
+}
+
+pub struct Recorder {
+    builder: TraceBuilder,
+    encoder: Encoder,
+    code_index: FxHashMap<usize, u32>,
+    codes: Vec<CodeInfo>,
+    cur_tid: u64,
+    cur_stack: Vec<Entry>,
+    stacks: FxHashMap<u64, Vec<Entry>>,
+    seen_threads: FxHashSet<u64>,
+    own_dir: Option<String>,
+    resume_opcode: u8,
+    on_error: OnError,
+    pub(crate) disabled: bool,
+    pub(crate) errors: Vec<String>,
+    pub(crate) error_count: u64,
+    pub(crate) counts: EventCounts,
+}
+
+pub struct RecorderOptions {
+    pub own_dir: Option<String>,
+    pub on_error: OnError,
+    pub limits: Limits,
+}
+
+impl Recorder {
+    pub fn new(py: Python<'_>, builder: TraceBuilder, opts: RecorderOptions) -> PyResult<Self> {
+        let resume_opcode: u8 = py
+            .import("opcode")?
+            .getattr("opmap")?
+            .get_item("RESUME")?
+            .extract()?;
+        Ok(Recorder {
+            builder,
+            encoder: Encoder::new(opts.limits),
+            code_index: FxHashMap::default(),
+            codes: Vec::new(),
+            cur_tid: 0,
+            cur_stack: Vec::with_capacity(64),
+            stacks: FxHashMap::default(),
+            seen_threads: FxHashSet::default(),
+            own_dir: opts.own_dir,
+            resume_opcode,
+            on_error: opts.on_error,
+            disabled: false,
+            errors: Vec::new(),
+            error_count: 0,
+            counts: EventCounts::default(),
+        })
+    }
+
+    pub fn builder_mut(&mut self) -> &mut TraceBuilder {
+        &mut self.builder
+    }
+
+    pub fn counts(&self) -> EventCounts {
+        self.counts
+    }
+
+    fn current_thread(&mut self) {
+        // SAFETY: called with the GIL held, so there is a current thread state.
+        let tid = unsafe { ffi::PyThreadState_GetID(py::PyThreadState_Get()) };
+        if tid == self.cur_tid {
+            return;
+        }
+        let old = std::mem::take(&mut self.cur_stack);
+        if self.cur_tid != 0 {
+            self.stacks.insert(self.cur_tid, old);
+        }
+        self.cur_stack = self.stacks.remove(&tid).unwrap_or_default();
+        self.cur_tid = tid;
+        if self.seen_threads.insert(tid) {
+            self.counts.threads += 1;
+            self.builder.thread_start(tid);
+        } else {
+            self.builder.thread_switch(tid);
+        }
+    }
+
+    fn code_of_frame(
+        &mut self,
+        py: Python<'_>,
+        frame: *mut py::PyFrameObject,
+    ) -> Result<u32, String> {
+        // SAFETY: `frame` is the live frame CPython passed to the hook; GetCode returns a
+        // new reference that we release below.
+        let code = unsafe { py::PyFrame_GetCode(frame) } as *mut py::PyObject;
+        let key = code as usize;
+        let result = match self.code_index.get(&key) {
+            Some(idx) => Ok(*idx),
+            None => {
+                let bound = unsafe { Bound::from_borrowed_ptr(py, code) };
+                self.register_code(py, &bound)
+            }
+        };
+        unsafe { py::Py_DECREF(code) };
+        result
+    }
+
+    fn register_code(&mut self, py: Python<'_>, code: &Bound<'_, PyAny>) -> Result<u32, String> {
+        let err = |e: PyErr| format!("reading a code object: {e}");
+        let filename: String = code
+            .getattr(intern!(py, "co_filename"))
+            .and_then(|v| v.extract())
+            .map_err(err)?;
+        let qualname: String = code
+            .getattr(intern!(py, "co_qualname"))
+            .and_then(|v| v.extract())
+            .map_err(err)?;
+        let record = !self.is_own_code(&filename) && !is_synthetic_filename(&filename);
+        let idx = self.codes.len() as u32;
+        self.counts.code_objects += 1;
+        if !record {
+            self.counts.skipped_code_objects += 1;
+            self.codes.push(CodeInfo {
+                _code: code.clone().unbind(),
+                record,
+                path_id: PathId(0),
+                function_id: FunctionId(0),
+                start_lasti: -1,
+                args: Vec::new(),
+            });
+            self.code_index.insert(code.as_ptr() as usize, idx);
+            return Ok(idx);
+        }
+        let firstlineno: i64 = code
+            .getattr(intern!(py, "co_firstlineno"))
+            .and_then(|v| v.extract())
+            .map_err(err)?;
+        let argcount: usize = code
+            .getattr(intern!(py, "co_argcount"))
+            .and_then(|v| v.extract())
+            .map_err(err)?;
+        let kwonly: usize = code
+            .getattr(intern!(py, "co_kwonlyargcount"))
+            .and_then(|v| v.extract())
+            .map_err(err)?;
+        let flags: u32 = code
+            .getattr(intern!(py, "co_flags"))
+            .and_then(|v| v.extract())
+            .map_err(err)?;
+        let varnames = code.getattr(intern!(py, "co_varnames")).map_err(err)?;
+        let varnames = varnames.downcast::<PyTuple>().map_err(|e| e.to_string())?;
+        let co_code = code.getattr(intern!(py, "co_code")).map_err(err)?;
+        let co_code = co_code.downcast::<PyBytes>().map_err(|e| e.to_string())?;
+
+        const CO_VARARGS: u32 = 0x4;
+        const CO_VARKEYWORDS: u32 = 0x8;
+        let nargs = argcount
+            + kwonly
+            + usize::from(flags & CO_VARARGS != 0)
+            + usize::from(flags & CO_VARKEYWORDS != 0);
+        let mut args = Vec::with_capacity(nargs);
+        for name in varnames.iter().take(nargs) {
+            let name = name
+                .downcast_into::<PyString>()
+                .map_err(|e| e.to_string())?;
+            let var = self.builder.variable_id(&name.to_string_lossy());
+            args.push((name.unbind(), var));
+        }
+
+        let label = if qualname == "<module>" {
+            "<module>".to_owned()
+        } else {
+            qualname
+        };
+        let path = Path::new(&filename);
+        let path_id = self.builder.path_id(path);
+        let function_id = self.builder.function_id(&label, path, firstlineno);
+        let start_lasti = resume_zero_offset(co_code.as_bytes(), self.resume_opcode);
+        self.codes.push(CodeInfo {
+            _code: code.clone().unbind(),
+            record,
+            path_id,
+            function_id,
+            start_lasti,
+            args,
+        });
+        self.code_index.insert(code.as_ptr() as usize, idx);
+        Ok(idx)
+    }
+
+    /// Marks the code of every frame on the calling thread's stack as not recorded: the
+    /// launcher's frames (console script, CLI shim, launcher) stay running while the
+    /// program runs and would otherwise show up as line events.
+    pub fn skip_current_stack(&mut self, py: Python<'_>) {
+        // SAFETY: GIL held; GetFrame/GetBack return new references released here.
+        unsafe {
+            let mut frame = py::PyThreadState_GetFrame(py::PyThreadState_Get());
+            while !frame.is_null() {
+                let code = py::PyFrame_GetCode(frame) as *mut py::PyObject;
+                let key = code as usize;
+                if !self.code_index.contains_key(&key) {
+                    let idx = self.codes.len() as u32;
+                    self.codes.push(CodeInfo {
+                        _code: Py::from_borrowed_ptr(py, code),
+                        record: false,
+                        path_id: PathId(0),
+                        function_id: FunctionId(0),
+                        start_lasti: -1,
+                        args: Vec::new(),
+                    });
+                    self.code_index.insert(key, idx);
+                }
+                py::Py_DECREF(code);
+                let back = py::PyFrame_GetBack(frame);
+                py::Py_DECREF(frame.cast());
+                frame = back;
+            }
+        }
+    }
+
+    fn is_own_code(&self, filename: &str) -> bool {
+        match &self.own_dir {
+            Some(dir) => filename.starts_with(dir.as_str()),
+            None => false,
+        }
+    }
+
+    /// The code index of `frame`: the top of the thread's stack when it matches (the
+    /// common case), else a cache lookup.
+    #[inline]
+    fn current_code(
+        &mut self,
+        py: Python<'_>,
+        frame: *mut py::PyFrameObject,
+    ) -> Result<u32, String> {
+        match self.cur_stack.last() {
+            Some(top) if top.frame == frame as usize => Ok(top.code),
+            _ => self.code_of_frame(py, frame),
+        }
+    }
+
+    fn on_call(&mut self, py: Python<'_>, frame: *mut py::PyFrameObject) -> Result<(), String> {
+        let idx = self.code_of_frame(py, frame)?;
+        self.cur_stack.push(Entry {
+            frame: frame as usize,
+            code: idx,
+        });
+        let info = &self.codes[idx as usize];
+        if !info.record {
+            // No line events for code we do not record: they would cost a callback each.
+            unsafe {
+                if py::PyObject_SetAttrString(
+                    frame.cast(),
+                    c"f_trace_lines".as_ptr(),
+                    py::Py_False(),
+                ) != 0
+                {
+                    py::PyErr_Clear();
+                }
+            }
+            return Ok(());
+        }
+        self.counts.calls += 1;
+        let function_id = info.function_id;
+        // SAFETY: live frame, GIL held.
+        let fresh = unsafe { ffi::PyFrame_GetLasti(frame) } == info.start_lasti;
+        let mut args = Vec::new();
+        if fresh && !info.args.is_empty() {
+            let locals = unsafe { ffi::PyFrame_GetLocals(frame) };
+            if locals.is_null() {
+                unsafe { py::PyErr_Clear() };
+            } else {
+                let locals = unsafe { Bound::from_owned_ptr(py, locals) };
+                let names: Vec<(Py<PyString>, VariableId)> = info
+                    .args
+                    .iter()
+                    .map(|(n, v)| (n.clone_ref(py), *v))
+                    .collect();
+                args.reserve(names.len());
+                for (name, variable_id) in names {
+                    // Borrowed lookup in the locals mapping; a missing name is recorded as None.
+                    let value = unsafe { py::PyDict_GetItem(locals.as_ptr(), name.as_ptr()) };
+                    let value = if value.is_null() {
+                        Encoder::none()
+                    } else {
+                        let v = unsafe { Bound::from_borrowed_ptr(py, value) };
+                        self.encoder.encode(&mut self.builder, &v)
+                    };
+                    args.push(FullValueRecord { variable_id, value });
+                }
+            }
+        }
+        self.builder.call(function_id, args);
+        Ok(())
+    }
+
+    fn on_line(&mut self, py: Python<'_>, frame: *mut py::PyFrameObject) -> Result<(), String> {
+        let idx = self.current_code(py, frame)?;
+        let info = &self.codes[idx as usize];
+        if info.record {
+            let path_id = info.path_id;
+            self.counts.lines += 1;
+            // SAFETY: live frame; CPython sets f_lineno before a line event, so this is a read.
+            let line = unsafe { py::PyFrame_GetLineNumber(frame) };
+            self.builder.step(path_id, line as i64);
+        }
+        Ok(())
+    }
+
+    fn on_return(
+        &mut self,
+        py: Python<'_>,
+        frame: *mut py::PyFrameObject,
+        arg: *mut py::PyObject,
+    ) -> Result<(), String> {
+        let key = frame as usize;
+        let idx = match self.cur_stack.last() {
+            Some(top) if top.frame == key => {
+                let idx = top.code;
+                self.cur_stack.pop();
+                idx
+            }
+            _ => match self.cur_stack.iter().rposition(|e| e.frame == key) {
+                // Frames above it vanished without a return event; drop them too.
+                Some(pos) => {
+                    let idx = self.cur_stack[pos].code;
+                    self.cur_stack.truncate(pos);
+                    idx
+                }
+                // A frame entered before recording started: its call was never recorded.
+                None => return Ok(()),
+            },
+        };
+        if !self.codes[idx as usize].record {
+            return Ok(());
+        }
+        self.counts.returns += 1;
+        let value = if arg.is_null() {
+            // Unwinding: the frame exits with an exception, not a value.
+            let type_id = self.builder.type_id(TypeKind::Error, "<exception>");
+            ValueRecord::Error {
+                msg: "<unwound by exception>".into(),
+                type_id,
+            }
+        } else {
+            let v = unsafe { Bound::from_borrowed_ptr(py, arg) };
+            self.encoder.encode(&mut self.builder, &v)
+        };
+        self.builder.ret(value);
+        Ok(())
+    }
+
+    fn on_exception(
+        &mut self,
+        py: Python<'_>,
+        frame: *mut py::PyFrameObject,
+        arg: *mut py::PyObject,
+    ) -> Result<(), String> {
+        let idx = self.current_code(py, frame)?;
+        if !self.codes[idx as usize].record || arg.is_null() {
+            return Ok(());
+        }
+        self.counts.exceptions += 1;
+        let content = unsafe { describe_exception(py, arg) };
+        self.builder
+            .event(EventLogKind::Error, "exception", content);
+        Ok(())
+    }
+
+    fn handle_event(
+        &mut self,
+        py: Python<'_>,
+        frame: *mut py::PyFrameObject,
+        what: c_int,
+        arg: *mut py::PyObject,
+    ) -> Result<(), String> {
+        self.current_thread();
+        match what {
+            py::PyTrace_CALL => self.on_call(py, frame),
+            py::PyTrace_LINE => self.on_line(py, frame),
+            py::PyTrace_RETURN => self.on_return(py, frame, arg),
+            py::PyTrace_EXCEPTION => self.on_exception(py, frame, arg),
+            _ => Ok(()),
+        }
+    }
+
+    fn record_error(&mut self, message: String) {
+        self.error_count += 1;
+        if self.errors.len() < 20 {
+            tracing::error!("recorder error: {message}");
+            self.errors.push(message);
+        }
+    }
+}
+
+/// `"TypeName: message"` for an `(type, value, traceback)` exception tuple, read from the
+/// exception's `args` storage without calling its `__str__`.
+unsafe fn describe_exception(py: Python<'_>, arg: *mut py::PyObject) -> String {
+    if py::PyTuple_Check(arg) == 0 || py::PyTuple_Size(arg) < 2 {
+        return "<exception>".into();
+    }
+    let value = py::PyTuple_GetItem(arg, 1);
+    if value.is_null() {
+        py::PyErr_Clear();
+        return "<exception>".into();
+    }
+    let tp = py::Py_TYPE(value);
+    let name = std::ffi::CStr::from_ptr((*tp).tp_name)
+        .to_string_lossy()
+        .into_owned();
+    if py::PyExceptionInstance_Check(value) == 0 {
+        return name;
+    }
+    let args = (*(value as *mut py::PyBaseExceptionObject)).args;
+    if !args.is_null() && py::PyTuple_Check(args) != 0 && py::PyTuple_Size(args) == 1 {
+        let first = Bound::from_borrowed_ptr(py, py::PyTuple_GetItem(args, 0));
+        if let Ok(s) = first.downcast::<PyString>() {
+            return format!("{name}: {}", truncate(&s.to_string_lossy(), 512));
+        }
+    }
+    name
+}
+
+/// `<frozen importlib._bootstrap>`, `<string>`, `<stdin>`...: code with no source file.
+/// The spec's runtime gate (F7) never traces these, under either naming engine.
+pub fn is_synthetic_filename(filename: &str) -> bool {
+    let t = filename.trim();
+    t.starts_with('<') && t.ends_with('>')
+}
+
+/// Byte offset of the code's `RESUME 0` (function start), as `PyFrame_GetLasti` reports it
+/// at a fresh frame's call event; -1 if absent.
+fn resume_zero_offset(co_code: &[u8], resume: u8) -> c_int {
+    co_code
+        .chunks_exact(2)
+        .position(|unit| unit[0] == resume && unit[1] == 0)
+        .map(|i| (i * 2) as c_int)
+        .unwrap_or(-1)
+}
+
+/// The recorder of the current session; `None` when not recording.
+pub static RECORDER: Mutex<Option<Recorder>> = Mutex::new(None);
+
+/// The trace function installed on every traced thread.
+///
+/// # Safety
+/// Called by CPython with the GIL held and valid `frame` / `arg` pointers.
+pub unsafe extern "C" fn trace_hook(
+    _obj: *mut py::PyObject,
+    frame: *mut py::PyFrameObject,
+    what: c_int,
+    arg: *mut py::PyObject,
+) -> c_int {
+    let mut guard = match RECORDER.try_lock() {
+        Ok(g) => g,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => {
+            DROPPED_REENTRANT.fetch_add(1, Ordering::Relaxed);
+            return 0;
+        }
+    };
+    let Some(rec) = guard.as_mut() else { return 0 };
+    if rec.disabled {
+        return 0;
+    }
+    let py = Python::assume_gil_acquired();
+    let outcome = catch_unwind(AssertUnwindSafe(|| rec.handle_event(py, frame, what, arg)));
+    let failure = match outcome {
+        Ok(Ok(())) => return 0,
+        Ok(Err(message)) => message,
+        Err(panic) => format!(
+            "panic in the trace hook: {}",
+            panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default()
+        ),
+    };
+    // Whatever the recorder did, it must not leave an exception for the program to see.
+    if !py::PyErr_Occurred().is_null() {
+        py::PyErr_Clear();
+    }
+    rec.record_error(failure.clone());
+    rec.disabled = true;
+    rec.builder_mut()
+        .event(EventLogKind::Error, "recorder-error", failure.clone());
+    let on_error = rec.on_error;
+    drop(guard);
+    threads::uninstall_all(py);
+    match on_error {
+        OnError::Disable => 0,
+        OnError::Abort => {
+            let msg = format!("ct-record: recorder error (--on-recorder-error=abort): {failure}");
+            match crate::recorder_error_type(py) {
+                Ok(ty) => PyErr::from_type(ty, msg).restore(py),
+                Err(e) => e.restore(py),
+            }
+            -1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_filenames_are_angle_bracketed_after_trimming() {
+        assert!(is_synthetic_filename("<frozen importlib._bootstrap>"));
+        assert!(is_synthetic_filename(" <string> "));
+        assert!(!is_synthetic_filename("/tmp/<odd>/x.py"));
+        assert!(!is_synthetic_filename("x.py"));
+    }
+
+    #[test]
+    fn resume_zero_offset_skips_resume_after_yield() {
+        // MAKE_CELL 0, RESUME 0, ..., RESUME 1
+        let code = [135u8, 0, 151, 0, 1, 0, 151, 1];
+        assert_eq!(resume_zero_offset(&code, 151), 2);
+        assert_eq!(resume_zero_offset(&[151, 1], 151), -1);
+    }
+}
