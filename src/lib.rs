@@ -152,6 +152,23 @@ fn read_trace_json(path: PathBuf) -> PyResult<String> {
     serde_json::to_string(&events).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
+unsafe extern "C" fn noop_trace_hook(
+    _obj: *mut pyo3::ffi::PyObject,
+    _frame: *mut pyo3::ffi::PyFrameObject,
+    _what: std::os::raw::c_int,
+    _arg: *mut pyo3::ffi::PyObject,
+) -> std::os::raw::c_int {
+    0
+}
+
+/// Benchmark floor only: installs a C-level trace hook that does nothing on the calling
+/// thread. Whatever a 3.11 tracer does, it pays at least what this costs.
+#[pyfunction]
+fn _bench_install_noop_hook() {
+    // SAFETY: called from Python, so the GIL is held.
+    unsafe { pyo3::ffi::PyEval_SetTrace(Some(noop_trace_hook), std::ptr::null_mut()) };
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -163,5 +180,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(is_recording, m)?)?;
     m.add_function(wrap_pyfunction!(read_trace_json, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::threads::thread_bootstrap, m)?)?;
+    m.add_function(wrap_pyfunction!(_bench_install_noop_hook, m)?)?;
     Ok(())
 }

@@ -12,9 +12,71 @@ extern "C" {
     pub fn PyFrame_GetGlobals(frame: *mut PyFrameObject) -> *mut PyObject;
     pub fn PyFrame_GetLasti(frame: *mut PyFrameObject) -> c_int;
     pub fn PyThreadState_GetID(tstate: *mut PyThreadState) -> u64;
+    static mut PyCell_Type: pyo3::ffi::PyTypeObject;
     pub fn _PyEval_SetTrace(
         tstate: *mut PyThreadState,
         func: Option<Py_tracefunc>,
         obj: *mut PyObject,
     ) -> c_int;
+}
+
+/// The first fields of CPython 3.11's `PyFrameObject` (Include/internal/pycore_frame.h).
+#[repr(C)]
+struct FrameObject311 {
+    ob_refcnt: isize,
+    ob_type: *mut std::ffi::c_void,
+    f_back: *mut std::ffi::c_void,
+    f_frame: *mut InterpreterFrame311,
+}
+
+/// CPython 3.11's `_PyInterpreterFrame`, up to the fast-locals array.
+#[repr(C)]
+struct InterpreterFrame311 {
+    f_func: *mut PyObject,
+    f_globals: *mut PyObject,
+    f_builtins: *mut PyObject,
+    f_locals: *mut PyObject,
+    f_code: *mut PyObject,
+    frame_obj: *mut PyObject,
+    previous: *mut std::ffi::c_void,
+    prev_instr: *mut u16,
+    stacktop: c_int,
+    is_entry: bool,
+    owner: std::os::raw::c_char,
+    localsplus: [*mut PyObject; 0],
+}
+
+/// Borrowed pointer to fast local `index` of a live 3.11 frame (NULL when unbound).
+///
+/// # Safety
+/// `frame` must be a live frame of CPython 3.11 and `index` below the code's
+/// `co_nlocalsplus`. The layout is checked once per session by
+/// `Recorder::fast_locals_layout_ok` before this is ever used.
+pub unsafe fn fast_local(frame: *mut PyFrameObject, index: usize) -> *mut PyObject {
+    let f = frame as *mut FrameObject311;
+    let iframe = (*f).f_frame;
+    *(*iframe).localsplus.as_ptr().add(index)
+}
+
+/// `PyCell_Check`.
+///
+/// # Safety
+/// `op` must be a valid object pointer.
+pub unsafe fn is_cell(op: *mut PyObject) -> bool {
+    pyo3::ffi::Py_TYPE(op) == std::ptr::addr_of_mut!(PyCell_Type)
+}
+
+#[repr(C)]
+struct CellObject {
+    ob_refcnt: isize,
+    ob_type: *mut std::ffi::c_void,
+    ob_ref: *mut PyObject,
+}
+
+/// `PyCell_GET`: borrowed contents of a cell (NULL when empty).
+///
+/// # Safety
+/// `op` must be a cell object.
+pub unsafe fn cell_contents(op: *mut PyObject) -> *mut PyObject {
+    (*(op as *mut CellObject)).ob_ref
 }

@@ -73,7 +73,15 @@ struct CodeInfo {
     /// `PyFrame_GetLasti` at the call event of a fresh (not resumed) frame: the offset of
     /// the code's `RESUME 0`.
     start_lasti: c_int,
-    args: Vec<(Py<PyString>, VariableId)>,
+    args: Vec<ArgSlot>,
+}
+
+/// One parameter: its fast-locals index is its position in `co_varnames`.
+struct ArgSlot {
+    name: Py<PyString>,
+    variable: VariableId,
+    /// Captured by an inner function: by the call event the slot already holds a cell.
+    is_cell: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -93,6 +101,9 @@ pub struct Recorder {
     seen_threads: FxHashSet<u64>,
     own_dir: Option<String>,
     resume_opcode: u8,
+    /// Read arguments straight from the frame's fast locals (3.11 layout verified at
+    /// start); otherwise through `PyFrame_GetLocals`, which builds a dict per call.
+    fast_locals: bool,
     on_error: OnError,
     pub(crate) disabled: bool,
     pub(crate) errors: Vec<String>,
@@ -124,6 +135,7 @@ impl Recorder {
             seen_threads: FxHashSet::default(),
             own_dir: opts.own_dir,
             resume_opcode,
+            fast_locals: fast_locals_layout_ok(py),
             on_error: opts.on_error,
             disabled: false,
             errors: Vec::new(),
@@ -233,13 +245,19 @@ impl Recorder {
             + kwonly
             + usize::from(flags & CO_VARARGS != 0)
             + usize::from(flags & CO_VARKEYWORDS != 0);
+        let cellvars = code.getattr(intern!(py, "co_cellvars")).map_err(err)?;
         let mut args = Vec::with_capacity(nargs);
         for name in varnames.iter().take(nargs) {
             let name = name
                 .downcast_into::<PyString>()
                 .map_err(|e| e.to_string())?;
-            let var = self.builder.variable_id(&name.to_string_lossy());
-            args.push((name.unbind(), var));
+            let variable = self.builder.variable_id(&name.to_string_lossy());
+            let is_cell = cellvars.contains(&name).unwrap_or(false);
+            args.push(ArgSlot {
+                name: name.unbind(),
+                variable,
+                is_cell,
+            });
         }
 
         let label = if qualname == "<module>" {
@@ -341,32 +359,58 @@ impl Recorder {
         let fresh = unsafe { ffi::PyFrame_GetLasti(frame) } == info.start_lasti;
         let mut args = Vec::new();
         if fresh && !info.args.is_empty() {
-            let locals = unsafe { ffi::PyFrame_GetLocals(frame) };
-            if locals.is_null() {
-                unsafe { py::PyErr_Clear() };
-            } else {
-                let locals = unsafe { Bound::from_owned_ptr(py, locals) };
-                let names: Vec<(Py<PyString>, VariableId)> = info
-                    .args
-                    .iter()
-                    .map(|(n, v)| (n.clone_ref(py), *v))
-                    .collect();
-                args.reserve(names.len());
-                for (name, variable_id) in names {
-                    // Borrowed lookup in the locals mapping; a missing name is recorded as None.
-                    let value = unsafe { py::PyDict_GetItem(locals.as_ptr(), name.as_ptr()) };
-                    let value = if value.is_null() {
-                        Encoder::none()
-                    } else {
-                        let v = unsafe { Bound::from_borrowed_ptr(py, value) };
-                        self.encoder.encode(&mut self.builder, &v)
-                    };
-                    args.push(FullValueRecord { variable_id, value });
-                }
-            }
+            args = self.read_args(py, frame, idx);
         }
         self.builder.call(function_id, args);
         Ok(())
+    }
+
+    /// Argument values of a fresh frame, encoded.
+    fn read_args(
+        &mut self,
+        py: Python<'_>,
+        frame: *mut py::PyFrameObject,
+        idx: u32,
+    ) -> Vec<FullValueRecord> {
+        let info = &self.codes[idx as usize];
+        let n = info.args.len();
+        let mut values: Vec<(VariableId, *mut py::PyObject)> = Vec::with_capacity(n);
+        let mut locals_dict = None;
+        if self.fast_locals {
+            for (i, slot) in info.args.iter().enumerate() {
+                // SAFETY: layout verified at start; i < nargs <= co_nlocalsplus.
+                let mut v = unsafe { ffi::fast_local(frame, i) };
+                if slot.is_cell && !v.is_null() && unsafe { ffi::is_cell(v) } {
+                    v = unsafe { ffi::cell_contents(v) };
+                }
+                values.push((slot.variable, v));
+            }
+        } else {
+            let locals = unsafe { ffi::PyFrame_GetLocals(frame) };
+            if locals.is_null() {
+                unsafe { py::PyErr_Clear() };
+                return Vec::new();
+            }
+            for slot in &info.args {
+                // Borrowed lookup in the locals mapping; a missing name is recorded as None.
+                let v = unsafe { py::PyDict_GetItem(locals, slot.name.as_ptr()) };
+                values.push((slot.variable, v));
+            }
+            locals_dict = Some(unsafe { Bound::from_owned_ptr(py, locals) });
+        }
+        let mut args = Vec::with_capacity(n);
+        for (variable_id, v) in values {
+            let value = if v.is_null() {
+                Encoder::none()
+            } else {
+                // SAFETY: borrowed from the frame (or the locals dict kept alive above).
+                let v = unsafe { Bound::from_borrowed_ptr(py, v) };
+                self.encoder.encode(&mut self.builder, &v)
+            };
+            args.push(FullValueRecord { variable_id, value });
+        }
+        drop(locals_dict);
+        args
     }
 
     fn on_line(&mut self, py: Python<'_>, frame: *mut py::PyFrameObject) -> Result<(), String> {
@@ -494,6 +538,58 @@ unsafe fn describe_exception(py: Python<'_>, arg: *mut py::PyObject) -> String {
         }
     }
     name
+}
+
+/// Checks, on a real frame, that [`ffi::fast_local`] reads what `PyFrame_GetLocals`
+/// reports, for plain, keyword-only, `*args`, `**kwargs` and captured (cell) parameters.
+/// Any mismatch or error (another CPython version, a changed layout) turns the fast path
+/// off for the session.
+fn fast_locals_layout_ok(py: Python<'_>) -> bool {
+    let check = || -> PyResult<bool> {
+        if py.version_info() < (3, 11) || py.version_info() >= (3, 12) {
+            return Ok(false);
+        }
+        let src = c"import sys\ndef probe(a, b, *c, d, **e):\n    f = lambda: b\n    return sys._getframe()\n";
+        let ns = pyo3::types::PyDict::new(py);
+        py.run(src, Some(&ns), Some(&ns))?;
+        let (a, b, d) = (
+            py.eval(c"object()", None, None)?,
+            py.eval(c"object()", None, None)?,
+            py.eval(c"object()", None, None)?,
+        );
+        let kwargs = pyo3::types::PyDict::new(py);
+        kwargs.set_item("d", &d)?;
+        kwargs.set_item("zz", 1)?;
+        let frame = ns
+            .get_item("probe")?
+            .unwrap()
+            .call((&a, &b, 7), Some(&kwargs))?;
+        let fp = frame.as_ptr() as *mut py::PyFrameObject;
+        let read = |i: usize| unsafe {
+            let v = ffi::fast_local(fp, i);
+            if !v.is_null() && ffi::is_cell(v) {
+                ffi::cell_contents(v)
+            } else {
+                v
+            }
+        };
+        let expected = frame.getattr("f_locals")?;
+        let names = ["a", "b", "d", "c", "e"];
+        for (i, name) in names.iter().enumerate() {
+            let want = expected.get_item(name)?;
+            if read(i) != want.as_ptr() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+    match check() {
+        Ok(ok) => ok,
+        Err(e) => {
+            tracing::debug!("fast-locals self-check failed: {e}");
+            false
+        }
+    }
 }
 
 /// `<frozen importlib._bootstrap>`, `<string>`, `<stdin>`...: code with no source file.

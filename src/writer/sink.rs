@@ -216,7 +216,7 @@ impl Output {
                         out.write_all(b",\n")?;
                     }
                     *first = false;
-                    serde_json::to_writer(&mut *out, event)?;
+                    write_json_event(out, event)?;
                 }
                 Ok(())
             }
@@ -243,10 +243,83 @@ impl Output {
     }
 }
 
+/// One event as JSON, exactly as `serde_json` writes it. Steps are half of all events, so
+/// they take a hand-written path (integers only, no string escaping); everything else goes
+/// through serde.
+fn write_json_event(out: &mut impl Write, event: &TraceLowLevelEvent) -> std::io::Result<()> {
+    match event {
+        TraceLowLevelEvent::Step(step) => {
+            let mut buf = itoa::Buffer::new();
+            out.write_all(b"{\"Step\":{\"path_id\":")?;
+            out.write_all(buf.format(step.path_id.0).as_bytes())?;
+            out.write_all(b",\"line\":")?;
+            out.write_all(buf.format(step.line.0).as_bytes())?;
+            out.write_all(b"}}")
+        }
+        other => serde_json::to_writer(out, other).map_err(std::io::Error::from),
+    }
+}
+
 /// Writes `contents` to `path` through a temporary file and a rename, so readers never see
 /// a half-written file.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     fs::write(&tmp, contents)?;
     fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runtime_tracing::{Line, PathId, StepRecord};
+
+    #[test]
+    fn hand_written_step_json_is_byte_identical_to_serde() {
+        for (p, l) in [
+            (0usize, 0i64),
+            (7, 1),
+            (123456, -5),
+            (usize::MAX >> 1, i64::MAX),
+            (3, i64::MIN),
+        ] {
+            let ev = TraceLowLevelEvent::Step(StepRecord {
+                path_id: PathId(p),
+                line: Line(l),
+            });
+            let mut ours = Vec::new();
+            write_json_event(&mut ours, &ev).unwrap();
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(&ev).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn json_events_file_reads_back_with_the_formats_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = EventSink::create(dir.path(), TraceFormat::Json, "p.py", &[]).unwrap();
+        for i in 0..(super::BATCH_EVENTS * 2 + 5) {
+            sink.push(TraceLowLevelEvent::Step(StepRecord {
+                path_id: PathId(0),
+                line: Line(i as i64),
+            }));
+        }
+        assert_eq!(sink.finish().unwrap(), (super::BATCH_EVENTS * 2 + 5) as u64);
+        let events = runtime_tracing::create_trace_reader(TraceEventsFileFormat::Json)
+            .load_trace_events(&dir.path().join("trace.json"))
+            .unwrap();
+        assert_eq!(events.len(), super::BATCH_EVENTS * 2 + 5);
+        assert!(
+            matches!(events.last(), Some(TraceLowLevelEvent::Step(s)) if s.line.0 == (super::BATCH_EVENTS * 2 + 4) as i64)
+        );
+    }
+
+    #[test]
+    fn unwritable_directory_fails_at_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plain-file");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(EventSink::create(&file.join("sub"), TraceFormat::Json, "p.py", &[]).is_err());
+    }
 }
