@@ -1,0 +1,5 @@
+"""`python -m shop`: print a stock report."""
+
+from shop.report import main
+
+main()
