@@ -1,1 +1,12 @@
-//! Shadow comparison (see docs/shadow-mode.md).
+//! Shadow comparison of module-naming engines (crate docs are completed below).
+
+pub mod compare;
+pub mod model;
+pub mod taxonomy;
+
+pub use compare::{compare, third_opinion, Divergence, EngineRecord, OpinionSource, ThirdOpinion};
+pub use model::{
+    fallback, is_synthetic_filename, Engine, EngineResult, Exec, FilterOutcome, GlobalsName,
+    Observation, RuleRef,
+};
+pub use taxonomy::{DivergenceKind, KindInfo, Severity};
