@@ -2,6 +2,7 @@
 
 pub mod compare;
 pub mod model;
+pub mod sampling;
 pub mod taxonomy;
 
 pub use compare::{compare, third_opinion, Divergence, EngineRecord, OpinionSource, ThirdOpinion};
@@ -9,4 +10,5 @@ pub use model::{
     fallback, is_synthetic_filename, Engine, EngineResult, Exec, FilterOutcome, GlobalsName,
     Observation, RuleRef,
 };
+pub use sampling::{fnv1a64, Budget, BudgetState, RateError, Sampler, DEFAULT_BUDGET_FLOOR};
 pub use taxonomy::{DivergenceKind, KindInfo, Severity};
