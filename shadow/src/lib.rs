@@ -1,11 +1,13 @@
 //! Shadow comparison of module-naming engines (crate docs are completed below).
 
 pub mod compare;
+pub mod metrics;
 pub mod model;
 pub mod sampling;
 pub mod taxonomy;
 
 pub use compare::{compare, third_opinion, Divergence, EngineRecord, OpinionSource, ThirdOpinion};
+pub use metrics::{Metrics, RecorderInfo};
 pub use model::{
     fallback, is_synthetic_filename, Engine, EngineResult, Exec, FilterOutcome, GlobalsName,
     Observation, RuleRef,
