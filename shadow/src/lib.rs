@@ -4,6 +4,7 @@ pub mod compare;
 pub mod metrics;
 pub mod model;
 pub mod sampling;
+pub mod server;
 pub mod taxonomy;
 
 pub use compare::{compare, third_opinion, Divergence, EngineRecord, OpinionSource, ThirdOpinion};
@@ -13,4 +14,5 @@ pub use model::{
     Observation, RuleRef,
 };
 pub use sampling::{fnv1a64, Budget, BudgetState, RateError, Sampler, DEFAULT_BUDGET_FLOOR};
+pub use server::{MetricsServer, ServerConfig, ServerError};
 pub use taxonomy::{DivergenceKind, KindInfo, Severity};
