@@ -3,6 +3,7 @@
 pub mod compare;
 pub mod metrics;
 pub mod model;
+pub mod push;
 pub mod sampling;
 pub mod server;
 pub mod taxonomy;
