@@ -176,6 +176,7 @@ pub struct EngineTiming {
 /// The metrics of one recording, with every label child pre-resolved.
 pub struct Metrics {
     registry: Registry,
+    info: RecorderInfo,
     resolutions: [[IntCounter; 4]; 2],
     /// `[engine][fallback::index(reason)]`; `None` where the engine never reports the reason.
     fallbacks: [Vec<Option<IntCounter>>; 2],
@@ -337,7 +338,13 @@ impl Metrics {
             budget_exhausted,
             artifact_errors,
             registry,
+            info: info.clone(),
         }
+    }
+
+    /// What `ct_recorder_info` says.
+    pub fn info(&self) -> &RecorderInfo {
+        &self.info
     }
 
     /// The registry, for the `/metrics` server and the Pushgateway.
