@@ -284,7 +284,7 @@ pub fn render_summary(s: &Summary) -> String {
             .map(|(r, n)| format!("{r} {n}"))
             .collect();
         out.push(format!(
-            "{:<7} {} names · mean {} · p50 {} · p99 {} · errors {} · fallbacks {}{}",
+            "{:<7} {} names · mean {} · p50 ~{} · p99 ~{} · errors {} · fallbacks {}{}",
             e.as_str(),
             t.map_or(0, |t| t.count),
             t.and_then(|t| t.mean_seconds)
