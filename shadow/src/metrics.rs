@@ -615,6 +615,39 @@ mod tests {
     }
 
     #[test]
+    fn every_series_and_label_value_is_documented() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/metrics.md"))
+                .expect("docs/metrics.md");
+        let m = Metrics::new(&info());
+        let families = m.registry().gather();
+        assert_eq!(families.len(), 12);
+        for mf in &families {
+            let name = mf.get_name();
+            let heading = format!("### `{name}");
+            let at = doc
+                .find(&heading)
+                .unwrap_or_else(|| panic!("docs/metrics.md lacks a section for {name}"));
+            let section = &doc[at..];
+            let end = section[1..].find("\n### ").map_or(section.len(), |e| e + 1);
+            let section = &section[..end];
+            for metric in mf.get_metric() {
+                for pair in metric.get_label() {
+                    if pair.get_name() == "version" {
+                        continue;
+                    }
+                    let value = format!("`{}`", pair.get_value());
+                    assert!(
+                        section.contains(&value),
+                        "{name}: label {}={value} undocumented",
+                        pair.get_name()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn quantiles_interpolate_like_promql() {
         let b = [(1.0, 10), (2.0, 20), (4.0, 20)];
         assert_eq!(bucket_quantile(0.5, &b, 20), Some(1.0));
