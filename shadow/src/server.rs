@@ -309,12 +309,14 @@ fn serve(mut stream: TcpStream, registry: &Registry, config: &ServerConfig) -> i
     }
     let path = path.split('?').next().unwrap_or_default();
     if path != "/metrics" {
-        let body = if head_only {
-            ""
-        } else {
-            "not found; try /metrics\n"
-        };
-        return respond(&mut stream, 404, "Not Found", &[], body);
+        return respond_with(
+            &mut stream,
+            404,
+            "Not Found",
+            &[("Content-Type", "text/plain; charset=utf-8")],
+            "not found; try /metrics\n",
+            head_only,
+        );
     }
     let text = render_registry(registry);
     respond_with(
