@@ -3,7 +3,7 @@
 //! - `divergences.ndjson`: one [`Divergence`] per line, appended with a single `write` per
 //!   line and no user-space buffer, so a killed recorder loses at most the line being written;
 //! - `roots.json`: every `sys.path` roots snapshot of the run, keyed by [`roots_digest`];
-//! - `summary.json`: the [`Summary`];
+//! - `summary.json`: the [`Summary`](crate::Summary);
 //! - `metrics.prom`: the final registry in the Prometheus text format.
 //!
 //! `roots.json`, `summary.json` and `metrics.prom` are replaced atomically

@@ -18,7 +18,7 @@
 //!    deterministically ([`Sampler`], `--shadow-sample`), and a time [`Budget`]
 //!    (`--shadow-budget`) stops comparing for good when the shadow engine gets too costly.
 //! 2. [`ShadowSession::observe`] counts the shadow answer, charges the budget and calls
-//!    [`compare`], which returns `None` when the engines agree or a [`Divergence`] of exactly
+//!    [`compare()`], which returns `None` when the engines agree or a [`Divergence`] of exactly
 //!    one [`DivergenceKind`] (the taxonomy, `docs/divergences.md`), with a severity, whether
 //!    ADR 0016 predicts it, and a *third opinion* (`__name__`, else `__spec__.name` for
 //!    `__main__`, else the file stem) that tells a legacy quirk from a globals-engine

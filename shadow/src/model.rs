@@ -160,7 +160,7 @@ impl EngineResult {
     }
 }
 
-/// One code object seen by both engines: the input of [`crate::compare`].
+/// One code object seen by both engines: the input of [`crate::compare()`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Observation {
     /// `co_filename` as found.

@@ -31,7 +31,7 @@ impl Severity {
 }
 
 /// The kind of a divergence. The precedence used to pick one kind when several describe an
-/// observation is documented on [`crate::compare`].
+/// observation is documented on [`crate::compare()`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DivergenceKind {
