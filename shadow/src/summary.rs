@@ -1,0 +1,357 @@
+//! `summary.json` and the one-screen summary printed on stderr at run end.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{EngineTiming, Metrics, SkipReason};
+use crate::model::{Engine, Exec};
+use crate::sampling::BudgetState;
+use crate::taxonomy::{DivergenceKind, Severity};
+
+/// The `schema` of `summary.json`.
+pub const SUMMARY_SCHEMA: &str = "ct-shadow/summary/v1";
+
+/// Facts about the run that only the recorder knows.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    /// The run's id (also the Pushgateway `run_id`).
+    pub run_id: String,
+    /// `ct-record`'s argv, as given.
+    pub command: Vec<String>,
+    /// Wall-clock start, seconds since the Unix epoch.
+    pub started_unix_seconds: f64,
+    /// `sys.version` of the traced interpreter, when known.
+    pub python_version: Option<String>,
+    /// The traced program's exit status, when it exited normally.
+    pub exit_code: Option<i32>,
+}
+
+/// Run metadata as written in the summary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSection {
+    #[serde(flatten)]
+    pub meta: RunMeta,
+    pub recorder_version: String,
+    pub primary: Engine,
+    pub shadow: Option<Engine>,
+    /// From session start to the summary.
+    pub duration_seconds: f64,
+}
+
+/// Divergences of one kind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindCount {
+    pub severity: Severity,
+    pub expected: u64,
+    pub unexpected: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DivergenceTotals {
+    pub total: u64,
+    pub expected: u64,
+    pub unexpected: u64,
+    /// Every kind, zeros included, keyed by its label value.
+    pub by_kind: BTreeMap<String, KindCount>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterChanges {
+    /// The legacy engine traced, the globals engine skips.
+    pub trace_to_skip: u64,
+    /// The legacy engine skipped, the globals engine traces.
+    pub skip_to_trace: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub sampled_out: u64,
+    pub budget_exhausted: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SamplingState {
+    /// The `--shadow-sample` rate.
+    pub rate: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactState {
+    /// The shadow directory.
+    pub dir: String,
+    /// Lines in `divergences.ndjson`.
+    pub divergence_lines: u64,
+    /// Failed artifact writes (each also counted in `ct_shadow_artifact_write_errors_total`).
+    pub write_errors: u64,
+    /// The first write error, for humans.
+    pub first_write_error: Option<String>,
+}
+
+/// The content of `summary.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub schema: String,
+    pub run: RunSection,
+    pub comparisons: u64,
+    pub skipped: Skipped,
+    pub divergences: DivergenceTotals,
+    /// Engine → reason → count (zeros left out).
+    pub fallbacks: BTreeMap<Engine, BTreeMap<String, u64>>,
+    pub filter_decision_changes: FilterChanges,
+    pub engine_errors: BTreeMap<Engine, u64>,
+    /// Resolution times per engine (all resolutions counted in the registry).
+    pub timings: BTreeMap<Engine, EngineTiming>,
+    pub sampling: SamplingState,
+    pub budget: BudgetState,
+    pub artifacts: ArtifactState,
+}
+
+/// What the session adds to the metrics to build a summary.
+pub(crate) struct SummaryInputs<'a> {
+    pub metrics: &'a Metrics,
+    pub meta: &'a RunMeta,
+    pub duration_seconds: f64,
+    /// `[kind][0 = expected, 1 = unexpected]`.
+    pub split: Vec<[u64; 2]>,
+    pub sampling: SamplingState,
+    pub budget: BudgetState,
+    pub artifacts: ArtifactState,
+}
+
+pub(crate) fn build(i: SummaryInputs<'_>) -> Summary {
+    let m = i.metrics;
+    let mut by_kind = BTreeMap::new();
+    let (mut expected, mut unexpected) = (0, 0);
+    for k in DivergenceKind::ALL {
+        let [e, u] = i.split[k as usize];
+        expected += e;
+        unexpected += u;
+        by_kind.insert(
+            k.as_str().to_owned(),
+            KindCount {
+                severity: k.severity(),
+                expected: e,
+                unexpected: u,
+            },
+        );
+    }
+    let fallbacks = Engine::ALL
+        .iter()
+        .map(|e| {
+            let reasons = m
+                .fallbacks(*e)
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(r, n)| (r.to_owned(), n))
+                .collect();
+            (*e, reasons)
+        })
+        .collect();
+    Summary {
+        schema: SUMMARY_SCHEMA.to_owned(),
+        run: RunSection {
+            meta: i.meta.clone(),
+            recorder_version: m.info().version.clone(),
+            primary: m.info().primary,
+            shadow: m.info().shadow,
+            duration_seconds: i.duration_seconds,
+        },
+        comparisons: m.comparisons(),
+        skipped: Skipped {
+            sampled_out: m.skipped(SkipReason::SampledOut),
+            budget_exhausted: m.skipped(SkipReason::BudgetExhausted),
+        },
+        divergences: DivergenceTotals {
+            total: expected + unexpected,
+            expected,
+            unexpected,
+            by_kind,
+        },
+        fallbacks,
+        filter_decision_changes: FilterChanges {
+            trace_to_skip: m.filter_changes(Exec::Trace, Exec::Skip),
+            skip_to_trace: m.filter_changes(Exec::Skip, Exec::Trace),
+        },
+        engine_errors: Engine::ALL
+            .iter()
+            .map(|e| (*e, m.engine_errors(*e)))
+            .collect(),
+        timings: Engine::ALL.iter().map(|e| (*e, m.timing(*e))).collect(),
+        sampling: i.sampling,
+        budget: i.budget,
+        artifacts: i.artifacts,
+    }
+}
+
+/// Kinds listed one per line before the rest are folded into one line.
+const KIND_ROWS: usize = 8;
+
+/// A one-screen (at most 25 lines) human summary for stderr.
+pub fn render_summary(s: &Summary) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let r = &s.run;
+    out.push(format!(
+        "ct-record shadow summary: run {} · primary {} · shadow {} · {}",
+        if r.meta.run_id.is_empty() {
+            "-"
+        } else {
+            &r.meta.run_id
+        },
+        r.primary.as_str(),
+        r.shadow.map_or("none", Engine::as_str),
+        human_seconds(r.duration_seconds)
+    ));
+    let budget = match (&s.budget.fraction, s.budget.exhausted_at_seconds) {
+        (None, _) => "no budget".to_owned(),
+        (Some(f), Some(at)) => format!(
+            "budget {} EXHAUSTED at {}: comparing stopped",
+            percent(*f),
+            human_seconds(at)
+        ),
+        (Some(f), None) => format!(
+            "budget {} ({} used)",
+            percent(*f),
+            human_seconds(s.budget.shadow_seconds)
+        ),
+    };
+    out.push(format!(
+        "compared {} code objects · sample {} ({} skipped) · {} ({} skipped)",
+        s.comparisons,
+        percent(s.sampling.rate),
+        s.skipped.sampled_out,
+        budget,
+        s.skipped.budget_exhausted
+    ));
+    let d = &s.divergences;
+    out.push(format!(
+        "divergences {} · expected by ADR 0016 {} · UNEXPECTED {}",
+        d.total, d.expected, d.unexpected
+    ));
+    let mut kinds: Vec<(&String, &KindCount)> = d
+        .by_kind
+        .iter()
+        .filter(|(_, c)| c.expected + c.unexpected > 0)
+        .collect();
+    // Worst first: unexpected, then severity, then count; name for a stable order.
+    kinds.sort_by(|a, b| {
+        (b.1.unexpected > 0)
+            .cmp(&(a.1.unexpected > 0))
+            .then(b.1.severity.cmp(&a.1.severity))
+            .then((b.1.expected + b.1.unexpected).cmp(&(a.1.expected + a.1.unexpected)))
+            .then(a.0.cmp(b.0))
+    });
+    if !kinds.is_empty() {
+        out.push(format!(
+            "  {:<24} {:>8}  {:<6}  {:>10}",
+            "kind", "count", "sev", "unexpected"
+        ));
+    }
+    for (name, c) in kinds.iter().take(KIND_ROWS) {
+        out.push(format!(
+            "  {:<24} {:>8}  {:<6}  {:>10}",
+            name,
+            c.expected + c.unexpected,
+            c.severity.as_str(),
+            c.unexpected
+        ));
+    }
+    if kinds.len() > KIND_ROWS {
+        let rest: u64 = kinds[KIND_ROWS..]
+            .iter()
+            .map(|(_, c)| c.expected + c.unexpected)
+            .sum();
+        out.push(format!(
+            "  … {} more kinds, {} divergences (see summary.json)",
+            kinds.len() - KIND_ROWS,
+            rest
+        ));
+    }
+    let f = &s.filter_decision_changes;
+    out.push(format!(
+        "filter decision changes (legacy → globals): trace→skip {} · skip→trace {}",
+        f.trace_to_skip, f.skip_to_trace
+    ));
+    for e in Engine::ALL {
+        let t = s.timings.get(&e);
+        let reasons = s.fallbacks.get(&e).cloned().unwrap_or_default();
+        let total: u64 = reasons.values().sum();
+        let mut top: Vec<_> = reasons.into_iter().collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let top: Vec<String> = top
+            .iter()
+            .take(3)
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        out.push(format!(
+            "{:<7} {} names · mean {} · p50 ~{} · p99 ~{} · errors {} · fallbacks {}{}",
+            e.as_str(),
+            t.map_or(0, |t| t.count),
+            t.and_then(|t| t.mean_seconds)
+                .map_or("-".into(), human_seconds),
+            t.and_then(|t| t.p50_seconds)
+                .map_or("-".into(), human_seconds),
+            t.and_then(|t| t.p99_seconds)
+                .map_or("-".into(), human_seconds),
+            s.engine_errors.get(&e).copied().unwrap_or(0),
+            total,
+            if top.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", top.join(", "))
+            }
+        ));
+    }
+    let a = &s.artifacts;
+    out.push(format!(
+        "details: {}/divergences.ndjson ({} lines), summary.json, metrics.prom",
+        a.dir, a.divergence_lines
+    ));
+    if a.write_errors > 0 {
+        out.push(format!(
+            "WARNING: {} artifact writes failed; first: {}",
+            a.write_errors,
+            a.first_write_error.as_deref().unwrap_or("?")
+        ));
+    }
+    let mut text = out.join("\n");
+    text.push('\n');
+    text
+}
+
+fn percent(f: f64) -> String {
+    let p = f * 100.0;
+    if (p - p.round()).abs() < 1e-9 {
+        format!("{}%", p.round())
+    } else {
+        format!("{p:.2}%")
+    }
+}
+
+/// `850 ns`, `1.2 µs`, `3.4 ms`, `12.3 s`.
+pub fn human_seconds(s: f64) -> String {
+    if s < 1e-6 {
+        format!("{:.0} ns", s * 1e9)
+    } else if s < 1e-3 {
+        format!("{:.1} µs", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.1} ms", s * 1e3)
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_seconds(8.5e-7), "850 ns");
+        assert_eq!(human_seconds(1.25e-6), "1.2 µs");
+        assert_eq!(human_seconds(0.0034), "3.4 ms");
+        assert_eq!(human_seconds(12.34), "12.3 s");
+        assert_eq!(percent(0.05), "5%");
+        assert_eq!(percent(0.125), "12.50%");
+    }
+}
