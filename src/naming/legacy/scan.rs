@@ -144,12 +144,11 @@ struct Query<'t> {
 
 impl<'t> Query<'t> {
     fn new(target: &'t str) -> Self {
-        let pyc_hash = target.ends_with(".py").then(|| {
-            let mut hasher = FxHasher::default();
-            hasher.write(target.as_bytes());
-            hasher.write(b"c");
-            hasher.finish()
-        });
+        // Hash the concatenation itself: FxHasher is not streaming-invariant, so hashing
+        // `target` then `"c"` in two writes would differ from hashing the candidate.
+        let pyc_hash = target
+            .ends_with(".py")
+            .then(|| hash_str(&format!("{target}c")));
         Query {
             target,
             hash: hash_str(target),
