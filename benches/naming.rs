@@ -86,6 +86,8 @@ fn bench_engines(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
     for size in SIZES {
+        // Only the legacy benches import modules into the table.
+        #[cfg_attr(not(feature = "legacy-resolver"), allow(unused_mut))]
         let mut table = table_of(size);
 
         let mut globals = GlobalsNamer::new();

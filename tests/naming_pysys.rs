@@ -529,3 +529,23 @@ empty_spec = {"__name__": "x", "__spec__": types.SimpleNamespace(name="")}
         assert_eq!(read_attr_hook_free(&spec, "nothing"), AttrValue::Absent);
     })
 }
+
+#[test]
+fn n1_trims_and_accepts_str_subclass() {
+    use ct_recorder::naming::{CodeFacts, GlobalsNamer, ModuleNamer};
+    with_py(|py| {
+        let g = exec(
+            py,
+            "class S(str):\n    def strip(self, *a):\n        raise RuntimeError('not called')\nglobs = {'__name__': S('\\t my-pkg.mod  ')}",
+        );
+        let (globals_name, spec_name) = read_globals_facts(Some(&get(&g, "globs")));
+        assert_eq!(
+            globals_name,
+            GlobalsName::Str("\t my-pkg.mod  ".into()),
+            "raw"
+        );
+        let facts = CodeFacts::new("/x/mod.py", "<module>", globals_name, spec_name);
+        let naming = GlobalsNamer::new().name(&facts, &());
+        assert_eq!(naming.label(true, "<module>"), "<my-pkg.mod>");
+    })
+}

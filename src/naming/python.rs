@@ -398,10 +398,13 @@ fn check_holds(py: Python<'_>, check: &Check) -> bool {
     }
 }
 
+/// The `(key, value)` pairs of one `sys.modules` snapshot, in order.
+type Items = Rc<[(Py<PyAny>, Py<PyAny>)]>;
+
 struct Snapshot {
     dict: Py<PyAny>,
     version: u64,
-    items: Rc<[(Py<PyAny>, Py<PyAny>)]>,
+    items: Items,
 }
 
 /// The real `sys.modules`, read hook-free (see the module documentation).
@@ -425,7 +428,7 @@ impl PySysModules {
         self.last.borrow_mut().take();
     }
 
-    fn snapshot(&self, py: Python<'_>) -> Option<Rc<[(Py<PyAny>, Py<PyAny>)]>> {
+    fn snapshot(&self, py: Python<'_>) -> Option<Items> {
         // SAFETY: GIL held; `sys.modules` is looked up in the sys module's dict (no hook).
         unsafe {
             let modules = ffi::PySys_GetObject(c"modules".as_ptr());
@@ -449,7 +452,7 @@ impl PySysModules {
                     Bound::from_borrowed_ptr(py, value).unbind(),
                 ));
             }
-            let items: Rc<[_]> = items.into();
+            let items: Items = items.into();
             *last = Some(Snapshot {
                 dict: Bound::from_borrowed_ptr(py, modules).unbind(),
                 version,
