@@ -389,6 +389,46 @@ fn stamps_notice_every_kind_of_change_in_real_sys_modules() {
             scan_both(&mut fast, &table, "/ct/obj2.py"),
             some("ct_stamp")
         );
+        // A `__slots__` object: slot writes change no dict, the entry must be re-read.
+        exec(
+            py,
+            "import sys\nclass Slotted:\n    __slots__ = ('__file__',)\nz = Slotted()\nz.__file__ = '/ct/slot.py'\nsys.modules['ct_slotted'] = z",
+        );
+        assert_eq!(
+            scan_both(&mut fast, &table, "/ct/slot.py"),
+            some("ct_slotted")
+        );
+        exec(
+            py,
+            "import sys\nsys.modules['ct_slotted'].__file__ = '/ct/slot2.py'",
+        );
+        assert_eq!(scan_both(&mut fast, &table, "/ct/slot.py"), None);
+        assert_eq!(
+            scan_both(&mut fast, &table, "/ct/slot2.py"),
+            some("ct_slotted")
+        );
+        // A class stored in sys.modules: `__name__` comes from `type`'s getset, and a
+        // rename touches no dict.
+        exec(
+            py,
+            "import sys\nclass Klass:\n    __file__ = '/ct/klassobj.py'\nsys.modules['ct.klass'] = Klass",
+        );
+        assert_eq!(
+            scan_both(&mut fast, &table, "/ct/klassobj.py"),
+            some("Klass")
+        );
+        exec(
+            py,
+            "import sys\nsys.modules['ct.klass'].__name__ = 'Renamed'",
+        );
+        assert_eq!(
+            scan_both(&mut fast, &table, "/ct/klassobj.py"),
+            some("Renamed")
+        );
+        exec(
+            py,
+            "import sys\ndel sys.modules['ct_slotted'], sys.modules['ct.klass']",
+        );
         // Deleted, then re-inserted under a new key.
         exec(
             py,

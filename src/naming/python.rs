@@ -36,8 +36,11 @@
 //! gives every dict mutation a new, globally unique version), and, when it had to look at
 //! class attributes, the `__mro__` tuple and the dict versions of every heap type in it.
 //! Static (non-heap) types are immutable from Python (CPython rejects `setattr` on them)
-//! and cannot get a new `__mro__`, so they are not watched. A stamp keeps every object it
-//! refers to alive, so pointer comparisons cannot be fooled by address reuse.
+//! and cannot get a new `__mro__`, so they are not watched. A read that had to invoke a
+//! (safe) descriptor — a `__slots__` member, a getset of `type` — depends on state no dict
+//! version covers, so its stamp never holds and such entries are re-read on every lookup.
+//! A stamp keeps every object it refers to alive, so pointer comparisons cannot be fooled
+//! by address reuse.
 
 use std::cell::RefCell;
 use std::ffi::CStr;
@@ -81,6 +84,10 @@ enum Check {
         ty: Py<PyAny>,
         mro: Option<Py<PyAny>>,
     },
+    /// Never holds: the read invoked a descriptor (a `__slots__` member or a getset of
+    /// `type`), whose value can change without any dict changing, so the entry is re-read
+    /// on every lookup.
+    Volatile,
 }
 
 fn dict_version(dict: *mut ffi::PyObject) -> u64 {
@@ -264,6 +271,9 @@ impl<'py> Reader<'py> {
                 match (*attr_ty).tp_descr_get {
                     None => return Raw::Found(attr),
                     Some(get) if safe_descriptor(class_attr) => {
+                        if self.record {
+                            self.checks.push(Check::Volatile);
+                        }
                         let got = get(class_attr, view.obj.as_ptr(), view.ty as *mut ffi::PyObject);
                         if !got.is_null() {
                             return Raw::Found(Bound::from_owned_ptr(self.py, got));
@@ -394,6 +404,7 @@ fn check_holds(py: Python<'_>, check: &Check) -> bool {
                     None => now.is_null(),
                 }
             }
+            Check::Volatile => false,
         }
     }
 }
