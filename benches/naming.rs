@@ -57,6 +57,7 @@ fn module_facts(i: usize) -> CodeFacts {
 }
 
 /// Times only `engine.name(..)` for a module imported just before.
+#[cfg(feature = "legacy-resolver")]
 fn time_new_modules(
     engine: &mut dyn ModuleNamer,
     table: &mut MemTable,

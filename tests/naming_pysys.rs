@@ -36,6 +36,7 @@ fn get<'py>(globals: &Bound<'py, PyDict>, name: &str) -> Bound<'py, PyAny> {
     globals.get_item(name).unwrap().expect(name)
 }
 
+#[cfg(feature = "legacy-resolver")]
 fn get_bool(globals: &Bound<'_, PyDict>, name: &str) -> bool {
     get(globals, name).extract().unwrap()
 }
