@@ -11,7 +11,7 @@
 //! is timed. The module is then removed again, so the table keeps its size.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
@@ -71,7 +71,7 @@ fn time_new_modules(
         let (name, object) = module(i);
         table.set(&name, object);
         let facts = module_facts(i);
-        let start = Instant::now();
+        let start = std::time::Instant::now();
         let naming = engine.name(black_box(&facts), table);
         total += start.elapsed();
         assert_eq!(naming.name.as_deref(), Some(name.as_str()));
