@@ -1,1 +1,292 @@
-//! Module-naming engines. See docs/module-naming.md.
+//! Module-naming engines. See `docs/module-naming.md`.
+//!
+//! Two engines answer the same question — "what module does this code object belong to?" —
+//! from the same [`CodeFacts`], gathered once per code object by the tracer:
+//!
+//! - [`globals::GlobalsNamer`] (ADR 0016, spec Part N): the trimmed `__name__` found in the
+//!   frame's globals when a `<module>` code object first starts;
+//! - `legacy::LegacyNamer` (spec Part L, cargo feature `legacy-resolver`): the legacy
+//!   resolver, i.e. `sys.path` roots, filesystem heuristics and a `sys.modules` scan keyed
+//!   by the code object's file name.
+//!
+//! The [`ModuleTable`] abstraction stands for `sys.modules` at the moment of a lookup. Only
+//! the legacy engine reads it; [`PySysModules`] reads the real one without running any
+//! Python code, [`MemTable`] is an in-memory table for tests and benchmarks.
+
+pub mod globals;
+#[cfg(feature = "legacy-resolver")]
+pub mod legacy;
+mod memory;
+mod python;
+mod table;
+
+pub use globals::GlobalsNamer;
+#[cfg(feature = "legacy-resolver")]
+pub use legacy::{legacy_filter_module_name, LegacyNamer, LegacyResolver, SysPathEntry};
+pub use memory::{MemObject, MemTable, MemValue};
+pub use python::{
+    read_attr_hook_free, read_globals_facts, read_module_attrs_hook_free, PySysModules,
+};
+pub use table::{
+    AttrValue, EntryId, EntryRead, ModuleEntry, ModuleTable, ObjectAttrs, SpecValue, Stamp,
+};
+
+/// Facts about one code object, gathered ONCE by the tracer at its first start, shared by
+/// both engines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeFacts {
+    /// `co_filename` exactly as the code object has it.
+    pub filename: String,
+    /// `co_qualname`.
+    pub qualname: String,
+    /// `qualname == "<module>"`.
+    pub is_module: bool,
+    /// `frame.f_globals["__name__"]` as found.
+    pub globals_name: GlobalsName,
+    /// `f_globals["__spec__"].name` if a non-empty `str`, read hook-free.
+    pub spec_name: Option<String>,
+}
+
+impl CodeFacts {
+    /// Facts for a code object, `is_module` derived from the qualname.
+    pub fn new(
+        filename: impl Into<String>,
+        qualname: impl Into<String>,
+        globals_name: GlobalsName,
+        spec_name: Option<String>,
+    ) -> Self {
+        let qualname = qualname.into();
+        CodeFacts {
+            filename: filename.into(),
+            is_module: qualname == MODULE_QUALNAME,
+            qualname,
+            globals_name,
+            spec_name,
+        }
+    }
+}
+
+/// The qualname CPython gives to the body of a module.
+pub const MODULE_QUALNAME: &str = "<module>";
+
+/// What `f_globals["__name__"]` held when the code object first started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GlobalsName {
+    /// A `str` (or a subclass), raw and untrimmed.
+    Str(String),
+    /// The globals have no `__name__` key.
+    Missing,
+    /// `__name__` is bound to something that is not a `str`.
+    NotStr {
+        /// `type(value).__name__`, for the divergence log (never a metric label).
+        type_name: String,
+    },
+    /// The frame has no globals at all.
+    NoGlobals,
+}
+
+/// Which engine produced a [`Naming`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Engine {
+    /// `__name__` from the frame globals (ADR 0016).
+    Globals,
+    /// The legacy resolver (spec Part L).
+    Legacy,
+}
+
+impl Engine {
+    /// Stable lower-case name, used as a metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Globals => "globals",
+            Engine::Legacy => "legacy",
+        }
+    }
+}
+
+/// Why an engine gave no name to a code object it was expected to name. A bounded set:
+/// the values become Prometheus label values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FallbackReason {
+    /// Globals engine: the globals have no `__name__`.
+    Missing,
+    /// Globals engine: `__name__` is not a `str`.
+    NotStr,
+    /// Globals engine: `__name__` is empty or whitespace only.
+    Empty,
+    /// Globals engine: the frame has no globals.
+    NoGlobals,
+    /// Legacy engine: `co_filename` is absolute but neither `sys.modules` nor the path
+    /// rules produced a name.
+    Unresolved,
+    /// Legacy engine: `co_filename` does not start with `/` (L6.4 leaves it unresolved).
+    RelativeFilename,
+    /// Legacy engine: `co_filename` is synthetic (`<string>`, `<frozen ...>`), a special
+    /// case of a relative file name, counted apart because it is expected.
+    SyntheticFilename,
+}
+
+impl FallbackReason {
+    /// Every reason, for registering metric series up front.
+    pub const ALL: [FallbackReason; 7] = [
+        FallbackReason::Missing,
+        FallbackReason::NotStr,
+        FallbackReason::Empty,
+        FallbackReason::NoGlobals,
+        FallbackReason::Unresolved,
+        FallbackReason::RelativeFilename,
+        FallbackReason::SyntheticFilename,
+    ];
+
+    /// Stable snake_case name, used as a metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FallbackReason::Missing => "missing",
+            FallbackReason::NotStr => "not_str",
+            FallbackReason::Empty => "empty",
+            FallbackReason::NoGlobals => "no_globals",
+            FallbackReason::Unresolved => "unresolved",
+            FallbackReason::RelativeFilename => "relative_filename",
+            FallbackReason::SyntheticFilename => "synthetic_filename",
+        }
+    }
+}
+
+/// An engine's answer for one code object.
+///
+/// - `name: Some(_)`: the module name (`fallback` is then `None`);
+/// - `name: None, fallback: Some(reason)`: the engine tried and found nothing;
+/// - `name: None, fallback: None`: the engine does not name this kind of code object (the
+///   globals engine and function code objects, see `docs/module-naming.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Naming {
+    pub name: Option<String>,
+    pub fallback: Option<FallbackReason>,
+}
+
+impl Naming {
+    /// A successful answer.
+    pub fn named(name: impl Into<String>) -> Self {
+        Naming {
+            name: Some(name.into()),
+            fallback: None,
+        }
+    }
+
+    /// No name, for the given reason.
+    pub fn fallback(reason: FallbackReason) -> Self {
+        Naming {
+            name: None,
+            fallback: Some(reason),
+        }
+    }
+
+    /// No name, and none was expected.
+    pub fn not_applicable() -> Self {
+        Naming {
+            name: None,
+            fallback: None,
+        }
+    }
+
+    /// The runtime label of the code object (L6.5, N1): `<NAME>` for `<module>` code with a
+    /// name, `<module>` for `<module>` code without one; other code objects keep their
+    /// qualname. The name is not validated, so `<<run_path>>` is a possible label.
+    pub fn label(&self, is_module: bool, qualname: &str) -> String {
+        if !is_module {
+            return qualname.to_string();
+        }
+        match &self.name {
+            Some(name) => format!("<{name}>"),
+            None => MODULE_QUALNAME.to_string(),
+        }
+    }
+}
+
+/// A module-naming engine.
+pub trait ModuleNamer {
+    /// Which engine this is.
+    fn engine(&self) -> Engine;
+    /// Called once per code object (the caller caches per code object, keeping code objects
+    /// alive).
+    fn name(&mut self, facts: &CodeFacts, modules: &dyn ModuleTable) -> Naming;
+}
+
+/// A valid dotted name: non-empty segments separated by `.`, each made only of ASCII
+/// letters, ASCII digits and `_` (a segment may start with a digit).
+pub fn is_valid_dotted_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.split('.').all(|segment| {
+            !segment.is_empty()
+                && segment
+                    .bytes()
+                    .all(|b| b == b'_' || b.is_ascii_alphanumeric())
+        })
+}
+
+/// Synthetic file names (F7): once trimmed, they start with `<` and end with `>`.
+pub fn is_synthetic_filename(filename: &str) -> bool {
+    let trimmed = filename.trim();
+    trimmed.starts_with('<') && trimmed.ends_with('>')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_wraps_module_names_and_keeps_function_qualnames() {
+        let named = Naming::named("pkg.mod");
+        assert_eq!(named.label(true, "<module>"), "<pkg.mod>");
+        assert_eq!(named.label(false, "Klass.method"), "Klass.method");
+        let none = Naming::fallback(FallbackReason::Missing);
+        assert_eq!(none.label(true, "<module>"), "<module>");
+        assert_eq!(
+            Naming::named("<run_path>").label(true, "<module>"),
+            "<<run_path>>"
+        );
+    }
+
+    #[test]
+    fn fallback_reasons_are_distinct_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for reason in FallbackReason::ALL {
+            let s = reason.as_str();
+            assert!(
+                s.bytes().all(|b| b == b'_' || b.is_ascii_lowercase()),
+                "{s}"
+            );
+            assert!(seen.insert(s), "duplicate {s}");
+        }
+        assert_eq!(Engine::Globals.as_str(), "globals");
+        assert_eq!(Engine::Legacy.as_str(), "legacy");
+    }
+
+    #[test]
+    fn valid_dotted_name_rules() {
+        for ok in ["a", "a.b", "_x.y_1", "1abc.2", "A.B.C"] {
+            assert!(is_valid_dotted_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "a.",
+            ".a",
+            "a..b",
+            "my-mod",
+            "é",
+            "a b",
+            "<run_path>",
+        ] {
+            assert!(!is_valid_dotted_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn synthetic_filenames() {
+        assert!(is_synthetic_filename("<string>"));
+        assert!(is_synthetic_filename("  <frozen importlib._bootstrap> "));
+        assert!(!is_synthetic_filename("/x/<string>"));
+        assert!(!is_synthetic_filename("<string"));
+    }
+}

@@ -1,0 +1,273 @@
+//! The legacy engine (spec Part L): `sys.path` roots, filesystem heuristics and a
+//! `sys.modules` scan keyed by the code object's file name.
+//!
+//! Compiled only with the `legacy-resolver` cargo feature. Deleting the legacy engine is
+//! deleting this directory, the feature and the lines gated on it.
+//!
+//! - [`paths`]: L1 helpers;
+//! - [`roots`]: L2 session roots, L3 path candidate and heuristics;
+//! - [`scan`]: L4, the reference scan and the cached scanner;
+//! - [`LegacyResolver`]: L5 (path cache) over the above;
+//! - [`LegacyNamer`]: the runtime engine, "L6 with no hints" (L7's decision);
+//! - [`name_with_hints`]: L6 with hints, for completeness and tests;
+//! - [`legacy_filter_module_name`]: the F4.3 module name used by legacy filter decisions.
+
+pub mod paths;
+pub mod roots;
+pub mod scan;
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use rustc_hash::FxHashMap;
+
+pub use roots::SysPathEntry;
+pub use scan::ScanStats;
+
+use super::{
+    is_synthetic_filename, is_valid_dotted_name, CodeFacts, Engine, FallbackReason, ModuleNamer,
+    ModuleTable, Naming,
+};
+use paths::{normalise, relative_to_dotted};
+use scan::{reference_scan, ScanCache};
+
+/// How the resolver runs the L4 scan. Both give the same answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScanStrategy {
+    /// Per-entry facts cached under entry identity and stamps ([`scan::ScanCache`]).
+    #[default]
+    Cached,
+    /// Every entry read on every scan ([`scan::reference_scan`]).
+    Reference,
+}
+
+/// Counters of one resolver.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LegacyStats {
+    /// Calls to [`LegacyResolver::resolve`].
+    pub lookups: u64,
+    /// Lookups answered by the path cache (L5.1).
+    pub path_cache_hits: u64,
+    /// Scan counters.
+    pub scan: ScanStats,
+}
+
+/// The legacy resolver: L2 roots taken once, L5 over L3 and L4.
+pub struct LegacyResolver {
+    roots: Vec<String>,
+    path_cache: FxHashMap<String, String>,
+    scan_cache: ScanCache,
+    strategy: ScanStrategy,
+    stats: LegacyStats,
+}
+
+impl LegacyResolver {
+    /// A resolver from `sys.path` entries and the working directory (`None`: unknown), both
+    /// as they were when the session started (L2).
+    pub fn new(sys_path: &[SysPathEntry], cwd: Option<&str>) -> Self {
+        LegacyResolver {
+            roots: roots::session_roots(sys_path, cwd),
+            path_cache: FxHashMap::default(),
+            scan_cache: ScanCache::new(),
+            strategy: ScanStrategy::default(),
+            stats: LegacyStats::default(),
+        }
+    }
+
+    /// A resolver from the running interpreter: `sys.path` (a list; anything else gives no
+    /// entries) and `os.getcwd()` (an error gives an unknown cwd). Call it when the session
+    /// starts, after `sys.path[0]` is set for the target.
+    pub fn from_python(py: Python<'_>) -> Self {
+        let mut entries = Vec::new();
+        // SAFETY: GIL held; PySys_GetObject returns a borrowed reference (or null).
+        unsafe {
+            let path = ffi::PySys_GetObject(c"path".as_ptr());
+            if !path.is_null() && ffi::PyList_Check(path) != 0 {
+                let path = Bound::from_borrowed_ptr(py, path);
+                // Copy first: reading entries runs no code, but be safe against aliasing.
+                let items: Vec<Bound<'_, PyAny>> = path
+                    .downcast::<pyo3::types::PyList>()
+                    .map(|l| l.iter().collect())
+                    .unwrap_or_default();
+                for item in items {
+                    entries.push(match super::python::str_text(item.as_ptr()) {
+                        Some(text) => SysPathEntry::Str(text),
+                        None => SysPathEntry::NotStr,
+                    });
+                }
+            }
+        }
+        let cwd = py
+            .import("os")
+            .and_then(|os| os.call_method0("getcwd"))
+            .and_then(|cwd| cwd.extract::<String>())
+            .ok();
+        Self::new(&entries, cwd.as_deref())
+    }
+
+    /// The roots, in L2 order.
+    pub fn roots(&self) -> &[String] {
+        &self.roots
+    }
+
+    /// Chooses how scans run (the default is [`ScanStrategy::Cached`]).
+    pub fn set_scan_strategy(&mut self, strategy: ScanStrategy) {
+        self.strategy = strategy;
+        self.scan_cache.clear();
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &LegacyStats {
+        &self.stats
+    }
+
+    /// The name the path cache holds for a target, if any.
+    pub fn cached_name(&self, target: &str) -> Option<&str> {
+        self.path_cache.get(target).map(String::as_str)
+    }
+
+    /// Drops the scan cache and what its stamps keep alive (the path cache, which is part
+    /// of L5's semantics, stays).
+    pub fn release_scan_cache(&mut self) {
+        self.scan_cache.clear();
+    }
+
+    /// L3: the path candidate of a (normalised) target. Reads the filesystem.
+    pub fn path_candidate(&self, target: &str) -> Option<String> {
+        roots::path_candidate(&self.roots, target)
+    }
+
+    /// L4: scans `modules` for a (normalised) target.
+    pub fn scan(&mut self, target: &str, modules: &dyn ModuleTable) -> Option<String> {
+        match self.strategy {
+            ScanStrategy::Cached => self.scan_cache.scan(target, modules, &mut self.stats.scan),
+            ScanStrategy::Reference => reference_scan(target, modules, &mut self.stats.scan),
+        }
+    }
+
+    /// L5: resolves a normalised target. Only names found in `sys.modules` are cached,
+    /// forever; path-only names are recomputed on every call.
+    pub fn resolve(&mut self, target: &str, modules: &dyn ModuleTable) -> Option<String> {
+        self.stats.lookups += 1;
+        if let Some(name) = self.path_cache.get(target) {
+            self.stats.path_cache_hits += 1;
+            return Some(name.clone());
+        }
+        // L5.2: the path candidate is computed even when the scan is going to win.
+        let candidate = self.path_candidate(target);
+        if let Some(name) = self.scan(target, modules) {
+            self.path_cache.insert(target.to_string(), name.clone());
+            return Some(name);
+        }
+        candidate
+    }
+}
+
+/// L6.2: trimmed, and accepted only if a valid dotted name.
+pub fn sanitise(value: &str) -> Option<String> {
+    let trimmed = value.trim();
+    is_valid_dotted_name(trimmed).then(|| trimmed.to_string())
+}
+
+/// The optional hints of L6.2.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Hints<'a> {
+    pub preferred: Option<&'a str>,
+    pub relative: Option<&'a str>,
+    pub absolute: Option<&'a str>,
+    pub globals: Option<&'a str>,
+}
+
+/// L6.3/L6.4: the per-code-object answer with hints (the caller caches it per code
+/// object; the first answer is final).
+pub fn name_with_hints(
+    resolver: &mut LegacyResolver,
+    hints: &Hints<'_>,
+    co_filename: &str,
+    modules: &dyn ModuleTable,
+) -> Option<String> {
+    let globals = hints.globals.and_then(sanitise);
+    let mut name = hints
+        .preferred
+        .and_then(sanitise)
+        .or_else(|| hints.relative.and_then(relative_to_dotted))
+        .or_else(|| hints.absolute.and_then(|a| resolver.resolve(a, modules)))
+        .or_else(|| globals.clone());
+    if globals.as_deref() == Some("__main__") {
+        name = Some("__main__".to_string());
+    }
+    if name.is_none() && hints.absolute.is_none() && co_filename.starts_with('/') {
+        name = normalise(co_filename).and_then(|target| resolver.resolve(&target, modules));
+    }
+    name
+}
+
+/// F4.3: the module name legacy filter decisions used. `relative_path` is the filter
+/// engine's F4.2 relative path, `absolute_path` the F4.1 normalised `co_filename` (which
+/// may be relative or synthetic). The resolver runs for every call (functions included);
+/// its answer replaces the relative path's name when there is none, when that name is not
+/// a valid dotted name, or when the answer is `__main__` and that name has no `.`.
+///
+/// The filter engine must own its own [`LegacyResolver`] (L7: two resolvers, two caches).
+pub fn legacy_filter_module_name(
+    resolver: &mut LegacyResolver,
+    relative_path: Option<&str>,
+    absolute_path: &str,
+    modules: &dyn ModuleTable,
+) -> Option<String> {
+    let first = relative_path.and_then(relative_to_dotted);
+    let answer = resolver.resolve(absolute_path, modules);
+    match (first, answer) {
+        (None, answer) => answer,
+        (Some(first), Some(answer))
+            if !is_valid_dotted_name(&first) || (answer == "__main__" && !first.contains('.')) =>
+        {
+            Some(answer)
+        }
+        (Some(first), _) => Some(first),
+    }
+}
+
+/// The legacy engine at runtime: L6 with no hints, i.e. L5 on the normalised
+/// `co_filename` when it starts with `/` (L6.4, L7). Names every code object, functions
+/// included (their label stays their qualname).
+pub struct LegacyNamer {
+    resolver: LegacyResolver,
+}
+
+impl LegacyNamer {
+    /// An engine over a resolver built when the session started.
+    pub fn new(resolver: LegacyResolver) -> Self {
+        LegacyNamer { resolver }
+    }
+
+    /// The resolver (roots, stats).
+    pub fn resolver(&self) -> &LegacyResolver {
+        &self.resolver
+    }
+
+    /// The resolver, mutably.
+    pub fn resolver_mut(&mut self) -> &mut LegacyResolver {
+        &mut self.resolver
+    }
+}
+
+impl ModuleNamer for LegacyNamer {
+    fn engine(&self) -> Engine {
+        Engine::Legacy
+    }
+
+    fn name(&mut self, facts: &CodeFacts, modules: &dyn ModuleTable) -> Naming {
+        if !facts.filename.starts_with('/') {
+            return Naming::fallback(if is_synthetic_filename(&facts.filename) {
+                FallbackReason::SyntheticFilename
+            } else {
+                FallbackReason::RelativeFilename
+            });
+        }
+        let resolved = normalise(&facts.filename).and_then(|t| self.resolver.resolve(&t, modules));
+        match resolved {
+            Some(name) => Naming::named(name),
+            None => Naming::fallback(FallbackReason::Unresolved),
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! L1: the path helpers. All lexical: no filesystem access, no symlink resolution.
+
+/// L1.1 POSIX normalisation.
+///
+/// Splits on `/`, drops empty and `.` segments, keeps `..` as it is (`/a/../b` stays),
+/// keeps one leading `/` for an absolute input. Quirks kept: the root on its own gives the
+/// **empty string**; an empty input, or one made only of `.` segments, gives nothing.
+/// Backslashes are ordinary characters.
+pub fn normalise(input: &str) -> Option<String> {
+    if input.is_empty() {
+        return None;
+    }
+    let absolute = input.starts_with('/');
+    let mut out = String::with_capacity(input.len());
+    for segment in input.split('/').filter(|s| !s.is_empty() && *s != ".") {
+        if absolute || !out.is_empty() {
+            out.push('/');
+        }
+        out.push_str(segment);
+    }
+    if out.is_empty() && !absolute {
+        return None;
+    }
+    Some(out)
+}
+
+/// L1.2 relative path to dotted name, not validated.
+///
+/// Empty segments are dropped; a last segment ending in `.py` loses the suffix, and is
+/// dropped entirely when what remains is `__init__`; any other last segment (`mod.pyc`,
+/// `data.txt`) is kept word for word. Nothing is returned only when no segment is left
+/// (so `a/.py` gives `a.`, following the reference code, see docs/module-naming.md).
+pub fn relative_to_dotted(relative: &str) -> Option<String> {
+    let mut parts: Vec<&str> = relative.split('/').filter(|s| !s.is_empty()).collect();
+    let last = parts.pop()?;
+    match last.strip_suffix(".py") {
+        Some("__init__") => {}
+        Some(stem) => parts.push(stem),
+        None => parts.push(last),
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Some(parts.join("."))
+}
+
+/// L1.3 filesystem-shaped name of a target: leading `/`s removed, a first segment ending in
+/// `:` (a drive) removed, the rest converted with L1.2.
+pub fn filesystem_shaped_name(target: &str) -> Option<String> {
+    let rest = target.trim_start_matches('/');
+    let rest = match rest.split_once('/') {
+        Some((first, tail)) if first.ends_with(':') => tail,
+        None if rest.ends_with(':') => "",
+        _ => rest,
+    };
+    relative_to_dotted(rest)
+}

@@ -1,0 +1,624 @@
+//! Hook-free reads of Python objects: the real `sys.modules` as a [`ModuleTable`]
+//! ([`PySysModules`]) and the globals facts of a frame ([`read_globals_facts`]).
+//!
+//! # What "hook-free" means here (spec L4.7)
+//!
+//! No attribute is read with `getattr`/`PyObject_GetAttr`, so no `__getattr__` (PEP 562 or
+//! on a class), no `__getattribute__` override, no `LazyLoader` and no property runs. To
+//! read attribute `A` of object `o`:
+//!
+//! 1. the instance dict of `o` (`PyObject_GenericGetDict`, the C-level `__dict__` of the
+//!    type's dict slot, whatever a class-level `__dict__` property says) is looked up with
+//!    `PyDict_GetItemWithError`, which ignores the `__getitem__` of dict subclasses; a hit
+//!    is the answer (even if the class has a data descriptor for `A`);
+//! 2. otherwise the dicts of the types in `type(o).__mro__` are looked up in order. The
+//!    first hit is used as it is when it is plain data (its type has no `__get__`). When it
+//!    is a descriptor, only two kinds are invoked, because their `__get__` is C code that
+//!    runs no Python code: `member_descriptor` (a `__slots__` read) and the
+//!    `getset_descriptor`s of `type` itself (`__name__` of a class stored in
+//!    `sys.modules`). Any other descriptor (property, function, classmethod, extension
+//!    getset...) is not invoked: the attribute is **hook-only**;
+//! 3. when nothing was found, the attribute is **hook-only** if a hook could have produced
+//!    it — the type's `tp_getattro` is not one of the stock C ones (generic, module, type),
+//!    i.e. a Python `__getattr__`/`__getattribute__` sits in the MRO, or `o` is a module
+//!    whose dict holds a PEP 562 `__getattr__` — and **absent** otherwise.
+//!
+//! Hook-only attributes count as absent; the legacy resolver counts them.
+//!
+//! Dict lookups with an exact-`str` key could in theory call the `__eq__` of a `str`
+//! subclass *key* stored in the same dict with an equal hash; CPython's own attribute
+//! lookup has the same property and no stock object is affected.
+//!
+//! # Stamps
+//!
+//! A read records what it depended on (see [`PyStamp`]): the type of each object it looked
+//! at, the identity of its instance dict, the `ma_version_tag` of that dict (CPython 3.11
+//! gives every dict mutation a new, globally unique version), and, when it had to look at
+//! class attributes, the `__mro__` tuple and the dict versions of every heap type in it.
+//! Static (non-heap) types are immutable from Python (CPython rejects `setattr` on them)
+//! and cannot get a new `__mro__`, so they are not watched. A read that had to invoke a
+//! (safe) descriptor — a `__slots__` member, a getset of `type` — depends on state no dict
+//! version covers, so its stamp never holds and such entries are re-read on every lookup.
+//! A stamp keeps every object it refers to alive, so pointer comparisons cannot be fooled
+//! by address reuse.
+
+use std::cell::RefCell;
+use std::ffi::CStr;
+use std::ops::ControlFlow;
+use std::rc::Rc;
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use super::table::{
+    AttrValue, EntryId, EntryRead, ModuleEntry, ModuleTable, ObjectAttrs, SpecValue, Stamp,
+    StampInner,
+};
+use super::GlobalsName;
+
+/// What a [`Stamp`] of [`PySysModules`] checks. Every object is kept alive by the stamp.
+pub(crate) struct PyStamp {
+    _key: Py<PyAny>,
+    _value: Py<PyAny>,
+    checks: Vec<Check>,
+}
+
+impl PyStamp {
+    pub(crate) fn len(&self) -> usize {
+        self.checks.len()
+    }
+}
+
+enum Check {
+    /// `type(obj) is ty`.
+    TypeIs { obj: Py<PyAny>, ty: Py<PyAny> },
+    /// The instance dict of `obj` is still `dict` (`None`: `obj` has none).
+    DictIs {
+        obj: Py<PyAny>,
+        dict: Option<Py<PyAny>>,
+    },
+    /// `dict` has not been mutated.
+    DictVersion { dict: Py<PyAny>, version: u64 },
+    /// `ty.__mro__` is still the same tuple.
+    MroIs {
+        ty: Py<PyAny>,
+        mro: Option<Py<PyAny>>,
+    },
+    /// Never holds: the read invoked a descriptor (a `__slots__` member or a getset of
+    /// `type`), whose value can change without any dict changing, so the entry is re-read
+    /// on every lookup.
+    Volatile,
+}
+
+fn dict_version(dict: *mut ffi::PyObject) -> u64 {
+    // SAFETY: callers pass a live object that passed PyDict_Check; dict subclasses share
+    // the PyDictObject layout.
+    unsafe { (*(dict as *mut ffi::PyDictObject)).ma_version_tag }
+}
+
+/// The instance dict of `obj` as a new reference, or null (error cleared) when it has none.
+unsafe fn instance_dict(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let dict = ffi::PyObject_GenericGetDict(obj, std::ptr::null_mut());
+    if dict.is_null() {
+        ffi::PyErr_Clear();
+        return std::ptr::null_mut();
+    }
+    if ffi::PyDict_Check(dict) == 0 {
+        ffi::Py_DECREF(dict);
+        return std::ptr::null_mut();
+    }
+    dict
+}
+
+/// Borrowed lookup in a dict; null (error cleared) when missing.
+unsafe fn dict_get(dict: *mut ffi::PyObject, key: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let value = ffi::PyDict_GetItemWithError(dict, key);
+    if value.is_null() && !ffi::PyErr_Occurred().is_null() {
+        ffi::PyErr_Clear();
+    }
+    value
+}
+
+unsafe fn is_heap_type(ty: *mut ffi::PyTypeObject) -> bool {
+    ffi::PyType_HasFeature(ty, ffi::Py_TPFLAGS_HEAPTYPE) != 0
+}
+
+/// The text of a `str` (subclasses included) when it is valid UTF-8; `None` otherwise.
+pub(crate) unsafe fn str_text(value: *mut ffi::PyObject) -> Option<String> {
+    if ffi::PyUnicode_Check(value) == 0 {
+        return None;
+    }
+    let mut size: ffi::Py_ssize_t = 0;
+    let data = ffi::PyUnicode_AsUTF8AndSize(value, &mut size);
+    if data.is_null() {
+        ffi::PyErr_Clear();
+        return None;
+    }
+    let bytes = std::slice::from_raw_parts(data as *const u8, size as usize);
+    Some(String::from_utf8_lossy(bytes).into_owned())
+}
+
+fn classify(value: Option<Bound<'_, PyAny>>) -> AttrValue {
+    match value {
+        None => AttrValue::Absent,
+        // SAFETY: a live object.
+        Some(v) => match unsafe { str_text(v.as_ptr()) } {
+            Some(text) => AttrValue::Str(text),
+            None => AttrValue::NotStr,
+        },
+    }
+}
+
+enum Raw<'py> {
+    Found(Bound<'py, PyAny>),
+    Absent,
+    HookOnly,
+}
+
+/// One object being read: its type and instance dict, captured once.
+struct View<'py> {
+    obj: Bound<'py, PyAny>,
+    ty: *mut ffi::PyTypeObject,
+    dict: Option<Bound<'py, PyAny>>,
+    classes_watched: bool,
+}
+
+/// A hook-free reader that records what it looked at (when `record` is set).
+struct Reader<'py> {
+    py: Python<'py>,
+    record: bool,
+    checks: Vec<Check>,
+}
+
+impl<'py> Reader<'py> {
+    fn new(py: Python<'py>, record: bool) -> Self {
+        Reader {
+            py,
+            record,
+            checks: Vec::new(),
+        }
+    }
+
+    fn view(&mut self, obj: Bound<'py, PyAny>) -> View<'py> {
+        // SAFETY: live objects, GIL held.
+        unsafe {
+            let ty = ffi::Py_TYPE(obj.as_ptr());
+            let raw_dict = instance_dict(obj.as_ptr());
+            let dict = if raw_dict.is_null() {
+                None
+            } else {
+                Some(Bound::from_owned_ptr(self.py, raw_dict))
+            };
+            if self.record {
+                self.checks.push(Check::TypeIs {
+                    obj: obj.clone().unbind(),
+                    ty: Bound::from_borrowed_ptr(self.py, ty as *mut ffi::PyObject).unbind(),
+                });
+                // A module's `__dict__` cannot be rebound; any other object's can.
+                if ffi::PyModule_Check(obj.as_ptr()) == 0 {
+                    self.checks.push(Check::DictIs {
+                        obj: obj.clone().unbind(),
+                        dict: dict.as_ref().map(|d| d.clone().unbind()),
+                    });
+                }
+                if let Some(d) = &dict {
+                    self.checks.push(Check::DictVersion {
+                        dict: d.clone().unbind(),
+                        version: dict_version(d.as_ptr()),
+                    });
+                }
+            }
+            View {
+                obj,
+                ty,
+                dict,
+                classes_watched: false,
+            }
+        }
+    }
+
+    /// Records the state of a type that a class-attribute lookup depends on.
+    unsafe fn watch_type(&mut self, ty: *mut ffi::PyTypeObject) {
+        if !self.record || !is_heap_type(ty) {
+            return;
+        }
+        let mro = (*ty).tp_mro;
+        self.checks.push(Check::MroIs {
+            ty: Bound::from_borrowed_ptr(self.py, ty as *mut ffi::PyObject).unbind(),
+            mro: (!mro.is_null()).then(|| Bound::from_borrowed_ptr(self.py, mro).unbind()),
+        });
+        for base in mro_types(ty) {
+            if is_heap_type(base) {
+                let dict = (*base).tp_dict;
+                if !dict.is_null() {
+                    self.checks.push(Check::DictVersion {
+                        dict: Bound::from_borrowed_ptr(self.py, dict).unbind(),
+                        version: dict_version(dict),
+                    });
+                }
+            }
+        }
+    }
+
+    fn get(&mut self, view: &mut View<'py>, name: &Bound<'py, PyAny>) -> Raw<'py> {
+        // SAFETY: live objects, GIL held; borrowed results are turned into owned Bounds
+        // before anything else can run.
+        unsafe {
+            if let Some(dict) = &view.dict {
+                let hit = dict_get(dict.as_ptr(), name.as_ptr());
+                if !hit.is_null() {
+                    return Raw::Found(Bound::from_borrowed_ptr(self.py, hit));
+                }
+            }
+            if !view.classes_watched {
+                view.classes_watched = true;
+                self.watch_type(view.ty);
+            }
+            let mut class_attr = std::ptr::null_mut();
+            for base in mro_types(view.ty) {
+                let dict = (*base).tp_dict;
+                if !dict.is_null() {
+                    class_attr = dict_get(dict, name.as_ptr());
+                    if !class_attr.is_null() {
+                        break;
+                    }
+                }
+            }
+            if !class_attr.is_null() {
+                let attr = Bound::from_borrowed_ptr(self.py, class_attr);
+                let attr_ty = ffi::Py_TYPE(class_attr);
+                self.watch_type(attr_ty);
+                match (*attr_ty).tp_descr_get {
+                    None => return Raw::Found(attr),
+                    Some(get) if safe_descriptor(class_attr) => {
+                        if self.record {
+                            self.checks.push(Check::Volatile);
+                        }
+                        let got = get(class_attr, view.obj.as_ptr(), view.ty as *mut ffi::PyObject);
+                        if !got.is_null() {
+                            return Raw::Found(Bound::from_owned_ptr(self.py, got));
+                        }
+                        ffi::PyErr_Clear();
+                    }
+                    Some(_) => return Raw::HookOnly,
+                }
+            }
+            if self.hooked(view) {
+                Raw::HookOnly
+            } else {
+                Raw::Absent
+            }
+        }
+    }
+
+    /// Whether a hook could produce an attribute that plain lookups did not find.
+    unsafe fn hooked(&mut self, view: &View<'py>) -> bool {
+        let getattro = (*view.ty).tp_getattro.map(|f| f as usize);
+        let generic = ffi::PyBaseObject_Type.tp_getattro.map(|f| f as usize);
+        let module = ffi::PyModule_Type.tp_getattro.map(|f| f as usize);
+        let type_ = ffi::PyType_Type.tp_getattro.map(|f| f as usize);
+        if getattro == generic || getattro == type_ {
+            return false;
+        }
+        if getattro == module {
+            // PEP 562: the module's own `__getattr__`.
+            return match &view.dict {
+                Some(dict) => {
+                    let key = pyo3::intern!(self.py, "__getattr__");
+                    !dict_get(dict.as_ptr(), key.as_ptr()).is_null()
+                }
+                None => false,
+            };
+        }
+        true
+    }
+
+    fn attr(&mut self, view: &mut View<'py>, name: &Bound<'py, PyAny>) -> AttrValue {
+        match self.get(view, name) {
+            Raw::Found(v) => classify(Some(v)),
+            Raw::Absent => AttrValue::Absent,
+            Raw::HookOnly => AttrValue::HookOnly,
+        }
+    }
+
+    fn spec_attrs(&mut self, spec: Bound<'py, PyAny>) -> SpecValue {
+        if spec.is_none() {
+            return SpecValue::None;
+        }
+        let py = self.py;
+        let mut view = self.view(spec);
+        let origin = self.attr(&mut view, pyo3::intern!(py, "origin").as_any());
+        let name = self.attr(&mut view, pyo3::intern!(py, "name").as_any());
+        SpecValue::Object { origin, name }
+    }
+
+    fn object_attrs(&mut self, obj: Bound<'py, PyAny>) -> ObjectAttrs {
+        let py = self.py;
+        let mut view = self.view(obj);
+        let spec = match self.get(&mut view, pyo3::intern!(py, "__spec__").as_any()) {
+            Raw::Found(spec) => self.spec_attrs(spec),
+            Raw::Absent => SpecValue::Absent,
+            Raw::HookOnly => SpecValue::HookOnly,
+        };
+        let file = self.attr(&mut view, pyo3::intern!(py, "__file__").as_any());
+        let cached = self.attr(&mut view, pyo3::intern!(py, "__cached__").as_any());
+        let name = self.attr(&mut view, pyo3::intern!(py, "__name__").as_any());
+        ObjectAttrs {
+            spec,
+            file,
+            cached,
+            name,
+        }
+    }
+}
+
+/// Descriptors whose `__get__` runs no Python code: slot reads (`member_descriptor`) and
+/// the C getters of `type` itself.
+unsafe fn safe_descriptor(descr: *mut ffi::PyObject) -> bool {
+    let ty = ffi::Py_TYPE(descr);
+    if ty == std::ptr::addr_of_mut!(ffi::PyMemberDescr_Type) {
+        return true;
+    }
+    ty == std::ptr::addr_of_mut!(ffi::PyGetSetDescr_Type)
+        && (*(descr as *mut ffi::PyDescrObject)).d_type == std::ptr::addr_of_mut!(ffi::PyType_Type)
+}
+
+/// The types of `ty.__mro__` (just `ty` when it has no MRO yet).
+unsafe fn mro_types(ty: *mut ffi::PyTypeObject) -> Vec<*mut ffi::PyTypeObject> {
+    let mro = (*ty).tp_mro;
+    if mro.is_null() || ffi::PyTuple_Check(mro) == 0 {
+        return vec![ty];
+    }
+    let n = ffi::PyTuple_GET_SIZE(mro);
+    (0..n)
+        .map(|i| ffi::PyTuple_GET_ITEM(mro, i))
+        .filter(|base| ffi::PyType_Check(*base) != 0)
+        .map(|base| base as *mut ffi::PyTypeObject)
+        .collect()
+}
+
+fn check_holds(py: Python<'_>, check: &Check) -> bool {
+    // SAFETY: every pointer comes from an object the check keeps alive; GIL held.
+    unsafe {
+        match check {
+            Check::TypeIs { obj, ty } => {
+                ffi::Py_TYPE(obj.as_ptr()) as *mut ffi::PyObject == ty.as_ptr()
+            }
+            Check::DictIs { obj, dict } => {
+                let now = instance_dict(obj.as_ptr());
+                let same = match dict {
+                    Some(d) => now == d.as_ptr(),
+                    None => now.is_null(),
+                };
+                if !now.is_null() {
+                    ffi::Py_DECREF(now);
+                }
+                let _ = py;
+                same
+            }
+            Check::DictVersion { dict, version } => dict_version(dict.as_ptr()) == *version,
+            Check::MroIs { ty, mro } => {
+                let now = (*(ty.as_ptr() as *mut ffi::PyTypeObject)).tp_mro;
+                match mro {
+                    Some(m) => now == m.as_ptr(),
+                    None => now.is_null(),
+                }
+            }
+            Check::Volatile => false,
+        }
+    }
+}
+
+/// The `(key, value)` pairs of one `sys.modules` snapshot, in order.
+type Items = Rc<[(Py<PyAny>, Py<PyAny>)]>;
+
+struct Snapshot {
+    dict: Py<PyAny>,
+    version: u64,
+    items: Items,
+}
+
+/// The real `sys.modules`, read hook-free (see the module documentation).
+///
+/// Keep one per session: it remembers the last snapshot and reuses it while `sys.modules`
+/// is unchanged (same dict object, same version). The snapshot keeps the entries it holds
+/// alive until the next lookup replaces it.
+#[derive(Default)]
+pub struct PySysModules {
+    last: RefCell<Option<Snapshot>>,
+}
+
+impl PySysModules {
+    /// A reader of `sys.modules`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Drops the remembered snapshot (say at the end of a session).
+    pub fn release(&self) {
+        self.last.borrow_mut().take();
+    }
+
+    fn snapshot(&self, py: Python<'_>) -> Option<Items> {
+        // SAFETY: GIL held; `sys.modules` is looked up in the sys module's dict (no hook).
+        unsafe {
+            let modules = ffi::PySys_GetObject(c"modules".as_ptr());
+            if modules.is_null() || ffi::PyDict_Check(modules) == 0 {
+                return None;
+            }
+            let version = dict_version(modules);
+            let mut last = self.last.borrow_mut();
+            if let Some(snap) = last.as_ref() {
+                if snap.dict.as_ptr() == modules && snap.version == version {
+                    return Some(snap.items.clone());
+                }
+            }
+            let mut items = Vec::with_capacity(ffi::PyDict_Size(modules).max(0) as usize);
+            let mut pos: ffi::Py_ssize_t = 0;
+            let mut key = std::ptr::null_mut();
+            let mut value = std::ptr::null_mut();
+            while ffi::PyDict_Next(modules, &mut pos, &mut key, &mut value) != 0 {
+                items.push((
+                    Bound::from_borrowed_ptr(py, key).unbind(),
+                    Bound::from_borrowed_ptr(py, value).unbind(),
+                ));
+            }
+            let items: Items = items.into();
+            *last = Some(Snapshot {
+                dict: Bound::from_borrowed_ptr(py, modules).unbind(),
+                version,
+                items: items.clone(),
+            });
+            Some(items)
+        }
+    }
+}
+
+struct PyEntry<'a, 'py> {
+    py: Python<'py>,
+    key: &'a Bound<'py, PyAny>,
+    value: &'a Bound<'py, PyAny>,
+}
+
+impl ModuleEntry for PyEntry<'_, '_> {
+    fn id(&self) -> EntryId {
+        EntryId {
+            key: self.key.as_ptr() as usize as u64,
+            value: self.value.as_ptr() as usize as u64,
+        }
+    }
+
+    fn key_is_str(&self) -> bool {
+        // SAFETY: live object. Encodability is decided once per key object: CPython caches
+        // the UTF-8 form of a str.
+        unsafe {
+            if ffi::PyUnicode_Check(self.key.as_ptr()) == 0 {
+                return false;
+            }
+            let data = ffi::PyUnicode_AsUTF8AndSize(self.key.as_ptr(), std::ptr::null_mut());
+            if data.is_null() {
+                ffi::PyErr_Clear();
+                return false;
+            }
+            true
+        }
+    }
+
+    fn value_is_none(&self) -> bool {
+        self.value.is_none()
+    }
+
+    fn read(&self) -> EntryRead {
+        let mut reader = Reader::new(self.py, true);
+        let attrs = reader.object_attrs(self.value.clone());
+        // SAFETY: live object.
+        let key = unsafe { str_text(self.key.as_ptr()) }.unwrap_or_default();
+        EntryRead {
+            key,
+            attrs,
+            stamp: Stamp {
+                inner: StampInner::Python(PyStamp {
+                    _key: self.key.clone().unbind(),
+                    _value: self.value.clone().unbind(),
+                    checks: reader.checks,
+                }),
+            },
+        }
+    }
+
+    fn is_current(&self, stamp: &Stamp) -> bool {
+        match &stamp.inner {
+            StampInner::Python(p) => p.checks.iter().all(|c| check_holds(self.py, c)),
+            StampInner::Version(_) => false,
+        }
+    }
+}
+
+impl ModuleTable for PySysModules {
+    fn for_each_entry(&self, visit: &mut dyn FnMut(&dyn ModuleEntry) -> ControlFlow<()>) {
+        Python::with_gil(|py| {
+            let Some(items) = self.snapshot(py) else {
+                return;
+            };
+            for (key, value) in items.iter() {
+                let key = key.bind(py);
+                let value = value.bind(py);
+                if visit(&PyEntry { py, key, value }).is_break() {
+                    break;
+                }
+            }
+        })
+    }
+}
+
+/// Reads attribute `name` of `obj` the hook-free way.
+pub fn read_attr_hook_free(obj: &Bound<'_, PyAny>, name: &str) -> AttrValue {
+    let py = obj.py();
+    let mut reader = Reader::new(py, false);
+    let mut view = reader.view(obj.clone());
+    let name = pyo3::types::PyString::new(py, name);
+    reader.attr(&mut view, name.as_any())
+}
+
+/// Reads everything one `sys.modules` value offers to the legacy scan, hook-free (mainly
+/// for tests and diagnostics).
+pub fn read_module_attrs_hook_free(obj: &Bound<'_, PyAny>) -> ObjectAttrs {
+    Reader::new(obj.py(), false).object_attrs(obj.clone())
+}
+
+/// `type(value).__name__`, from the C type name (no Python code runs).
+fn type_name(value: &Bound<'_, PyAny>) -> String {
+    // SAFETY: live object; tp_name is a NUL-terminated C string owned by the type.
+    let full = unsafe { CStr::from_ptr((*ffi::Py_TYPE(value.as_ptr())).tp_name) };
+    let full = full.to_string_lossy();
+    match full.rfind('.') {
+        Some(i) => full[i + 1..].to_string(),
+        None => full.into_owned(),
+    }
+}
+
+/// The globals facts of a frame: [`GlobalsName`] from `globals["__name__"]` and the
+/// `__spec__.name` of the globals (when a non-empty `str`), both read without running
+/// Python code (`PyDict_GetItemWithError`, then the hook-free attribute read). `globals`
+/// is the frame's `f_globals`; `None` (or a non-dict) gives [`GlobalsName::NoGlobals`].
+///
+/// A `__name__` that is a `str` holding lone surrogates is kept, with U+FFFD in their place.
+pub fn read_globals_facts(globals: Option<&Bound<'_, PyAny>>) -> (GlobalsName, Option<String>) {
+    let Some(globals) = globals else {
+        return (GlobalsName::NoGlobals, None);
+    };
+    let py = globals.py();
+    // SAFETY: GIL held, live dict.
+    unsafe {
+        if ffi::PyDict_Check(globals.as_ptr()) == 0 {
+            return (GlobalsName::NoGlobals, None);
+        }
+        let name_ptr = dict_get(globals.as_ptr(), pyo3::intern!(py, "__name__").as_ptr());
+        let globals_name = if name_ptr.is_null() {
+            GlobalsName::Missing
+        } else {
+            let value = Bound::from_borrowed_ptr(py, name_ptr);
+            match value.downcast::<pyo3::types::PyString>() {
+                Ok(s) => GlobalsName::Str(s.to_string_lossy().into_owned()),
+                Err(_) => GlobalsName::NotStr {
+                    type_name: type_name(&value),
+                },
+            }
+        };
+        let spec_ptr = dict_get(globals.as_ptr(), pyo3::intern!(py, "__spec__").as_ptr());
+        let spec_name = if spec_ptr.is_null() {
+            None
+        } else {
+            let spec = Bound::from_borrowed_ptr(py, spec_ptr);
+            if spec.is_none() {
+                None
+            } else {
+                match read_attr_hook_free(&spec, "name") {
+                    AttrValue::Str(s) if !s.is_empty() => Some(s),
+                    _ => None,
+                }
+            }
+        };
+        (globals_name, spec_name)
+    }
+}

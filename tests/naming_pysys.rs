@@ -1,0 +1,592 @@
+//! The PyO3 side against an embedded CPython: hook-free reads of the real `sys.modules`
+//! (L4.7) — no PEP 562 `__getattr__`, `__getattribute__`, property or `LazyLoader` may
+//! run — stamps that notice every kind of change, `sys.path` read once (L2.1), and the
+//! globals facts (N1).
+
+use std::ffi::CString;
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use ct_recorder::naming::{
+    read_attr_hook_free, read_globals_facts, read_module_attrs_hook_free, AttrValue, GlobalsName,
+    SpecValue,
+};
+
+/// The tests share one interpreter and `sys.modules`: run them one at a time.
+static PYTHON: Mutex<()> = Mutex::new(());
+
+fn with_py<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
+    let _guard = PYTHON.lock().unwrap_or_else(|e| e.into_inner());
+    pyo3::prepare_freethreaded_python();
+    Python::with_gil(f)
+}
+
+/// Runs `code` in fresh globals and returns them.
+fn exec<'py>(py: Python<'py>, code: &str) -> Bound<'py, PyDict> {
+    let globals = PyDict::new(py);
+    let code = CString::new(code).expect("no NUL in test code");
+    py.run(&code, Some(&globals), None)
+        .unwrap_or_else(|e| panic!("python failed: {e}"));
+    globals
+}
+
+fn get<'py>(globals: &Bound<'py, PyDict>, name: &str) -> Bound<'py, PyAny> {
+    globals.get_item(name).unwrap().expect(name)
+}
+
+#[cfg(feature = "legacy-resolver")]
+fn get_bool(globals: &Bound<'_, PyDict>, name: &str) -> bool {
+    get(globals, name).extract().unwrap()
+}
+
+const PEP562: &str = r#"
+import sys, types
+calls = []
+m = types.ModuleType("ct_pep562")
+def __getattr__(name):
+    calls.append(name)
+    import colorsys
+    sys.modules["ct_pep562_side_effect"] = m
+    raise AttributeError(name)
+m.__getattr__ = __getattr__
+m.__file__ = "/ct/pep562.py"
+sys.modules["ct_pep562"] = m
+had_colorsys = "colorsys" in sys.modules
+"#;
+
+#[test]
+fn l4_7_pep562_getattr_is_never_triggered_by_reads() {
+    with_py(|py| {
+        let g = exec(py, PEP562);
+        let attrs = read_module_attrs_hook_free(&get(&g, "m"));
+        // types.ModuleType sets __spec__ = None and __name__; __file__ was assigned;
+        // __cached__ could only come from the hook.
+        assert_eq!(attrs.spec, SpecValue::None);
+        assert_eq!(attrs.file, AttrValue::str("/ct/pep562.py"));
+        assert_eq!(attrs.name, AttrValue::str("ct_pep562"));
+        assert_eq!(attrs.cached, AttrValue::HookOnly);
+        assert_eq!(get(&g, "calls").len().unwrap(), 0);
+        exec(py, "import sys; sys.modules.pop('ct_pep562', None)");
+    })
+}
+
+#[cfg(feature = "legacy-resolver")]
+#[test]
+fn l4_7_scanning_real_sys_modules_runs_no_hook() {
+    use ct_recorder::naming::legacy::LegacyResolver;
+    use ct_recorder::naming::PySysModules;
+    with_py(|py| {
+        let g = exec(py, PEP562);
+        let sys_modules = PySysModules::new();
+        let mut resolver = LegacyResolver::new(&[], None);
+        let before = exec(py, "import sys; n = len(sys.modules)");
+        assert_eq!(
+            resolver.resolve("/ct/pep562.py", &sys_modules),
+            Some("ct_pep562".into())
+        );
+        // A target nobody has: every entry of sys.modules gets read.
+        assert_eq!(resolver.scan("/ct/nobody.py", &sys_modules), None);
+        assert_eq!(get(&g, "calls").len().unwrap(), 0, "PEP 562 hook ran");
+        let after = exec(
+            py,
+            "import sys; n = len(sys.modules); side = 'ct_pep562_side_effect' in sys.modules",
+        );
+        assert!(!get_bool(&after, "side"));
+        assert_eq!(
+            get(&before, "n").extract::<usize>().unwrap(),
+            get(&after, "n").extract::<usize>().unwrap()
+        );
+        if !get_bool(&g, "had_colorsys") {
+            let now = exec(py, "import sys; c = 'colorsys' in sys.modules");
+            assert!(!get_bool(&now, "c"), "the hook's import ran");
+        }
+        // io (PEP 562 __getattr__) and the hook-only __cached__ above are counted.
+        assert!(resolver.stats().scan.hook_only_attrs >= 1);
+        exec(py, "import sys; sys.modules.pop('ct_pep562', None)");
+    })
+}
+
+#[cfg(feature = "legacy-resolver")]
+#[test]
+fn l4_7_lazy_loader_module_is_not_executed_by_the_scan() {
+    use ct_recorder::naming::legacy::LegacyResolver;
+    use ct_recorder::naming::PySysModules;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ct_lazy_mod.py");
+    std::fs::write(
+        &path,
+        "import builtins\nbuiltins.CT_LAZY_EXECUTED = True\nvalue = 1\n",
+    )
+    .unwrap();
+    let path = path.to_str().unwrap().to_string();
+    with_py(|py| {
+        let code = format!(
+            r#"
+import importlib.util, sys, builtins
+spec = importlib.util.spec_from_file_location("ct_lazy_mod", {path:?})
+loader = importlib.util.LazyLoader(spec.loader)
+spec.loader = loader
+module = importlib.util.module_from_spec(spec)
+sys.modules["ct_lazy_mod"] = module
+loader.exec_module(module)
+executed = hasattr(builtins, "CT_LAZY_EXECUTED")
+"#
+        );
+        let g = exec(py, &code);
+        assert!(!get_bool(&g, "executed"));
+        let sys_modules = PySysModules::new();
+        let mut resolver = LegacyResolver::new(&[], None);
+        assert_eq!(
+            resolver.resolve(&path, &sys_modules),
+            Some("ct_lazy_mod".into())
+        );
+        resolver.scan("/ct/nobody.py", &sys_modules);
+        let check = exec(
+            py,
+            "import builtins; executed = hasattr(builtins, 'CT_LAZY_EXECUTED')",
+        );
+        assert!(
+            !get_bool(&check, "executed"),
+            "the scan executed the lazy module"
+        );
+        // The premise holds: an ordinary attribute access does execute it.
+        let check = exec(
+            py,
+            "import sys, builtins\nsys.modules['ct_lazy_mod'].value\nexecuted = hasattr(builtins, 'CT_LAZY_EXECUTED')\ndel builtins.CT_LAZY_EXECUTED\ndel sys.modules['ct_lazy_mod']",
+        );
+        assert!(get_bool(&check, "executed"));
+    })
+}
+
+#[test]
+fn l4_7_getattribute_and_getattr_on_a_module_subclass_are_not_called() {
+    with_py(|py| {
+        let g = exec(
+            py,
+            r#"
+import types
+calls = []
+class Hooked(types.ModuleType):
+    def __getattribute__(self, name):
+        calls.append(name)
+        return object.__getattribute__(self, name)
+    def __getattr__(self, name):
+        calls.append("getattr:" + name)
+        return "/ct/from_hook.py"
+m = Hooked("ct_hooked")
+m.__dict__["__file__"] = "/ct/hooked.py"
+calls.clear()
+"#,
+        );
+        let attrs = read_module_attrs_hook_free(&get(&g, "m"));
+        assert_eq!(attrs.file, AttrValue::str("/ct/hooked.py"));
+        assert_eq!(attrs.name, AttrValue::str("ct_hooked"));
+        assert_eq!(attrs.cached, AttrValue::HookOnly);
+        assert_eq!(get(&g, "calls").len().unwrap(), 0);
+    })
+}
+
+#[test]
+fn l4_7_class_descriptors_are_not_invoked_and_the_instance_dict_wins() {
+    with_py(|py| {
+        let g = exec(
+            py,
+            r#"
+import types
+calls = []
+class WithProps(types.ModuleType):
+    @property
+    def __cached__(self):
+        calls.append("cached")
+        return "/ct/prop.pyc"
+    @property
+    def __file__(self):
+        calls.append("file")
+        return "/ct/prop_file.py"
+m = WithProps("ct_props")
+m.__dict__["__file__"] = "/ct/real.py"
+"#,
+        );
+        let attrs = read_module_attrs_hook_free(&get(&g, "m"));
+        assert_eq!(
+            attrs.file,
+            AttrValue::str("/ct/real.py"),
+            "instance dict first"
+        );
+        assert_eq!(attrs.cached, AttrValue::HookOnly, "property not invoked");
+        assert_eq!(get(&g, "calls").len().unwrap(), 0);
+    })
+}
+
+#[test]
+fn l4_7_plain_class_data_and_slots_are_read() {
+    with_py(|py| {
+        let g = exec(
+            py,
+            r#"
+import types
+class WithClassFile(types.ModuleType):
+    __file__ = "/ct/class_level.py"
+m = WithClassFile("ct_class_level")
+class Slotted:
+    __slots__ = ("__file__", "__name__")
+s = Slotted()
+s.__file__ = "/ct/slotted.py"
+"#,
+        );
+        let attrs = read_module_attrs_hook_free(&get(&g, "m"));
+        assert_eq!(attrs.file, AttrValue::str("/ct/class_level.py"));
+        let attrs = read_module_attrs_hook_free(&get(&g, "s"));
+        assert_eq!(attrs.file, AttrValue::str("/ct/slotted.py"));
+        assert_eq!(attrs.name, AttrValue::Absent, "empty slot, no hook");
+        assert_eq!(attrs.spec, SpecValue::Absent);
+    })
+}
+
+#[test]
+fn l4_3_str_subclasses_are_used_and_other_values_are_not_str() {
+    with_py(|py| {
+        let g = exec(
+            py,
+            r#"
+import types
+class S(str):
+    def __eq__(self, other):
+        raise RuntimeError("no comparisons on values")
+    __hash__ = str.__hash__
+m = types.ModuleType("ct_sub")
+m.__file__ = S("/ct/sub.py")
+m.__cached__ = 42
+m.__spec__ = types.SimpleNamespace(origin=b"/ct/bytes.py", name=S("ct.sub"))
+surrogate = types.ModuleType("ct_surrogate")
+surrogate.__file__ = "/ct/\udcff.py"
+"#,
+        );
+        let attrs = read_module_attrs_hook_free(&get(&g, "m"));
+        assert_eq!(attrs.file, AttrValue::str("/ct/sub.py"));
+        assert_eq!(attrs.cached, AttrValue::NotStr);
+        assert_eq!(
+            attrs.spec,
+            SpecValue::object(AttrValue::NotStr, AttrValue::str("ct.sub"))
+        );
+        let attrs = read_module_attrs_hook_free(&get(&g, "surrogate"));
+        assert_eq!(
+            attrs.file,
+            AttrValue::NotStr,
+            "not encodable, as the reference's extract"
+        );
+    })
+}
+
+/// Builds a cached and a reference resolver over the real sys.modules and checks that
+/// they agree on `target` (scan only, no path cache), returning the answer.
+#[cfg(feature = "legacy-resolver")]
+fn scan_both(
+    fast: &mut ct_recorder::naming::legacy::LegacyResolver,
+    table: &ct_recorder::naming::PySysModules,
+    target: &str,
+) -> Option<String> {
+    use ct_recorder::naming::legacy::{LegacyResolver, ScanStrategy};
+    let mut slow = LegacyResolver::new(&[], None);
+    slow.set_scan_strategy(ScanStrategy::Reference);
+    let expected = slow.scan(target, table);
+    assert_eq!(
+        fast.scan(target, table),
+        expected,
+        "cached scan differs for {target}"
+    );
+    expected
+}
+
+#[cfg(feature = "legacy-resolver")]
+#[test]
+fn stamps_notice_every_kind_of_change_in_real_sys_modules() {
+    use ct_recorder::naming::legacy::LegacyResolver;
+    use ct_recorder::naming::PySysModules;
+    with_py(|py| {
+        let table = PySysModules::new();
+        let mut fast = LegacyResolver::new(&[], None);
+        let some = |s: &str| Some(s.to_string());
+        // Inserted before its body runs: no __file__ yet.
+        let g = exec(
+            py,
+            "import sys, types\nm = types.ModuleType('ct_stamp')\nsys.modules['ct_stamp'] = m",
+        );
+        assert_eq!(scan_both(&mut fast, &table, "/ct/stamp.py"), None);
+        exec(
+            py,
+            "import sys\nsys.modules['ct_stamp'].__file__ = '/ct/stamp.py'",
+        );
+        assert_eq!(
+            scan_both(&mut fast, &table, "/ct/stamp.py"),
+            some("ct_stamp")
+        );
+        // __spec__ set, then its origin and name changed in place.
+        exec(
+            py,
+            "import sys, importlib.machinery as im\nm = sys.modules['ct_stamp']\nm.__spec__ = im.ModuleSpec('ct.spec', None, origin='/ct/origin.py')",
+        );
+        assert_eq!(
+            scan_both(&mut fast, &table, "/ct/stamp.py"),
+            some("ct.spec")
+        );
+        assert_eq!(
+            scan_both(&mut fast, &table, "/ct/origin.py"),
+            some("ct.spec")
+        );
+        exec(py, "import sys\ns = sys.modules['ct_stamp'].__spec__\ns.origin = '/ct/origin2.py'\ns.name = 'ct.spec2'");
+        assert_eq!(scan_both(&mut fast, &table, "/ct/origin.py"), None);
+        assert_eq!(
+            scan_both(&mut fast, &table, "/ct/origin2.py"),
+            some("ct.spec2")
+        );
+        // The spec object's __dict__ rebound (ModuleSpec instances are ordinary objects).
+        exec(py, "import sys\ns = sys.modules['ct_stamp'].__spec__\ns.__dict__ = {'origin': '/ct/origin3.py', 'name': 'ct.spec3'}");
+        assert_eq!(
+            scan_both(&mut fast, &table, "/ct/origin3.py"),
+            some("ct.spec3")
+        );
+        // __class__ assignment to a heap type with a class-level __cached__, then a class
+        // attribute change.
+        exec(
+            py,
+            "import sys, types\nclass K(types.ModuleType):\n    __cached__ = '/ct/klass.pyc'\nsys.modules['ct_stamp'].__class__ = K\nKK = K",
+        );
+        assert_eq!(
+            scan_both(&mut fast, &table, "/ct/klass.py"),
+            some("ct.spec3")
+        );
+        exec(
+            py,
+            "import sys\ntype(sys.modules['ct_stamp']).__cached__ = '/ct/klass2.pyc'",
+        );
+        assert_eq!(scan_both(&mut fast, &table, "/ct/klass.py"), None);
+        assert_eq!(
+            scan_both(&mut fast, &table, "/ct/klass2.py"),
+            some("ct.spec3")
+        );
+        // A class-level __getattr__ added later makes the missing attribute hook-only
+        // (no answer change, but the stamp must not claim the old read is current).
+        exec(
+            py,
+            "import sys\ntype(sys.modules['ct_stamp']).__getattr__ = lambda self, n: '/ct/hook.py'",
+        );
+        assert_eq!(scan_both(&mut fast, &table, "/ct/hook.py"), None);
+        // Value replaced under the same key; a non-module object with its own __dict__.
+        exec(
+            py,
+            "import sys\nclass Obj: pass\no = Obj()\no.__file__ = '/ct/obj.py'\nsys.modules['ct_stamp'] = o",
+        );
+        assert_eq!(scan_both(&mut fast, &table, "/ct/klass2.py"), None);
+        assert_eq!(scan_both(&mut fast, &table, "/ct/obj.py"), some("ct_stamp"));
+        exec(
+            py,
+            "import sys\nsys.modules['ct_stamp'].__dict__ = {'__file__': '/ct/obj2.py'}",
+        );
+        assert_eq!(scan_both(&mut fast, &table, "/ct/obj.py"), None);
+        assert_eq!(
+            scan_both(&mut fast, &table, "/ct/obj2.py"),
+            some("ct_stamp")
+        );
+        // A `__slots__` object: slot writes change no dict, the entry must be re-read.
+        exec(
+            py,
+            "import sys\nclass Slotted:\n    __slots__ = ('__file__',)\nz = Slotted()\nz.__file__ = '/ct/slot.py'\nsys.modules['ct_slotted'] = z",
+        );
+        assert_eq!(
+            scan_both(&mut fast, &table, "/ct/slot.py"),
+            some("ct_slotted")
+        );
+        exec(
+            py,
+            "import sys\nsys.modules['ct_slotted'].__file__ = '/ct/slot2.py'",
+        );
+        assert_eq!(scan_both(&mut fast, &table, "/ct/slot.py"), None);
+        assert_eq!(
+            scan_both(&mut fast, &table, "/ct/slot2.py"),
+            some("ct_slotted")
+        );
+        // A class stored in sys.modules: `__name__` comes from `type`'s getset, and a
+        // rename touches no dict.
+        exec(
+            py,
+            "import sys\nclass Klass:\n    __file__ = '/ct/klassobj.py'\nsys.modules['ct.klass'] = Klass",
+        );
+        assert_eq!(
+            scan_both(&mut fast, &table, "/ct/klassobj.py"),
+            some("Klass")
+        );
+        exec(
+            py,
+            "import sys\nsys.modules['ct.klass'].__name__ = 'Renamed'",
+        );
+        assert_eq!(
+            scan_both(&mut fast, &table, "/ct/klassobj.py"),
+            some("Renamed")
+        );
+        exec(
+            py,
+            "import sys\ndel sys.modules['ct_slotted'], sys.modules['ct.klass']",
+        );
+        // Deleted, then re-inserted under a new key.
+        exec(
+            py,
+            "import sys\no = sys.modules.pop('ct_stamp')\nsys.modules['ct_stamp_again'] = o",
+        );
+        assert_eq!(
+            scan_both(&mut fast, &table, "/ct/obj2.py"),
+            some("ct_stamp_again")
+        );
+        exec(py, "import sys\nsys.modules.pop('ct_stamp_again')");
+        assert_eq!(scan_both(&mut fast, &table, "/ct/obj2.py"), None);
+        drop(g);
+    })
+}
+
+#[cfg(feature = "legacy-resolver")]
+#[test]
+fn l4_2_non_str_key_in_real_sys_modules_aborts_the_scan() {
+    use ct_recorder::naming::legacy::LegacyResolver;
+    use ct_recorder::naming::PySysModules;
+    with_py(|py| {
+        exec(
+            py,
+            "import sys, types\nm = types.ModuleType('ct_late')\nm.__file__ = '/ct/late.py'\nsys.modules[12345] = types.ModuleType('x')\nsys.modules['ct_late'] = m",
+        );
+        let table = PySysModules::new();
+        let mut r = LegacyResolver::new(&[], None);
+        assert_eq!(scan_both(&mut r, &table, "/ct/late.py"), None);
+        assert_eq!(r.stats().scan.non_str_key_aborts, 1);
+        exec(py, "import sys\ndel sys.modules[12345]");
+        assert_eq!(
+            scan_both(&mut r, &table, "/ct/late.py"),
+            Some("ct_late".into())
+        );
+        exec(py, "import sys\ndel sys.modules['ct_late']");
+    })
+}
+
+#[cfg(feature = "legacy-resolver")]
+#[test]
+fn l7_runtime_engine_names_a_real_stdlib_module() {
+    use ct_recorder::naming::legacy::{LegacyNamer, LegacyResolver};
+    use ct_recorder::naming::{CodeFacts, ModuleNamer, PySysModules};
+    with_py(|py| {
+        let g = exec(
+            py,
+            "import json, json.decoder\nfile = json.decoder.__file__",
+        );
+        let file: String = get(&g, "file").extract().unwrap();
+        let mut namer = LegacyNamer::new(LegacyResolver::from_python(py));
+        let facts = CodeFacts::new(file, "<module>", GlobalsName::Missing, None);
+        let naming = namer.name(&facts, &PySysModules::new());
+        assert_eq!(naming.name.as_deref(), Some("json.decoder"));
+    })
+}
+
+#[cfg(feature = "legacy-resolver")]
+#[test]
+fn l2_1_from_python_reads_sys_path_and_cwd_once() {
+    use ct_recorder::naming::legacy::LegacyResolver;
+    with_py(|py| {
+        let g = exec(
+            py,
+            "import sys, os, pathlib\nsaved = list(sys.path)\nsys.path[:] = ['/ct_root//probe/', pathlib.Path('/ct_path_obj'), b'/ct_bytes', '', '.']\ncwd = os.getcwd()",
+        );
+        let resolver = LegacyResolver::from_python(py);
+        exec(py, "import sys\nsys.path.append('/ct_later')");
+        let cwd: String = get(&g, "cwd").extract().unwrap();
+        let mut expected = vec!["/ct_root/probe".to_string(), cwd];
+        expected.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        let restore = g.clone();
+        py.run(c"import sys\nsys.path[:] = saved", Some(&restore), None)
+            .unwrap();
+        assert_eq!(resolver.roots(), expected.as_slice());
+    })
+}
+
+#[test]
+fn n1_globals_facts_accept_str_subclasses_raw_and_bypass_dict_hooks() {
+    with_py(|py| {
+        let g = exec(
+            py,
+            r#"
+import types
+calls = []
+class S(str):
+    pass
+class D(dict):
+    def __getitem__(self, k):
+        calls.append(k)
+        return "hooked"
+    def __missing__(self, k):
+        calls.append("missing:" + k)
+        return "hooked"
+class Spec:
+    @property
+    def name(self):
+        calls.append("spec.name")
+        return "from.property"
+with_sub = D(__name__=S("  pkg.mod \n"), __spec__=types.SimpleNamespace(name="pkg.mod"))
+missing = D()
+not_str = {"__name__": 42, "__spec__": None}
+hooked_spec = {"__name__": "x", "__spec__": Spec()}
+empty_spec = {"__name__": "x", "__spec__": types.SimpleNamespace(name="")}
+"#,
+        );
+        let facts = |name: &str| read_globals_facts(Some(&get(&g, name)));
+        assert_eq!(
+            facts("with_sub"),
+            (
+                GlobalsName::Str("  pkg.mod \n".into()),
+                Some("pkg.mod".into())
+            )
+        );
+        assert_eq!(facts("missing"), (GlobalsName::Missing, None));
+        assert_eq!(
+            facts("not_str"),
+            (
+                GlobalsName::NotStr {
+                    type_name: "int".into()
+                },
+                None
+            )
+        );
+        assert_eq!(facts("hooked_spec"), (GlobalsName::Str("x".into()), None));
+        assert_eq!(facts("empty_spec"), (GlobalsName::Str("x".into()), None));
+        assert_eq!(read_globals_facts(None), (GlobalsName::NoGlobals, None));
+        assert_eq!(get(&g, "calls").len().unwrap(), 0);
+        // The generic reader on a plain object.
+        let spec = get(
+            &get(&g, "with_sub").downcast_into::<PyDict>().unwrap(),
+            "__spec__",
+        );
+        assert_eq!(
+            read_attr_hook_free(&spec, "name"),
+            AttrValue::str("pkg.mod")
+        );
+        assert_eq!(read_attr_hook_free(&spec, "nothing"), AttrValue::Absent);
+    })
+}
+
+#[test]
+fn n1_trims_and_accepts_str_subclass() {
+    use ct_recorder::naming::{CodeFacts, GlobalsNamer, ModuleNamer};
+    with_py(|py| {
+        let g = exec(
+            py,
+            "class S(str):\n    def strip(self, *a):\n        raise RuntimeError('not called')\nglobs = {'__name__': S('\\t my-pkg.mod  ')}",
+        );
+        let (globals_name, spec_name) = read_globals_facts(Some(&get(&g, "globs")));
+        assert_eq!(
+            globals_name,
+            GlobalsName::Str("\t my-pkg.mod  ".into()),
+            "raw"
+        );
+        let facts = CodeFacts::new("/x/mod.py", "<module>", globals_name, spec_name);
+        let naming = GlobalsNamer::new().name(&facts, &());
+        assert_eq!(naming.label(true, "<module>"), "<my-pkg.mod>");
+    })
+}
