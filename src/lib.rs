@@ -56,7 +56,7 @@ fn py_main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
 
 /// Starts recording the current process into `trace_dir`.
 #[pyfunction]
-#[pyo3(signature = (trace_dir, *, format = "json", program = None, args = Vec::new(), own_dir = None, on_error = "disable", skip_current_stack = false))]
+#[pyo3(signature = (trace_dir, *, format = "json", program = None, args = Vec::new(), own_dir = None, on_error = "disable", skip_current_stack = false, module_name_from_globals = false, policy_layer = "built-in"))]
 #[allow(clippy::too_many_arguments)]
 fn start(
     py: Python<'_>,
@@ -67,6 +67,8 @@ fn start(
     own_dir: Option<String>,
     on_error: &str,
     skip_current_stack: bool,
+    module_name_from_globals: bool,
+    policy_layer: &str,
 ) -> PyResult<()> {
     let format = <TraceFormat as clap::ValueEnum>::from_str(format, false).map_err(|_| {
         PyValueError::new_err(format!(
@@ -98,6 +100,12 @@ fn start(
             on_error,
             limits: Limits::default(),
             skip_current_stack,
+            engine: if module_name_from_globals {
+                naming::Engine::Globals
+            } else {
+                naming::Engine::Legacy
+            },
+            engine_layer: policy_layer.to_owned(),
         },
     )
 }

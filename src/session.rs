@@ -11,8 +11,10 @@ use pyo3::prelude::*;
 use serde::Serialize;
 
 use crate::encode::Limits;
+use crate::naming::{Engine, GlobalsNamer, ModuleNamer, PySysModules};
 use crate::tracer::{
-    threads, EventCounts, OnError, Recorder, RecorderOptions, DROPPED_REENTRANT, RECORDER,
+    threads, EventCounts, Naming, NamingCounts, OnError, Recorder, RecorderOptions,
+    DROPPED_REENTRANT, RECORDER,
 };
 use crate::writer::{write_atomically, EventSink, TraceBuilder, TraceFormat};
 
@@ -28,6 +30,30 @@ pub struct SessionConfig {
     pub limits: Limits,
     /// Do not record the code running on the calling thread's stack (the launcher's).
     pub skip_current_stack: bool,
+    /// The engine that names `<module>` code in the trace.
+    pub engine: Engine,
+    /// Which policy layer chose the engine (provenance, for trace_metadata.json).
+    pub engine_layer: String,
+}
+
+/// The naming engine for `engine`. Without the `legacy-resolver` feature the legacy engine
+/// does not exist; asking for it is an error the caller reports before anything runs.
+pub fn make_namer(py: Python<'_>, engine: Engine) -> Result<Box<dyn ModuleNamer + Send>, String> {
+    match engine {
+        Engine::Globals => Ok(Box::new(GlobalsNamer::new())),
+        #[cfg(feature = "legacy-resolver")]
+        Engine::Legacy => Ok(Box::new(crate::naming::LegacyNamer::new(
+            crate::naming::LegacyResolver::from_python(py),
+        ))),
+        #[cfg(not(feature = "legacy-resolver"))]
+        Engine::Legacy => {
+            let _ = py;
+            Err(
+                "this build has no legacy engine (built without the `legacy-resolver` feature)"
+                    .into(),
+            )
+        }
+    }
 }
 
 struct SessionInfo {
@@ -38,6 +64,8 @@ struct SessionInfo {
     workdir: PathBuf,
     started: Instant,
     started_unix: f64,
+    engine: Engine,
+    engine_layer: String,
 }
 
 static SESSION: Mutex<Option<SessionInfo>> = Mutex::new(None);
@@ -53,6 +81,13 @@ pub struct SessionSummary {
     pub recorder_error_count: u64,
     pub dropped_reentrant_events: u64,
     pub duration_seconds: f64,
+    pub naming: NamingCounts,
+}
+
+#[derive(Serialize)]
+struct NamingInfo<'a> {
+    engine: &'static str,
+    layer: &'a str,
 }
 
 #[derive(Serialize)]
@@ -64,6 +99,7 @@ struct Metadata<'a> {
     recorder: RecorderInfo,
     started_unix: f64,
     format: &'static str,
+    module_naming: NamingInfo<'a>,
     summary: &'a SessionSummary,
 }
 
@@ -108,10 +144,17 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
         }
     };
     let builder = TraceBuilder::new(sink, &program_path);
+    // The legacy engine snapshots sys.path and the cwd now: after the launcher has set
+    // sys.path[0] the way python would.
+    let primary = make_namer(py, cfg.engine).map_err(PyRuntimeError::new_err)?;
     let mut recorder = Recorder::new(
         py,
         builder,
         RecorderOptions {
+            naming: Naming {
+                primary,
+                modules: PySysModules::new(),
+            },
             own_dir: cfg.own_dir.clone(),
             on_error: cfg.on_error,
             limits: cfg.limits,
@@ -135,6 +178,8 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0),
+        engine: cfg.engine,
+        engine_layer: cfg.engine_layer,
     });
     drop(session);
     if let Err(e) = threads::install_all(py) {
@@ -165,6 +210,7 @@ pub fn stop(py: Python<'_>) -> PyResult<Option<SessionSummary>> {
     let counts = recorder.counts();
     let errors = std::mem::take(&mut recorder.errors);
     let error_count = recorder.error_count;
+    let naming = std::mem::take(&mut recorder.naming_counts);
     let builder = recorder.builder_mut();
     let paths = serde_json::to_vec(builder.path_list()).expect("paths serialise");
     let events_file = builder.events_path().to_path_buf();
@@ -181,6 +227,7 @@ pub fn stop(py: Python<'_>) -> PyResult<Option<SessionSummary>> {
         recorder_error_count: error_count,
         dropped_reentrant_events: DROPPED_REENTRANT.load(Ordering::Relaxed),
         duration_seconds: info.started.elapsed().as_secs_f64(),
+        naming,
     };
     let python: String = py.import("sys")?.getattr("version")?.extract()?;
     let metadata = Metadata {
@@ -194,6 +241,10 @@ pub fn stop(py: Python<'_>) -> PyResult<Option<SessionSummary>> {
         },
         started_unix: info.started_unix,
         format: info.format.as_str(),
+        module_naming: NamingInfo {
+            engine: info.engine.as_str(),
+            layer: &info.engine_layer,
+        },
         summary: &summary,
     };
     let write = |name: &str, bytes: &[u8]| {

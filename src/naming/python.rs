@@ -45,7 +45,7 @@
 use std::cell::RefCell;
 use std::ffi::CStr;
 use std::ops::ControlFlow;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -410,7 +410,7 @@ fn check_holds(py: Python<'_>, check: &Check) -> bool {
 }
 
 /// The `(key, value)` pairs of one `sys.modules` snapshot, in order.
-type Items = Rc<[(Py<PyAny>, Py<PyAny>)]>;
+type Items = Arc<[(Py<PyAny>, Py<PyAny>)]>;
 
 struct Snapshot {
     dict: Py<PyAny>,

@@ -36,6 +36,7 @@ use runtime_tracing::{
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::encode::{truncate, Encoder, Limits};
+use crate::naming::{read_globals_facts, CodeFacts, Engine, ModuleNamer, PySysModules};
 use crate::writer::TraceBuilder;
 
 /// What to do when the recorder itself fails (a bug, a Python error inside the hook, a
@@ -90,8 +91,25 @@ struct Entry {
     code: u32,
 }
 
+/// The module-naming side of the recorder: the primary engine and `sys.modules` as the
+/// legacy scan sees it.
+pub struct Naming {
+    pub primary: Box<dyn ModuleNamer + Send>,
+    pub modules: PySysModules,
+}
+
+/// Names and fallbacks counted per engine outcome (reported in `trace_metadata.json`).
+#[derive(Default, Debug, Clone, serde::Serialize)]
+pub struct NamingCounts {
+    pub named: u64,
+    /// reason -> count
+    pub fallbacks: std::collections::BTreeMap<&'static str, u64>,
+}
+
 pub struct Recorder {
     builder: TraceBuilder,
+    naming: Naming,
+    pub(crate) naming_counts: NamingCounts,
     encoder: Encoder,
     code_index: FxHashMap<usize, u32>,
     codes: Vec<CodeInfo>,
@@ -112,6 +130,7 @@ pub struct Recorder {
 }
 
 pub struct RecorderOptions {
+    pub naming: Naming,
     pub own_dir: Option<String>,
     pub on_error: OnError,
     pub limits: Limits,
@@ -126,6 +145,8 @@ impl Recorder {
             .extract()?;
         Ok(Recorder {
             builder,
+            naming: opts.naming,
+            naming_counts: NamingCounts::default(),
             encoder: Encoder::new(opts.limits),
             code_index: FxHashMap::default(),
             codes: Vec::new(),
@@ -185,14 +206,19 @@ impl Recorder {
             Some(idx) => Ok(*idx),
             None => {
                 let bound = unsafe { Bound::from_borrowed_ptr(py, code) };
-                self.register_code(py, &bound)
+                self.register_code(py, &bound, frame)
             }
         };
         unsafe { py::Py_DECREF(code) };
         result
     }
 
-    fn register_code(&mut self, py: Python<'_>, code: &Bound<'_, PyAny>) -> Result<u32, String> {
+    fn register_code(
+        &mut self,
+        py: Python<'_>,
+        code: &Bound<'_, PyAny>,
+        frame: *mut py::PyFrameObject,
+    ) -> Result<u32, String> {
         let err = |e: PyErr| format!("reading a code object: {e}");
         let filename: String = code
             .getattr(intern!(py, "co_filename"))
@@ -260,8 +286,8 @@ impl Recorder {
             });
         }
 
-        let label = if qualname == "<module>" {
-            "<module>".to_owned()
+        let label = if qualname == crate::naming::MODULE_QUALNAME {
+            self.module_label(py, frame, &filename, &qualname)
         } else {
             qualname
         };
@@ -279,6 +305,45 @@ impl Recorder {
         });
         self.code_index.insert(code.as_ptr() as usize, idx);
         Ok(idx)
+    }
+
+    /// The runtime label of a `<module>` code object from the primary engine: `<NAME>`, or
+    /// `<module>` on fallback (counted by reason). Facts are read from the frame at the
+    /// code object's first start, without running Python code.
+    fn module_label(
+        &mut self,
+        py: Python<'_>,
+        frame: *mut py::PyFrameObject,
+        filename: &str,
+        qualname: &str,
+    ) -> String {
+        // SAFETY: live frame; GetGlobals returns a new reference (or NULL).
+        let globals = unsafe { ffi::PyFrame_GetGlobals(frame) };
+        let globals = (!globals.is_null()).then(|| unsafe { Bound::from_owned_ptr(py, globals) });
+        let (globals_name, spec_name) = read_globals_facts(globals.as_ref());
+        let facts = CodeFacts::new(filename, qualname, globals_name, spec_name);
+        let naming = self.naming.primary.name(&facts, &self.naming.modules);
+        match naming.fallback {
+            Some(reason) => {
+                tracing::debug!(
+                    "{} engine: no module name for {filename} ({}); labelled <module>",
+                    self.naming.primary.engine().as_str(),
+                    reason.as_str()
+                );
+                *self
+                    .naming_counts
+                    .fallbacks
+                    .entry(reason.as_str())
+                    .or_default() += 1;
+            }
+            None if naming.name.is_some() => self.naming_counts.named += 1,
+            None => {}
+        }
+        naming.label(true, qualname)
+    }
+
+    pub fn primary_engine(&self) -> Engine {
+        self.naming.primary.engine()
     }
 
     /// Marks the code of every frame on the calling thread's stack as not recorded: the
