@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use runtime_tracing::{
-    CallRecord, EventLogKind, FullValueRecord, FunctionId, FunctionRecord, Line, PathId, RecordEvent, ReturnRecord,
-    StepRecord, ThreadId, TraceLowLevelEvent, TypeId, TypeKind, TypeRecord, TypeSpecificInfo, ValueRecord, VariableId,
+    CallRecord, EventLogKind, FullValueRecord, FunctionId, FunctionRecord, Line, PathId,
+    RecordEvent, ReturnRecord, StepRecord, ThreadId, TraceLowLevelEvent, TypeId, TypeKind,
+    TypeRecord, TypeSpecificInfo, ValueRecord, VariableId,
 };
 use rustc_hash::FxHashMap;
 
@@ -118,7 +119,10 @@ impl TraceBuilder {
 
     #[inline]
     pub fn step(&mut self, path_id: PathId, line: i64) {
-        self.emit(TraceLowLevelEvent::Step(StepRecord { path_id, line: Line(line) }));
+        self.emit(TraceLowLevelEvent::Step(StepRecord {
+            path_id,
+            line: Line(line),
+        }));
     }
 
     /// A call: argument values, a step on the function's first line, then the call record

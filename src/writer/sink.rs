@@ -63,7 +63,12 @@ pub struct EventSink {
 impl EventSink {
     /// Opens `dir/<events file>` and starts the writer thread. Fails before anything is
     /// recorded if the file cannot be created.
-    pub fn create(dir: &Path, format: TraceFormat, program: &str, args: &[String]) -> Result<Self, WriterError> {
+    pub fn create(
+        dir: &Path,
+        format: TraceFormat,
+        program: &str,
+        args: &[String],
+    ) -> Result<Self, WriterError> {
         let events_path = dir.join(format.events_file_name());
         let (tx, rx) = bounded::<Message>(MAX_BATCHES_IN_FLIGHT);
         // The output is opened on the writer thread (the binary writer is not `Send`); the
@@ -101,9 +106,16 @@ impl EventSink {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 let _ = handle.join();
-                return Err(WriterError(format!("cannot create {}: {e}", events_path.display())));
+                return Err(WriterError(format!(
+                    "cannot create {}: {e}",
+                    events_path.display()
+                )));
             }
-            Err(_) => return Err(WriterError("the trace writer thread died while opening its file".into())),
+            Err(_) => {
+                return Err(WriterError(
+                    "the trace writer thread died while opening its file".into(),
+                ))
+            }
         }
         Ok(EventSink {
             tx: Some(tx),
@@ -152,7 +164,10 @@ impl EventSink {
         match self.handle.take() {
             Some(handle) => match handle.join() {
                 Ok(Ok(n)) => Ok(n),
-                Ok(Err(e)) => Err(WriterError(format!("writing {}: {e}", self.events_path.display()))),
+                Ok(Err(e)) => Err(WriterError(format!(
+                    "writing {}: {e}",
+                    self.events_path.display()
+                ))),
                 Err(_) => Err(WriterError("the trace writer thread panicked".into())),
             },
             None => Ok(0),
@@ -172,7 +187,12 @@ enum Output {
 }
 
 impl Output {
-    fn open(path: &Path, format: TraceFormat, program: &str, args: &[String]) -> std::io::Result<Self> {
+    fn open(
+        path: &Path,
+        format: TraceFormat,
+        program: &str,
+        args: &[String],
+    ) -> std::io::Result<Self> {
         match format {
             TraceFormat::Json => {
                 let mut out = BufWriter::with_capacity(1 << 16, File::create(path)?);
@@ -181,7 +201,8 @@ impl Output {
             }
             TraceFormat::Binary => {
                 let mut w = create_trace_writer(program, args, TraceEventsFileFormat::Binary);
-                w.begin_writing_trace_events(path).map_err(|e| std::io::Error::other(e.to_string()))?;
+                w.begin_writing_trace_events(path)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
                 Ok(Output::Binary(w))
             }
         }
@@ -215,7 +236,9 @@ impl Output {
                 out.flush()?;
                 out.into_inner().map_err(|e| e.into_error())?.sync_data()
             }
-            Output::Binary(mut w) => w.finish_writing_trace_events().map_err(|e| std::io::Error::other(e.to_string())),
+            Output::Binary(mut w) => w
+                .finish_writing_trace_events()
+                .map_err(|e| std::io::Error::other(e.to_string())),
         }
     }
 }
