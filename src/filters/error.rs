@@ -53,19 +53,32 @@ impl FilterError {
 
     /// Attach the location of `span` (byte range into `source`) and the text found there.
     pub(crate) fn at(mut self, source: &str, span: Option<Range<usize>>) -> Self {
-        if let Some(span) = span {
-            let start = span.start.min(source.len());
-            let end = span.end.clamp(start, source.len());
-            let (line, column) = line_column(source, start);
-            self.line = Some(line);
-            self.column = Some(column);
-            if self.text.is_none() {
-                let text = source.get(start..end).unwrap_or("");
-                // Keep the first line only: a span may cover a whole table.
-                let first = text.lines().next().unwrap_or("").trim();
-                if !first.is_empty() {
-                    self.text = Some(first.to_string());
-                }
+        let Some(span) = span else {
+            return self;
+        };
+        let start = span.start.min(source.len());
+        let end = span.end.clamp(start, source.len());
+        // A span over the whole document (a missing top-level key) locates nothing.
+        if start == 0 && end == source.len() && !source.is_empty() {
+            return self;
+        }
+        let (line, column) = line_column(source, start);
+        self.line = Some(line);
+        self.column = Some(column);
+        if self.text.is_none() {
+            let mut text = source.get(start..end).unwrap_or("");
+            if text.trim().is_empty() {
+                // A zero-width span (a syntax error): show the line it sits on.
+                let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
+                let line_end = source[start..]
+                    .find('\n')
+                    .map_or(source.len(), |i| start + i);
+                text = &source[line_start..line_end];
+            }
+            // Keep the first line only: a span may cover a whole table.
+            let first = text.lines().next().unwrap_or("").trim();
+            if !first.is_empty() {
+                self.text = Some(first.to_string());
             }
         }
         self

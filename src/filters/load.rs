@@ -356,7 +356,7 @@ impl Assembly {
             FilterError::new(
                 FilterErrorKind::Syntax,
                 name,
-                e.message().trim().to_string(),
+                e.message().trim().lines().collect::<Vec<_>>().join("; "),
             )
             .at(text, e.span())
         })?;
