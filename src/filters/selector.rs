@@ -28,6 +28,13 @@ pub struct Selector {
 #[derive(Clone)]
 enum Matcher {
     Glob(GlobMatcher),
+    /// A glob with a single `*` and no other special character: `prefix*suffix`, where `*`
+    /// matches any run without `/`. Same answers as the compiled glob, without the regex
+    /// machinery, for the common `tmp_*` / `*_secret` value patterns.
+    OneStar {
+        prefix: Box<str>,
+        suffix: Box<str>,
+    },
     Regex(Regex),
     Literal(Box<str>),
 }
@@ -61,6 +68,12 @@ impl Selector {
     pub fn matches(&self, subject: &str) -> bool {
         match &self.matcher {
             Matcher::Glob(g) => g.is_match(subject),
+            Matcher::OneStar { prefix, suffix } => {
+                subject.len() >= prefix.len() + suffix.len()
+                    && subject.starts_with(&**prefix)
+                    && subject.ends_with(&**suffix)
+                    && !subject[prefix.len()..subject.len() - suffix.len()].contains('/')
+            }
             Matcher::Regex(r) => r.is_match(subject),
             Matcher::Literal(l) => &**l == subject,
         }
@@ -171,6 +184,9 @@ fn compile(match_type: MatchType, pattern: &str) -> Result<Matcher, String> {
     Ok(match match_type {
         MatchType::Literal => Matcher::Literal(pattern.into()),
         MatchType::Glob => {
+            if let Some(simple) = simple_glob(pattern) {
+                return Ok(simple);
+            }
             let glob = GlobBuilder::new(pattern)
                 .literal_separator(true)
                 .build()
@@ -184,6 +200,24 @@ fn compile(match_type: MatchType, pattern: &str) -> Result<Matcher, String> {
             )
         })?),
     })
+}
+
+/// Globs without special characters are literals; globs whose only special character is a
+/// single `*` are prefix/suffix tests. Everything else goes to `globset`.
+fn simple_glob(pattern: &str) -> Option<Matcher> {
+    if pattern.contains(['?', '[', ']', '{', '}', '\\']) {
+        return None;
+    }
+    let mut parts = pattern.split('*');
+    let prefix = parts.next()?;
+    match (parts.next(), parts.next()) {
+        (None, _) => Some(Matcher::Literal(pattern.into())),
+        (Some(suffix), None) => Some(Matcher::OneStar {
+            prefix: prefix.into(),
+            suffix: suffix.into(),
+        }),
+        _ => None,
+    }
 }
 
 fn one_line(s: &str) -> String {
@@ -245,4 +279,56 @@ pub(crate) fn rewrite_file_path_pattern(
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect();
     Ok(segments.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast paths give the same answers as globset with `literal_separator(true)`.
+    #[test]
+    fn simple_globs_agree_with_globset() {
+        let subjects = [
+            "",
+            "tmp",
+            "tmp_",
+            "tmp_x",
+            "tmp_/x",
+            "x_tmp",
+            "a/b",
+            "ab",
+            "a.b.c",
+            "secret",
+            "my_secret",
+            "my/secret",
+            "x*y",
+            "tmp_secret",
+            ".hidden",
+            "a/tmp_x",
+        ];
+        for pattern in [
+            "tmp_*", "*_secret", "*", "a*b", "tmp", "a.b.c", "*secret", "x*y", ".*",
+        ] {
+            let fast = simple_glob(pattern).expect(pattern);
+            let slow = GlobBuilder::new(pattern)
+                .literal_separator(true)
+                .build()
+                .unwrap()
+                .compile_matcher();
+            let fast = Selector {
+                text: Arc::from(pattern),
+                kind: SelectorKind::Value(super::super::model::ValueKind::Local),
+                match_type: MatchType::Glob,
+                pattern: pattern.into(),
+                matcher: fast,
+            };
+            for s in subjects {
+                assert_eq!(fast.matches(s), slow.is_match(s), "{pattern} vs {s:?}");
+            }
+        }
+        assert!(simple_glob("a**").is_none());
+        assert!(simple_glob("a?").is_none());
+        assert!(simple_glob(r"a\*").is_none());
+        assert!(simple_glob("{a,b}").is_none());
+    }
 }
