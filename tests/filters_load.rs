@@ -110,6 +110,30 @@ fn f1_only_the_first_project_filter_found_is_loaded() {
 }
 
 #[test]
+fn f1_paths_are_made_absolute_and_clean_lexically() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = write(
+        tmp.path(),
+        "proj/.codetracer/trace-filter.toml",
+        &named("project", ""),
+    );
+    let twisted = tmp
+        .path()
+        .join("proj/sub/../.codetracer/./trace-filter.toml");
+    let chain = load(LoadOptions {
+        cli_paths: vec![twisted.clone()],
+        program_dir: Some(tmp.path().join("proj/a/../b")),
+        ..LoadOptions::default()
+    });
+    assert_eq!(chain.sources()[1].path(), Some(f.as_path()));
+    assert_eq!(chain.sources()[1].origin(), SourceOrigin::Discovered);
+    assert_eq!(chain.sources()[2].path(), Some(f.as_path()));
+    assert_eq!(chain.sources()[2].project_root(), tmp.path().join("proj"));
+    // The error names the file as given.
+    assert_eq!(chain.sources()[2].name(), twisted.display().to_string());
+}
+
+#[test]
 fn f1_no_project_filter_when_none_up_the_tree() {
     let tmp = tempfile::tempdir().unwrap();
     // A file of another name and a directory named like the filter do not count.

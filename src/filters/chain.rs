@@ -39,7 +39,7 @@ pub enum SourceOrigin {
 }
 
 impl FilterSource {
-    /// The path as the user gave it (made absolute), or `<builtin>` / the inline label.
+    /// The path as the user gave it (used in errors), or `<builtin>` / the inline label.
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -12,7 +12,7 @@ use super::selector::{parse_selector, Place};
 use super::values::{PatternSet, ValuePattern};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use toml::Spanned;
 
@@ -73,11 +73,28 @@ pub fn split_path_list(value: &str) -> Vec<&str> {
 /// F1: the first `.codetracer/trace-filter.toml` (a regular file, symlinks followed) found in
 /// `program_dir` or one of its ancestors.
 pub fn discover_project_filter(program_dir: &Path) -> Option<PathBuf> {
-    let start = std::path::absolute(program_dir).ok()?;
+    let start = lexical_absolute(program_dir).ok()?;
     start
         .ancestors()
         .map(|dir| dir.join(PROJECT_FILTER_RELATIVE_PATH))
         .find(|candidate| candidate.is_file())
+}
+
+/// Make `path` absolute against the current directory and resolve `.` and `..` lexically
+/// (no symlink resolution), so project roots are clean prefixes of `co_filename`s.
+fn lexical_absolute(path: &Path) -> std::io::Result<PathBuf> {
+    let absolute = std::path::absolute(path)?;
+    let mut out = PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    Ok(out)
 }
 
 /// F1: a file's project root is the parent of its nearest ancestor directory named
@@ -172,7 +189,7 @@ impl ChainBuilder {
                     path,
                     origin,
                 } => {
-                    let absolute = std::path::absolute(&path).map_err(|e| {
+                    let absolute = lexical_absolute(&path).map_err(|e| {
                         FilterError::new(
                             FilterErrorKind::Read,
                             &given,
