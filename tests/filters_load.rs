@@ -698,3 +698,15 @@ fn error_for_a_file_that_is_not_utf8() {
     assert_eq!(e.kind, FilterErrorKind::Read);
     assert!(e.to_string().contains("not UTF-8"));
 }
+
+#[test]
+fn error_for_inherit_in_the_first_source_reads_well() {
+    let e = FilterChain::builder()
+        .inline("base.toml", "/p", filter_with("inherit", "allow", ""))
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "trace filter base.toml:6:16: `scope.default_exec = \"inherit\"` in the first source of the chain: there is no previous filter to inherit from"
+    );
+}
