@@ -712,3 +712,19 @@ fn explain_says_when_nothing_matched_and_when_the_gate_refused() {
         "{text}"
     );
 }
+
+#[test]
+fn chain_and_decision_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<FilterChain>();
+    assert_send_sync::<Decision>();
+    assert_send_sync::<ScopeContext>();
+    let c = std::sync::Arc::new(FilterChain::builtin_only());
+    let d = std::thread::spawn({
+        let c = c.clone();
+        move || c.evaluate(&c.scope_context("/x/m.py", Some("m"), "f"))
+    })
+    .join()
+    .unwrap();
+    assert_eq!(d.value_action(ValueKind::Arg, "token"), ValueAction::Redact);
+}
