@@ -54,6 +54,17 @@ pub struct RecordArgs {
     #[arg(long, value_name = "FILE", env = "CODETRACER_LOG_FILE")]
     pub log_file: Option<PathBuf>,
 
+    /// A trace filter file, applied after the builtin filter, the project's
+    /// `.codetracer/trace-filter.toml` and CODETRACER_TRACE_FILTER. Repeatable; one value
+    /// may list several files separated by `::`.
+    #[arg(long = "trace-filter", value_name = "PATH")]
+    pub trace_filter: Vec<PathBuf>,
+
+    /// Do not load the builtin filter (which skips the standard library and redacts
+    /// secret-looking values).
+    #[arg(long)]
+    pub no_default_filter: bool,
+
     /// Run a library module as the program, like `python -m MODULE`.
     #[arg(short = 'm', value_name = "MODULE", conflicts_with = "script")]
     pub module: Option<String>,
@@ -214,6 +225,13 @@ pub fn main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
         (None, None) => unreachable!("clap requires SCRIPT unless -m is given"),
     }
     opts.set_item("args", &args.args)?;
+    let filters: Vec<String> = args
+        .trace_filter
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    opts.set_item("trace_filters", filters)?;
+    opts.set_item("default_filter", !args.no_default_filter)?;
     opts.set_item("trace_dir", args.trace_dir.to_string_lossy().as_ref())?;
     opts.set_item("format", args.format.as_str())?;
     opts.set_item(

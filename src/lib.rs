@@ -43,6 +43,14 @@ create_exception!(
      BaseException so that a program's `except Exception` does not swallow it."
 );
 
+create_exception!(
+    ct_recorder,
+    ConfigError,
+    pyo3::exceptions::PyValueError,
+    "A configuration error found before the program starts (a bad filter file, an unknown \
+     policy value): ct-record reports it and exits with status 2."
+);
+
 pub(crate) fn recorder_error_type(py: Python<'_>) -> PyResult<Bound<'_, PyType>> {
     Ok(py.get_type::<RecorderError>())
 }
@@ -56,7 +64,7 @@ fn py_main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
 
 /// Starts recording the current process into `trace_dir`.
 #[pyfunction]
-#[pyo3(signature = (trace_dir, *, format = "json", program = None, args = Vec::new(), own_dir = None, on_error = "disable", skip_current_stack = false, module_name_from_globals = false, policy_layer = "built-in"))]
+#[pyo3(signature = (trace_dir, *, format = "json", program = None, args = Vec::new(), own_dir = None, on_error = "disable", skip_current_stack = false, module_name_from_globals = false, policy_layer = "built-in", trace_filters = Vec::new(), default_filter = true, program_dir = None))]
 #[allow(clippy::too_many_arguments)]
 fn start(
     py: Python<'_>,
@@ -69,6 +77,9 @@ fn start(
     skip_current_stack: bool,
     module_name_from_globals: bool,
     policy_layer: &str,
+    trace_filters: Vec<PathBuf>,
+    default_filter: bool,
+    program_dir: Option<PathBuf>,
 ) -> PyResult<()> {
     let format = <TraceFormat as clap::ValueEnum>::from_str(format, false).map_err(|_| {
         PyValueError::new_err(format!(
@@ -106,6 +117,14 @@ fn start(
                 naming::Engine::Legacy
             },
             engine_layer: policy_layer.to_owned(),
+            filters: filters::LoadOptions {
+                program_dir,
+                env_value: std::env::var("CODETRACER_TRACE_FILTER")
+                    .ok()
+                    .filter(|v| !v.trim().is_empty()),
+                cli_paths: trace_filters,
+                include_builtin: default_filter,
+            },
         },
     )
 }
@@ -181,6 +200,7 @@ fn _bench_install_noop_hook() {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("RecorderError", m.py().get_type::<RecorderError>())?;
+    m.add("ConfigError", m.py().get_type::<ConfigError>())?;
     m.add_function(wrap_pyfunction!(py_main, m)?)?;
     m.add_function(wrap_pyfunction!(start, m)?)?;
     m.add_function(wrap_pyfunction!(stop, m)?)?;

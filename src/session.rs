@@ -11,7 +11,9 @@ use pyo3::prelude::*;
 use serde::Serialize;
 
 use crate::encode::Limits;
+use crate::filters::{FilterChain, FilterSummary, LoadOptions};
 use crate::naming::{Engine, GlobalsNamer, ModuleNamer, PySysModules};
+use crate::tracer::scope::{Scoping, ValueCounters};
 use crate::tracer::{
     threads, EventCounts, Naming, NamingCounts, OnError, Recorder, RecorderOptions,
     DROPPED_REENTRANT, RECORDER,
@@ -30,6 +32,8 @@ pub struct SessionConfig {
     pub limits: Limits,
     /// Do not record the code running on the calling thread's stack (the launcher's).
     pub skip_current_stack: bool,
+    /// Where the trace filter chain comes from (spec F1).
+    pub filters: LoadOptions,
     /// The engine that names `<module>` code in the trace.
     pub engine: Engine,
     /// Which policy layer chose the engine (provenance, for trace_metadata.json).
@@ -66,6 +70,7 @@ struct SessionInfo {
     started_unix: f64,
     engine: Engine,
     engine_layer: String,
+    filter_summary: FilterSummary,
 }
 
 static SESSION: Mutex<Option<SessionInfo>> = Mutex::new(None);
@@ -82,6 +87,14 @@ pub struct SessionSummary {
     pub dropped_reentrant_events: u64,
     pub duration_seconds: f64,
     pub naming: NamingCounts,
+    pub filters: FilterStats,
+}
+
+#[derive(Serialize, Clone, Debug)]
+pub struct FilterStats {
+    /// Code objects the filters decided not to record.
+    pub skipped_code_objects: u64,
+    pub values: ValueCounters,
 }
 
 #[derive(Serialize)]
@@ -100,6 +113,7 @@ struct Metadata<'a> {
     started_unix: f64,
     format: &'static str,
     module_naming: NamingInfo<'a>,
+    filters: &'a FilterSummary,
     summary: &'a SessionSummary,
 }
 
@@ -123,6 +137,10 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
             "ct_recorder: a recording is already running; stop it first",
         ));
     }
+    // Filters first: a bad filter file stops everything before anything is written.
+    let chain =
+        FilterChain::load(&cfg.filters).map_err(|e| crate::ConfigError::new_err(e.to_string()))?;
+    let filter_summary = chain.summary();
     let existed = cfg.trace_dir.exists();
     std::fs::create_dir_all(&cfg.trace_dir).map_err(|e| {
         PyOSError::new_err(format!(
@@ -146,7 +164,14 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
     let builder = TraceBuilder::new(sink, &program_path);
     // The legacy engine snapshots sys.path and the cwd now: after the launcher has set
     // sys.path[0] the way python would.
-    let primary = make_namer(py, cfg.engine).map_err(PyRuntimeError::new_err)?;
+    let primary = make_namer(py, cfg.engine).map_err(crate::ConfigError::new_err)?;
+    #[allow(unused_mut)]
+    let mut scoping = Scoping::new(chain);
+    #[cfg(feature = "legacy-resolver")]
+    if cfg.engine == Engine::Legacy {
+        // The filter engine's own resolver, as in the reference (spec L7).
+        scoping.legacy_resolver = Some(crate::naming::LegacyResolver::from_python(py));
+    }
     let mut recorder = Recorder::new(
         py,
         builder,
@@ -155,6 +180,7 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
                 primary,
                 modules: PySysModules::new(),
             },
+            scoping,
             own_dir: cfg.own_dir.clone(),
             on_error: cfg.on_error,
             limits: cfg.limits,
@@ -180,6 +206,7 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
             .unwrap_or(0.0),
         engine: cfg.engine,
         engine_layer: cfg.engine_layer,
+        filter_summary,
     });
     drop(session);
     if let Err(e) = threads::install_all(py) {
@@ -211,6 +238,10 @@ pub fn stop(py: Python<'_>) -> PyResult<Option<SessionSummary>> {
     let errors = std::mem::take(&mut recorder.errors);
     let error_count = recorder.error_count;
     let naming = std::mem::take(&mut recorder.naming_counts);
+    let filters = FilterStats {
+        skipped_code_objects: recorder.scoping.skipped_by_filter,
+        values: std::mem::take(&mut recorder.scoping.values),
+    };
     let builder = recorder.builder_mut();
     let paths = serde_json::to_vec(builder.path_list()).expect("paths serialise");
     let events_file = builder.events_path().to_path_buf();
@@ -228,6 +259,7 @@ pub fn stop(py: Python<'_>) -> PyResult<Option<SessionSummary>> {
         dropped_reentrant_events: DROPPED_REENTRANT.load(Ordering::Relaxed),
         duration_seconds: info.started.elapsed().as_secs_f64(),
         naming,
+        filters,
     };
     let python: String = py.import("sys")?.getattr("version")?.extract()?;
     let metadata = Metadata {
@@ -245,6 +277,7 @@ pub fn stop(py: Python<'_>) -> PyResult<Option<SessionSummary>> {
             engine: info.engine.as_str(),
             layer: &info.engine_layer,
         },
+        filters: &info.filter_summary,
         summary: &summary,
     };
     let write = |name: &str, bytes: &[u8]| {

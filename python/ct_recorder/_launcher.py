@@ -129,6 +129,7 @@ def main(opts):
             sys.argv = [target] + args
             sys.path[0] = target
             program, runner = target, lambda: runpy._run_module_as_main("__main__", alter_argv=False)
+            program_dir = os.path.abspath(target)
         else:
             file, path0 = _script_paths(target)
             try:
@@ -150,6 +151,7 @@ def main(opts):
                 exec(code, g)
 
             program = file
+            program_dir = os.path.dirname(file)
     else:
         sys.argv = ["-m"] + args
         sys.path[0] = os.getcwd()
@@ -159,6 +161,7 @@ def main(opts):
             runpy._run_module_as_main(target)
             return 1
         program = f"-m {target}"
+        program_dir = os.getcwd()
 
         def runner():
             runpy._run_module_as_main(target)
@@ -176,8 +179,11 @@ def main(opts):
             own_dir=_OWN_DIR,
             on_error=opts["on_error"],
             skip_current_stack=True,
+            trace_filters=opts.get("trace_filters", []),
+            default_filter=opts.get("default_filter", True),
+            program_dir=program_dir,
         )
-    except OSError as exc:
+    except (OSError, _native.ConfigError) as exc:
         signal.signal(signal.SIGTERM, previous_sigterm)
         sys.stderr.write(f"ct-record: error: {exc}\n")
         return 2

@@ -18,6 +18,7 @@
 //! dropped and counted (`try_lock`), never waited for (waiting could deadlock on the GIL).
 
 pub mod ffi;
+pub mod scope;
 pub mod threads;
 
 use std::os::raw::c_int;
@@ -36,8 +37,10 @@ use runtime_tracing::{
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::encode::{truncate, Encoder, Limits};
+use crate::filters::{Decision, Exec, ValueAction, ValueKind};
 use crate::naming::{read_globals_facts, CodeFacts, Engine, ModuleNamer, PySysModules};
 use crate::writer::TraceBuilder;
+use scope::Scoping;
 
 /// What to do when the recorder itself fails (a bug, a Python error inside the hook, a
 /// panic). The traced program's behaviour is the priority.
@@ -75,11 +78,16 @@ struct CodeInfo {
     /// the code's `RESUME 0`.
     start_lasti: c_int,
     args: Vec<ArgSlot>,
+    /// The filter decision (value policies are consulted on every recorded value).
+    decision: Option<Decision>,
+    /// Identifier `ret:` value patterns test: the function's name (`co_name`).
+    name: String,
 }
 
 /// One parameter: its fast-locals index is its position in `co_varnames`.
 struct ArgSlot {
     name: Py<PyString>,
+    ident: String,
     variable: VariableId,
     /// Captured by an inner function: by the call event the slot already holds a cell.
     is_cell: bool,
@@ -110,6 +118,7 @@ pub struct Recorder {
     builder: TraceBuilder,
     naming: Naming,
     pub(crate) naming_counts: NamingCounts,
+    pub(crate) scoping: Scoping,
     encoder: Encoder,
     code_index: FxHashMap<usize, u32>,
     codes: Vec<CodeInfo>,
@@ -131,6 +140,7 @@ pub struct Recorder {
 
 pub struct RecorderOptions {
     pub naming: Naming,
+    pub scoping: Scoping,
     pub own_dir: Option<String>,
     pub on_error: OnError,
     pub limits: Limits,
@@ -147,6 +157,7 @@ impl Recorder {
             builder,
             naming: opts.naming,
             naming_counts: NamingCounts::default(),
+            scoping: opts.scoping,
             encoder: Encoder::new(opts.limits),
             code_index: FxHashMap::default(),
             codes: Vec::new(),
@@ -228,7 +239,31 @@ impl Recorder {
             .getattr(intern!(py, "co_qualname"))
             .and_then(|v| v.extract())
             .map_err(err)?;
-        let record = !self.is_own_code(&filename) && !is_synthetic_filename(&filename);
+        let mut record = !self.is_own_code(&filename) && !is_synthetic_filename(&filename);
+        let mut decision = None;
+        let mut facts = None;
+        if record {
+            // Facts are gathered once and shared by naming and filters.
+            // SAFETY: live frame; GetGlobals returns a new reference (or NULL).
+            let globals = unsafe { ffi::PyFrame_GetGlobals(frame) };
+            let globals =
+                (!globals.is_null()).then(|| unsafe { Bound::from_owned_ptr(py, globals) });
+            let (globals_name, spec_name) = read_globals_facts(globals.as_ref());
+            let f = CodeFacts::new(
+                filename.as_str(),
+                qualname.as_str(),
+                globals_name,
+                spec_name,
+            );
+            let engine = self.naming.primary.engine();
+            let (_ctx, d) = self.scoping.decide(engine, &f, &self.naming.modules);
+            if d.exec() == Exec::Skip {
+                record = false;
+                self.scoping.skipped_by_filter += 1;
+            }
+            decision = Some(d);
+            facts = Some(f);
+        }
         let idx = self.codes.len() as u32;
         self.counts.code_objects += 1;
         if !record {
@@ -240,6 +275,8 @@ impl Recorder {
                 function_id: FunctionId(0),
                 start_lasti: -1,
                 args: Vec::new(),
+                decision: None,
+                name: String::new(),
             });
             self.code_index.insert(code.as_ptr() as usize, idx);
             return Ok(idx);
@@ -277,17 +314,24 @@ impl Recorder {
             let name = name
                 .downcast_into::<PyString>()
                 .map_err(|e| e.to_string())?;
-            let variable = self.builder.variable_id(&name.to_string_lossy());
+            let ident = name.to_string_lossy().into_owned();
+            let variable = self.builder.variable_id(&ident);
             let is_cell = cellvars.contains(&name).unwrap_or(false);
             args.push(ArgSlot {
                 name: name.unbind(),
+                ident,
                 variable,
                 is_cell,
             });
         }
 
-        let label = if qualname == crate::naming::MODULE_QUALNAME {
-            self.module_label(py, frame, &filename, &qualname)
+        let co_name: String = code
+            .getattr(intern!(py, "co_name"))
+            .and_then(|v| v.extract())
+            .map_err(err)?;
+        let facts = facts.expect("facts are gathered for recorded code");
+        let label = if facts.is_module {
+            self.module_label(&facts)
         } else {
             qualname
         };
@@ -302,6 +346,8 @@ impl Recorder {
             function_id,
             start_lasti,
             args,
+            decision,
+            name: co_name,
         });
         self.code_index.insert(code.as_ptr() as usize, idx);
         Ok(idx)
@@ -310,19 +356,11 @@ impl Recorder {
     /// The runtime label of a `<module>` code object from the primary engine: `<NAME>`, or
     /// `<module>` on fallback (counted by reason). Facts are read from the frame at the
     /// code object's first start, without running Python code.
-    fn module_label(
-        &mut self,
-        py: Python<'_>,
-        frame: *mut py::PyFrameObject,
-        filename: &str,
-        qualname: &str,
-    ) -> String {
-        // SAFETY: live frame; GetGlobals returns a new reference (or NULL).
-        let globals = unsafe { ffi::PyFrame_GetGlobals(frame) };
-        let globals = (!globals.is_null()).then(|| unsafe { Bound::from_owned_ptr(py, globals) });
-        let (globals_name, spec_name) = read_globals_facts(globals.as_ref());
-        let facts = CodeFacts::new(filename, qualname, globals_name, spec_name);
-        let naming = self.naming.primary.name(&facts, &self.naming.modules);
+    /// The runtime label of a `<module>` code object from the primary engine: `<NAME>`, or
+    /// `<module>` on fallback (counted by reason).
+    fn module_label(&mut self, facts: &CodeFacts) -> String {
+        let (filename, qualname) = (facts.filename.as_str(), facts.qualname.as_str());
+        let naming = self.naming.primary.name(facts, &self.naming.modules);
         match naming.fallback {
             Some(reason) => {
                 tracing::debug!(
@@ -365,6 +403,8 @@ impl Recorder {
                         function_id: FunctionId(0),
                         start_lasti: -1,
                         args: Vec::new(),
+                        decision: None,
+                        name: String::new(),
                     });
                     self.code_index.insert(key, idx);
                 }
@@ -439,7 +479,7 @@ impl Recorder {
     ) -> Vec<FullValueRecord> {
         let info = &self.codes[idx as usize];
         let n = info.args.len();
-        let mut values: Vec<(VariableId, *mut py::PyObject)> = Vec::with_capacity(n);
+        let mut values: Vec<(VariableId, ValueAction, *mut py::PyObject)> = Vec::with_capacity(n);
         let mut locals_dict = None;
         if self.fast_locals {
             for (i, slot) in info.args.iter().enumerate() {
@@ -448,7 +488,7 @@ impl Recorder {
                 if slot.is_cell && !v.is_null() && unsafe { ffi::is_cell(v) } {
                     v = unsafe { ffi::cell_contents(v) };
                 }
-                values.push((slot.variable, v));
+                values.push((slot.variable, arg_action(info, slot), v));
             }
         } else {
             let locals = unsafe { ffi::PyFrame_GetLocals(frame) };
@@ -459,13 +499,18 @@ impl Recorder {
             for slot in &info.args {
                 // Borrowed lookup in the locals mapping; a missing name is recorded as None.
                 let v = unsafe { py::PyDict_GetItem(locals, slot.name.as_ptr()) };
-                values.push((slot.variable, v));
+                values.push((slot.variable, arg_action(info, slot), v));
             }
             locals_dict = Some(unsafe { Bound::from_owned_ptr(py, locals) });
         }
         let mut args = Vec::with_capacity(n);
-        for (variable_id, v) in values {
-            let value = if v.is_null() {
+        for (variable_id, action, v) in values {
+            self.scoping.values.count(ValueKind::Arg, action);
+            let value = if action == ValueAction::Drop {
+                continue;
+            } else if action == ValueAction::Redact {
+                scope::redacted(&mut self.builder)
+            } else if v.is_null() {
                 Encoder::none()
             } else {
                 // SAFETY: borrowed from the frame (or the locals dict kept alive above).
@@ -515,11 +560,20 @@ impl Recorder {
                 None => return Ok(()),
             },
         };
-        if !self.codes[idx as usize].record {
+        let info = &self.codes[idx as usize];
+        if !info.record {
             return Ok(());
         }
+        let action = info.decision.as_ref().map_or(ValueAction::Allow, |d| {
+            d.value_action(ValueKind::Return, &info.name)
+        });
         self.counts.returns += 1;
-        let value = if arg.is_null() {
+        self.scoping.values.count(ValueKind::Return, action);
+        let value = if action == ValueAction::Redact {
+            scope::redacted(&mut self.builder)
+        } else if action == ValueAction::Drop {
+            scope::dropped(&mut self.builder)
+        } else if arg.is_null() {
             // Unwinding: the frame exits with an exception, not a value.
             let type_id = self.builder.type_id(TypeKind::Error, "<exception>");
             ValueRecord::Error {
@@ -603,6 +657,12 @@ unsafe fn describe_exception(py: Python<'_>, arg: *mut py::PyObject) -> String {
         }
     }
     name
+}
+
+fn arg_action(info: &CodeInfo, slot: &ArgSlot) -> ValueAction {
+    info.decision.as_ref().map_or(ValueAction::Allow, |d| {
+        d.value_action(ValueKind::Arg, &slot.ident)
+    })
 }
 
 /// Checks, on a real frame, that [`ffi::fast_local`] reads what `PyFrame_GetLocals`
