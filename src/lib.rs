@@ -13,12 +13,14 @@
 //! - [`naming`]: module-naming engines (`globals`, and `legacy` behind the
 //!   `legacy-resolver` feature);
 //! - [`filters`]: trace filter files and their evaluation;
+//! - [`policy`]: the run policy (engine choice, shadow compare) and its configuration layers;
 //! - [`cli`]: the `ct-record` command line (clap), handed to the Python launcher.
 
 pub mod cli;
 pub mod encode;
 pub mod filters;
 pub mod naming;
+pub mod policy;
 pub mod session;
 pub mod tracer;
 pub mod writer;
