@@ -65,12 +65,33 @@ pub struct RecordArgs {
     #[arg(long)]
     pub no_default_filter: bool,
 
+    /// Name module-level code after `__name__` (the globals engine, ADR 0016). The built-in
+    /// default comes from rollout.toml; see --print-policy for what is in force and why.
+    #[arg(long, overrides_with = "no_module_name_from_globals")]
+    pub module_name_from_globals: bool,
+
+    /// Name module-level code with the legacy resolver.
+    #[arg(long, overrides_with = "module_name_from_globals")]
+    pub no_module_name_from_globals: bool,
+
+    /// Run the other naming engine as a shadow and compare (see docs/shadow-mode.md).
+    #[arg(long, overrides_with = "no_shadow_compare")]
+    pub shadow_compare: bool,
+
+    /// Do not run a shadow engine (overrides the project config and the environment).
+    #[arg(long, overrides_with = "shadow_compare")]
+    pub no_shadow_compare: bool,
+
+    /// Print the effective policy (each value and the layer that set it) and exit.
+    #[arg(long)]
+    pub print_policy: bool,
+
     /// Run a library module as the program, like `python -m MODULE`.
     #[arg(short = 'm', value_name = "MODULE", conflicts_with = "script")]
     pub module: Option<String>,
 
     /// The program to run, like `python SCRIPT`.
-    #[arg(value_name = "SCRIPT", required_unless_present = "module")]
+    #[arg(value_name = "SCRIPT", required_unless_present_any = ["module", "print_policy"])]
     pub script: Option<String>,
 
     /// Arguments passed to the program.
@@ -199,6 +220,15 @@ fn init_logging(level: LogLevel, file: Option<&PathBuf>) -> Result<(), String> {
     Ok(())
 }
 
+/// `--x` / `--no-x` (clap keeps only the last one given) as an optional override.
+fn flag_pair(yes: bool, no: bool) -> Option<bool> {
+    match (yes, no) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    }
+}
+
 /// The whole `ct-record` command. Returns the process exit status.
 pub fn main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
     let args = match parse(&argv) {
@@ -212,6 +242,41 @@ pub fn main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
         eprintln!("ct-record: {msg}");
         return Ok(2);
     }
+    let program_dir = match &args.script {
+        Some(script) if args.module.is_none() => {
+            let p = std::path::Path::new(script);
+            let abs = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                std::env::current_dir()?.join(p)
+            };
+            if abs.is_dir() {
+                abs
+            } else {
+                abs.parent().map(|d| d.to_path_buf()).unwrap_or(abs)
+            }
+        }
+        _ => std::env::current_dir()?,
+    };
+    let overrides = crate::policy::CliOverrides {
+        module_name_from_globals: flag_pair(
+            args.module_name_from_globals,
+            args.no_module_name_from_globals,
+        ),
+        shadow_compare: flag_pair(args.shadow_compare, args.no_shadow_compare),
+    };
+    let policy = match crate::session::build_policy(&program_dir, Some(&overrides)) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("ct-record: error: {e}");
+            return Ok(2);
+        }
+    };
+    if args.print_policy {
+        print!("{}", policy.render_table());
+        return Ok(0);
+    }
+    crate::session::set_pending_policy(policy);
     let opts = PyDict::new(py);
     match (&args.module, &args.script) {
         (Some(m), _) => {
@@ -222,7 +287,7 @@ pub fn main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
             opts.set_item("kind", "script")?;
             opts.set_item("target", s)?;
         }
-        (None, None) => unreachable!("clap requires SCRIPT unless -m is given"),
+        (None, None) => unreachable!("clap requires SCRIPT unless -m or --print-policy is given"),
     }
     opts.set_item("args", &args.args)?;
     let filters: Vec<String> = args

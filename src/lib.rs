@@ -66,7 +66,7 @@ fn py_main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
 
 /// Starts recording the current process into `trace_dir`.
 #[pyfunction]
-#[pyo3(signature = (trace_dir, *, format = "json", program = None, args = Vec::new(), own_dir = None, on_error = "disable", skip_current_stack = false, module_name_from_globals = false, policy_layer = "built-in", trace_filters = Vec::new(), default_filter = true, program_dir = None))]
+#[pyo3(signature = (trace_dir, *, format = "json", program = None, args = Vec::new(), own_dir = None, on_error = "disable", skip_current_stack = false, trace_filters = Vec::new(), default_filter = true, program_dir = None))]
 #[allow(clippy::too_many_arguments)]
 fn start(
     py: Python<'_>,
@@ -77,8 +77,6 @@ fn start(
     own_dir: Option<String>,
     on_error: &str,
     skip_current_stack: bool,
-    module_name_from_globals: bool,
-    policy_layer: &str,
     trace_filters: Vec<PathBuf>,
     default_filter: bool,
     program_dir: Option<PathBuf>,
@@ -102,6 +100,14 @@ fn start(
             .and_then(|v| v.extract())
             .unwrap_or_default(),
     };
+    // ct-record computed the policy already; the Python API computes it here.
+    let policy = match session::take_pending_policy() {
+        Some(p) => p,
+        None => {
+            let dir = program_dir.clone().unwrap_or(std::env::current_dir()?);
+            session::build_policy(&dir, None).map_err(|e| ConfigError::new_err(e.to_string()))?
+        }
+    };
     session::start(
         py,
         SessionConfig {
@@ -113,12 +119,7 @@ fn start(
             on_error,
             limits: Limits::default(),
             skip_current_stack,
-            engine: if module_name_from_globals {
-                naming::Engine::Globals
-            } else {
-                naming::Engine::Legacy
-            },
-            engine_layer: policy_layer.to_owned(),
+            policy,
             filters: filters::LoadOptions {
                 program_dir,
                 env_value: std::env::var("CODETRACER_TRACE_FILTER")
@@ -141,6 +142,26 @@ fn stop(py: Python<'_>) -> PyResult<PyObject> {
             Ok(py.import("json")?.call_method1("loads", (json,))?.unbind())
         }
     }
+}
+
+/// `ct_recorder.configure_policy(...)`: the highest policy layer, for recordings started
+/// later in this process. `None` leaves a setting to the lower layers.
+#[pyfunction]
+#[pyo3(signature = (*, module_name_from_globals = None, shadow_compare = None))]
+fn configure_policy(module_name_from_globals: Option<bool>, shadow_compare: Option<bool>) {
+    session::configure_python_api(module_name_from_globals, shadow_compare);
+}
+
+/// The effective policy for a program in `program_dir` (default: the working directory),
+/// as a dict: values, the layer that set each, and its source.
+#[pyfunction]
+#[pyo3(signature = (program_dir = None))]
+fn policy_snapshot(py: Python<'_>, program_dir: Option<PathBuf>) -> PyResult<PyObject> {
+    let dir = program_dir.unwrap_or(std::env::current_dir()?);
+    let policy =
+        session::build_policy(&dir, None).map_err(|e| ConfigError::new_err(e.to_string()))?;
+    let json = policy.to_json().to_string();
+    Ok(py.import("json")?.call_method1("loads", (json,))?.unbind())
 }
 
 #[pyfunction]
@@ -207,6 +228,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(start, m)?)?;
     m.add_function(wrap_pyfunction!(stop, m)?)?;
     m.add_function(wrap_pyfunction!(flush, m)?)?;
+    m.add_function(wrap_pyfunction!(configure_policy, m)?)?;
+    m.add_function(wrap_pyfunction!(policy_snapshot, m)?)?;
     m.add_function(wrap_pyfunction!(is_recording, m)?)?;
     m.add_function(wrap_pyfunction!(read_trace_json, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::threads::thread_bootstrap, m)?)?;

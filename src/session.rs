@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::encode::Limits;
 use crate::filters::{FilterChain, FilterSummary, LoadOptions};
 use crate::naming::{Engine, GlobalsNamer, ModuleNamer, PySysModules};
+use crate::policy::{process_env, CliOverrides, Layer, Policy, PolicyError};
 use crate::tracer::scope::{Scoping, ValueCounters};
 use crate::tracer::{
     threads, EventCounts, Naming, NamingCounts, OnError, Recorder, RecorderOptions,
@@ -34,10 +35,8 @@ pub struct SessionConfig {
     pub skip_current_stack: bool,
     /// Where the trace filter chain comes from (spec F1).
     pub filters: LoadOptions,
-    /// The engine that names `<module>` code in the trace.
-    pub engine: Engine,
-    /// Which policy layer chose the engine (provenance, for trace_metadata.json).
-    pub engine_layer: String,
+    /// The effective policy (engine, shadow mode) with its provenance.
+    pub policy: Policy,
 }
 
 /// The naming engine for `engine`. Without the `legacy-resolver` feature the legacy engine
@@ -60,6 +59,73 @@ pub fn make_namer(py: Python<'_>, engine: Engine) -> Result<Box<dyn ModuleNamer 
     }
 }
 
+/// `ct_recorder.configure_policy(...)`: the highest layer, kept for the process.
+static PYTHON_API: Mutex<(Option<bool>, Option<bool>)> = Mutex::new((None, None));
+/// The policy `ct-record` computed before handing over to the launcher.
+static PENDING_POLICY: Mutex<Option<Policy>> = Mutex::new(None);
+
+pub fn configure_python_api(module_name_from_globals: Option<bool>, shadow_compare: Option<bool>) {
+    if let Ok(mut g) = PYTHON_API.lock() {
+        if module_name_from_globals.is_some() {
+            g.0 = module_name_from_globals;
+        }
+        if shadow_compare.is_some() {
+            g.1 = shadow_compare;
+        }
+    }
+}
+
+/// The effective policy: built-in < project config (found upward from `program_dir`) <
+/// environment < command line < Python API.
+pub fn build_policy(program_dir: &Path, cli: Option<&CliOverrides>) -> Result<Policy, PolicyError> {
+    let mut builder = Policy::builder()
+        .project_config(program_dir)?
+        .env(process_env)?;
+    if let Some(cli) = cli {
+        builder = builder.cli(cli);
+    }
+    let mut policy = builder.build();
+    let (m, s) = PYTHON_API.lock().map(|g| *g).unwrap_or((None, None));
+    policy.apply_python_api(m, s);
+    Ok(policy)
+}
+
+pub fn set_pending_policy(policy: Policy) {
+    if let Ok(mut g) = PENDING_POLICY.lock() {
+        *g = Some(policy);
+    }
+}
+
+pub fn take_pending_policy() -> Option<Policy> {
+    PENDING_POLICY.lock().ok().and_then(|mut g| g.take())
+}
+
+/// The engine the policy selects, and the layer that chose it. A build without the legacy
+/// engine uses the globals engine when the legacy one only comes from the built-in default,
+/// and refuses an explicit request for it.
+pub fn primary_engine(policy: &Policy) -> Result<(Engine, String), String> {
+    let setting = &policy.module_name_from_globals;
+    let layer = setting.layer.as_str().to_owned();
+    if setting.value {
+        return Ok((Engine::Globals, layer));
+    }
+    if cfg!(feature = "legacy-resolver") {
+        return Ok((Engine::Legacy, layer));
+    }
+    if setting.layer == Layer::BuiltIn {
+        Ok((
+            Engine::Globals,
+            format!("{layer} (legacy engine not built)"),
+        ))
+    } else {
+        Err(format!(
+            "the legacy engine was asked for ({}) but this build has no legacy engine \
+             (built without the `legacy-resolver` feature)",
+            setting.source.as_deref().unwrap_or(setting.layer.as_str())
+        ))
+    }
+}
+
 struct SessionInfo {
     trace_dir: PathBuf,
     format: TraceFormat,
@@ -70,6 +136,7 @@ struct SessionInfo {
     started_unix: f64,
     engine: Engine,
     engine_layer: String,
+    policy_json: serde_json::Value,
     filter_summary: FilterSummary,
 }
 
@@ -113,6 +180,7 @@ struct Metadata<'a> {
     started_unix: f64,
     format: &'static str,
     module_naming: NamingInfo<'a>,
+    policy: &'a serde_json::Value,
     filters: &'a FilterSummary,
     summary: &'a SessionSummary,
 }
@@ -164,11 +232,13 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
     let builder = TraceBuilder::new(sink, &program_path);
     // The legacy engine snapshots sys.path and the cwd now: after the launcher has set
     // sys.path[0] the way python would.
-    let primary = make_namer(py, cfg.engine).map_err(crate::ConfigError::new_err)?;
+    let (engine, engine_layer) =
+        primary_engine(&cfg.policy).map_err(crate::ConfigError::new_err)?;
+    let primary = make_namer(py, engine).map_err(crate::ConfigError::new_err)?;
     #[allow(unused_mut)]
     let mut scoping = Scoping::new(chain);
     #[cfg(feature = "legacy-resolver")]
-    if cfg.engine == Engine::Legacy {
+    if engine == Engine::Legacy {
         // The filter engine's own resolver, as in the reference (spec L7).
         scoping.legacy_resolver = Some(crate::naming::LegacyResolver::from_python(py));
     }
@@ -204,8 +274,9 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0),
-        engine: cfg.engine,
-        engine_layer: cfg.engine_layer,
+        engine,
+        engine_layer,
+        policy_json: cfg.policy.to_json(),
         filter_summary,
     });
     drop(session);
@@ -277,6 +348,7 @@ pub fn stop(py: Python<'_>) -> PyResult<Option<SessionSummary>> {
             engine: info.engine.as_str(),
             layer: &info.engine_layer,
         },
+        policy: &info.policy_json,
         filters: &info.filter_summary,
         summary: &summary,
     };

@@ -15,10 +15,20 @@ import contextlib
 import os
 
 from . import _native
-from ._native import RecorderError
+from ._native import ConfigError, RecorderError
 
 __version__ = _native.__version__
-__all__ = ["start", "stop", "recording", "is_recording", "RecorderError", "__version__"]
+__all__ = [
+    "start",
+    "stop",
+    "recording",
+    "is_recording",
+    "configure_policy",
+    "policy_snapshot",
+    "RecorderError",
+    "ConfigError",
+    "__version__",
+]
 
 _OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -30,6 +40,18 @@ def start(trace_dir="trace-out", *, format="json", on_error="disable"):
     on a recorder failure, never disturb the program) or ``"abort"`` (raise RecorderError).
     """
     _native.start(os.fspath(trace_dir), format=format, own_dir=_OWN_DIR, on_error=on_error)
+
+
+def configure_policy(*, module_name_from_globals=None, shadow_compare=None):
+    """Set policy values at the highest layer ("python-api") for recordings started later in
+    this process; ``None`` leaves a value to the lower layers (command line, environment,
+    project config, built-in default)."""
+    _native.configure_policy(module_name_from_globals=module_name_from_globals, shadow_compare=shadow_compare)
+
+
+def policy_snapshot(program_dir=None):
+    """The effective policy as a dict: each value with the layer that set it and its source."""
+    return _native.policy_snapshot(None if program_dir is None else os.fspath(program_dir))
 
 
 def stop():
