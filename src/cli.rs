@@ -82,6 +82,43 @@ pub struct RecordArgs {
     #[arg(long, overrides_with = "shadow_compare")]
     pub no_shadow_compare: bool,
 
+    /// Compare only this fraction of files (`0.1` or `10%`), chosen deterministically by a
+    /// hash of the file name.
+    #[arg(long, value_name = "RATE", env = "CODETRACER_SHADOW_SAMPLE")]
+    pub shadow_sample: Option<String>,
+
+    /// Stop comparing once the shadow engine has used this fraction of the run's time.
+    #[arg(long, value_name = "FRACTION", env = "CODETRACER_SHADOW_BUDGET")]
+    pub shadow_budget: Option<String>,
+
+    /// Serve Prometheus metrics on HOST:PORT (`:PORT` means 127.0.0.1; port 0 picks a free
+    /// port and prints it).
+    #[arg(long, value_name = "HOST:PORT", env = "CODETRACER_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
+
+    /// If the metrics address cannot be served: `fail` before the program starts, or
+    /// `continue` without /metrics.
+    #[arg(long, value_enum, default_value_t = MetricsOnError::Fail, env = "CODETRACER_METRICS_ON_ERROR")]
+    pub metrics_on_error: MetricsOnError,
+
+    /// Keep serving /metrics for SECONDS after the program ends, for a last scrape.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 0.0,
+        env = "CODETRACER_METRICS_LINGER"
+    )]
+    pub metrics_linger: f64,
+
+    /// Push the final metrics to a Prometheus Pushgateway at URL (job `ct-record`, label
+    /// run_id) when the program ends.
+    #[arg(long, value_name = "URL", env = "CODETRACER_METRICS_PUSH")]
+    pub metrics_push: Option<String>,
+
+    /// No end-of-run summary on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
     /// Print the effective policy (each value and the layer that set it) and exit.
     #[arg(long)]
     pub print_policy: bool,
@@ -101,6 +138,12 @@ pub struct RecordArgs {
         allow_hyphen_values = true
     )]
     pub args: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MetricsOnError {
+    Fail,
+    Continue,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -297,6 +340,23 @@ pub fn main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
         .collect();
     opts.set_item("trace_filters", filters)?;
     opts.set_item("default_filter", !args.no_default_filter)?;
+    let rec = PyDict::new(py);
+    rec.set_item("shadow_sample", &args.shadow_sample)?;
+    rec.set_item("shadow_budget", &args.shadow_budget)?;
+    rec.set_item("metrics_addr", &args.metrics_addr)?;
+    rec.set_item(
+        "metrics_required",
+        args.metrics_on_error == MetricsOnError::Fail,
+    )?;
+    if !(args.metrics_linger.is_finite() && args.metrics_linger >= 0.0) {
+        eprintln!("ct-record: error: --metrics-linger must be a number of seconds >= 0");
+        return Ok(2);
+    }
+    rec.set_item("metrics_linger", args.metrics_linger)?;
+    rec.set_item("metrics_push", &args.metrics_push)?;
+    rec.set_item("quiet", args.quiet)?;
+    rec.set_item("command", &argv)?;
+    opts.set_item("recorder", rec)?;
     opts.set_item("trace_dir", args.trace_dir.to_string_lossy().as_ref())?;
     opts.set_item("format", args.format.as_str())?;
     opts.set_item(

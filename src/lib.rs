@@ -66,7 +66,7 @@ fn py_main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
 
 /// Starts recording the current process into `trace_dir`.
 #[pyfunction]
-#[pyo3(signature = (trace_dir, *, format = "json", program = None, args = Vec::new(), own_dir = None, on_error = "disable", skip_current_stack = false, trace_filters = Vec::new(), default_filter = true, program_dir = None))]
+#[pyo3(signature = (trace_dir, *, format = "json", program = None, args = Vec::new(), own_dir = None, on_error = "disable", skip_current_stack = false, trace_filters = Vec::new(), default_filter = true, program_dir = None, shadow_sample = None, shadow_budget = None, metrics_addr = None, metrics_required = true, metrics_linger = 0.0, metrics_push = None, quiet = false, command = Vec::new()))]
 #[allow(clippy::too_many_arguments)]
 fn start(
     py: Python<'_>,
@@ -80,6 +80,14 @@ fn start(
     trace_filters: Vec<PathBuf>,
     default_filter: bool,
     program_dir: Option<PathBuf>,
+    shadow_sample: Option<String>,
+    shadow_budget: Option<String>,
+    metrics_addr: Option<String>,
+    metrics_required: bool,
+    metrics_linger: f64,
+    metrics_push: Option<String>,
+    quiet: bool,
+    command: Vec<String>,
 ) -> PyResult<()> {
     let format = <TraceFormat as clap::ValueEnum>::from_str(format, false).map_err(|_| {
         PyValueError::new_err(format!(
@@ -120,6 +128,16 @@ fn start(
             limits: Limits::default(),
             skip_current_stack,
             policy,
+            shadow: session::ShadowOptions {
+                sample: shadow_sample,
+                budget: shadow_budget,
+                metrics_addr,
+                metrics_required,
+                metrics_linger,
+                metrics_push,
+                quiet,
+                command,
+            },
             filters: filters::LoadOptions {
                 program_dir,
                 env_value: std::env::var("CODETRACER_TRACE_FILTER")
@@ -133,9 +151,11 @@ fn start(
 }
 
 /// Stops recording, writes the trace files; returns a summary dict (None if not recording).
+/// `exit_code` is the program's exit status, when known (for the shadow run metadata).
 #[pyfunction]
-fn stop(py: Python<'_>) -> PyResult<PyObject> {
-    match session::stop(py)? {
+#[pyo3(signature = (exit_code = None))]
+fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<PyObject> {
+    match session::stop(py, exit_code)? {
         None => Ok(py.None()),
         Some(summary) => {
             let json = serde_json::to_string(&summary).expect("summary serialises");

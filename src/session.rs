@@ -11,10 +11,15 @@ use pyo3::prelude::*;
 use serde::Serialize;
 
 use crate::encode::Limits;
+use std::sync::Arc;
+
+use ct_shadow::{Budget, Metrics, MetricsServer, RunMeta, Sampler, ShadowConfig, ShadowSession};
+
 use crate::filters::{FilterChain, FilterSummary, LoadOptions};
 use crate::naming::{Engine, GlobalsNamer, ModuleNamer, PySysModules};
 use crate::policy::{process_env, CliOverrides, Layer, Policy, PolicyError};
 use crate::tracer::scope::{Scoping, ValueCounters};
+use crate::tracer::shadow::{shadow_engine, ShadowSide};
 use crate::tracer::{
     threads, EventCounts, Naming, NamingCounts, OnError, Recorder, RecorderOptions,
     DROPPED_REENTRANT, RECORDER,
@@ -37,6 +42,38 @@ pub struct SessionConfig {
     pub filters: LoadOptions,
     /// The effective policy (engine, shadow mode) with its provenance.
     pub policy: Policy,
+    pub shadow: ShadowOptions,
+}
+
+/// Shadow-mode and metrics options (see docs/shadow-mode.md, docs/metrics.md).
+#[derive(Default, Debug, Clone)]
+pub struct ShadowOptions {
+    /// `--shadow-sample`: fraction of files compared (`0.1` or `10%`).
+    pub sample: Option<String>,
+    /// `--shadow-budget`: stop comparing when the shadow engine has used this fraction of
+    /// the run's time.
+    pub budget: Option<String>,
+    /// `--metrics-addr HOST:PORT` (port 0 picks one).
+    pub metrics_addr: Option<String>,
+    /// Fail before the program starts when the metrics address cannot be served
+    /// (`--metrics-on-error fail`, the default) rather than carry on without `/metrics`.
+    pub metrics_required: bool,
+    /// `--metrics-linger SECONDS`: keep serving after the program ends.
+    pub metrics_linger: f64,
+    /// `--metrics-push URL`: push the final metrics to a Pushgateway.
+    pub metrics_push: Option<String>,
+    /// `--quiet`: no end-of-run summary on stderr.
+    pub quiet: bool,
+    /// ct-record's argv, for the run metadata.
+    pub command: Vec<String>,
+}
+
+struct MetricsRuntime {
+    metrics: Arc<Metrics>,
+    server: Option<MetricsServer>,
+    shadow_on: bool,
+    run_id: String,
+    opts: ShadowOptions,
 }
 
 /// The naming engine for `engine`. Without the `legacy-resolver` feature the legacy engine
@@ -138,6 +175,7 @@ struct SessionInfo {
     engine_layer: String,
     policy_json: serde_json::Value,
     filter_summary: FilterSummary,
+    metrics: Option<MetricsRuntime>,
 }
 
 static SESSION: Mutex<Option<SessionInfo>> = Mutex::new(None);
@@ -209,6 +247,77 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
     let chain =
         FilterChain::load(&cfg.filters).map_err(|e| crate::ConfigError::new_err(e.to_string()))?;
     let filter_summary = chain.summary();
+    let (engine, engine_layer) =
+        primary_engine(&cfg.policy).map_err(crate::ConfigError::new_err)?;
+    let shadow_on = cfg.policy.shadow_compare.value;
+    let shadow_namer = if shadow_on {
+        let other = match engine {
+            Engine::Globals => Engine::Legacy,
+            Engine::Legacy => Engine::Globals,
+        };
+        Some(
+            make_namer(py, other)
+                .map_err(|e| crate::ConfigError::new_err(format!("--shadow-compare: {e}")))?,
+        )
+    } else {
+        None
+    };
+    let bad =
+        |what: &str, e: &dyn std::fmt::Display| crate::ConfigError::new_err(format!("{what}: {e}"));
+    let sampler = match &cfg.shadow.sample {
+        Some(s) => Sampler::parse(s).map_err(|e| bad("--shadow-sample", &e))?,
+        None => Sampler::default(),
+    };
+    let budget = match &cfg.shadow.budget {
+        Some(b) => Some(Budget::parse(b).map_err(|e| bad("--shadow-budget", &e))?),
+        None => None,
+    };
+    let metrics_wanted =
+        shadow_on || cfg.shadow.metrics_addr.is_some() || cfg.shadow.metrics_push.is_some();
+    let mut metrics_rt = None;
+    if metrics_wanted {
+        let metrics = Arc::new(Metrics::new(&ct_shadow::RecorderInfo {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            primary: shadow_engine(engine),
+            shadow: shadow_namer.as_ref().map(|n| shadow_engine(n.engine())),
+        }));
+        // The server binds before anything is written: a busy port or a bad address is
+        // reported before the program starts (or, with --metrics-on-error continue,
+        // the run carries on without /metrics).
+        let server = match &cfg.shadow.metrics_addr {
+            Some(addr) => {
+                match MetricsServer::start(&with_default_host(addr), metrics.registry().clone()) {
+                    Ok(server) => {
+                        eprintln!(
+                            "ct-record: serving metrics on http://{}/metrics",
+                            server.local_addr()
+                        );
+                        Some(server)
+                    }
+                    Err(e) if cfg.shadow.metrics_required => {
+                        return Err(bad("--metrics-addr", &e));
+                    }
+                    Err(e) => {
+                        eprintln!(
+                            "ct-record: warning: --metrics-addr: {e}; carrying on without /metrics"
+                        );
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        let started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        metrics_rt = Some(MetricsRuntime {
+            metrics,
+            server,
+            shadow_on,
+            run_id: format!("{}-{}", started.as_secs(), std::process::id()),
+            opts: cfg.shadow.clone(),
+        });
+    }
     let existed = cfg.trace_dir.exists();
     std::fs::create_dir_all(&cfg.trace_dir).map_err(|e| {
         PyOSError::new_err(format!(
@@ -232,13 +341,27 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
     let builder = TraceBuilder::new(sink, &program_path);
     // The legacy engine snapshots sys.path and the cwd now: after the launcher has set
     // sys.path[0] the way python would.
-    let (engine, engine_layer) =
-        primary_engine(&cfg.policy).map_err(crate::ConfigError::new_err)?;
     let primary = make_namer(py, engine).map_err(crate::ConfigError::new_err)?;
     #[allow(unused_mut)]
     let mut scoping = Scoping::new(chain);
+    let shadow = match (shadow_namer, &metrics_rt) {
+        (Some(namer), Some(rt)) => {
+            let config = ShadowConfig {
+                run_dir: cfg.trace_dir.clone(),
+                sampler,
+                budget,
+            };
+            let session = ShadowSession::start(config, rt.metrics.clone()).map_err(|e| {
+                PyOSError::new_err(format!("cannot write the shadow artifacts: {e}"))
+            })?;
+            let roots = session_roots(py);
+            let digest = session.register_roots(&roots);
+            Some(ShadowSide::new(namer, session, digest))
+        }
+        _ => None,
+    };
     #[cfg(feature = "legacy-resolver")]
-    if engine == Engine::Legacy {
+    if engine == Engine::Legacy || shadow_on {
         // The filter engine's own resolver, as in the reference (spec L7).
         scoping.legacy_resolver = Some(crate::naming::LegacyResolver::from_python(py));
     }
@@ -251,6 +374,8 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
                 modules: PySysModules::new(),
             },
             scoping,
+            shadow,
+            metrics: metrics_rt.as_ref().map(|m| m.metrics.clone()),
             own_dir: cfg.own_dir.clone(),
             on_error: cfg.on_error,
             limits: cfg.limits,
@@ -278,10 +403,11 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
         engine_layer,
         policy_json: cfg.policy.to_json(),
         filter_summary,
+        metrics: metrics_rt,
     });
     drop(session);
     if let Err(e) = threads::install_all(py) {
-        let _ = stop(py);
+        let _ = stop(py, None);
         return Err(e);
     }
     Ok(())
@@ -296,15 +422,17 @@ pub fn flush() {
     }
 }
 
-pub fn stop(py: Python<'_>) -> PyResult<Option<SessionSummary>> {
+pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSummary>> {
     threads::uninstall_all(py);
-    let Some(info) = SESSION.lock().ok().and_then(|mut s| s.take()) else {
+    let Some(mut info) = SESSION.lock().ok().and_then(|mut s| s.take()) else {
         return Ok(None);
     };
     let recorder = RECORDER.lock().ok().and_then(|mut r| r.take());
     let Some(mut recorder) = recorder else {
         return Ok(None);
     };
+    recorder.sync_metrics();
+    let shadow_side = recorder.shadow.take();
     let counts = recorder.counts();
     let errors = std::mem::take(&mut recorder.errors);
     let error_count = recorder.error_count;
@@ -332,6 +460,7 @@ pub fn stop(py: Python<'_>) -> PyResult<Option<SessionSummary>> {
         naming,
         filters,
     };
+    finish_metrics(py, &mut info, shadow_side, exit_code);
     let python: String = py.import("sys")?.getattr("version")?.extract()?;
     let metadata = Metadata {
         workdir: &info.workdir,
@@ -366,4 +495,88 @@ pub fn stop(py: Python<'_>) -> PyResult<Option<SessionSummary>> {
         &serde_json::to_vec_pretty(&metadata).expect("metadata serialises"),
     )?;
     Ok(Some(summary))
+}
+
+/// `HOST:PORT`, with `127.0.0.1` when only `:PORT` or `PORT` is given.
+fn with_default_host(addr: &str) -> String {
+    if let Some(port) = addr.strip_prefix(':') {
+        format!("127.0.0.1:{port}")
+    } else if addr.chars().all(|c| c.is_ascii_digit()) {
+        format!("127.0.0.1:{addr}")
+    } else {
+        addr.to_owned()
+    }
+}
+
+/// The session's `sys.path` roots as the legacy resolver sees them (L2), for the shadow
+/// artifacts.
+fn session_roots(py: Python<'_>) -> Vec<String> {
+    #[cfg(feature = "legacy-resolver")]
+    {
+        crate::naming::LegacyResolver::from_python(py)
+            .roots()
+            .to_vec()
+    }
+    #[cfg(not(feature = "legacy-resolver"))]
+    {
+        let _ = py;
+        Vec::new()
+    }
+}
+
+/// End of run for metrics and shadow mode: artifacts, the stderr summary, the push, and
+/// lingering for a last scrape. Failures are reported, never raised: the trace matters more.
+fn finish_metrics(
+    py: Python<'_>,
+    info: &mut SessionInfo,
+    shadow: Option<ShadowSide>,
+    exit_code: Option<i32>,
+) {
+    let Some(rt) = info.metrics.take() else {
+        return;
+    };
+    let python_version = py
+        .import("sys")
+        .and_then(|s| s.getattr("version"))
+        .and_then(|v| v.extract::<String>())
+        .ok();
+    let meta = RunMeta {
+        run_id: rt.run_id.clone(),
+        command: rt.opts.command.clone(),
+        started_unix_seconds: info.started_unix,
+        python_version,
+        exit_code,
+    };
+    match (&shadow, rt.shadow_on) {
+        (Some(side), _) => match side.session.finish(&meta) {
+            Ok(summary) => {
+                if !rt.opts.quiet {
+                    eprint!("{}", ct_shadow::render_summary(&summary));
+                }
+            }
+            Err(e) => eprintln!("ct-record: error: writing the shadow artifacts failed: {e}"),
+        },
+        _ => {
+            if let Err(e) = ct_shadow::write_metrics_file(&info.trace_dir, &rt.metrics) {
+                eprintln!("ct-record: error: writing metrics.prom failed: {e}");
+            }
+        }
+    }
+    if let Some(url) = &rt.opts.metrics_push {
+        match ct_shadow::push::push(url, "ct-record", &rt.run_id, rt.metrics.registry()) {
+            Ok(()) => tracing::info!(
+                "pushed metrics to {url} (job ct-record, run_id {})",
+                rt.run_id
+            ),
+            Err(e) => eprintln!("ct-record: warning: --metrics-push {url}: {e}"),
+        }
+    }
+    if let Some(server) = rt.server {
+        if rt.opts.metrics_linger > 0.0 {
+            let linger = std::time::Duration::from_secs_f64(rt.opts.metrics_linger);
+            // Scrapes never need the GIL; let other threads run while we wait.
+            py.allow_threads(|| std::thread::sleep(linger));
+        }
+        server.shutdown();
+    }
 }

@@ -35,12 +35,14 @@ _OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 # Set when the program ended with an uncaught KeyboardInterrupt.
 _sigint_exit = False
+# The program's exit status once known (for the shadow run metadata).
+_exit_status = None
 
 
 def _finish_recording():
     """Stop the recorder and write the trace; report recorder trouble on stderr."""
     try:
-        summary = _native.stop()
+        summary = _native.stop(exit_code=_exit_status)
     except Exception as exc:  # the trace could not be written: say so, keep the status
         sys.stderr.write(f"ct-record: error: writing the trace failed: {exc}\n")
         return
@@ -120,7 +122,24 @@ def _report_uncaught(exc):
 
 def main(opts):
     """Entry point used by ``ct-record`` (``_native.main`` parses the command line)."""
-    global _sigint_exit
+    global _exit_status
+    status = _run(opts)
+    _exit_status = status
+    return status
+
+
+def _exit_code_of(exc):
+    """The process status a SystemExit leads to, as the interpreter computes it."""
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    return 1
+
+
+def _run(opts):
+    global _sigint_exit, _exit_status
     kind, target, args = opts["kind"], opts["target"], list(opts["args"])
 
     if kind == "script":
@@ -182,6 +201,7 @@ def main(opts):
             trace_filters=opts.get("trace_filters", []),
             default_filter=opts.get("default_filter", True),
             program_dir=program_dir,
+            **opts.get("recorder", {}),
         )
     except (OSError, _native.ConfigError) as exc:
         signal.signal(signal.SIGTERM, previous_sigterm)
@@ -191,7 +211,8 @@ def main(opts):
 
     try:
         runner()
-    except SystemExit:
+    except SystemExit as exc:
+        _exit_status = _exit_code_of(exc)
         raise
     except _native.RecorderError as exc:
         sys.stderr.write(f"{exc}\n")

@@ -19,6 +19,7 @@
 
 pub mod ffi;
 pub mod scope;
+pub mod shadow;
 pub mod threads;
 
 use std::os::raw::c_int;
@@ -119,6 +120,10 @@ pub struct Recorder {
     naming: Naming,
     pub(crate) naming_counts: NamingCounts,
     pub(crate) scoping: Scoping,
+    pub(crate) shadow: Option<shadow::ShadowSide>,
+    pub(crate) metrics: Option<std::sync::Arc<ct_shadow::Metrics>>,
+    /// Event counts already added to the metrics (synced in steps, off the per-event path).
+    metrics_synced: EventCounts,
     encoder: Encoder,
     code_index: FxHashMap<usize, u32>,
     codes: Vec<CodeInfo>,
@@ -141,6 +146,8 @@ pub struct Recorder {
 pub struct RecorderOptions {
     pub naming: Naming,
     pub scoping: Scoping,
+    pub shadow: Option<shadow::ShadowSide>,
+    pub metrics: Option<std::sync::Arc<ct_shadow::Metrics>>,
     pub own_dir: Option<String>,
     pub on_error: OnError,
     pub limits: Limits,
@@ -158,6 +165,9 @@ impl Recorder {
             naming: opts.naming,
             naming_counts: NamingCounts::default(),
             scoping: opts.scoping,
+            shadow: opts.shadow,
+            metrics: opts.metrics,
+            metrics_synced: EventCounts::default(),
             encoder: Encoder::new(opts.limits),
             code_index: FxHashMap::default(),
             codes: Vec::new(),
@@ -242,6 +252,7 @@ impl Recorder {
         let mut record = !self.is_own_code(&filename) && !is_synthetic_filename(&filename);
         let mut decision = None;
         let mut facts = None;
+        let mut primary = None;
         if record {
             // Facts are gathered once and shared by naming and filters.
             // SAFETY: live frame; GetGlobals returns a new reference (or NULL).
@@ -256,7 +267,39 @@ impl Recorder {
                 spec_name,
             );
             let engine = self.naming.primary.engine();
-            let (_ctx, d) = self.scoping.decide(engine, &f, &self.naming.modules);
+            let started = std::time::Instant::now();
+            let primary_naming = f
+                .is_module
+                .then(|| self.naming.primary.name(&f, &self.naming.modules));
+            let (ctx, d) = self.scoping.decide(engine, &f, &self.naming.modules);
+            if self.metrics.is_some() || self.shadow.is_some() {
+                let elapsed_ns = started.elapsed().as_nanos() as u64;
+                let (name, fallback) = shadow::compared_name(
+                    &f,
+                    primary_naming
+                        .clone()
+                        .unwrap_or_else(crate::naming::Naming::not_applicable),
+                    ctx.module_name.clone(),
+                );
+                let mut result = ct_shadow::EngineResult::unnamed(shadow::shadow_engine(engine));
+                result.name = name;
+                result.fallback = fallback.map(shadow::fallback_label);
+                result.filter = Some(shadow::filter_outcome(&self.scoping.chain, &d));
+                result.elapsed_ns = elapsed_ns;
+                if let Some(m) = &self.metrics {
+                    m.observe_resolution(&result);
+                }
+                if let Some(side) = self.shadow.as_mut() {
+                    side.compare(
+                        &f,
+                        result,
+                        &mut self.scoping,
+                        &self.naming.modules,
+                        self.cur_tid,
+                    );
+                }
+            }
+            primary = primary_naming;
             if d.exec() == Exec::Skip {
                 record = false;
                 self.scoping.skipped_by_filter += 1;
@@ -330,10 +373,9 @@ impl Recorder {
             .and_then(|v| v.extract())
             .map_err(err)?;
         let facts = facts.expect("facts are gathered for recorded code");
-        let label = if facts.is_module {
-            self.module_label(&facts)
-        } else {
-            qualname
+        let label = match primary {
+            Some(naming) => self.module_label(&facts, naming),
+            None => qualname,
         };
         let path = Path::new(&filename);
         let path_id = self.builder.path_id(path);
@@ -358,9 +400,8 @@ impl Recorder {
     /// code object's first start, without running Python code.
     /// The runtime label of a `<module>` code object from the primary engine: `<NAME>`, or
     /// `<module>` on fallback (counted by reason).
-    fn module_label(&mut self, facts: &CodeFacts) -> String {
+    fn module_label(&mut self, facts: &CodeFacts, naming: crate::naming::Naming) -> String {
         let (filename, qualname) = (facts.filename.as_str(), facts.qualname.as_str());
-        let naming = self.naming.primary.name(facts, &self.naming.modules);
         match naming.fallback {
             Some(reason) => {
                 tracing::debug!(
@@ -378,6 +419,18 @@ impl Recorder {
             None => {}
         }
         naming.label(true, qualname)
+    }
+
+    /// Adds the events counted since the last sync to `ct_trace_events_total`.
+    pub fn sync_metrics(&mut self) {
+        use ct_shadow::TraceEvent;
+        let Some(m) = &self.metrics else { return };
+        let (now, then) = (self.counts, self.metrics_synced);
+        m.add_trace_events(TraceEvent::Call, now.calls - then.calls);
+        m.add_trace_events(TraceEvent::Return, now.returns - then.returns);
+        m.add_trace_events(TraceEvent::Line, now.lines - then.lines);
+        m.add_trace_events(TraceEvent::Exception, now.exceptions - then.exceptions);
+        self.metrics_synced = now;
     }
 
     pub fn primary_engine(&self) -> Engine {
@@ -459,6 +512,10 @@ impl Recorder {
             return Ok(());
         }
         self.counts.calls += 1;
+        if self.counts.calls % 4096 == 0 {
+            self.sync_metrics();
+        }
+        let info = &self.codes[idx as usize];
         let function_id = info.function_id;
         // SAFETY: live frame, GIL held.
         let fresh = unsafe { ffi::PyFrame_GetLasti(frame) } == info.start_lasti;
