@@ -241,6 +241,9 @@ fn _bench_install_noop_hook() {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // Every panic in this library is caught (trace hook, shadow engine) and reported by the
+    // code that catches it; Rust's default hook would also print it on the program's stderr.
+    std::panic::set_hook(Box::new(|info| tracing::debug!("caught panic: {info}")));
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("RecorderError", m.py().get_type::<RecorderError>())?;
     m.add("ConfigError", m.py().get_type::<ConfigError>())?;
