@@ -44,7 +44,11 @@ impl fmt::Display for ReportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ReportError::NotADirectory { path } => {
-                write!(f, "{}: not a run directory (no such directory)", path.display())
+                write!(
+                    f,
+                    "{}: not a run directory (no such directory)",
+                    path.display()
+                )
             }
             ReportError::MissingSummary { dir } => write!(
                 f,

@@ -84,7 +84,10 @@ impl RunReport {
             notes.push(format!(
                 "{} artifact writes failed during the run (first: {})",
                 s.artifacts.write_errors,
-                s.artifacts.first_write_error.as_deref().unwrap_or("unknown")
+                s.artifacts
+                    .first_write_error
+                    .as_deref()
+                    .unwrap_or("unknown")
             ));
         }
         if let Some(at) = s.budget.exhausted_at_seconds {
