@@ -301,7 +301,7 @@ impl RuleTally {
     fn finish(self) -> Vec<RuleChange> {
         // Stable: the map's key order breaks ties between equal counts.
         let mut out: Vec<RuleChange> = self.0.into_values().collect();
-        out.sort_by(|a, b| b.count.cmp(&a.count));
+        out.sort_by_key(|g| std::cmp::Reverse(g.count));
         out
     }
 }
@@ -340,7 +340,7 @@ impl GroupTally {
             })
             .collect();
         // Most frequent first; the map's (kind, file, qualname) order breaks ties.
-        out.sort_by(|a, b| b.count.cmp(&a.count));
+        out.sort_by_key(|g| std::cmp::Reverse(g.count));
         out.truncate(top);
         out
     }

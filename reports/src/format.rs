@@ -13,6 +13,11 @@ pub(crate) fn count(n: u64) -> String {
     out
 }
 
+/// `n` and the noun that goes with it: `1 run`, `2 runs`, `1,000 runs`.
+pub(crate) fn n_of(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", count(n), if n == 1 { one } else { many })
+}
+
 /// A fraction as a percentage with three significant digits: `0.001` → `0.1%`,
 /// `0.000123` → `0.0123%`, `0.5` → `50%`.
 pub(crate) fn rate(r: f64) -> String {
@@ -93,6 +98,8 @@ mod tests {
         assert_eq!(count(999), "999");
         assert_eq!(count(1000), "1,000");
         assert_eq!(count(1234567), "1,234,567");
+        assert_eq!(n_of(1, "run", "runs"), "1 run");
+        assert_eq!(n_of(0, "run", "runs"), "0 runs");
     }
 
     #[test]

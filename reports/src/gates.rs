@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::aggregate::Aggregate;
 use crate::error::ReportError;
-use crate::format::{count, rate};
+use crate::format::{count, n_of, rate};
 
 /// The thresholds of `rollout.toml`'s `[gates]` table. A gate the table leaves out is not
 /// checked.
@@ -160,14 +160,19 @@ pub fn check(agg: &Aggregate, gates: &Gates) -> Vec<GateResult> {
             actual: Measure::Count(n),
             threshold: Measure::Count(min),
             explanation: if n >= min {
-                format!("{} runs, at least {} required", count(n), count(min))
+                format!(
+                    "{}, at least {} required",
+                    n_of(n, "run", "runs"),
+                    count(min)
+                )
             } else {
                 format!(
-                    "{} runs, at least {} required: record {} more shadow runs \
+                    "{}, at least {} required: record {} more shadow {} \
                      (ct-record --shadow-compare) on real workloads",
-                    count(n),
+                    n_of(n, "run", "runs"),
                     count(min),
-                    count(min - n)
+                    count(min - n),
+                    if min - n == 1 { "run" } else { "runs" }
                 )
             },
         });
@@ -180,13 +185,17 @@ pub fn check(agg: &Aggregate, gates: &Gates) -> Vec<GateResult> {
             actual: Measure::Count(n),
             threshold: Measure::Count(min),
             explanation: if n >= min {
-                format!("{} comparisons, at least {} required", count(n), count(min))
+                format!(
+                    "{}, at least {} required",
+                    n_of(n, "comparison", "comparisons"),
+                    count(min)
+                )
             } else {
                 format!(
-                    "{} comparisons, at least {} required: not enough evidence yet; record \
-                     more or larger runs, or raise --shadow-sample ({} first sights were \
-                     sampled out, {} skipped by the time budget)",
-                    count(n),
+                    "{}, at least {} required: not enough evidence yet; record more or \
+                     larger runs, or raise --shadow-sample ({} sampled out, {} skipped by \
+                     the time budget)",
+                    n_of(n, "comparison", "comparisons"),
                     count(min),
                     count(agg.skipped.sampled_out),
                     count(agg.skipped.budget_exhausted)
@@ -214,19 +223,19 @@ pub fn check(agg: &Aggregate, gates: &Gates) -> Vec<GateResult> {
                 threshold: Measure::Rate(max),
                 explanation: if r <= max {
                     format!(
-                        "{} unexpected divergences in {} comparisons = {}, at most {} allowed",
-                        count(u),
-                        count(agg.comparisons),
+                        "{} in {} = {}, at most {} allowed",
+                        n_of(u, "unexpected divergence", "unexpected divergences"),
+                        n_of(agg.comparisons, "comparison", "comparisons"),
                         rate(r),
                         rate(max)
                     )
                 } else {
                     format!(
-                        "{} unexpected divergences in {} comparisons = {}, more than the {} \
-                         allowed: these are differences ADR 0016 does not predict; see the \
-                         top unexpected divergences and fix the engine or the taxonomy",
-                        count(u),
-                        count(agg.comparisons),
+                        "{} in {} = {}, more than the {} allowed: these are differences \
+                         ADR 0016 does not predict; see the top unexpected divergences and fix \
+                         the engine or the taxonomy",
+                        n_of(u, "unexpected divergence", "unexpected divergences"),
+                        n_of(agg.comparisons, "comparison", "comparisons"),
                         rate(r),
                         rate(max)
                     )
@@ -248,16 +257,16 @@ pub fn check(agg: &Aggregate, gates: &Gates) -> Vec<GateResult> {
             threshold: Measure::Count(max),
             explanation: if f.total <= max {
                 format!(
-                    "{} filter decision changes ({detail}), at most {} allowed",
-                    count(f.total),
+                    "{} ({detail}), at most {} allowed",
+                    n_of(f.total, "filter decision change", "filter decision changes"),
                     count(max)
                 )
             } else {
                 format!(
-                    "{} code objects would be recorded differently with the globals engine \
-                     ({detail}), more than the {} allowed: see the deciding rules and update \
-                     the trace filters to match the new names",
-                    count(f.total),
+                    "{} would be recorded differently with the globals engine ({detail}), \
+                     more than the {} allowed: see the deciding rules and update the trace \
+                     filters to match the new names",
+                    n_of(f.total, "code object", "code objects"),
                     count(max)
                 )
             },

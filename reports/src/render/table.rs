@@ -2,7 +2,7 @@
 //! [`TABLE_WIDTH`] columns, worst news first.
 
 use crate::aggregate::{Aggregate, DivergenceGroup};
-use crate::format::{count, elide, name_or_none, rate, width, wrap};
+use crate::format::{count, elide, n_of, name_or_none, rate, width, wrap};
 use crate::gates::{all_passed, GateResult};
 
 use super::{rule_text, TABLE_WIDTH};
@@ -43,6 +43,11 @@ impl Columns<'_> {
     }
 }
 
+/// `text` after `indent` spaces, elided to fit [`W`].
+fn indented(indent: usize, text: &str) -> String {
+    format!("{:indent$}{}", "", elide(text, W - indent))
+}
+
 pub(super) fn render(agg: &Aggregate, gates: &[GateResult]) -> String {
     let mut out: Vec<String> = Vec::new();
     headline(agg, &mut out);
@@ -69,19 +74,23 @@ fn headline(agg: &Aggregate, out: &mut Vec<String>) {
     let rate_text = agg
         .unexpected_rate
         .map_or_else(|| "no rate".to_owned(), rate);
-    let line = format!(
-        "ROLLOUT REPORT: {} runs · {} comparisons · {} divergences, {} unexpected ({}) · \
-         {} filter decision changes",
-        count(agg.run_count),
-        count(agg.comparisons),
-        count(d.total),
-        count(d.unexpected),
-        rate_text,
-        count(agg.filter_decision_changes.total),
-    );
-    out.extend(wrap(&line, "", W));
+    out.push(elide(
+        &format!(
+            "ROLLOUT REPORT: {} · {} · {} ({} unexpected = {rate_text})",
+            n_of(agg.run_count, "run", "runs"),
+            n_of(agg.comparisons, "comparison", "comparisons"),
+            n_of(d.total, "divergence", "divergences"),
+            count(d.unexpected),
+        ),
+        W,
+    ));
     out.push(format!(
-        "  not compared: {} sampled out · {} after the time budget ran out",
+        "  {} · not compared: {} sampled out, {} after the time budget ran out",
+        n_of(
+            agg.filter_decision_changes.total,
+            "filter decision change",
+            "filter decision changes"
+        ),
         count(agg.skipped.sampled_out),
         count(agg.skipped.budget_exhausted)
     ));
@@ -171,12 +180,12 @@ fn filter_section(agg: &Aggregate, out: &mut Vec<String>) {
             name_or_none(e.legacy_name.as_deref()),
             name_or_none(e.globals_name.as_deref())
         );
-        out.push(elide(&format!("{:12}names:         {names}", ""), W));
+        out.push(indented(12, &format!("names:         {names}")));
         for (label, rule) in [
             ("legacy rule: ", &r.legacy_rule),
             ("globals rule:", &r.globals_rule),
         ] {
-            out.push(elide(&format!("{:12}{label}  {}", "", rule_text(rule)), W));
+            out.push(indented(12, &format!("{label}  {}", rule_text(rule))));
         }
     }
 }
@@ -206,7 +215,7 @@ fn top_section(agg: &Aggregate, out: &mut Vec<String>) {
         let code = format!("{} {}", g.filename, g.qualname);
         out.push(cols.row(&[&count(g.count), &count(g.runs), g.kind.as_str(), &code]));
         for detail in example_details(g) {
-            out.push(elide(&format!("{:43}{detail}", ""), W));
+            out.extend(wrap(&detail, &" ".repeat(43), W));
         }
     }
 }
