@@ -132,12 +132,12 @@ pub struct GateResult {
 impl GateResult {
     /// The comparison the gate makes: `≥` for minimums, `≤` for maximums, `?` for unknown.
     pub fn relation(&self) -> &'static str {
-        if self.name.starts_with("min_") {
-            "≥"
-        } else if self.name.starts_with("max_") && self.threshold != Measure::None {
-            "≤"
-        } else {
+        if self.threshold == Measure::None {
             "?"
+        } else if self.name.starts_with("min_") {
+            "≥"
+        } else {
+            "≤"
         }
     }
 }

@@ -99,6 +99,38 @@ fn table_fits_100_columns_and_leads_with_the_gates() {
 }
 
 #[test]
+fn a_runs_notes_reach_both_human_formats() {
+    let runs = Runs::new();
+    let dir = runs.record(
+        "killed",
+        Engine::Globals,
+        &[other("/srv/a.py"), other("/srv/b.py")],
+    );
+    let log = log_path(&dir);
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(&log, &text[..text.len() - 30]).unwrap();
+    let agg = aggregate(&[load_run(&dir).unwrap()]);
+    let gates = check(
+        &agg,
+        &Gates::from_manifest("[gates]\nmin_runz = 1\n").unwrap(),
+    );
+
+    let table = render(&agg, &gates, Format::Table);
+    assert!(table.contains("NOTES"), "{table}");
+    let flat = table.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("killed: divergences.ndjson: the last line was cut short"),
+        "{table}"
+    );
+    // The unknown gate shows no threshold to compare with.
+    let row = table.lines().find(|l| l.contains("min_runz")).unwrap();
+    assert!(row.contains("? -") && row.ends_with("FAIL"), "{row}");
+
+    let md = render(&agg, &gates, Format::Markdown);
+    assert!(md.contains("the last line was cut short"), "{md}");
+}
+
+#[test]
 fn table_of_nothing_still_reads() {
     let text = render(&aggregate(&[]), &[], Format::Table);
     assert!(text.contains("GATES: none checked"), "{text}");
