@@ -63,7 +63,8 @@
 //! let runs = vec![load_run(dir.path())?];
 //! let agg = aggregate(&runs);
 //! assert_eq!(agg.divergences.by_kind["root_ambiguity"].expected, 1);
-//! let gates = Gates::from_manifest("[gates]\nmin_runs = 1\nmax_unexpected_divergence_rate = 0.001\n")?;
+//! let manifest = "[gates]\nmin_runs = 1\nmax_unexpected_divergence_rate = 0.001\n";
+//! let gates = Gates::from_manifest(manifest)?;
 //! let results = check(&agg, &gates);
 //! assert!(results.iter().all(|g| g.passed));
 //! print!("{}", render(&agg, &results, Format::Table));

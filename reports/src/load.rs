@@ -105,8 +105,9 @@ impl RunReport {
 /// `shadow/divergences.ndjson` (optional). `dir` may also be the `shadow/` directory itself.
 ///
 /// A last ndjson line without its newline that cannot be read is skipped (a killed recorder
-/// loses at most that line; `LogState::Read { torn_last_line: true, .. }` records it). Any other bad
-/// line is an error with its line number, as is a record or a summary of another schema.
+/// loses at most that line; `LogState::Read { torn_last_line: true, .. }` records it). Any
+/// other bad line is an error with its line number, as is a record or a summary of another
+/// schema.
 pub fn load_run(dir: impl AsRef<Path>) -> Result<RunReport, ReportError> {
     let dir = dir.as_ref();
     let shadow = shadow_dir(dir)?;
