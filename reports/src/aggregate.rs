@@ -1,0 +1,347 @@
+//! Adding runs up: [`aggregate`] and [`Aggregate`].
+//!
+//! Counts come from each run's `summary.json`, which the recorder keeps in memory and writes
+//! last, so they include divergences whose log line was lost. Everything that needs the
+//! records themselves (deciding rules, the top unexpected divergences and their examples)
+//! comes from `divergences.ndjson`, and can fall short of the counts when lines were lost;
+//! [`RunLine::notes`] says when.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ct_shadow::summary::KindCount;
+use ct_shadow::{Divergence, DivergenceKind, Engine, Exec, RuleRef, Severity};
+use serde::Serialize;
+
+use crate::load::{LogState, RunReport};
+
+/// How many distinct unexpected divergences [`aggregate`] keeps.
+pub const DEFAULT_TOP: usize = 10;
+
+/// Several runs added up. Every list is in a fixed order and every map is sorted, so the same
+/// runs always give the same value (and the same JSON).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Aggregate {
+    /// One line per run, in the order given.
+    pub runs: Vec<RunLine>,
+    pub run_count: u64,
+    /// Code objects named by both engines and compared.
+    pub comparisons: u64,
+    /// First sights not compared: `sampled_out`, `budget_exhausted`.
+    pub skipped: SkippedTotals,
+    pub divergences: DivergenceTotals,
+    /// `divergences.unexpected / comparisons`; `None` without comparisons.
+    pub unexpected_rate: Option<f64>,
+    pub filter_decision_changes: FilterChanges,
+    /// Engine → fallback reason → count (zeros left out).
+    pub fallbacks: BTreeMap<Engine, BTreeMap<String, u64>>,
+    /// Engine → errors it reported.
+    pub engine_errors: BTreeMap<Engine, u64>,
+    /// The most frequent distinct unexpected divergences, most frequent first.
+    pub top_unexpected: Vec<DivergenceGroup>,
+    /// How many distinct unexpected divergences the logs hold (of which `top_unexpected`
+    /// shows the first few).
+    pub distinct_unexpected: u64,
+}
+
+/// One run, in brief.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunLine {
+    /// The run directory, as given.
+    pub dir: String,
+    /// From the summary; may be empty.
+    pub run_id: String,
+    pub primary: Engine,
+    pub shadow: Option<Engine>,
+    pub comparisons: u64,
+    pub divergences: u64,
+    pub unexpected: u64,
+    pub filter_decision_changes: u64,
+    pub log: LogState,
+    /// See [`RunReport::notes`].
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SkippedTotals {
+    pub sampled_out: u64,
+    pub budget_exhausted: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct DivergenceTotals {
+    pub total: u64,
+    /// Predicted by ADR 0016.
+    pub expected: u64,
+    /// Not predicted by ADR 0016: what the rollout gates on.
+    pub unexpected: u64,
+    /// Kind label → severity and the expected/unexpected split. Every kind any summary lists
+    /// is here, zeros included; a kind this version does not know is kept under its label.
+    pub by_kind: BTreeMap<String, KindCount>,
+}
+
+impl DivergenceTotals {
+    /// The kinds that occurred, worst first: any unexpected, then severity, then count, then
+    /// name.
+    pub fn worst_first(&self) -> Vec<(&str, &KindCount)> {
+        let mut kinds: Vec<(&str, &KindCount)> = self
+            .by_kind
+            .iter()
+            .filter(|(_, c)| c.expected + c.unexpected > 0)
+            .map(|(k, c)| (k.as_str(), c))
+            .collect();
+        kinds.sort_by(|a, b| {
+            (b.1.unexpected > 0)
+                .cmp(&(a.1.unexpected > 0))
+                .then(b.1.severity.cmp(&a.1.severity))
+                .then((b.1.expected + b.1.unexpected).cmp(&(a.1.expected + a.1.unexpected)))
+                .then(a.0.cmp(b.0))
+        });
+        kinds
+    }
+}
+
+/// Code objects whose trace/skip decision differs between the engines.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FilterChanges {
+    /// `trace_to_skip + skip_to_trace`.
+    pub total: u64,
+    /// The legacy engine's name was traced, the globals engine's is skipped.
+    pub trace_to_skip: u64,
+    /// The legacy engine's name was skipped, the globals engine's is traced.
+    pub skip_to_trace: u64,
+    /// The deciding rules behind the changes found in the logs, one entry per distinct
+    /// (direction, legacy rule, globals rule), most frequent first.
+    pub rules: Vec<RuleChange>,
+}
+
+/// One distinct pair of deciding rules behind filter decision changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RuleChange {
+    /// The legacy engine's decision.
+    pub from: Exec,
+    /// The globals engine's decision.
+    pub to: Exec,
+    /// The rule that decided for the legacy name (`None`: the chain's default).
+    pub legacy_rule: Option<RuleRef>,
+    /// The rule that decided for the globals name (`None`: the chain's default).
+    pub globals_rule: Option<RuleRef>,
+    /// Log records with this pair.
+    pub count: u64,
+    /// The first such record.
+    pub example: NamePair,
+}
+
+/// A code object and both engines' names for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NamePair {
+    pub filename: String,
+    pub qualname: String,
+    pub globals_name: Option<String>,
+    pub legacy_name: Option<String>,
+}
+
+impl NamePair {
+    fn of(d: &Divergence) -> NamePair {
+        NamePair {
+            filename: d.filename.clone(),
+            qualname: d.qualname.clone(),
+            globals_name: d.globals().name.clone(),
+            legacy_name: d.legacy().name.clone(),
+        }
+    }
+}
+
+/// Unexpected divergences of one kind on one code object (file and qualname), across runs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DivergenceGroup {
+    pub kind: DivergenceKind,
+    pub severity: Severity,
+    pub filename: String,
+    pub qualname: String,
+    /// Log records in the group.
+    pub count: u64,
+    /// Runs with at least one of them.
+    pub runs: u64,
+    /// The first record of the group, whole.
+    pub example: Divergence,
+}
+
+/// [`aggregate_with`] keeping the [`DEFAULT_TOP`] most frequent unexpected divergences.
+pub fn aggregate(runs: &[RunReport]) -> Aggregate {
+    aggregate_with(runs, DEFAULT_TOP)
+}
+
+/// Adds up `runs`, keeping the `top` most frequent distinct unexpected divergences.
+pub fn aggregate_with(runs: &[RunReport], top: usize) -> Aggregate {
+    let mut agg = Aggregate {
+        runs: Vec::with_capacity(runs.len()),
+        run_count: runs.len() as u64,
+        comparisons: 0,
+        skipped: SkippedTotals::default(),
+        divergences: DivergenceTotals::default(),
+        unexpected_rate: None,
+        filter_decision_changes: FilterChanges::default(),
+        fallbacks: BTreeMap::new(),
+        engine_errors: BTreeMap::new(),
+        top_unexpected: Vec::new(),
+        distinct_unexpected: 0,
+    };
+    let mut rules = RuleTally::default();
+    let mut groups = GroupTally::default();
+    for (i, run) in runs.iter().enumerate() {
+        add_summary(&mut agg, run);
+        for d in &run.divergences {
+            rules.add(d);
+            if !d.expected_by_adr {
+                groups.add(i, d);
+            }
+        }
+    }
+    let d = &agg.divergences;
+    agg.unexpected_rate =
+        (agg.comparisons > 0).then(|| d.unexpected as f64 / agg.comparisons as f64);
+    let f = &mut agg.filter_decision_changes;
+    f.total = f.trace_to_skip + f.skip_to_trace;
+    f.rules = rules.finish();
+    agg.distinct_unexpected = groups.0.len() as u64;
+    agg.top_unexpected = groups.finish(top);
+    agg
+}
+
+fn add_summary(agg: &mut Aggregate, run: &RunReport) {
+    let s = &run.summary;
+    let changes = s.filter_decision_changes.trace_to_skip + s.filter_decision_changes.skip_to_trace;
+    agg.runs.push(RunLine {
+        dir: run.dir.display().to_string(),
+        run_id: s.run.meta.run_id.clone(),
+        primary: s.run.primary,
+        shadow: s.run.shadow,
+        comparisons: s.comparisons,
+        divergences: s.divergences.total,
+        unexpected: s.divergences.unexpected,
+        filter_decision_changes: changes,
+        log: run.log,
+        notes: run.notes(),
+    });
+    agg.comparisons += s.comparisons;
+    agg.skipped.sampled_out += s.skipped.sampled_out;
+    agg.skipped.budget_exhausted += s.skipped.budget_exhausted;
+
+    let d = &mut agg.divergences;
+    d.total += s.divergences.total;
+    d.expected += s.divergences.expected;
+    d.unexpected += s.divergences.unexpected;
+    for (kind, c) in &s.divergences.by_kind {
+        let into = d.by_kind.entry(kind.clone()).or_insert(KindCount {
+            severity: c.severity,
+            expected: 0,
+            unexpected: 0,
+        });
+        into.expected += c.expected;
+        into.unexpected += c.unexpected;
+    }
+
+    let f = &mut agg.filter_decision_changes;
+    f.trace_to_skip += s.filter_decision_changes.trace_to_skip;
+    f.skip_to_trace += s.filter_decision_changes.skip_to_trace;
+
+    for (engine, reasons) in &s.fallbacks {
+        let into = agg.fallbacks.entry(*engine).or_default();
+        for (reason, n) in reasons {
+            if *n > 0 {
+                *into.entry(reason.clone()).or_default() += n;
+            }
+        }
+    }
+    for (engine, n) in &s.engine_errors {
+        *agg.engine_errors.entry(*engine).or_default() += n;
+    }
+}
+
+/// A rule as a sortable key: (source, index, selector).
+type RuleKey = Option<(String, usize, String)>;
+
+fn rule_key(r: &Option<RuleRef>) -> RuleKey {
+    r.as_ref()
+        .map(|r| (r.source.clone(), r.index, r.selector.clone()))
+}
+
+#[derive(Default)]
+struct RuleTally(BTreeMap<(u8, RuleKey, RuleKey), RuleChange>);
+
+impl RuleTally {
+    fn add(&mut self, d: &Divergence) {
+        // The same test the session counts changes with: both engines filtered, on different
+        // engines, with different decisions. It catches the changes hidden behind an
+        // engine-error kind too.
+        if d.primary.engine == d.shadow.engine {
+            return;
+        }
+        let (Some(l), Some(g)) = (&d.legacy().filter, &d.globals().filter) else {
+            return;
+        };
+        if l.exec == g.exec {
+            return;
+        }
+        let direction = u8::from(l.exec == Exec::Skip);
+        let key = (direction, rule_key(&l.rule), rule_key(&g.rule));
+        self.0
+            .entry(key)
+            .or_insert_with(|| RuleChange {
+                from: l.exec,
+                to: g.exec,
+                legacy_rule: l.rule.clone(),
+                globals_rule: g.rule.clone(),
+                count: 0,
+                example: NamePair::of(d),
+            })
+            .count += 1;
+    }
+
+    fn finish(self) -> Vec<RuleChange> {
+        // Stable: the map's key order breaks ties between equal counts.
+        let mut out: Vec<RuleChange> = self.0.into_values().collect();
+        out.sort_by_key(|g| std::cmp::Reverse(g.count));
+        out
+    }
+}
+
+#[derive(Default)]
+struct GroupTally(BTreeMap<(DivergenceKind, String, String), (DivergenceGroup, BTreeSet<usize>)>);
+
+impl GroupTally {
+    fn add(&mut self, run: usize, d: &Divergence) {
+        let key = (d.kind, d.filename.clone(), d.qualname.clone());
+        let (group, runs) = self.0.entry(key).or_insert_with(|| {
+            (
+                DivergenceGroup {
+                    kind: d.kind,
+                    severity: d.severity,
+                    filename: d.filename.clone(),
+                    qualname: d.qualname.clone(),
+                    count: 0,
+                    runs: 0,
+                    example: d.clone(),
+                },
+                BTreeSet::new(),
+            )
+        });
+        group.count += 1;
+        runs.insert(run);
+    }
+
+    fn finish(self, top: usize) -> Vec<DivergenceGroup> {
+        let mut out: Vec<DivergenceGroup> = self
+            .0
+            .into_values()
+            .map(|(mut g, runs)| {
+                g.runs = runs.len() as u64;
+                g
+            })
+            .collect();
+        // Most frequent first; the map's (kind, file, qualname) order breaks ties.
+        out.sort_by_key(|g| std::cmp::Reverse(g.count));
+        out.truncate(top);
+        out
+    }
+}

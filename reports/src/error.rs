@@ -1,0 +1,97 @@
+//! [`ReportError`]: everything that can stop a report, each naming the file (or manifest key)
+//! and what is wrong with it.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// Why a run directory or a manifest could not be read.
+///
+/// Every variant that comes from a file carries its path; ndjson errors carry the 1-based line
+/// number. The `Display` text is meant to be shown to a person as is.
+#[derive(Debug)]
+pub enum ReportError {
+    /// The run directory does not exist or is not a directory.
+    NotADirectory { path: PathBuf },
+    /// The run directory has no `shadow/summary.json`.
+    MissingSummary { dir: PathBuf },
+    /// A file exists but could not be read.
+    Io { path: PathBuf, source: io::Error },
+    /// `summary.json` is not valid JSON, or does not have the fields of its schema.
+    MalformedSummary {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    /// A file has another `schema` than this version reads (`found` is `None` when the field
+    /// is missing or not a string). `line` is set for ndjson files.
+    UnsupportedSchema {
+        path: PathBuf,
+        line: Option<u64>,
+        found: Option<String>,
+        expected: &'static str,
+    },
+    /// A line of `divergences.ndjson` (other than a torn last line) cannot be read.
+    MalformedLine {
+        path: PathBuf,
+        line: u64,
+        reason: String,
+    },
+    /// The rollout manifest is not valid TOML or lacks what the gates need.
+    Manifest { reason: String },
+}
+
+impl fmt::Display for ReportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReportError::NotADirectory { path } => {
+                write!(
+                    f,
+                    "{}: not a run directory (no such directory)",
+                    path.display()
+                )
+            }
+            ReportError::MissingSummary { dir } => write!(
+                f,
+                "{}: no shadow/summary.json; was the run recorded with --shadow-compare, \
+                 and did it finish?",
+                dir.display()
+            ),
+            ReportError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            ReportError::MalformedSummary { path, source } => {
+                write!(f, "{}: not a valid summary: {source}", path.display())
+            }
+            ReportError::UnsupportedSchema {
+                path,
+                line,
+                found,
+                expected,
+            } => {
+                write!(f, "{}", path.display())?;
+                if let Some(line) = line {
+                    write!(f, ": line {line}")?;
+                }
+                match found {
+                    Some(found) => write!(
+                        f,
+                        ": schema {found:?} is not supported (this ct-reports reads {expected:?})"
+                    ),
+                    None => write!(f, ": no \"schema\" string (expected {expected:?})"),
+                }
+            }
+            ReportError::MalformedLine { path, line, reason } => {
+                write!(f, "{}: line {line}: {reason}", path.display())
+            }
+            ReportError::Manifest { reason } => write!(f, "rollout manifest: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ReportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ReportError::Io { source, .. } => Some(source),
+            ReportError::MalformedSummary { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

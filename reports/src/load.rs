@@ -1,0 +1,262 @@
+//! Reading one run directory: [`load_run`] and [`RunReport`].
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use ct_shadow::artifacts::{DIVERGENCES_FILE, SHADOW_DIR, SUMMARY_FILE};
+use ct_shadow::summary::SUMMARY_SCHEMA;
+use ct_shadow::{Divergence, Summary, DIVERGENCE_SCHEMA};
+use serde::Serialize;
+
+use crate::error::ReportError;
+
+/// The shadow artifacts of one run, as read from disk.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunReport {
+    /// The run directory, as given to [`load_run`].
+    pub dir: PathBuf,
+    /// `shadow/summary.json`: the authoritative counts.
+    pub summary: Summary,
+    /// The records of `shadow/divergences.ndjson`, in file order (empty when the file is
+    /// missing). They give the details (names, rules, examples); the counts come from
+    /// [`RunReport::summary`], which also counts lines that never reached the log.
+    pub divergences: Vec<Divergence>,
+    /// What became of `divergences.ndjson`.
+    pub log: LogState,
+}
+
+/// What [`load_run`] found in place of `divergences.ndjson`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum LogState {
+    /// The file does not exist.
+    Missing,
+    /// The file was read. `records` counts the records kept; `torn_last_line` says that the
+    /// last line had no newline and could not be read, so it was left out (the recorder was
+    /// killed while writing it).
+    Read { records: u64, torn_last_line: bool },
+}
+
+impl RunReport {
+    /// The run id from the summary, else the directory.
+    pub fn label(&self) -> String {
+        let id = &self.summary.run.meta.run_id;
+        if id.is_empty() {
+            self.dir.display().to_string()
+        } else {
+            id.clone()
+        }
+    }
+
+    /// What a reader of this run's numbers should know: lost or missing log lines, failed
+    /// artifact writes, an exhausted time budget. Empty for a clean run.
+    pub fn notes(&self) -> Vec<String> {
+        let s = &self.summary;
+        let mut notes = Vec::new();
+        match self.log {
+            LogState::Missing if s.divergences.total > 0 => notes.push(format!(
+                "{DIVERGENCES_FILE} is missing: the counts come from {SUMMARY_FILE}, \
+                 but there are no examples or deciding rules for its {} divergences",
+                s.divergences.total
+            )),
+            LogState::Missing => {}
+            LogState::Read {
+                records,
+                torn_last_line,
+            } => {
+                if torn_last_line {
+                    notes.push(format!(
+                        "{DIVERGENCES_FILE}: the last line was cut short (the recorder was \
+                         probably killed while writing it) and was skipped"
+                    ));
+                }
+                if records < s.artifacts.divergence_lines {
+                    notes.push(format!(
+                        "{DIVERGENCES_FILE} holds {records} records, the run wrote {}: \
+                         examples and rules may miss some divergences",
+                        s.artifacts.divergence_lines
+                    ));
+                }
+            }
+        }
+        if s.artifacts.write_errors > 0 {
+            notes.push(format!(
+                "{} artifact writes failed during the run (first: {})",
+                s.artifacts.write_errors,
+                s.artifacts
+                    .first_write_error
+                    .as_deref()
+                    .unwrap_or("unknown")
+            ));
+        }
+        if let Some(at) = s.budget.exhausted_at_seconds {
+            notes.push(format!(
+                "the shadow time budget ran out {at:.1} s into the run: {} later code objects \
+                 were not compared",
+                s.skipped.budget_exhausted
+            ));
+        }
+        notes
+    }
+}
+
+/// Reads the shadow artifacts of the run directory `dir`: `shadow/summary.json` (required) and
+/// `shadow/divergences.ndjson` (optional). `dir` may also be the `shadow/` directory itself.
+///
+/// A last ndjson line without its newline that cannot be read is skipped (a killed recorder
+/// loses at most that line; `LogState::Read { torn_last_line: true, .. }` records it). Any
+/// other bad line is an error with its line number, as is a record or a summary of another
+/// schema.
+pub fn load_run(dir: impl AsRef<Path>) -> Result<RunReport, ReportError> {
+    let dir = dir.as_ref();
+    let shadow = shadow_dir(dir)?;
+    let summary = read_summary(&shadow.join(SUMMARY_FILE))?;
+    let log_path = shadow.join(DIVERGENCES_FILE);
+    let (divergences, log) = match File::open(&log_path) {
+        Ok(file) => {
+            let (records, torn_last_line) = read_log(&log_path, file)?;
+            let state = LogState::Read {
+                records: records.len() as u64,
+                torn_last_line,
+            };
+            (records, state)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), LogState::Missing),
+        Err(source) => {
+            return Err(ReportError::Io {
+                path: log_path,
+                source,
+            })
+        }
+    };
+    Ok(RunReport {
+        dir: dir.to_owned(),
+        summary,
+        divergences,
+        log,
+    })
+}
+
+/// `<dir>/shadow`, or `dir` itself when it is a shadow directory.
+fn shadow_dir(dir: &Path) -> Result<PathBuf, ReportError> {
+    let nested = dir.join(SHADOW_DIR);
+    if nested.join(SUMMARY_FILE).exists() {
+        return Ok(nested);
+    }
+    if dir.file_name().is_some_and(|n| n == SHADOW_DIR) && dir.join(SUMMARY_FILE).exists() {
+        return Ok(dir.to_owned());
+    }
+    if !dir.is_dir() {
+        return Err(ReportError::NotADirectory {
+            path: dir.to_owned(),
+        });
+    }
+    Err(ReportError::MissingSummary {
+        dir: dir.to_owned(),
+    })
+}
+
+fn read_summary(path: &Path) -> Result<Summary, ReportError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let malformed = |source| ReportError::MalformedSummary {
+        path: path.to_owned(),
+        source,
+    };
+    // The schema first: a summary of another version should say so, not "missing field".
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(malformed)?;
+    if let Some(object) = value.as_object() {
+        let found = object.get("schema").and_then(|s| s.as_str());
+        if found != Some(SUMMARY_SCHEMA) {
+            return Err(ReportError::UnsupportedSchema {
+                path: path.to_owned(),
+                line: None,
+                found: found.map(str::to_owned),
+                expected: SUMMARY_SCHEMA,
+            });
+        }
+    }
+    // Parsed again from the text (not the value) so that errors carry a line and column.
+    serde_json::from_str(&text).map_err(malformed)
+}
+
+/// The records of a divergence log and whether its last line was torn.
+fn read_log(path: &Path, file: File) -> Result<(Vec<Divergence>, bool), ReportError> {
+    let mut reader = BufReader::new(file);
+    let mut records = Vec::new();
+    let mut buf = Vec::new();
+    let mut line_no = 0u64;
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|source| ReportError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+        if n == 0 {
+            return Ok((records, false));
+        }
+        line_no += 1;
+        let terminated = buf.last() == Some(&b'\n');
+        let mut line = buf.as_slice();
+        if terminated {
+            line = &line[..line.len() - 1];
+            if line.last() == Some(&b'\r') {
+                line = &line[..line.len() - 1];
+            }
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            if terminated {
+                continue; // a blank line carries nothing
+            }
+            return Ok((records, false));
+        }
+        match parse_record(line) {
+            Ok(record) => records.push(record),
+            // The writer ends every line with its newline in the same write, so an unreadable
+            // last line without one is what a kill leaves behind. (A whole record is kept.)
+            Err(LineError::NotJson(_)) if !terminated => return Ok((records, true)),
+            Err(LineError::NotJson(reason) | LineError::NotARecord(reason)) => {
+                return Err(ReportError::MalformedLine {
+                    path: path.to_owned(),
+                    line: line_no,
+                    reason,
+                })
+            }
+            Err(LineError::Schema(found)) => {
+                return Err(ReportError::UnsupportedSchema {
+                    path: path.to_owned(),
+                    line: Some(line_no),
+                    found,
+                    expected: DIVERGENCE_SCHEMA,
+                })
+            }
+        }
+    }
+}
+
+enum LineError {
+    /// Not one JSON value.
+    NotJson(String),
+    /// JSON without a `schema` string, or with a foreign one.
+    Schema(Option<String>),
+    /// JSON of the right schema, but not the fields of a record.
+    NotARecord(String),
+}
+
+fn parse_record(line: &[u8]) -> Result<Divergence, LineError> {
+    // Through a Value first, so that a record of another schema is reported as such rather
+    // than as whatever field it happens to lack.
+    let value: serde_json::Value =
+        serde_json::from_slice(line).map_err(|e| LineError::NotJson(format!("not JSON: {e}")))?;
+    match value.get("schema").and_then(|s| s.as_str()) {
+        Some(DIVERGENCE_SCHEMA) => {}
+        found => return Err(LineError::Schema(found.map(str::to_owned))),
+    }
+    serde_json::from_value(value)
+        .map_err(|e| LineError::NotARecord(format!("not a divergence record: {e}")))
+}

@@ -1,0 +1,339 @@
+//! [`Format::Table`](super::Format::Table): aligned plain text, at most
+//! [`TABLE_WIDTH`] columns, worst news first.
+
+use crate::aggregate::{Aggregate, DivergenceGroup};
+use crate::format::{count, elide, n_of, name_or_none, rate, width, wrap};
+use crate::gates::{all_passed, GateResult};
+
+use super::{rule_text, TABLE_WIDTH};
+
+const W: usize = TABLE_WIDTH;
+
+#[derive(Clone, Copy)]
+enum Align {
+    Left,
+    Right,
+}
+
+/// Fixed-width columns, two spaces apart, indented by two. Cells wider than their column
+/// are elided in the middle, so a row never exceeds the sum of the widths.
+struct Columns<'a>(&'a [(usize, Align)]);
+
+impl Columns<'_> {
+    fn row(&self, cells: &[&str]) -> String {
+        let mut line = String::from(" ");
+        for ((w, align), cell) in self.0.iter().zip(cells) {
+            let cell = elide(cell, *w);
+            let pad = " ".repeat(w - width(&cell));
+            line.push(' ');
+            match align {
+                Align::Left => {
+                    line.push_str(&cell);
+                    line.push_str(&pad);
+                }
+                Align::Right => {
+                    line.push_str(&pad);
+                    line.push_str(&cell);
+                }
+            }
+            line.push(' ');
+        }
+        line.truncate(line.trim_end().len());
+        line
+    }
+}
+
+/// `text` after `indent` spaces, elided to fit [`W`].
+fn indented(indent: usize, text: &str) -> String {
+    format!("{:indent$}{}", "", elide(text, W - indent))
+}
+
+pub(super) fn render(agg: &Aggregate, gates: &[GateResult]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    headline(agg, &mut out);
+    out.push(String::new());
+    gates_section(gates, &mut out);
+    out.push(String::new());
+    kinds_section(agg, &mut out);
+    out.push(String::new());
+    filter_section(agg, &mut out);
+    out.push(String::new());
+    top_section(agg, &mut out);
+    out.push(String::new());
+    engines_section(agg, &mut out);
+    out.push(String::new());
+    runs_section(agg, &mut out);
+    let mut text = out.join("\n");
+    text.push('\n');
+    debug_assert!(text.lines().all(|l| width(l) <= W), "{text}");
+    text
+}
+
+fn headline(agg: &Aggregate, out: &mut Vec<String>) {
+    let d = &agg.divergences;
+    let rate_text = agg
+        .unexpected_rate
+        .map_or_else(|| "no rate".to_owned(), rate);
+    out.push(elide(
+        &format!(
+            "ROLLOUT REPORT: {} · {} · {} ({} unexpected = {rate_text})",
+            n_of(agg.run_count, "run", "runs"),
+            n_of(agg.comparisons, "comparison", "comparisons"),
+            n_of(d.total, "divergence", "divergences"),
+            count(d.unexpected),
+        ),
+        W,
+    ));
+    out.push(format!(
+        "  {} · not compared: {} sampled out, {} after the time budget ran out",
+        n_of(
+            agg.filter_decision_changes.total,
+            "filter decision change",
+            "filter decision changes"
+        ),
+        count(agg.skipped.sampled_out),
+        count(agg.skipped.budget_exhausted)
+    ));
+}
+
+fn gates_section(gates: &[GateResult], out: &mut Vec<String>) {
+    if gates.is_empty() {
+        out.push("GATES: none checked".to_owned());
+        return;
+    }
+    let failed = gates.iter().filter(|g| !g.passed).count();
+    out.push(if all_passed(gates) {
+        format!("GATES: PASSED (all {})", gates.len())
+    } else {
+        format!("GATES: FAILED ({failed} of {})", gates.len())
+    });
+    let cols = Columns(&[
+        (32, Align::Left),
+        (12, Align::Right),
+        (14, Align::Right),
+        (7, Align::Left),
+    ]);
+    out.push(cols.row(&["gate", "actual", "threshold", "verdict"]));
+    for g in gates {
+        let threshold = format!("{} {}", g.relation(), g.threshold);
+        let verdict = if g.passed { "pass" } else { "FAIL" };
+        out.push(cols.row(&[&g.name, &g.actual.to_string(), &threshold, verdict]));
+        if !g.passed {
+            out.extend(wrap(&g.explanation, "      ", W));
+        }
+    }
+}
+
+fn kinds_section(agg: &Aggregate, out: &mut Vec<String>) {
+    out.push("DIVERGENCES BY KIND (unexpected first, then by severity)".to_owned());
+    let kinds = agg.divergences.worst_first();
+    if kinds.is_empty() {
+        out.push("  none".to_owned());
+        return;
+    }
+    let cols = Columns(&[
+        (26, Align::Left),
+        (8, Align::Left),
+        (10, Align::Right),
+        (10, Align::Right),
+        (10, Align::Right),
+    ]);
+    out.push(cols.row(&["kind", "severity", "total", "expected", "unexpected"]));
+    for (kind, c) in kinds {
+        out.push(cols.row(&[
+            kind,
+            c.severity.as_str(),
+            &count(c.expected + c.unexpected),
+            &count(c.expected),
+            &count(c.unexpected),
+        ]));
+    }
+}
+
+fn filter_section(agg: &Aggregate, out: &mut Vec<String>) {
+    let f = &agg.filter_decision_changes;
+    out.push(format!(
+        "FILTER DECISION CHANGES (legacy → globals): {} · trace→skip {} · skip→trace {}",
+        count(f.total),
+        count(f.trace_to_skip),
+        count(f.skip_to_trace)
+    ));
+    if f.total == 0 && f.rules.is_empty() {
+        out.push("  none".to_owned());
+        return;
+    }
+    if f.rules.is_empty() {
+        out.push("  no divergence log records them: see the runs' notes".to_owned());
+    }
+    for r in &f.rules {
+        let e = &r.example;
+        let head = format!(
+            "  {:>6}×  {}→{}  e.g. ",
+            count(r.count),
+            r.from.as_str(),
+            r.to.as_str()
+        );
+        let code = format!("{} {}", e.filename, e.qualname);
+        out.push(format!("{head}{}", elide(&code, W - width(&head))));
+        let names = format!(
+            "legacy {} · globals {}",
+            name_or_none(e.legacy_name.as_deref()),
+            name_or_none(e.globals_name.as_deref())
+        );
+        out.push(indented(12, &format!("names:         {names}")));
+        for (label, rule) in [
+            ("legacy rule: ", &r.legacy_rule),
+            ("globals rule:", &r.globals_rule),
+        ] {
+            out.push(indented(12, &format!("{label}  {}", rule_text(rule))));
+        }
+    }
+}
+
+fn top_section(agg: &Aggregate, out: &mut Vec<String>) {
+    out.push(format!(
+        "TOP UNEXPECTED DIVERGENCES ({} of {} distinct, by kind, file and qualname)",
+        agg.top_unexpected.len(),
+        count(agg.distinct_unexpected)
+    ));
+    if agg.top_unexpected.is_empty() {
+        out.push(if agg.divergences.unexpected > 0 {
+            "  none in the divergence logs: see the runs' notes".to_owned()
+        } else {
+            "  none".to_owned()
+        });
+        return;
+    }
+    let cols = Columns(&[
+        (7, Align::Right),
+        (5, Align::Right),
+        (23, Align::Left),
+        (55, Align::Left),
+    ]);
+    out.push(cols.row(&["count", "runs", "kind", "code object"]));
+    for g in &agg.top_unexpected {
+        let code = format!("{} {}", g.filename, g.qualname);
+        out.push(cols.row(&[&count(g.count), &count(g.runs), g.kind.as_str(), &code]));
+        for detail in example_details(g) {
+            out.extend(wrap(&detail, &" ".repeat(43), W));
+        }
+    }
+}
+
+/// What the example record says beyond its kind and place: names, third opinion, errors.
+pub(super) fn example_details(g: &DivergenceGroup) -> Vec<String> {
+    let d = &g.example;
+    let mut lines = vec![format!(
+        "globals {} · legacy {}",
+        name_or_none(d.globals().name.as_deref()),
+        name_or_none(d.legacy().name.as_deref())
+    )];
+    let t = &d.third_opinion;
+    if let Some(name) = &t.name {
+        let sides = match (t.matches_globals, t.matches_legacy) {
+            (true, false) => "sides with globals",
+            (false, true) => "sides with legacy",
+            (true, true) => "matches both",
+            (false, false) => "matches neither",
+        };
+        lines.push(format!("third opinion {name} ({sides})"));
+    }
+    if let Some(cause) = d.cause {
+        lines.push(format!("cause {cause}"));
+    }
+    for side in [&d.primary, &d.shadow] {
+        if let Some(err) = &side.error {
+            lines.push(format!("{} error: {err}", side.engine.as_str()));
+        }
+    }
+    lines
+}
+
+fn engines_section(agg: &Aggregate, out: &mut Vec<String>) {
+    let errors: Vec<String> = agg
+        .engine_errors
+        .iter()
+        .map(|(e, n)| format!("{} {}", e.as_str(), count(*n)))
+        .collect();
+    out.push(format!(
+        "ENGINE ERRORS: {}",
+        if errors.is_empty() {
+            "none".to_owned()
+        } else {
+            errors.join(" · ")
+        }
+    ));
+    out.push("FALLBACKS (engine left its main path)".to_owned());
+    let rows: Vec<_> = agg
+        .fallbacks
+        .iter()
+        .flat_map(|(e, reasons)| reasons.iter().map(move |(r, n)| (e, r, n)))
+        .collect();
+    if rows.is_empty() {
+        out.push("  none".to_owned());
+        return;
+    }
+    let cols = Columns(&[(8, Align::Left), (24, Align::Left), (10, Align::Right)]);
+    out.push(cols.row(&["engine", "reason", "count"]));
+    for (e, r, n) in rows {
+        out.push(cols.row(&[e.as_str(), r, &count(*n)]));
+    }
+}
+
+fn runs_section(agg: &Aggregate, out: &mut Vec<String>) {
+    out.push(format!("RUNS ({})", count(agg.run_count)));
+    if agg.runs.is_empty() {
+        out.push("  none".to_owned());
+        return;
+    }
+    let cols = Columns(&[
+        (28, Align::Left),
+        (7, Align::Left),
+        (6, Align::Left),
+        (10, Align::Right),
+        (11, Align::Right),
+        (10, Align::Right),
+        (8, Align::Right),
+    ]);
+    out.push(cols.row(&[
+        "run",
+        "primary",
+        "shadow",
+        "compared",
+        "divergences",
+        "unexpected",
+        "filter",
+    ]));
+    let label = |r: &crate::aggregate::RunLine| {
+        if r.run_id.is_empty() {
+            r.dir.clone()
+        } else {
+            r.run_id.clone()
+        }
+    };
+    for r in &agg.runs {
+        out.push(cols.row(&[
+            &label(r),
+            r.primary.as_str(),
+            r.shadow.map_or("none", |e| e.as_str()),
+            &count(r.comparisons),
+            &count(r.divergences),
+            &count(r.unexpected),
+            &count(r.filter_decision_changes),
+        ]));
+    }
+    let noted: Vec<_> = agg.runs.iter().filter(|r| !r.notes.is_empty()).collect();
+    if noted.is_empty() {
+        return;
+    }
+    out.push("NOTES".to_owned());
+    for r in noted {
+        for note in &r.notes {
+            let mut lines = wrap(&format!("{}: {note}", label(r)), "    ", W);
+            if let Some(first) = lines.first_mut() {
+                *first = format!("  {}", first.trim_start());
+            }
+            out.extend(lines);
+        }
+    }
+}
