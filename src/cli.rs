@@ -119,6 +119,12 @@ pub struct RecordArgs {
     #[arg(long, short = 'q')]
     pub quiet: bool,
 
+    /// Explain the trace filters' decision for TARGET (a file, or a dotted module name found
+    /// on sys.path) under the selected engine: the scope context, every rule that matched,
+    /// in order, and the final decision. Runs nothing.
+    #[arg(long, value_name = "FILE_OR_MODULE")]
+    pub explain_filter: Option<String>,
+
     /// Print the effective policy (each value and the layer that set it) and exit.
     #[arg(long)]
     pub print_policy: bool,
@@ -128,7 +134,7 @@ pub struct RecordArgs {
     pub module: Option<String>,
 
     /// The program to run, like `python SCRIPT`.
-    #[arg(value_name = "SCRIPT", required_unless_present_any = ["module", "print_policy"])]
+    #[arg(value_name = "SCRIPT", required_unless_present_any = ["module", "print_policy", "explain_filter"])]
     pub script: Option<String>,
 
     /// Arguments passed to the program.
@@ -263,6 +269,115 @@ fn init_logging(level: LogLevel, file: Option<&PathBuf>) -> Result<(), String> {
     Ok(())
 }
 
+/// `--explain-filter TARGET`: the filter decision for one file or module, explained.
+fn explain_filter(
+    py: Python<'_>,
+    target: &str,
+    args: &RecordArgs,
+    policy: &crate::policy::Policy,
+) -> PyResult<i32> {
+    use crate::filters::{FilterChain, LoadOptions};
+    use crate::naming::{CodeFacts, GlobalsName};
+    let cwd = std::env::current_dir()?;
+    let as_path = cwd.join(target);
+    let (file, module_hint) = if as_path.is_file() {
+        (as_path, None)
+    } else {
+        match find_module_file(py, target)? {
+            Some(f) => (f, Some(target.to_owned())),
+            None => {
+                eprintln!("ct-record: error: --explain-filter: {target:?} is neither a file nor a module found on sys.path");
+                return Ok(2);
+            }
+        }
+    };
+    let program_dir = file.parent().map(|p| p.to_path_buf()).unwrap_or(cwd);
+    let chain = match FilterChain::load(&LoadOptions {
+        program_dir: Some(program_dir),
+        env_value: std::env::var("CODETRACER_TRACE_FILTER")
+            .ok()
+            .filter(|v| !v.trim().is_empty()),
+        cli_paths: args.trace_filter.clone(),
+        include_builtin: !args.no_default_filter,
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ct-record: error: {e}");
+            return Ok(2);
+        }
+    };
+    let (engine, layer) = match crate::session::primary_engine(policy) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("ct-record: error: {e}");
+            return Ok(2);
+        }
+    };
+    let filename = file.to_string_lossy().into_owned();
+    // `__name__` is only known when the code runs; a module named on the command line is
+    // explained with that name, a file with none (the engine's fallbacks then apply).
+    let globals_name = module_hint
+        .clone()
+        .map(GlobalsName::Str)
+        .unwrap_or(GlobalsName::Missing);
+    let facts = CodeFacts::new(
+        filename.as_str(),
+        crate::naming::MODULE_QUALNAME,
+        globals_name,
+        module_hint,
+    );
+    let mut scoping = crate::tracer::scope::Scoping::new(chain);
+    #[cfg(feature = "legacy-resolver")]
+    if engine == crate::naming::Engine::Legacy {
+        scoping.legacy_resolver = Some(crate::naming::LegacyResolver::from_python(py));
+    }
+    let modules = crate::naming::PySysModules::new();
+    let (ctx, _) = scoping.decide(engine, &facts, &modules);
+    println!("target:  {target}");
+    println!("engine:  {} (chosen by {layer})", engine.as_str());
+    println!("{}", scoping.chain.explain(&ctx));
+    if module_hint.is_none() {
+        println!(
+            "note: explained as an imported module; run as the main script (`ct-record {target}`), \
+             its module name is `__main__` under both engines, and `pkg:` rules see that name."
+        );
+    }
+    Ok(0)
+}
+
+/// The source file of a dotted module name on `sys.path`, found by looking at the file
+/// system only (nothing is imported).
+fn find_module_file(py: Python<'_>, module: &str) -> PyResult<Option<PathBuf>> {
+    if !crate::naming::is_valid_dotted_name(module) {
+        return Ok(None);
+    }
+    let rel: PathBuf = module.split('.').collect();
+    let sys_path: Vec<Bound<'_, PyAny>> = py
+        .import("sys")?
+        .getattr("path")?
+        .try_iter()?
+        .collect::<PyResult<_>>()?;
+    for entry in sys_path {
+        let Ok(entry) = entry.extract::<String>() else {
+            continue;
+        };
+        let base = if entry.is_empty() {
+            std::env::current_dir()?
+        } else {
+            PathBuf::from(entry)
+        };
+        for candidate in [
+            base.join(&rel).with_extension("py"),
+            base.join(&rel).join("__init__.py"),
+        ] {
+            if candidate.is_file() {
+                return Ok(Some(candidate));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// `--x` / `--no-x` (clap keeps only the last one given) as an optional override.
 fn flag_pair(yes: bool, no: bool) -> Option<bool> {
     match (yes, no) {
@@ -318,6 +433,9 @@ pub fn main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
     if args.print_policy {
         print!("{}", policy.render_table());
         return Ok(0);
+    }
+    if let Some(target) = &args.explain_filter {
+        return explain_filter(py, target, &args, &policy);
     }
     crate::session::set_pending_policy(policy);
     let opts = PyDict::new(py);
