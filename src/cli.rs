@@ -324,7 +324,7 @@ fn explain_filter(
         filename.as_str(),
         crate::naming::MODULE_QUALNAME,
         globals_name,
-        module_hint,
+        module_hint.clone(),
     );
     let mut scoping = crate::tracer::scope::Scoping::new(chain);
     #[cfg(feature = "legacy-resolver")]
