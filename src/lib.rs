@@ -21,6 +21,7 @@ pub mod encode;
 pub mod filters;
 pub mod naming;
 pub mod policy;
+pub mod rollout_cli;
 pub mod session;
 pub mod tracer;
 pub mod writer;
@@ -62,6 +63,12 @@ pub(crate) fn recorder_error_type(py: Python<'_>) -> PyResult<Bound<'_, PyType>>
 #[pyo3(name = "main")]
 fn py_main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
     cli::main(py, argv)
+}
+
+/// `ct-rollout`'s entry point; returns the exit status.
+#[pyfunction]
+fn rollout_main(argv: Vec<String>) -> i32 {
+    rollout_cli::main(argv)
 }
 
 /// Starts recording the current process into `trace_dir`.
@@ -248,6 +255,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("RecorderError", m.py().get_type::<RecorderError>())?;
     m.add("ConfigError", m.py().get_type::<ConfigError>())?;
     m.add_function(wrap_pyfunction!(py_main, m)?)?;
+    m.add_function(wrap_pyfunction!(rollout_main, m)?)?;
     m.add_function(wrap_pyfunction!(start, m)?)?;
     m.add_function(wrap_pyfunction!(stop, m)?)?;
     m.add_function(wrap_pyfunction!(flush, m)?)?;
