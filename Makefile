@@ -13,12 +13,13 @@ STAMPS      := .stamps
 export PYO3_PYTHON := $(abspath $(PY))
 PY_LIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 
-.PHONY: help setup build demo test test-rust test-python bench lint clean
+.PHONY: help setup build demo test test-rust test-python bench bench-rust lint clean
 
 help:
 	@echo "make demo   - set up, build, record the bundled example, print the summary"
 	@echo "make test   - set up, build, run the Rust and Python test suites"
 	@echo "make bench  - whole-process benchmarks (overhead ratios, peak memory)"
+	@echo "make bench-rust - Criterion benches of the Rust internals"
 	@echo "make lint   - cargo fmt --check and cargo clippy"
 
 # --- set-up -------------------------------------------------------------------------------
@@ -57,6 +58,11 @@ test-python: build
 
 bench: build
 	$(PY) bench/run.py
+
+# Criterion benches of the Rust internals (naming engines, filters).
+bench-rust: setup
+	export LD_LIBRARY_PATH="$(PY_LIBDIR)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}"
+	cargo bench --bench naming --bench filters
 
 lint:
 	cargo fmt --all -- --check
