@@ -1,0 +1,270 @@
+"""Real programs run under ``python`` and under ``ct-record``: identical behaviour (stdout,
+stderr, exit status, byte for byte), and a trace that reads back and says what ran.
+
+The expectations about the trace come from the programs: their ``# line:`` markers (see
+tracecheck) and the counts in the cases below, worked out from the source.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass, field
+
+import pytest
+
+from tracecheck import (
+    CT_RECORD,
+    PYTHON,
+    Trace,
+    assert_same_behaviour,
+    check_lines,
+    check_metadata,
+    clean_env,
+    line_of,
+    lines_stepped,
+    markers,
+    run,
+    run_pair,
+)
+
+
+@dataclass
+class Case:
+    id: str
+    program: str
+    args: tuple = ()
+    stdin: bytes = b""
+    status: int = 0
+    # Exact number of Call events of functions of the program's file.
+    calls: dict = field(default_factory=dict)
+    # Lower bounds on Call events (where the exact number depends on the stack's depth).
+    min_calls: dict = field(default_factory=dict)
+    # Exception events that must be in the trace ("Type: message").
+    exceptions: tuple = ()
+    # Function -> number (or (min, max)) of distinct threads, none the main one, calling it.
+    thread_functions: dict = field(default_factory=dict)
+    # Calls still open on the main thread when the process was killed, outermost first.
+    open_main: tuple = ()
+    # Source snippets whose line must have a step / must have none.
+    present: tuple = ()
+    absent: tuple = ()
+
+
+EXIT_FORMS = {
+    # form: (exit status, the line that ends the program)
+    "sys.exit()": (0, "sys.exit()  #"),
+    "sys.exit(0)": (0, "sys.exit(0)  #"),
+    "sys.exit(3)": (3, "sys.exit(3)  #"),
+    "sys.exit(message)": (1, 'sys.exit("fatal'),
+    "sys.exit(None)": (0, "sys.exit(None)  #"),
+    "sys.exit(True)": (1, "sys.exit(True)  #"),
+    "sys.exit(256)": (0, "sys.exit(256)  #"),
+    "raise SystemExit(7)": (7, "raise SystemExit(7)  #"),
+    "raise SystemExit(message)": (1, 'raise SystemExit("stopping'),
+    "exit(4)": (4, "exit(4)  #"),
+}
+
+CASES = [
+    Case(
+        "fib_recursion",
+        "fib_recursion.py",
+        args=("10",),
+        # fib(n) makes 2*F(n+1)-1 calls: 2*89-1 for n=10.
+        calls={"fib": 177, "fib_iter": 1, "main": 1, "<module>": 1},
+    ),
+    Case(
+        "threads",
+        "threads_basic.py",
+        # 30 numbers squared by 3 workers, a Counter thread counting to 25.
+        calls={"partial_sum": 3, "square": 30, "Counter.__init__": 1, "Counter.run": 1, "main": 1},
+        thread_functions={"partial_sum": 3, "square": 3, "Counter.run": 1},
+    ),
+    Case(
+        "thread_pool",
+        "thread_pool.py",
+        calls={"collatz_steps": 4, "checked_sqrt": 3, "main": 1},
+        exceptions=("ValueError: negative input -4",),
+        thread_functions={"collatz_steps": (1, 3), "checked_sqrt": (1, 3)},  # max_workers=3
+    ),
+    Case(
+        "generators",
+        "generators.py",
+        # A generator has one Call per resumption: countdown(3) yields 3 times and returns
+        # (4); delegate yields those 3, then its own value, then ends (5); accumulator: next
+        # + 3 sends + send(None) (5); resource: 2 nexts + close() (3); the genexpr: 4 values
+        # and the end (5).
+        calls={
+            "countdown": 4,
+            "delegate": 5,
+            "accumulator": 5,
+            "resource": 3,
+            "main.<locals>.<genexpr>": 5,
+            "main": 1,
+        },
+        exceptions=("GeneratorExit",),
+    ),
+    Case(
+        "asyncio",
+        "async_gather.py",
+        # fetch(name, k) awaits sleep(0) k times: k suspensions, k+1 Calls (3+1, 1+1, 2+1);
+        # never_finishes is started, then resumed once to be cancelled by wait_for.
+        calls={"fetch": 9, "never_finishes": 2},
+        exceptions=("CancelledError",),
+    ),
+    Case(
+        "exceptions_caught",
+        "exceptions_caught.py",
+        calls={"parse_int": 2, "ParseError.__init__": 1, "safe_div": 2, "reraise": 1},
+        exceptions=(
+            "ParseError: bad character 'x' at 2",
+            "ZeroDivisionError: division by zero",
+            "KeyError: missing",
+        ),
+    ),
+    Case(
+        "exception_uncaught",
+        "exception_uncaught.py",
+        status=1,
+        calls={"load": 2, "validate": 2},
+        exceptions=("ValueError: port out of range: 70000",),
+    ),
+    Case(
+        "exception_chained",
+        "exception_chained.py",
+        status=1,
+        calls={"quiet": 1, "read_setting": 1, "convert": 1, "main.<locals>.<lambda>": 1},
+        exceptions=(
+            "ConfigError: quiet failure",
+            "KeyError: port",
+            "ConfigError: missing setting port",
+            "ValueError: invalid literal for int() with base 10: 'eleven'",
+            "ConfigError: not a number: eleven",
+        ),
+    ),
+    *[
+        Case(
+            f"exit[{form}]",
+            "exit_forms.py",
+            args=(form,),
+            status=status,
+            calls={"goodbye": 1, "leave": 1, "main": 1},
+            present=(line,),
+            absent=('print("leave: returning normally")', 'print("main returned")', 'print("end of module")'),
+        )
+        for form, (status, line) in EXIT_FORMS.items()
+    ],
+    Case(
+        "exit[normal end]",
+        "exit_forms.py",
+        args=("normal",),
+        calls={"goodbye": 1, "leave": 1, "main": 1},
+        present=('print("leave: returning normally")', 'print("main returned")', 'print("end of module")'),
+    ),
+    Case(
+        "exit_in_thread",
+        "thread_exit.py",
+        calls={"quitter": 1, "crasher": 1},
+        exceptions=("SystemExit", "ZeroDivisionError: division by zero"),
+        thread_functions={"quitter": 1, "crasher": 1},
+    ),
+    Case(
+        "recursion_caught",
+        "recursion_caught.py",
+        # The limit is 300 frames; a few are taken by the frames below the program's.
+        min_calls={"descend": 280},
+        calls={"after_recovery": 1},
+        exceptions=("RecursionError: maximum recursion depth exceeded",),
+    ),
+    Case(
+        "recursion_uncaught",
+        "recursion_uncaught.py",
+        status=1,
+        min_calls={"walk": 230},
+        exceptions=("RecursionError: maximum recursion depth exceeded",),
+    ),
+    Case(
+        "stdin",
+        "stdin_wordcount.py",
+        stdin="hello world\nsecond line here é\n\nlast words".encode(),
+        calls={"words": 4, "main": 1},
+    ),
+    Case(
+        "sigterm_default",
+        "sigterm_default.py",
+        status=-signal.SIGTERM,
+        calls={"work": 1, "terminate": 1},
+        open_main=("<module>", "terminate"),
+        absent=('print("survived SIGTERM"', 'print("not reached")'),
+    ),
+    Case(
+        "sigterm_own_handler",
+        "sigterm_handler.py",
+        calls={"on_term": 2, "main": 1},
+    ),
+    Case(
+        "sigint_uncaught",
+        "sigint_uncaught.py",
+        status=-signal.SIGINT,
+        calls={"cleanup": 1, "wait_for_interrupt": 1},
+        exceptions=("KeyboardInterrupt",),
+        absent=('print("not interrupted")',),
+    ),
+    Case(
+        "atexit",
+        "atexit_handlers.py",
+        calls={"flush_log": 1, "record": 3, "unregistered": 0},
+    ),
+    Case("unicode", "unicode_output.py", args=("é", "日本語", "🐍", "naïve café"), calls={"show_args": 1}),
+    Case("main_attrs", "main_attrs.py", args=("a", "--flag", "-m", "x"), calls={"describe_spec": 1}),
+    Case("main_globals", "main_globals.py"),
+    Case("signal_dispositions", "signal_dispositions.py"),
+    Case("stack_introspection", "stack_introspection.py", calls={"report": 1, "depth": 1}),
+    Case(
+        "classes_decorators",
+        "classes_decorators.py",
+        calls={
+            "Vector.__init__": 5 + 2,  # parse, zero, Vector(1, 1), two additions; two in sorted()
+            "Vector.__add__": 2,
+            "Vector.__repr__": 3,
+            "Vector.norm2": 3,
+            "Vector.zero": 1,
+            "greet": 3,
+            "repeat.<locals>.decorate.<locals>.wrapper": 1,
+            "make_counter.<locals>.bump": 3,
+            "<lambda>": 2,
+        },
+    ),
+]
+
+
+def check_trace(trace, case, file, work):
+    check_metadata(trace, program=trace.metadata["program"], args=case.args, workdir=work)
+    assert os.path.realpath(trace.metadata["program"]) == os.path.realpath(file)
+    trace.check_balanced(open_main=case.open_main)
+    check_lines(trace, file)
+    for name, n in case.calls.items():
+        assert trace.call_count(name, file) == n, f"Calls of {name}"
+    for name, n in case.min_calls.items():
+        assert trace.call_count(name, file) >= n, f"Calls of {name}"
+    for exc in case.exceptions:
+        assert exc in trace.exceptions, f"no exception event {exc!r} in {sorted(set(trace.exceptions))}"
+    main = trace.thread_ids[0]
+    for name, n in case.thread_functions.items():
+        threads = {t for t, fname, path in trace.calls if fname == name and trace.is_file(path, file)}
+        assert main not in threads, f"{name} ran on the main thread"
+        low, high = n if isinstance(n, tuple) else (n, n)
+        assert low <= len(threads) <= high, f"{name} called on threads {threads}"
+    stepped = lines_stepped(trace, file)
+    for snippet in case.present:
+        assert line_of(file, snippet) in stepped, f"no step for the line of {snippet!r}"
+    for snippet in case.absent:
+        assert line_of(file, snippet) not in stepped, f"a step for the line of {snippet!r}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_program(case, work, trace_dir):
+    py, ct = run_pair([case.program, *case.args], work, trace_dir, stdin=case.stdin)
+    assert py.returncode == case.status, f"the fixture itself misbehaves under python:\n{py.describe()}"
+    assert_same_behaviour(py, ct)
+    check_trace(Trace(trace_dir), case, work / case.program, work)
