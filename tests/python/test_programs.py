@@ -268,3 +268,161 @@ def test_program(case, work, trace_dir):
     assert py.returncode == case.status, f"the fixture itself misbehaves under python:\n{py.describe()}"
     assert_same_behaviour(py, ct)
     check_trace(Trace(trace_dir), case, work / case.program, work)
+
+
+# --- how the program is named on the command line -----------------------------------------
+
+PKG_FILES = ("__init__.py", "shapes.py", "__main__.py", "tool.py")
+
+
+@pytest.mark.parametrize(
+    "module, args, status, ran",
+    [
+        # `-m pkgdemo` imports the package, then runs its __main__.py (exit status len(args)).
+        ("pkgdemo", ("a", "b"), 2, ("__init__.py", "shapes.py", "__main__.py")),
+        ("pkgdemo.tool", ("1", "2.5"), 0, ("__init__.py", "shapes.py", "tool.py")),
+    ],
+)
+def test_dash_m(module, args, status, ran, work, trace_dir):
+    py, ct = run_pair(["-m", module, *args], work, trace_dir)
+    assert py.returncode == status, py.describe()
+    assert_same_behaviour(py, ct)
+    trace = Trace(trace_dir)
+    check_metadata(trace, program=f"-m {module}", args=args, workdir=work)
+    trace.check_balanced()
+    for name in PKG_FILES:
+        file = work / "pkgdemo" / name
+        if name in ran:
+            check_lines(trace, file)
+        else:
+            assert not trace.line_steps(file), f"{name} did not run but has steps"
+    shapes = work / "pkgdemo" / "shapes.py"
+    # Circle(r).area() for two radii, each in a fresh Circle.
+    assert trace.call_count("Circle.area", shapes) == 2
+    assert trace.call_count("Circle.__init__", shapes) == 2
+    assert trace.call_count("banner", work / "pkgdemo" / "__init__.py") == 1
+
+
+def test_script_by_relative_path_from_another_cwd(work, trace_dir):
+    sub = work / "elsewhere" / "deeper"
+    sub.mkdir(parents=True)
+    target = ["../../main_attrs.py", "x"]
+    py, ct = run_pair(target, sub, trace_dir)
+    assert py.returncode == 0, py.describe()
+    assert b"path0 " + bytes(work) + b"\n" in py.stdout  # the fixture prints what we think
+    assert_same_behaviour(py, ct)
+    trace = Trace(trace_dir)
+    check_metadata(trace, program=trace.metadata["program"], args=["x"], workdir=sub)
+    trace.check_balanced()
+    check_lines(trace, work / "main_attrs.py")
+
+
+def test_symlinked_script(work, trace_dir):
+    links = work / "links"
+    links.mkdir()
+    (links / "alias.py").symlink_to(work / "main_attrs.py")
+    # sys.path[0] is the directory of the resolved script, __file__ the link.
+    py, ct = run_pair(["links/alias.py"], work, trace_dir)
+    assert py.returncode == 0, py.describe()
+    assert b"path0 " + bytes(work) + b"\n" in py.stdout
+    assert b"file " + bytes(links / "alias.py") + b"\n" in py.stdout
+    assert_same_behaviour(py, ct)
+    trace = Trace(trace_dir)
+    trace.check_balanced()
+    check_lines(trace, work / "main_attrs.py")
+
+
+def test_options_after_the_script_belong_to_the_script(work, trace_dir):
+    args = ["--trace-dir", "x", "--format", "binary", "-m", "pkgdemo", "--", "--help", "--version"]
+    py, ct = run_pair(["argv_echo.py", *args], work, trace_dir)
+    assert py.returncode == 0, py.describe()
+    assert_same_behaviour(py, ct)
+    # The recorder took none of them: its trace is JSON, where --trace-dir said before the script.
+    trace = Trace(trace_dir)
+    assert (trace_dir / "trace.json").is_file() and not (trace_dir / "trace.bin").exists()
+    assert trace.metadata["args"] == args
+    assert not (work / "x").exists()
+    check_lines(trace, work / "argv_echo.py")
+
+
+def test_double_dash_ends_recorder_options(work, trace_dir):
+    shutil.copy(work / "argv_echo.py", work / "-dash.py")
+    env = clean_env()
+    py = run([PYTHON, "--", "-dash.py", "--", "a"], work, env=env)
+    ct = run([CT_RECORD, "--trace-dir", str(trace_dir), "--", "-dash.py", "--", "a"], work, env=env)
+    assert py.returncode == 0, py.describe()
+    assert b"argv ['-dash.py', '--', 'a']" in py.stdout
+    assert_same_behaviour(py, ct)
+    trace = Trace(trace_dir)
+    trace.check_balanced()
+    check_lines(trace, work / "-dash.py", markers(work / "argv_echo.py"))
+
+
+def test_syntax_error_in_the_script(work, trace_dir):
+    py, ct = run_pair(["syntax_error.py"], work, trace_dir)
+    assert py.returncode == 1 and b"SyntaxError" in py.stderr, py.describe()
+    assert_same_behaviour(py, ct)
+    assert not trace_dir.exists(), "a trace directory was created for a program that never ran"
+    assert not (work / "side-effect.txt").exists()
+
+
+def test_os_exit(work, trace_dir):
+    py, ct = run_pair(["os_exit.py"], work, trace_dir)
+    assert py.returncode == 5 and b"must not run" not in py.stdout, py.describe()
+    assert_same_behaviour(py, ct)
+
+
+def test_sigterm_from_outside_while_blocked(work, trace_dir):
+    """`kill PID` while the program waits on stdin: death by SIGTERM under both, and
+    ct-record still leaves a trace that reads back, with the program's calls open."""
+    env = clean_env()
+    statuses, outputs = [], []
+    for argv in ([PYTHON, "sigterm_wait.py"], [CT_RECORD, "--trace-dir", str(trace_dir), "sigterm_wait.py"]):
+        p = subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert p.stdout.readline() == b"ready\n"
+            p.send_signal(signal.SIGTERM)
+            out, err = p.communicate(timeout=30)
+        finally:
+            p.kill() if p.poll() is None else None
+        statuses.append(p.returncode)
+        outputs.append((out, err))
+    assert statuses == [-signal.SIGTERM, -signal.SIGTERM]
+    assert outputs[0] == outputs[1]
+    trace = Trace(trace_dir)
+    trace.check_balanced(open_main=("<module>", "serve"))
+    check_lines(trace, work / "sigterm_wait.py")
+    assert trace.call_count("serve", work / "sigterm_wait.py") == 1
+
+
+# --- non-UTF-8 names ----------------------------------------------------------------------
+
+
+def test_argv_not_valid_utf8(work, trace_dir):
+    """Arguments are bytes on Linux; python hands undecodable ones to the program as
+    surrogate escapes (PEP 383)."""
+    args = [b"\xff\xferaw", "é".encode(), b"ok"]
+    env = clean_env()
+    py = run([PYTHON, b"unicode_output.py", *args], work, env=env)
+    ct = run([CT_RECORD, "--trace-dir", str(trace_dir), b"unicode_output.py", *args], work, env=env)
+    assert py.returncode == 0 and b"'\\udcff\\udcferaw' fffe726177 5" in py.stdout, py.describe()
+    assert_same_behaviour(py, ct)
+    trace = Trace(trace_dir)
+    trace.check_balanced()
+    check_lines(trace, work / "unicode_output.py")
+
+
+def test_script_in_a_directory_whose_name_is_not_utf8(work, trace_dir):
+    odd = os.path.join(os.fsencode(work), b"caf\xe9")
+    os.mkdir(odd)
+    shutil.copy(work / "fib_recursion.py", os.path.join(odd, b"fib_recursion.py"))
+    env = clean_env()
+    py = run([PYTHON, "fib_recursion.py", "6"], odd, env=env)
+    ct = run([CT_RECORD, "--trace-dir", str(trace_dir), "fib_recursion.py", "6"], odd, env=env)
+    assert py.returncode == 0, py.describe()
+    assert_same_behaviour(py, ct)
+    trace = Trace(trace_dir)
+    assert trace.summary["recorder_error_count"] == 0, trace.summary["recorder_errors"]
+    trace.check_balanced()
+    # fib(6) makes 2*F(7)-1 = 25 calls.
+    assert sum(1 for _, name, _ in trace.calls if name == "fib") == 25
