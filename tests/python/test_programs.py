@@ -5,10 +5,13 @@ The expectations about the trace come from the programs: their ``# line:`` marke
 tracecheck) and the counts in the cases below, worked out from the source.
 """
 
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -46,9 +49,28 @@ class Case:
     thread_functions: dict = field(default_factory=dict)
     # Calls still open on the main thread when the process was killed, outermost first.
     open_main: tuple = ()
+    # Function -> f(arguments dict) giving what each of its calls must return (UNWOUND: it
+    # must end by an exception).
+    results: dict = field(default_factory=dict)
+    # Function -> the values its Returns carry, in order (a generator's yields, then its end).
+    result_sequence: dict = field(default_factory=dict)
     # Source snippets whose line must have a step / must have none.
     present: tuple = ()
     absent: tuple = ()
+
+
+UNWOUND = object()
+
+
+def _fib(n):
+    return n if n < 2 else _fib(n - 1) + _fib(n - 2)
+
+
+def _collatz(n):
+    steps = 0
+    while n != 1:
+        n, steps = (n // 2 if n % 2 == 0 else 3 * n + 1), steps + 1
+    return steps
 
 
 EXIT_FORMS = {
@@ -72,6 +94,7 @@ CASES = [
         args=("10",),
         # fib(n) makes 2*F(n+1)-1 calls: 2*89-1 for n=10.
         calls={"fib": 177, "fib_iter": 1, "main": 1, "<module>": 1},
+        results={"fib": lambda a: _fib(a["n"]), "fib_iter": lambda a: _fib(a["n"]), "main": lambda a: 0},
     ),
     Case(
         "threads",
@@ -79,6 +102,7 @@ CASES = [
         # 30 numbers squared by 3 workers, a Counter thread counting to 25.
         calls={"partial_sum": 3, "square": 30, "Counter.__init__": 1, "Counter.run": 1, "main": 1},
         thread_functions={"partial_sum": 3, "square": 3, "Counter.run": 1},
+        results={"square": lambda a: a["x"] ** 2, "partial_sum": lambda a: None},
     ),
     Case(
         "thread_pool",
@@ -86,6 +110,10 @@ CASES = [
         calls={"collatz_steps": 4, "checked_sqrt": 3, "main": 1},
         exceptions=("ValueError: negative input -4",),
         thread_functions={"collatz_steps": (1, 3), "checked_sqrt": (1, 3)},  # max_workers=3
+        results={
+            "collatz_steps": lambda a: _collatz(a["n"]),
+            "checked_sqrt": lambda a: UNWOUND if a["x"] < 0 else a["x"] ** 0.5,
+        },
     ),
     Case(
         "generators",
@@ -103,6 +131,13 @@ CASES = [
             "main": 1,
         },
         exceptions=("GeneratorExit",),
+        result_sequence={
+            "countdown": [3, 2, 1, "liftoff"],
+            "delegate": [3, 2, 1, "liftoff", None],
+            "accumulator": [0, 5, 15, 35, 35],
+            "resource": [0, 1, UNWOUND],
+            "main.<locals>.<genexpr>": [0, 1, 4, 9, None],
+        },
     ),
     Case(
         "asyncio",
@@ -116,6 +151,11 @@ CASES = [
         "exceptions_caught",
         "exceptions_caught.py",
         calls={"parse_int": 2, "ParseError.__init__": 1, "safe_div": 2, "reraise": 1},
+        results={
+            "parse_int": lambda a: int(a["text"]) if a["text"].isdigit() else UNWOUND,
+            "safe_div": lambda a: a["a"] / a["b"] if a["b"] else None,
+            "reraise": lambda a: UNWOUND,
+        },
         exceptions=(
             "ParseError: bad character 'x' at 2",
             "ZeroDivisionError: division by zero",
@@ -188,6 +228,7 @@ CASES = [
         "stdin_wordcount.py",
         stdin="hello world\nsecond line here é\n\nlast words".encode(),
         calls={"words": 4, "main": 1},
+        results={"words": lambda a: len(a["line"].split())},
     ),
     Case(
         "sigterm_default",
@@ -255,6 +296,23 @@ def check_trace(trace, case, file, work):
         assert main not in threads, f"{name} ran on the main thread"
         low, high = n if isinstance(n, tuple) else (n, n)
         assert low <= len(threads) <= high, f"{name} called on threads {threads}"
+    for name, expected in case.results.items():
+        pairs = trace.calls_with_results(name, file)
+        assert pairs, f"no finished call of {name}"
+        for args, result in pairs:
+            want = expected(args)
+            if want is UNWOUND:
+                assert isinstance(result, tuple) and result[0] == "Error", f"{name}({args}) returned {result!r}"
+            else:
+                assert result == want, f"{name}({args}) returned {result!r}, expected {want!r}"
+    for name, expected in case.result_sequence.items():
+        got = [result for _, result in trace.calls_with_results(name, file)]
+        assert len(got) == len(expected), f"{name}: {got}"
+        for g, want in zip(got, expected):
+            if want is UNWOUND:
+                assert isinstance(g, tuple) and g[0] == "Error", f"{name}: {got}"
+            else:
+                assert g == want, f"{name}: returns {got}, expected {expected}"
     stepped = lines_stepped(trace, file)
     for snippet in case.present:
         assert line_of(file, snippet) in stepped, f"no step for the line of {snippet!r}"
@@ -381,6 +439,7 @@ def test_sigterm_from_outside_while_blocked(work, trace_dir):
         p = subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             assert p.stdout.readline() == b"ready\n"
+            time.sleep(0.3)  # most likely blocked in readline() by now; either way it must die
             p.send_signal(signal.SIGTERM)
             out, err = p.communicate(timeout=30)
         finally:
@@ -426,3 +485,82 @@ def test_script_in_a_directory_whose_name_is_not_utf8(work, trace_dir):
     trace.check_balanced()
     # fib(6) makes 2*F(7)-1 = 25 calls.
     assert sum(1 for _, name, _ in trace.calls if name == "fib") == 25
+
+
+# --- trace formats and large traces -------------------------------------------------------
+
+
+def _value_kinds(obj):
+    """``obj`` with every recorded value replaced by its kind."""
+    if isinstance(obj, dict):
+        if "kind" in obj and "type_id" in obj:
+            return obj["kind"]
+        return {k: _value_kinds(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_value_kinds(v) for v in obj]
+    return obj
+
+
+def _normalised(events):
+    """Events with what legitimately differs between two runs of one program made equal:
+    values (they include thread idents and object addresses, which vary between runs) are
+    reduced to their kinds; thread ids are numbered in order of appearance."""
+    threads = {}
+    out = []
+    for ev in events:
+        (kind, body), = ev.items()
+        if kind in ("ThreadStart", "ThreadSwitch", "ThreadExit"):
+            body = threads.setdefault(body, len(threads))
+        out.append(json.dumps({kind: _value_kinds(body)}, sort_keys=True))
+    return out
+
+
+def test_binary_format_reads_back_like_json(work, tmp_path):
+    runs = {}
+    for fmt in ("binary", "json"):
+        tdir = tmp_path / f"trace-{fmt}"
+        py, ct = run_pair(["generators.py"], work, tdir, ct_opts=["--format", fmt])
+        assert_same_behaviour(py, ct)
+        runs[fmt] = Trace(tdir)
+    binary, js = runs["binary"], runs["json"]
+    assert (tmp_path / "trace-binary" / "trace.bin").is_file()
+    assert not (tmp_path / "trace-binary" / "trace.json").exists()
+    check_metadata(binary, program=binary.metadata["program"], args=(), workdir=work, fmt="binary")
+    binary.check_balanced()
+    check_lines(binary, work / "generators.py")
+    assert binary.call_count("countdown", work / "generators.py") == 4
+    # One deterministic program, two formats: the same events, in the same order...
+    assert _normalised(binary.events) == _normalised(js.events)
+    # ...and the program's own calls carry the same values.
+    def own(t):
+        returns = [r[1:2] + r[3:] for r in t.returns if t.is_file(r[2], work / "generators.py")]
+        return [re.sub(r"0x[0-9a-f]+", "0x?", repr(r)) for r in returns]
+
+    # <module>, main, and the generators' resumptions (see the generators case).
+    assert len(own(js)) == 1 + 1 + 4 + 5 + 5 + 3 + 5
+    assert own(binary) == own(js)
+
+
+@pytest.mark.parametrize("fmt", ["json", "binary"])
+def test_long_running_loop(fmt, work, tmp_path):
+    counts = {}
+    for n in (200, 20000):
+        tdir = tmp_path / f"trace-{n}"
+        py, ct = run_pair(["long_loop.py", str(n)], work, tdir, ct_opts=["--format", fmt])
+        assert py.returncode == 0, py.describe()
+        assert_same_behaviour(py, ct)
+        trace = Trace(tdir)
+        check_metadata(trace, program=trace.metadata["program"], args=[str(n)], workdir=work, fmt=fmt)
+        trace.check_balanced()
+        check_lines(trace, work / "long_loop.py")
+        file = work / "long_loop.py"
+        assert trace.call_count("step", file) == n
+        steps = trace.step_counts(file)
+        src = lambda snippet: line_of(file, snippet)  # noqa: E731
+        assert steps[("step", src("state = (state * 31 + i)"))] == n
+        assert steps[("step", src("    return state  # line: step"))] == n
+        assert steps[("run", src("for i in range(n)"))] == n + 1  # the last one ends the loop
+        assert steps[("run", src("state = step(state, i)"))] == n
+        counts[n] = trace.summary["events"]
+    # Every iteration costs events: a call with its argument values, steps, a return.
+    assert counts[20000] - counts[200] >= 6 * (20000 - 200)

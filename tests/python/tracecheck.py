@@ -14,6 +14,7 @@ the process may die in). Every other line of the program's files must have no li
 event at all. Function names are ``co_qualname``s; module-level code is ``<module>``.
 """
 
+import collections
 import difflib
 import functools
 import os
@@ -179,6 +180,9 @@ class Trace:
         self.calls = []  # (thread, function name, path)
         self.exceptions = []  # exception event contents
         self.other_events = []
+        self.returns = []  # (thread, function name, path, call args, return value)
+        self.variable_names = []
+        frames = {}
         self.underflows = []
         evs = self.events
         for i, ev in enumerate(evs):
@@ -206,12 +210,16 @@ class Trace:
                 if not 0 <= fid < len(functions):
                     raise TraceError(f"event {i}: Call of unknown function id: {ev}")
                 stacks[thread].append(fid)
+                frames.setdefault(thread, []).append(body["args"])
                 self.calls.append((thread, functions[fid][0], functions[fid][1]))
             elif kind == "Return":
                 if not stacks[thread]:
                     self.underflows.append((i, thread))
                 else:
-                    stacks[thread].pop()
+                    fid = stacks[thread].pop()
+                    args = frames[thread].pop()
+                    name, path, _ = functions[fid]
+                    self.returns.append((thread, name, path, args, body["return_value"]))
             elif kind == "Step":
                 if not 0 <= body["path_id"] < len(paths):
                     raise TraceError(f"event {i}: Step with unknown path id: {ev}")
@@ -223,6 +231,8 @@ class Trace:
                     fname, fpath, _ = functions[stacks[thread][-1]]
                     name = fname if fpath == path else f"?{fname}"
                 self.steps.append((thread, name, path, body["line"]))
+            elif kind == "VariableName":
+                self.variable_names.append(body)
             elif kind == "Event":
                 if body.get("metadata") == "exception":
                     self.exceptions.append(body["content"])
@@ -263,6 +273,22 @@ class Trace:
         """{(function name, line)} of line events in ``file``."""
         return {(name, line) for _, name, path, line in self.steps if self.is_file(path, file)}
 
+    def step_counts(self, file):
+        """Counter of (function name, line) line events in ``file``."""
+        return collections.Counter(
+            (name, line) for _, name, path, line in self.steps if self.is_file(path, file)
+        )
+
+    def calls_with_results(self, name, file):
+        """[(arguments {name: value}, return value)] of the finished calls of ``name``,
+        with the values decoded (see ``decode``)."""
+        out = []
+        for _, fname, path, args, ret in self.returns:
+            if fname == name and self.is_file(path, file):
+                decoded = {self.variable_names[a["variable_id"]]: decode(a["value"]) for a in args}
+                out.append((decoded, decode(ret)))
+        return out
+
     def call_count(self, name, file=None):
         return sum(
             1 for _, n, path in self.calls if n == name and (file is None or self.is_file(path, file))
@@ -273,6 +299,25 @@ class Trace:
 
     def threads_with_calls_in(self, file):
         return {t for t, _, path in self.calls if self.is_file(path, file)}
+
+
+def decode(value):
+    """A recorded value as Python data: numbers, strings, bools, None, lists; anything else
+    as ``(kind, record)``."""
+    kind = value["kind"]
+    if kind == "Int":
+        return value["i"]
+    if kind == "Float":
+        return value["f"]
+    if kind == "Bool":
+        return value["b"]
+    if kind == "String":
+        return value["text"]
+    if kind == "None":
+        return None
+    if kind in ("Sequence", "Tuple"):
+        return [decode(v) for v in value["elements"]]
+    return (kind, value)
 
 
 def check_lines(trace, file, spec=None):

@@ -4,7 +4,8 @@ import sys  # line: <module>
 
 def serve():  # line: <module>
     print("ready", flush=True)  # line: serve
-    return sys.stdin.readline()  # line: serve
+    # A signal right after "ready" may come before the next line starts.
+    return sys.stdin.readline()  # maybe: serve
 
 
 print("served", serve())  # maybe: <module>
