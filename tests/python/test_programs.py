@@ -54,6 +54,8 @@ class Case:
     results: dict = field(default_factory=dict)
     # Function -> the values its Returns carry, in order (a generator's yields, then its end).
     result_sequence: dict = field(default_factory=dict)
+    # Seconds each run may take (a hang fails the test).
+    timeout: int = 60
     # Source snippets whose line must have a step / must have none.
     present: tuple = ()
     absent: tuple = ()
@@ -71,6 +73,13 @@ def _collatz(n):
     while n != 1:
         n, steps = (n // 2 if n % 2 == 0 else 3 * n + 1), steps + 1
     return steps
+
+
+def _checksum(n):
+    total = 0
+    for i in range(n):
+        total = (total * 31 + i) % 65521
+    return total
 
 
 EXIT_FORMS = {
@@ -262,6 +271,14 @@ CASES = [
     Case("signal_dispositions", "signal_dispositions.py"),
     Case("stack_introspection", "stack_introspection.py", calls={"report": 1, "depth": 1}),
     Case(
+        "fork",
+        "fork_child.py",
+        # The parent's trace holds the parent's run: its one checksum call, not the child's.
+        calls={"checksum": 1, "main": 1},
+        results={"checksum": lambda a: _checksum(a["n"])},
+        timeout=15,
+    ),
+    Case(
         "classes_decorators",
         "classes_decorators.py",
         calls={
@@ -322,7 +339,7 @@ def check_trace(trace, case, file, work):
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_program(case, work, trace_dir):
-    py, ct = run_pair([case.program, *case.args], work, trace_dir, stdin=case.stdin)
+    py, ct = run_pair([case.program, *case.args], work, trace_dir, stdin=case.stdin, timeout=case.timeout)
     assert py.returncode == case.status, f"the fixture itself misbehaves under python:\n{py.describe()}"
     assert_same_behaviour(py, ct)
     check_trace(Trace(trace_dir), case, work / case.program, work)

@@ -20,6 +20,7 @@ import functools
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -68,16 +69,32 @@ class Run:
 
 
 def run(argv, cwd, stdin=b"", env=None, timeout=TIMEOUT):
-    p = subprocess.run(
+    """Runs ``argv`` in a process group of its own: if it hangs, the whole group (with any
+    children it forked) is killed and the test fails."""
+    p = subprocess.Popen(
         argv,
         cwd=cwd,
-        input=stdin,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env if env is not None else clean_env(),
-        timeout=timeout,
+        start_new_session=True,
     )
-    return Run(list(argv), p.returncode, p.stdout, p.stderr)
+    try:
+        out, err = p.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        raise AssertionError(
+            f"timed out after {timeout}s: {argv!r}\nstdout so far:\n{out.decode('utf-8', 'replace')}"
+            f"\nstderr so far:\n{err.decode('utf-8', 'replace')}"
+        ) from None
+    finally:
+        try:  # children left behind by a program that ended (e.g. a hung forked child)
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return Run(list(argv), p.returncode, out, err)
 
 
 def run_pair(target, cwd, trace_dir, stdin=b"", env=None, ct_opts=(), timeout=TIMEOUT):
