@@ -1,0 +1,13 @@
+"""Prints a first line, waits for a go-ahead on stdin, then prints many lines: a reader
+that stopped after the first (`| head -1`) has broken the pipe by then."""  # line: <module>
+import sys  # line: <module>
+
+
+def emit(n):  # line: <module>
+    for i in range(1, n):  # line: emit
+        print("line", i)  # line: emit
+
+
+print("line 0", flush=True)  # line: <module>
+sys.stdin.readline()  # line: <module>
+emit(int(sys.argv[1]))  # line: <module>
