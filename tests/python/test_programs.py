@@ -280,6 +280,12 @@ CASES = [
         timeout=15,
     ),
     Case(
+        "multiprocessing_spawn",
+        "multiprocessing_spawn.py",
+        # run_job runs in the worker processes, which are not part of this recording.
+        calls={"Job.__init__": 3, "main": 1, "run_job": 0},
+    ),
+    Case(
         "classes_decorators",
         "classes_decorators.py",
         calls={
@@ -437,9 +443,9 @@ def test_double_dash_ends_recorder_options(work, trace_dir):
 def test_syntax_error_in_the_script(work, trace_dir):
     py, ct = run_pair(["syntax_error.py"], work, trace_dir)
     assert py.returncode == 1 and b"SyntaxError" in py.stderr, py.describe()
-    assert_same_behaviour(py, ct)
     assert not trace_dir.exists(), "a trace directory was created for a program that never ran"
     assert not (work / "side-effect.txt").exists()
+    assert_same_behaviour(py, ct)
 
 
 def test_os_exit(work, trace_dir):

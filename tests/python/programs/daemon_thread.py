@@ -13,5 +13,5 @@ def heartbeat():  # line: <module>
 
 threading.Thread(target=heartbeat, daemon=True, name="heartbeat").start()  # line: <module>
 started.wait()  # line: <module>
-time.sleep(0.05)  # line: <module>
+time.sleep(0.2)  # line: <module>
 print("main thread done; daemon alive:", threading.active_count() == 2)  # line: <module>

@@ -1,5 +1,4 @@
-"""Prints a first line, waits for a go-ahead on stdin, then prints many lines: a reader
-that stopped after the first (`| head -1`) has broken the pipe by then."""  # line: <module>
+"""Prints a line, waits for a go-ahead on stdin, then many lines (`| head -1` broke the pipe)."""  # line: <module>
 import sys  # line: <module>
 
 
