@@ -55,6 +55,8 @@ class Case:
     results: dict = field(default_factory=dict)
     # Function -> the values its Returns carry, in order (a generator's yields, then its end).
     result_sequence: dict = field(default_factory=dict)
+    # Function -> the arguments ({name: value}) of each of its finished calls, in order.
+    call_args: dict = field(default_factory=dict)
     # Seconds each run may take (a hang fails the test).
     timeout: int = 60
     # Source snippets whose line must have a step / must have none.
@@ -239,6 +241,9 @@ CASES = [
         stdin="hello world\nsecond line here é\n\nlast words".encode(),
         calls={"words": 4, "main": 1},
         results={"words": lambda a: len(a["line"].split())},
+        call_args={
+            "words": [{"line": "hello world"}, {"line": "second line here é"}, {"line": ""}, {"line": "last words"}]
+        },
     ),
     Case(
         "sigterm_default",
@@ -266,11 +271,18 @@ CASES = [
         "atexit_handlers.py",
         calls={"flush_log": 1, "record": 3, "unregistered": 0},
     ),
-    Case("unicode", "unicode_output.py", args=("é", "日本語", "🐍", "naïve café"), calls={"show_args": 1}),
+    Case(
+        "unicode",
+        "unicode_output.py",
+        args=("é", "日本語", "🐍", "naïve café"),
+        calls={"show_args": 1},
+        call_args={"show_args": [{"args": ["é", "日本語", "🐍", "naïve café"]}]},
+    ),
     Case("main_attrs", "main_attrs.py", args=("a", "--flag", "-m", "x"), calls={"describe_spec": 1}),
     Case("main_globals", "main_globals.py"),
     Case("signal_dispositions", "signal_dispositions.py"),
     Case("stack_introspection", "stack_introspection.py", calls={"report": 1, "depth": 1}),
+    Case("warnings", "warnings_main.py", calls={"old_api": 2, "noisy": 2}),
     Case(
         "fork",
         "fork_child.py",
@@ -328,6 +340,8 @@ def check_trace(trace, case, file, work):
                 assert isinstance(result, tuple) and result[0] == "Error", f"{name}({args}) returned {result!r}"
             else:
                 assert result == want, f"{name}({args}) returned {result!r}, expected {want!r}"
+    for name, expected in case.call_args.items():
+        assert [args for args, _ in trace.calls_with_results(name, file)] == expected
     for name, expected in case.result_sequence.items():
         got = [result for _, result in trace.calls_with_results(name, file)]
         assert len(got) == len(expected), f"{name}: {got}"
@@ -482,6 +496,18 @@ def test_signal_from_outside_while_blocked(work, trace_dir, sig):
     trace.check_balanced(open_main=("<module>", "serve") if sig == signal.SIGTERM else ())
     check_lines(trace, work / "sigterm_wait.py")
     assert trace.call_count("serve", work / "sigterm_wait.py") == 1
+
+
+@pytest.mark.parametrize("program, sig", [("sigterm_default.py", signal.SIGTERM), ("sigint_uncaught.py", signal.SIGINT)])
+def test_death_by_signal_leaves_a_readable_binary_trace(work, trace_dir, program, sig):
+    py, ct = run_pair([program], work, trace_dir, ct_opts=["--format", "binary"])
+    assert py.returncode == -sig, py.describe()
+    assert_same_behaviour(py, ct)
+    assert (trace_dir / "trace.bin").is_file()
+    trace = Trace(trace_dir)
+    check_metadata(trace, program=str(work / program), args=[], workdir=work, fmt="binary")
+    check_lines(trace, work / program)
+    trace.check_balanced(open_main=("<module>", "terminate") if sig == signal.SIGTERM else ())
 
 
 # --- non-UTF-8 names ----------------------------------------------------------------------

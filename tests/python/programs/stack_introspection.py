@@ -2,6 +2,7 @@
 import inspect  # line: <module>
 import sys  # line: <module>
 import traceback  # line: <module>
+import warnings  # line: <module>
 
 
 def depth():  # line: <module>
@@ -18,6 +19,8 @@ def report():  # line: <module>
     outermost = inspect.stack()[-1]  # line: report
     print("outermost frame:", outermost.function, outermost.filename == __file__)  # line: report
     traceback.print_stack(file=sys.stdout)  # line: report
+    # Attributed to the caller's caller: above the program's outermost frame.
+    warnings.warn("attributed beyond the outermost frame", stacklevel=3)  # line: report
 
 
 report()  # line: <module>
