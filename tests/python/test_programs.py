@@ -461,6 +461,33 @@ def test_syntax_error_in_the_script(work, trace_dir):
     assert_same_behaviour(py, ct)
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param(b"if True:\nprint('not indented')\n", id="IndentationError"),
+        pytest.param(b"print('before')\n\x00\n", id="null-byte"),
+        pytest.param(b"# -*- coding: no-such-codec -*-\nprint(1)\n", id="unknown-encoding"),
+        pytest.param(b"print('caf\xe9')\n", id="latin-1-without-declaration"),
+        pytest.param(b"x = 1\nreturn x\n", id="return-outside-function"),
+    ],
+)
+def test_script_that_does_not_compile(work, trace_dir, source):
+    (work / "broken.py").write_bytes(source + b"open('side-effect.txt', 'w')\n")
+    py, ct = run_pair(["broken.py"], work, trace_dir)
+    assert py.returncode == 1 and b"Error" in py.stderr, py.describe()
+    assert not trace_dir.exists(), "a trace directory was created for a program that never ran"
+    assert not (work / "side-effect.txt").exists()
+    assert_same_behaviour(py, ct)
+
+
+def test_directory_without_main(work, trace_dir):
+    (work / "not_an_app").mkdir()
+    py, ct = run_pair(["not_an_app"], work, trace_dir)
+    assert py.returncode == 1 and b"can't find '__main__' module" in py.stderr, py.describe()
+    assert_same_behaviour(py, ct)
+    assert not trace_dir.exists()
+
+
 def test_os_exit(work, trace_dir):
     py, ct = run_pair(["os_exit.py"], work, trace_dir)
     assert py.returncode == 5 and b"must not run" not in py.stdout, py.describe()
