@@ -367,7 +367,7 @@ def test_program(case, work, trace_dir):
 
 # --- how the program is named on the command line -----------------------------------------
 
-PKG_FILES = ("__init__.py", "shapes.py", "__main__.py", "tool.py")
+PKG_FILES = ("__init__.py", "shapes.py", "__main__.py", "tool.py", "crash.py")
 
 
 @pytest.mark.parametrize(
@@ -376,6 +376,7 @@ PKG_FILES = ("__init__.py", "shapes.py", "__main__.py", "tool.py")
         # `-m pkgdemo` imports the package, then runs its __main__.py (exit status len(args)).
         ("pkgdemo", ("a", "b"), 2, ("__init__.py", "shapes.py", "__main__.py")),
         ("pkgdemo.tool", ("1", "2.5"), 0, ("__init__.py", "shapes.py", "tool.py")),
+        ("pkgdemo.crash", ("x",), 1, ("__init__.py", "crash.py")),
     ],
 )
 def test_dash_m(module, args, status, ran, work, trace_dir):
@@ -392,10 +393,13 @@ def test_dash_m(module, args, status, ran, work, trace_dir):
         else:
             assert not trace.line_steps(file), f"{name} did not run but has steps"
     shapes = work / "pkgdemo" / "shapes.py"
-    # Circle(r).area() for two radii, each in a fresh Circle.
-    assert trace.call_count("Circle.area", shapes) == 2
-    assert trace.call_count("Circle.__init__", shapes) == 2
+    if "shapes.py" in ran:
+        # Circle(r).area() for two radii, each in a fresh Circle.
+        assert trace.call_count("Circle.area", shapes) == 2
+        assert trace.call_count("Circle.__init__", shapes) == 2
     assert trace.call_count("banner", work / "pkgdemo" / "__init__.py") == 1
+    if module == "pkgdemo.crash":
+        assert "FileNotFoundError" in {e.split(":")[0] for e in trace.exceptions}
 
 
 def test_script_by_relative_path_from_another_cwd(work, trace_dir):
