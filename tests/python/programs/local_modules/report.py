@@ -1,0 +1,7 @@
+"""A script next to modules named like standard-library ones: as with any import, the
+script's directory comes first on sys.path, so its own modules are the ones imported."""  # line: <module>
+import signal  # line: <module>
+import types  # line: <module>
+
+print(types.describe())  # line: <module>
+print(signal.describe())  # line: <module>
