@@ -20,14 +20,16 @@ runs after the program's own ``atexit`` handlers (which are recorded) and on eve
 path that runs ``atexit``.
 """
 
+# Only builtin and frozen modules here: they can never be shadowed by a file next to the
+# program. A `.py` stdlib module imported by the launcher (types, signal, zipfile, runpy...)
+# would be in sys.modules before the program runs, so the program's own `types.py` would
+# lose to it — under python it wins.
+import _signal
 import atexit
-import importlib.machinery
-import importlib.util
 import os
-import runpy
-import signal
 import sys
-import types
+import zipimport
+from _frozen_importlib_external import MAGIC_NUMBER, SourceFileLoader, SourcelessFileLoader
 
 from . import _native
 
@@ -62,21 +64,16 @@ def _at_exit():
                 stream.flush()
             except Exception:
                 pass
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-
-
-def _on_sigterm(signum, frame):
-    _finish_recording()
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
+        _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+        os.kill(os.getpid(), _signal.SIGINT)
 
 
 def _fresh_main_module():
-    """A new ``__main__`` like the one the interpreter creates, installed in sys.modules."""
-    main = types.ModuleType("__main__")
-    main.__dict__["__builtins__"] = sys.modules["builtins"]
+    """A new ``__main__`` like the one the interpreter creates, installed in sys.modules
+    (same keys in the same order: ``__annotations__`` before ``__builtins__``)."""
+    main = type(sys)("__main__")
     main.__dict__["__annotations__"] = {}
+    main.__dict__["__builtins__"] = sys.modules["builtins"]
     sys.modules["__main__"] = main
     return main
 
@@ -93,15 +90,26 @@ def _compile_script(file):
     """Code object for a source or sourceless (.pyc) script, or raise."""
     with open(file, "rb") as f:
         data = f.read()
-    if data[:4] == importlib.util.MAGIC_NUMBER:
-        loader = importlib.machinery.SourcelessFileLoader("__main__", file)
+    if data[:4] == MAGIC_NUMBER:
+        loader = SourcelessFileLoader("__main__", file)
         return loader.get_code("__main__"), loader
-    loader = importlib.machinery.SourceFileLoader("__main__", file)
+    loader = SourceFileLoader("__main__", file)
     return compile(data, file, "exec", dont_inherit=True), loader
+
+
+def _is_zip_app(path):
+    """Whether ``python PATH`` would run PATH as a zip application."""
+    try:
+        zipimport.zipimporter(path)
+        return True
+    except (zipimport.ZipImportError, OSError):
+        return False
 
 
 def _module_findable(name):
     """Whether the top-level package of ``name`` can be found, without importing it."""
+    import importlib.util  # `python -m` imports it too (through runpy)
+
     top = name.partition(".")[0]
     if not top or top in sys.modules:
         return bool(top)
@@ -143,12 +151,18 @@ def _run(opts):
     kind, target, args = opts["kind"], opts["target"], list(opts["args"])
 
     if kind == "script":
-        if os.path.isdir(target) or (os.path.isfile(target) and _is_zip(target)):
-            # `python DIR` / `python app.zip`: run its __main__ with it on sys.path.
+        if os.path.isdir(target) or (os.path.isfile(target) and _is_zip_app(target)):
+            # `python DIR` / `python app.zip`: run its __main__ with it on sys.path, as an
+            # absolute path (CPython makes sys.path[0] absolute).
+            import runpy  # python imports it too for this case
+
             sys.argv = [target] + args
-            sys.path[0] = target
-            program, runner = target, lambda: runpy._run_module_as_main("__main__", alter_argv=False)
-            program_dir = os.path.abspath(target)
+            sys.path[0] = os.path.abspath(target)
+            program = program_dir = sys.path[0]
+
+            def runner():
+                runpy._run_module_as_main("__main__", alter_argv=False)
+
         else:
             file, path0 = _script_paths(target)
             try:
@@ -156,7 +170,9 @@ def _run(opts):
             except OSError as exc:
                 sys.stderr.write(f"ct-record: can't open file {file!r}: [Errno {exc.errno}] {exc.strerror}\n")
                 return 2
-            except SyntaxError as exc:
+            except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
+                # As python: the error alone, no traceback (our frames are not the program's).
+                exc.__traceback__ = None
                 sys.excepthook(type(exc), exc, None)
                 return 1
             sys.argv = [target] + args
@@ -172,6 +188,8 @@ def _run(opts):
             program = file
             program_dir = os.path.dirname(file)
     else:
+        import runpy  # `python -m` imports it too
+
         sys.argv = ["-m"] + args
         sys.path[0] = os.getcwd()
         _fresh_main_module()
@@ -185,10 +203,8 @@ def _run(opts):
         def runner():
             runpy._run_module_as_main(target)
 
-    # Everything the launcher itself calls happens before the hook is installed.
-    previous_sigterm = signal.getsignal(signal.SIGTERM)
-    if previous_sigterm == signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _on_sigterm)
+    # Everything the launcher itself calls happens before the hook is installed. SIGTERM is
+    # handled by the recorder below Python's signal table (see docs/recording.md).
     try:
         _native.start(
             opts["trace_dir"],
@@ -204,7 +220,6 @@ def _run(opts):
             **opts.get("recorder", {}),
         )
     except (OSError, _native.ConfigError) as exc:
-        signal.signal(signal.SIGTERM, previous_sigterm)
         sys.stderr.write(f"ct-record: error: {exc}\n")
         return 2
     atexit.register(_at_exit)
@@ -225,12 +240,3 @@ def _run(opts):
         _report_uncaught(exc)
         return 1
     return 0
-
-
-def _is_zip(path):
-    import zipfile
-
-    try:
-        return zipfile.is_zipfile(path)
-    except OSError:
-        return False
