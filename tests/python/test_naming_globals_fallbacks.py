@@ -1,0 +1,130 @@
+"""Hand-made globals: custom, non-str, empty, blank and missing ``__name__``; relative and
+synthetic ``co_filename``. Globals engine: N1/N4 (fallback ``<module>``, counted by reason
+in ``summary.naming.fallbacks``). Legacy engine: L5 on ``co_filename`` (L6.4)."""
+
+import os
+
+from naming_support import record_both, write_tree
+
+FILES = ("custom", "notstr", "empty", "blank", "missing", "padded", "strsub", "keyed", "relative")
+
+
+def _project(tmp_path):
+    files = {
+        "main.py": """
+            import os, sys, types
+            from helpers import run_file
+            here = os.path.dirname(os.path.abspath(__file__))
+            lib = lambda n: os.path.join(here, "lib", n + ".py")
+
+
+            class Name(str):
+                pass
+
+
+            print(run_file(lib("custom"), {"__name__": "custom"})["N"])
+            print(run_file(lib("notstr"), {"__name__": 42})["N"])
+            print(run_file(lib("empty"), {"__name__": ""})["N"])
+            print(run_file(lib("blank"), {"__name__": " \\t "})["N"])
+            print(run_file(lib("missing"), {})["N"])
+            print(run_file(lib("padded"), {"__name__": "  padded.name \\n"})["N"])
+            print(run_file(lib("strsub"), {"__name__": Name("sub.name")})["N"])
+            # a sys.modules entry without __spec__ and with an empty __name__
+            m = types.ModuleType("")
+            m.__file__ = lib("keyed")
+            sys.modules["keyed_key"] = m
+            print(run_file(m.__file__, m.__dict__)["N"])
+            # a relative co_filename (the cwd is the project)
+            print(run_file("lib/relative.py", {"__name__": "rel_custom"})["N"])
+        """,
+        "helpers.py": """
+            def run_file(path, globs, real=None):
+                with open(real or path, encoding="utf-8") as f:
+                    exec(compile(f.read(), path, "exec"), globs)
+                return globs
+        """,
+    }
+    for name in FILES:
+        files[f"lib/{name}.py"] = 'N = repr(globals().get("__name__", "<absent>"))\n'
+    return write_tree(tmp_path / "proj", files)
+
+
+def test_hand_made_globals(tmp_path):
+    proj = _project(tmp_path)
+    runs = record_both(tmp_path, os.path.join(proj, "main.py"), cwd=proj)
+    expected_out = [
+        "'custom'", "42", "''", "' \\t '", "'<absent>'", "'  padded.name \\n'", "'sub.name'", "''",
+        "'rel_custom'",
+    ]
+    lib = lambda n: os.path.join(proj, "lib", n + ".py")  # noqa: E731
+    g, leg = runs["globals"], runs["legacy"]
+    for run in runs.values():
+        assert run.stdout.splitlines() == expected_out
+
+    # Globals engine, N1: the trimmed str (subclasses included); N4: everything else is
+    # <module>.
+    assert g.labels_of(lib("custom")) == {"<custom>"}
+    assert g.labels_of(lib("padded")) == {"<padded.name>"}
+    assert g.labels_of(lib("strsub")) == {"<sub.name>"}
+    for name in ("notstr", "empty", "blank", "missing", "keyed"):
+        assert g.labels_of(lib(name)) == {"<module>"}, name
+    # N2: a relative co_filename is no problem for __name__.
+    assert g.labels_of("lib/relative.py") == {"<rel_custom>"}
+
+    # Legacy engine: none of these files is in sys.modules except "keyed", so the path
+    # candidate through the root <proj> (sys.path[0]) is the answer (L5.4), whatever
+    # __name__ holds (N4: "where the legacy resolver found a path-based name").
+    for name in ("custom", "notstr", "empty", "blank", "missing", "padded", "strsub"):
+        assert leg.labels_of(lib(name)) == {f"<lib.{name}>"}, name
+    # L4.5: __spec__ is None and __name__ is empty, so the preferred name is the key.
+    assert leg.labels_of(lib("keyed")) == {"<keyed_key>"}
+    # Quirk L6.4: a relative co_filename stays unresolved -> <module>.
+    assert leg.labels_of("lib/relative.py") == {"<module>"}
+
+    # summary.naming counts the recorded module code objects: main, helpers and the nine
+    # lib files (one code object each).
+    g_naming = g.metadata["summary"]["naming"]
+    assert g_naming["fallbacks"] == {"not_str": 1, "empty": 3, "missing": 1}
+    assert g_naming["named"] == 11 - 5
+    leg_naming = leg.metadata["summary"]["naming"]
+    assert leg_naming["fallbacks"] == {"relative_filename": 1}
+    assert leg_naming["named"] == 11 - 1
+
+
+def test_synthetic_filenames_are_never_recorded(tmp_path):
+    proj = write_tree(tmp_path / "proj", {
+        "main.py": """
+            g = {"__name__": "generated"}
+            exec(compile("X = 1\\n", "<generated>", "exec"), g)
+            exec("Y = 2\\n", g)
+            print(g["X"], g["Y"])
+        """,
+    })
+    runs = record_both(tmp_path, os.path.join(proj, "main.py"), cwd=proj)
+    for engine, run in runs.items():
+        assert run.stdout == "1 2\n"
+        # F7: synthetic filenames (<generated>, <string>) are never traced, under both engines.
+        assert run.module_labels() == {os.path.join(proj, "main.py"): {"<__main__>"}}, engine
+
+
+def test_functions_keep_their_qualname_when_module_renames_itself(tmp_path):
+    proj = write_tree(tmp_path / "proj", {
+        "main.py": """
+            import renamer
+            print(renamer.f(), renamer.__name__)
+        """,
+        "renamer.py": """
+            __name__ = "renamed"
+
+
+            def f():
+                return __name__
+        """,
+    })
+    runs = record_both(tmp_path, os.path.join(proj, "main.py"), cwd=proj)
+    target = os.path.join(proj, "renamer.py")
+    for engine, run in runs.items():
+        assert run.stdout == "renamed renamed\n"
+        # N6 as decided in docs/module-naming.md: only <module> code reads __name__ (at its
+        # first start, before the body rebinds it); functions are labelled by qualname.
+        assert run.function_names()[target] == {"<renamer>", "f"}, engine
