@@ -1,0 +1,135 @@
+"""The legacy scan must not run the program's attribute hooks (L4.7).
+
+The program puts entries in ``sys.modules`` whose attributes can only come from a hook:
+a module with a PEP 562 ``__getattr__`` (and no ``__file__``/``__cached__`` left), a
+non-module object with ``__getattr__``, a module subclass with ``__getattribute__`` and a
+``LazyLoader`` module (any attribute access executes its body). Every hook writes a
+marker and imports modules when it runs. Then the program imports new modules, so that a
+legacy engine scans ``sys.modules`` past those entries. Run under plain ``python`` and
+under ``ct-record`` (both engines), the output, ``sys.modules`` (restricted to the
+program's own modules) and the marker file must be identical: nothing was touched.
+"""
+
+import os
+
+from naming_support import ENGINES, python, record, write_tree
+
+OWN = ["after1", "after2", "pkg_after", "pkg_after.inner", "lazy_attr", "lazy_body",
+       "hooked_obj", "hooked_sub", "side1", "side2", "side3", "side4", "marks"]
+
+FILES = {
+    "marks.py": """
+        import os
+        MARKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "marker.txt")
+
+
+        def mark(what):
+            with open(MARKER, "a", encoding="utf-8") as f:
+                f.write(what + "\\n")
+    """,
+    "lazy_attr.py": """
+        from marks import mark
+
+
+        def __getattr__(name):
+            mark("lazy_attr.__getattr__ " + name)
+            import side1
+            import decimal
+            raise AttributeError(name)
+
+
+        # Leave __file__ and __cached__ to the hook: plain reads of them now call __getattr__.
+        del globals()["__file__"], globals()["__cached__"]
+    """,
+    "lazy_body.py": """
+        from marks import mark
+        mark("lazy_body executed")
+        import side4
+    """,
+    "main.py": """
+        import importlib.util, os, sys, types
+        from marks import mark, MARKER
+        import lazy_attr
+
+
+        class HookedObject:
+            def __getattr__(self, name):
+                mark("HookedObject.__getattr__ " + name)
+                import side2
+                raise AttributeError(name)
+
+
+        class HookedModule(types.ModuleType):
+            def __getattribute__(self, name):
+                mark("HookedModule.__getattribute__ " + name)
+                import side3
+                return super().__getattribute__(name)
+
+
+        spec = importlib.util.find_spec("lazy_body")
+        spec.loader = importlib.util.LazyLoader(spec.loader)
+        lazy = importlib.util.module_from_spec(spec)
+        sys.modules["lazy_body"] = lazy
+        spec.loader.exec_module(lazy)
+        sys.modules["hooked_obj"] = HookedObject()
+        sys.modules["hooked_sub"] = HookedModule("hooked_sub")
+
+        # New module code objects (and functions): each is named while the entries above
+        # sit in sys.modules before it.
+        import after1
+        import after2
+        import pkg_after.inner
+        after1.f()
+
+        OWN = set(sys.argv[1].split(","))
+        print(sorted(m for m in sys.modules if m in OWN))
+        print("decimal" in sys.modules)
+        print(os.path.exists(MARKER))
+    """,
+    "after1.py": """
+        X = 1
+
+
+        def f():
+            return X
+    """,
+    "after2.py": "X = 2\n",
+    "pkg_after/__init__.py": "\n",
+    "pkg_after/inner.py": "X = 3\n",
+    "side1.py": "\n",
+    "side2.py": "\n",
+    "side3.py": "\n",
+    "side4.py": "\n",
+}
+
+EXPECTED_STDOUT = (
+    "['after1', 'after2', 'hooked_obj', 'hooked_sub', 'lazy_attr', 'lazy_body', 'marks', "
+    "'pkg_after', 'pkg_after.inner']\nFalse\nFalse\n"
+)
+
+
+def test_scan_runs_no_hooks(tmp_path):
+    results = {}
+    for variant in ("python",) + ENGINES:
+        proj = write_tree(tmp_path / variant, FILES)
+        main = os.path.join(proj, "main.py")
+        args = [",".join(OWN)]
+        if variant == "python":
+            run = python(main, cwd=proj, args=args)
+        else:
+            run = record(main, cwd=proj, engine=variant, trace_dir=tmp_path / f"trace-{variant}", args=args)
+        marker = os.path.join(proj, "marker.txt")
+        written = open(marker, encoding="utf-8").read() if os.path.exists(marker) else None
+        results[variant] = (run.returncode, run.stdout, run.stderr, written)
+        if variant != "python":
+            labels = run.module_labels()
+            assert labels[os.path.join(proj, "after1.py")] == {"<after1>"}, variant
+            assert labels[os.path.join(proj, "pkg_after", "inner.py")] == {"<pkg_after.inner>"}, variant
+            # The lazy module's body never ran.
+            assert os.path.join(proj, "lazy_body.py") not in labels, variant
+
+    # The fixture itself: under plain python no hook runs (checked after the process ended,
+    # so hooks run at interpreter shutdown would show too).
+    assert results["python"] == (0, EXPECTED_STDOUT, "", None)
+    for engine in ENGINES:
+        assert results[engine] == results["python"], engine
