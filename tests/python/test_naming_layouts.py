@@ -302,3 +302,98 @@ def test_root_prefix_and_dotdot_quirks(tmp_path):
     assert leg.labels_of(m_path) == {"<lication.m>"}
     # Quirk L1.1: ".." is kept; L1.2 joins "sub", "..", "other" with dots: "sub....other".
     assert leg.labels_of(dotdot) == {"<sub....other>"}
+
+
+SITECUSTOMIZE = """
+    import os, pathlib, sys
+    kind = os.environ["NAMING_TEST_ENTRY"]
+    entry = {"slash": "/", "empty": "", "dot": ".", "dot-slash": "./",
+             "pathlib": pathlib.Path(os.getcwd()), "bytes": os.fsencode(os.getcwd())}[kind]
+    sys.path.append(entry)
+"""
+
+
+@pytest.mark.parametrize("entry, marker, expected", [
+    # L2.3 quirk: "/" normalises to "" and then becomes the cwd (<proj>)
+    ("slash", False, "<lib.x>"),
+    # L2.2: "" stands for the cwd
+    ("empty", False, "<lib.x>"),
+    # L2.2 quirk: "." and "./" normalise to nothing and vanish; no root matches, so the
+    # heuristics run (L3.3): no marker up to "/", so the root is the parent dir (L3.4)
+    ("dot", False, "<x>"),
+    ("dot-slash", False, "<x>"),
+    # ... and with a marker in <proj> the heuristic root is <proj>
+    ("dot", True, "<lib.x>"),
+    # L2.2: entries that are not str are skipped
+    ("pathlib", False, "<x>"),
+    ("bytes", False, "<x>"),
+])
+def test_session_root_entries(tmp_path, entry, marker, expected):
+    files = {
+        "bin/main.py": """
+            import os
+            from helpers import run_file
+            print(run_file(os.path.join(os.getcwd(), "lib", "x.py"), {"__name__": "x_custom"})["N"])
+        """,
+        "bin/helpers.py": EXEC_HELPER,
+        "lib/x.py": "N = __name__\n",
+        "site/sitecustomize.py": SITECUSTOMIZE,
+    }
+    if marker:
+        files["setup.cfg"] = ""
+    proj = write_tree(tmp_path / "proj", files)
+    env = clean_env(PYTHONPATH=os.path.join(proj, "site"), NAMING_TEST_ENTRY=entry)
+    runs = record_both(tmp_path, os.path.join(proj, "bin", "main.py"), cwd=proj, env=env)
+    target = os.path.join(proj, "lib", "x.py")
+    for run in runs.values():
+        assert run.stdout == "x_custom\n"
+    assert runs["globals"].labels_of(target) == {"<x_custom>"}
+    assert runs["legacy"].labels_of(target) == {expected}
+
+
+def test_non_str_key_in_sys_modules(tmp_path):
+    proj = write_tree(tmp_path / "proj", {
+        "main.py": """
+            import importlib.util, os, sys, types
+            here = os.path.dirname(os.path.abspath(__file__))
+
+
+            def prepare(name, rel):
+                spec = importlib.util.spec_from_file_location(name, os.path.join(here, "lib", rel))
+                mod = importlib.util.module_from_spec(spec)
+                sys.modules[name] = mod
+                return spec, mod
+
+
+            good = prepare("good_mod", "good.py")
+            dash = prepare("my-mod", "dash.py")
+            sys.modules[42] = types.ModuleType("forty_two")   # a non-str key
+            late = prepare("late_mod", "late.py")
+            for spec, mod in (good, dash, late):
+                spec.loader.exec_module(mod)
+            del sys.modules[42]
+            import after
+            print(good[1].N, dash[1].N, late[1].N, after.N)
+        """,
+        "lib/good.py": "N = __name__\n",
+        "lib/dash.py": "N = __name__\n",
+        "lib/late.py": "N = __name__\n",
+        "after.py": "N = __name__\n",
+    })
+    runs = record_both(tmp_path, os.path.join(proj, "main.py"), cwd=proj)
+    for run in runs.values():
+        assert run.stdout == "good_mod my-mod late_mod after\n"
+    lib = lambda n: os.path.join(proj, "lib", n + ".py")  # noqa: E731
+    g, leg = runs["globals"], runs["legacy"]
+    assert g.labels_of(lib("good")) == {"<good_mod>"}
+    assert g.labels_of(lib("dash")) == {"<my-mod>"}
+    assert g.labels_of(lib("late")) == {"<late_mod>"}
+    # L4.6: "good_mod" is a score-0 match found before the non-str key: it ends the scan.
+    assert leg.labels_of(lib("good")) == {"<good_mod>"}
+    # Quirk L4.2: "my-mod" matches with score 1, the scan goes on and meets the non-str key,
+    # which aborts the whole scan: the path candidate (root <proj>) is the answer (L5.4).
+    assert leg.labels_of(lib("dash")) == {"<lib.dash>"}
+    # The non-str key comes before "late_mod": the scan aborts before reaching it.
+    assert leg.labels_of(lib("late")) == {"<lib.late>"}
+    # Once the key is gone the scan works again.
+    assert leg.labels_of(os.path.join(proj, "after.py")) == {"<after>"}
