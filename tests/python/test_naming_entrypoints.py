@@ -9,7 +9,7 @@ scan (L4), whose answer wins and is cached per path (L5).
 
 import os
 
-from naming_support import record_both, write_tree
+from naming_support import python, record_both, write_tree
 
 
 def test_plain_script_and_its_import(tmp_path):
@@ -187,3 +187,70 @@ def test_runpy_run_module(tmp_path):
     assert leg.labels_of(m("rm_alter")) == {"<pkg.rm_alter>"}
     for run in runs.values():
         assert run.labels_of(os.path.join(proj, "pkg", "__init__.py")) == {"<pkg>"}
+
+
+def test_script_that_imports_itself(tmp_path):
+    proj = write_tree(tmp_path / "proj", {
+        "main.py": """
+            if __name__ == "__main__":
+                import main
+                print("outer", main.__name__)
+        """,
+    })
+    main = os.path.join(proj, "main.py")
+    runs = record_both(tmp_path, main, cwd=proj)
+    for run in runs.values():
+        assert run.stdout == "outer main\n"
+    # N1: two runs of the file, one per __name__.
+    assert runs["globals"].labels_of(main) == {"<__main__>", "<main>"}
+    # L5 consequence ("a script that imports itself"): the first lookup cached "__main__"
+    # for the path; the second run gets it back.
+    assert runs["legacy"].labels_of(main) == {"<__main__>"}
+
+
+def _directory_program(tmp_path):
+    return write_tree(tmp_path / "proj", {
+        "app/__main__.py": """
+            import os, sys
+            from helpers import run_file
+            here = os.path.dirname(os.path.abspath(__file__))
+            print(__name__, sys.path[0] == here)
+            print(run_file(os.path.join(here, "tool.py"), {"__name__": "tool_custom"})["N"])
+        """,
+        "app/helpers.py": """
+            def run_file(path, globs):
+                with open(path, encoding="utf-8") as f:
+                    exec(compile(f.read(), path, "exec"), globs)
+                return globs
+        """,
+        "app/tool.py": "N = __name__\n",
+        # a heuristics marker (L3.4) above the program directory
+        "setup.cfg": "",
+    })
+
+
+def test_directory_as_program_runs_as_under_python(tmp_path):
+    """``ct-record DIR`` must run DIR/__main__.py exactly like ``python DIR``, which puts the
+    absolute directory in sys.path[0]."""
+    proj = _directory_program(tmp_path)
+    plain = python("app", cwd=proj)
+    assert plain.returncode == 0 and plain.stdout == "__main__ True\ntool_custom\n", plain.stderr
+    runs = record_both(tmp_path, "app", cwd=proj)
+    for engine, run in runs.items():
+        assert run.stdout == plain.stdout, engine
+
+
+def test_directory_as_program_labels(tmp_path):
+    """The legacy roots are snapshotted after sys.path[0] is set "the way python would" (spec,
+    decisions): for ``DIR`` that is the absolute <proj>/app."""
+    proj = _directory_program(tmp_path)
+    runs = record_both(tmp_path, "app", cwd=proj)
+    app = os.path.join(proj, "app")
+    assert runs["globals"].labels_of(os.path.join(app, "__main__.py")) == {"<__main__>"}
+    assert runs["globals"].labels_of(os.path.join(app, "tool.py")) == {"<tool_custom>"}
+    # L4.5: the __main__ entry's __spec__.name is "__main__".
+    assert runs["legacy"].labels_of(os.path.join(app, "__main__.py")) == {"<__main__>"}
+    # tool.py is in no sys.modules entry: the path candidate through the root <proj>/app
+    # (sys.path[0]) gives "tool" (L3.2, L5.4). (A relative root "app" would match no absolute
+    # target (L2.5); the heuristics would then find setup.cfg in <proj>: "app.tool".)
+    assert runs["legacy"].labels_of(os.path.join(app, "tool.py")) == {"<tool>"}
