@@ -128,3 +128,27 @@ def test_functions_keep_their_qualname_when_module_renames_itself(tmp_path):
         # N6 as decided in docs/module-naming.md: only <module> code reads __name__ (at its
         # first start, before the body rebinds it); functions are labelled by qualname.
         assert run.function_names()[target] == {"<renamer>", "f"}, engine
+
+
+def test_first_start_of_a_code_object_is_final(tmp_path):
+    proj = write_tree(tmp_path / "proj", {
+        "main.py": """
+            import os
+            path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib", "same.py")
+            with open(path, encoding="utf-8") as f:
+                code = compile(f.read(), path, "exec")
+            for name in ("first_name", "second_name"):
+                g = {"__name__": name}
+                exec(code, g)
+                print(g["N"])
+        """,
+        "lib/same.py": "N = __name__\n",
+    })
+    runs = record_both(tmp_path, os.path.join(proj, "main.py"), cwd=proj)
+    target = os.path.join(proj, "lib", "same.py")
+    for run in runs.values():
+        assert run.stdout == "first_name\nsecond_name\n"
+    # One code object, run twice: it is named at its first start and that answer is final
+    # (N1 "at the first start"; L6.1).
+    assert runs["globals"].labels_of(target) == {"<first_name>"}
+    assert runs["legacy"].labels_of(target) == {"<lib.same>"}

@@ -133,3 +133,62 @@ def test_scan_runs_no_hooks(tmp_path):
     assert results["python"] == (0, EXPECTED_STDOUT, "", None)
     for engine in ENGINES:
         assert results[engine] == results["python"], engine
+
+
+GLOBALS_FILES = {
+    "marks.py": FILES["marks.py"],
+    "main.py": """
+        import os
+        from marks import mark, MARKER
+        here = os.path.dirname(os.path.abspath(__file__))
+
+
+        class HookedGlobals(dict):
+            def __getitem__(self, key):
+                mark("__getitem__ " + key)
+                return dict.__getitem__(self, key)
+
+            def __missing__(self, key):
+                mark("__missing__ " + key)
+                return "from_missing"
+
+
+        def run_file(name, globs):
+            path = os.path.join(here, "lib", name + ".py")
+            with open(path, encoding="utf-8") as f:
+                exec(compile(f.read(), path, "exec"), globs)
+            return globs
+
+
+        print(dict.__getitem__(run_file("g_missing", HookedGlobals()), "X"))
+        print(dict.__getitem__(run_file("g_real", HookedGlobals(__name__="hooked_real")), "X"))
+        print(os.path.exists(MARKER))
+    """,
+    "lib/g_missing.py": "X = 1\n",
+    "lib/g_real.py": "X = 2\n",
+}
+
+
+def test_globals_dict_subclass_hooks_are_not_run(tmp_path):
+    """docs/module-naming.md: ``__name__`` is read with plain dict lookups that ignore a dict
+    subclass's ``__getitem__`` and ``__missing__``."""
+    proj = write_tree(tmp_path / "proj", GLOBALS_FILES)
+    main = os.path.join(proj, "main.py")
+    marker = os.path.join(proj, "marker.txt")
+    plain = python(main, cwd=proj)
+    assert (plain.returncode, plain.stdout, os.path.exists(marker)) == (0, "1\n2\nFalse\n", False)
+    for engine in ENGINES:
+        run = record(main, cwd=proj, engine=engine, trace_dir=tmp_path / f"trace-{engine}")
+        assert (run.returncode, run.stdout, run.stderr) == (0, plain.stdout, ""), engine
+        assert not os.path.exists(marker), open(marker).read()
+        labels = run.module_labels()
+        lib = lambda n: os.path.join(proj, "lib", n + ".py")  # noqa: E731
+        if engine == "globals":
+            # N4: no "__name__" in the dict (a __missing__ hook does not count) -> <module>
+            assert labels[lib("g_missing")] == {"<module>"}
+            assert labels[lib("g_real")] == {"<hooked_real>"}
+            assert run.metadata["summary"]["naming"]["fallbacks"] == {"missing": 1}
+        else:
+            # L5.4: in no sys.modules entry; path candidate through the root <proj>
+            assert labels[lib("g_missing")] == {"<lib.g_missing>"}
+            assert labels[lib("g_real")] == {"<lib.g_real>"}
