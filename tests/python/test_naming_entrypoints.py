@@ -254,3 +254,23 @@ def test_directory_as_program_labels(tmp_path):
     # (sys.path[0]) gives "tool" (L3.2, L5.4). (A relative root "app" would match no absolute
     # target (L2.5); the heuristics would then find setup.cfg in <proj>: "app.tool".)
     assert runs["legacy"].labels_of(os.path.join(app, "tool.py")) == {"<tool>"}
+
+
+def test_shadow_compare_does_not_change_the_labels(tmp_path):
+    """docs/policy.md: "The primary engine alone decides what the trace contains"."""
+    proj = _runpy_project(tmp_path, """
+        import os, runpy
+        here = os.path.dirname(os.path.abspath(__file__))
+        runpy.run_path(os.path.join(here, "scripts", "rp_default.py"))
+        runpy.run_path(os.path.join(here, "scripts", "rp_twice.py"), run_name="first_name")
+        runpy.run_path(os.path.join(here, "scripts", "rp_twice.py"), run_name="__main__")
+        runpy.run_module("pkg.rm_main", run_name="__main__")
+        runpy.run_module("pkg.rm_alter", run_name="rm_alter_name", alter_sys=True)
+    """)
+    main = os.path.join(proj, "main.py")
+    plain = record_both(tmp_path / "plain", main, cwd=proj)
+    shadow = record_both(tmp_path / "shadow", main, cwd=proj, flags=["--shadow-compare"])
+    for engine in plain:
+        assert shadow[engine].metadata["policy"]["engine"]["shadow"] == ("legacy" if engine == "globals" else "globals")
+        assert shadow[engine].module_labels() == plain[engine].module_labels(), engine
+        assert shadow[engine].function_names() == plain[engine].function_names(), engine

@@ -110,14 +110,19 @@ EXPECTED_STDOUT = (
 
 def test_scan_runs_no_hooks(tmp_path):
     results = {}
-    for variant in ("python",) + ENGINES:
+    # Shadow mode runs the other engine as a guest on every code object: the legacy scan
+    # then runs under the globals engine too.
+    variants = ("python",) + ENGINES + tuple(f"{e}+shadow" for e in ENGINES)
+    for variant in variants:
         proj = write_tree(tmp_path / variant, FILES)
         main = os.path.join(proj, "main.py")
         args = [",".join(OWN)]
         if variant == "python":
             run = python(main, cwd=proj, args=args)
         else:
-            run = record(main, cwd=proj, engine=variant, trace_dir=tmp_path / f"trace-{variant}", args=args)
+            engine, _, shadow = variant.partition("+")
+            run = record(main, cwd=proj, engine=engine, trace_dir=tmp_path / f"trace-{variant}", args=args,
+                         flags=["--shadow-compare"] if shadow else [])
         marker = os.path.join(proj, "marker.txt")
         written = open(marker, encoding="utf-8").read() if os.path.exists(marker) else None
         results[variant] = (run.returncode, run.stdout, run.stderr, written)
@@ -131,8 +136,8 @@ def test_scan_runs_no_hooks(tmp_path):
     # The fixture itself: under plain python no hook runs (checked after the process ended,
     # so hooks run at interpreter shutdown would show too).
     assert results["python"] == (0, EXPECTED_STDOUT, "", None)
-    for engine in ENGINES:
-        assert results[engine] == results["python"], engine
+    for variant in variants[1:]:
+        assert results[variant] == results["python"], variant
 
 
 GLOBALS_FILES = {
