@@ -152,3 +152,28 @@ def test_first_start_of_a_code_object_is_final(tmp_path):
     # (N1 "at the first start"; L6.1).
     assert runs["globals"].labels_of(target) == {"<first_name>"}
     assert runs["legacy"].labels_of(target) == {"<lib.same>"}
+
+
+def test_many_short_lived_code_objects(tmp_path):
+    """L6.1: the per-code-object cache must not confuse a new code object with a dead one
+    (the reference keeps every code object alive, so identities are never reused)."""
+    files = {
+        "main.py": """
+            import gc, os
+            here = os.path.dirname(os.path.abspath(__file__))
+            for i in range(40):
+                path = os.path.join(here, "lib", "f%d.py" % i)
+                with open(path, encoding="utf-8") as f:
+                    exec(compile(f.read(), path, "exec"), {"__name__": "n%d" % i})
+                gc.collect()
+            print("done")
+        """,
+    }
+    for i in range(40):
+        files[f"lib/f{i}.py"] = "X = 1\n"
+    proj = write_tree(tmp_path / "proj", files)
+    runs = record_both(tmp_path, os.path.join(proj, "main.py"), cwd=proj)
+    for i in range(40):
+        target = os.path.join(proj, "lib", f"f{i}.py")
+        assert runs["globals"].labels_of(target) == {f"<n{i}>"}, i
+        assert runs["legacy"].labels_of(target) == {f"<lib.f{i}>"}, i

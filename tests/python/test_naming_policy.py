@@ -392,3 +392,24 @@ def test_configure_policy_and_snapshot(tmp_path):
     assert run.metadata["module_naming"] == {"engine": "globals", "layer": "python-api"}
     assert run.metadata["policy"]["settings"]["module_name_from_globals"] == api
     assert run.labels_of(os.path.join(proj, "probe.py")) == {"<probe_custom>"}
+
+
+def test_last_engine_flag_wins(tmp_path):
+    rows, _ = print_policy(tmp_path, "--module-name-from-globals", "--no-module-name-from-globals", env=clean_env())
+    assert rows["module_name_from_globals"] == ("false", "cli", "--no-module-name-from-globals")
+    rows, _ = print_policy(tmp_path, "--no-module-name-from-globals", "--module-name-from-globals", env=clean_env())
+    assert rows["module_name_from_globals"] == ("true", "cli", "--module-name-from-globals")
+
+
+def test_configuration_errors_are_errors_even_when_overridden(tmp_path):
+    """docs/policy.md: a bad environment value or a bad pyproject.toml is an error (status 2)
+    before the program starts; a higher layer setting the same value does not excuse it."""
+    proj = write_tree(tmp_path / "proj", PROBE_FILES)
+    run = ct_record_raw(["--module-name-from-globals", "--trace-dir", str(tmp_path / "t1"), "main.py"],
+                        cwd=proj, env=clean_env(**{ENV_VAR: "bogus"}))
+    assert run.returncode == 2 and ENV_VAR in run.stderr
+    write_tree(proj, {"pyproject.toml": "[tool.ct-recorder]\nmodule-name-from-globals = 1\n"})
+    run = ct_record_raw(["--module-name-from-globals", "--trace-dir", str(tmp_path / "t2"), "main.py"],
+                        cwd=proj, env=clean_env(**{ENV_VAR: "1"}))
+    assert run.returncode == 2 and os.path.join(proj, "pyproject.toml") + ":2:" in run.stderr
+    assert not os.path.exists(os.path.join(proj, "ran.txt"))

@@ -197,3 +197,67 @@ def test_globals_dict_subclass_hooks_are_not_run(tmp_path):
             # L5.4: in no sys.modules entry; path candidate through the root <proj>
             assert labels[lib("g_missing")] == {"<lib.g_missing>"}
             assert labels[lib("g_real")] == {"<lib.g_real>"}
+
+
+def test_str_subclass_names_are_read_without_their_methods(tmp_path):
+    proj = write_tree(tmp_path / "proj", {
+        "marks.py": FILES["marks.py"],
+        "main.py": """
+            import os, sys, types
+            from marks import mark, MARKER
+            here = os.path.dirname(os.path.abspath(__file__))
+
+
+            class HookedStr(str):
+                __hash__ = str.__hash__
+
+                def __str__(self):
+                    mark("__str__")
+                    return str.__str__(self)
+
+                def __eq__(self, other):
+                    mark("__eq__")
+                    return str.__eq__(self, other)
+
+                def __len__(self):
+                    mark("__len__")
+                    return str.__len__(self)
+
+                def strip(self, *args):
+                    mark("strip")
+                    return str.strip(self, *args)
+
+                def encode(self, *args):
+                    mark("encode")
+                    return str.encode(self, *args)
+
+
+            path = os.path.join(here, "lib", "hs.py")
+            m = types.ModuleType("placeholder")
+            m.__dict__["__name__"] = HookedStr("  hooked_str ")
+            m.__file__ = path
+            sys.modules["hooked_key"] = m
+            with open(path, encoding="utf-8") as f:
+                exec(compile(f.read(), path, "exec"), m.__dict__)
+            print(os.path.exists(MARKER))
+        """,
+        "lib/hs.py": "X = 1\n",
+    })
+    main = os.path.join(proj, "main.py")
+    marker = os.path.join(proj, "marker.txt")
+    plain = python(main, cwd=proj)
+    assert (plain.returncode, plain.stdout, os.path.exists(marker)) == (0, "False\n", False), plain.stderr
+    target = os.path.join(proj, "lib", "hs.py")
+    for engine in ENGINES:
+        run = record(main, cwd=proj, engine=engine, trace_dir=tmp_path / f"trace-{engine}")
+        assert (run.returncode, run.stdout, run.stderr) == (0, "False\n", ""), engine
+        assert not os.path.exists(marker), open(marker).read()
+        if engine == "globals":
+            # N1: a str subclass counts; the trimmed text is the name.
+            assert run.labels_of(target) == {"<hooked_str>"}
+        else:
+            # L4.3/L4.5: the entry matches by __file__; __spec__ is None, so the preferred
+            # name is __name__, a non-empty str taken as it is (no trimming in the scan).
+            # It is not a valid dotted name (score 1, L4.6) but the only match, and labels
+            # are not validated (L6.5).
+            assert run.labels_of(target) == {"<  hooked_str >"}
