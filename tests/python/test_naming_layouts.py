@@ -9,7 +9,7 @@ import py_compile
 
 import pytest
 
-from naming_support import clean_env, record_both, write_tree
+from naming_support import ENGINES, clean_env, record, record_both, write_tree
 
 # Module-level code that runs another file's source in hand-made globals. ``path`` is used
 # as co_filename exactly as given (no normalisation by Python).
@@ -397,3 +397,49 @@ def test_non_str_key_in_sys_modules(tmp_path):
     assert leg.labels_of(lib("late")) == {"<lib.late>"}
     # Once the key is gone the scan works again.
     assert leg.labels_of(os.path.join(proj, "after.py")) == {"<after>"}
+
+
+def test_path_names_follow_the_filesystem_and_roots_pass_over_init(tmp_path):
+    runs, bases = {}, {}
+    for engine in ENGINES:
+        # a fresh tree per engine: the program creates a marker file while it runs
+        base = bases[engine] = tmp_path / engine
+        proj = write_tree(base / "proj", {
+            "main.py": """
+                import os
+                from helpers import run_file
+                here = os.path.dirname(os.path.abspath(__file__))
+                outside = os.path.join(os.path.dirname(here), "outside")
+                x = os.path.join(outside, "sub", "x.py")
+                print(run_file(x, {"__name__": "x_first"})["N"])
+                open(os.path.join(outside, "setup.cfg"), "w").close()   # a marker appears
+                print(run_file(x, {"__name__": "x_second"})["N"])
+                print(run_file(os.path.join(here, "pkgdir", "__init__.py"), {"__name__": "init_custom"})["N"])
+                print(run_file(os.path.join(here, "scripts", "tool.pyw"), {"__name__": "pyw_custom"})["N"])
+                print(run_file(os.path.join(here, "my-scripts", "run.py"), {"__name__": "dash_custom"})["N"])
+            """,
+            "helpers.py": EXEC_HELPER,
+            "pkgdir/__init__.py": "N = __name__\n",
+            "scripts/tool.pyw": "N = __name__\n",
+            "my-scripts/run.py": "N = __name__\n",
+        })
+        write_tree(base / "outside", {"sub/x.py": "N = __name__\n"})
+        env = clean_env(PYTHONPATH=os.path.join(proj, "pkgdir"))
+        runs[engine] = record(os.path.join(proj, "main.py"), cwd=proj, engine=engine,
+                              trace_dir=base / "trace", env=env).check()
+        assert runs[engine].stdout == "x_first\nx_second\ninit_custom\npyw_custom\ndash_custom\n"
+    g, leg = runs["globals"], runs["legacy"]
+    at = lambda engine, *rel: os.path.join(bases[engine], *rel)  # noqa: E731
+
+    assert g.labels_of(at("globals", "outside", "sub", "x.py")) == {"<x_first>", "<x_second>"}
+    # L5.4: path names are not cached and follow the filesystem. No root covers <tmp>/outside:
+    # first no marker up to "/", so the heuristic root is the parent dir -> "x" (L3.4); then
+    # <tmp>/outside/setup.cfg exists -> "sub.x".
+    assert leg.labels_of(at("legacy", "outside", "sub", "x.py")) == {"<x>", "<sub.x>"}
+    # L3.2: the root <proj>/pkgdir leaves "__init__.py", which converts to nothing, so it is
+    # passed over for the shorter root <proj>: "pkgdir".
+    assert g.labels_of(at("globals", "proj", "pkgdir", "__init__.py")) == {"<init_custom>"}
+    assert leg.labels_of(at("legacy", "proj", "pkgdir", "__init__.py")) == {"<pkgdir>"}
+    # L1.2: only ".py" is removed; other suffixes and invalid segments are kept (no validation).
+    assert leg.labels_of(at("legacy", "proj", "scripts", "tool.pyw")) == {"<scripts.tool.pyw>"}
+    assert leg.labels_of(at("legacy", "proj", "my-scripts", "run.py")) == {"<my-scripts.run>"}
