@@ -443,3 +443,27 @@ def test_path_names_follow_the_filesystem_and_roots_pass_over_init(tmp_path):
     # L1.2: only ".py" is removed; other suffixes and invalid segments are kept (no validation).
     assert leg.labels_of(at("legacy", "proj", "scripts", "tool.pyw")) == {"<scripts.tool.pyw>"}
     assert leg.labels_of(at("legacy", "proj", "my-scripts", "run.py")) == {"<my-scripts.run>"}
+
+
+def test_cwd_is_filesystem_root(tmp_path):
+    """With the cwd at "/", an "" sys.path entry stands for "/" (L2.2/L2.3, and the decision
+    in docs/module-naming.md); a candidate through "/" is the target's filesystem-shaped name,
+    so the heuristics run anyway (L3.3) and find the marker (L3.4)."""
+    proj = write_tree(tmp_path / "proj", {
+        "bin/main.py": """
+            import os
+            from helpers import run_file
+            outside = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "outside")
+            print(os.getcwd(), run_file(os.path.join(outside, "sub", "x.py"), {"__name__": "x_custom"})["N"])
+        """,
+        "bin/helpers.py": EXEC_HELPER,
+        "site/sitecustomize.py": SITECUSTOMIZE,
+    })
+    write_tree(tmp_path / "outside", {"setup.cfg": "", "sub/x.py": "N = __name__\n"})
+    env = clean_env(PYTHONPATH=os.path.join(proj, "site"), NAMING_TEST_ENTRY="empty")
+    runs = record_both(tmp_path, os.path.join(proj, "bin", "main.py"), cwd="/", env=env)
+    target = os.path.join(tmp_path, "outside", "sub", "x.py")
+    for run in runs.values():
+        assert run.stdout == "/ x_custom\n"
+    assert runs["globals"].labels_of(target) == {"<x_custom>"}
+    assert runs["legacy"].labels_of(target) == {"<sub.x>"}
