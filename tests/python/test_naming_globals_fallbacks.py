@@ -177,3 +177,26 @@ def test_many_short_lived_code_objects(tmp_path):
         target = os.path.join(proj, "lib", f"f{i}.py")
         assert runs["globals"].labels_of(target) == {f"<n{i}>"}, i
         assert runs["legacy"].labels_of(target) == {f"<lib.f{i}>"}, i
+
+
+def test_legacy_unresolved_absolute_filename(tmp_path):
+    # A code object whose co_filename sits directly under "/" (the file itself need not exist).
+    target = "/zz_ct_naming_probe_%d.py" % os.getpid()
+    assert not any(os.path.exists(os.path.join("/", m))
+                   for m in (".git", ".hg", ".svn", "pyproject.toml", "setup.cfg", "setup.py"))
+    proj = write_tree(tmp_path / "proj", {
+        "main.py": f"""
+            g = {{"__name__": "root_custom"}}
+            exec(compile("X = 1\\n", {target!r}, "exec"), g)
+            print(g["X"])
+        """,
+    })
+    runs = record_both(tmp_path, os.path.join(proj, "main.py"), cwd=proj)
+    assert runs["globals"].labels_of(target) == {"<root_custom>"}
+    assert runs["globals"].metadata["summary"]["naming"] == {"named": 2, "fallbacks": {}}
+    # Legacy: no session root is a prefix of "/zz...py"; the heuristic root is the parent
+    # "/" (no marker there, L3.4), which normalises to the empty root and matches nothing
+    # (L1.1, L3.1); the scan finds nothing either: no name -> <module> (L6.5), counted as
+    # "unresolved".
+    assert runs["legacy"].labels_of(target) == {"<module>"}
+    assert runs["legacy"].metadata["summary"]["naming"] == {"named": 1, "fallbacks": {"unresolved": 1}}

@@ -133,6 +133,10 @@ def test_project_config_layer(tmp_path):
         "shadow_compare": {"value": True, "layer": "project-config", "source": pyproject},
     }
     assert engine_seen(run, proj) == "globals"
+    # -m: the project of the current directory
+    run = record("main", module=True, cwd=proj, trace_dir=tmp_path / "t-m").check()
+    assert run.metadata["module_naming"] == {"engine": "globals", "layer": "project-config"}
+    assert engine_seen(run, proj) == "globals"
 
 
 def test_project_config_nearest_pyproject_wins(tmp_path):
