@@ -73,9 +73,10 @@ class Run:
     def module_labels(self):
         """``{co_filename: set of labels}`` of the recorded module-level code objects.
 
-        Module code objects start at line 1 and the fixtures never define a function,
-        class, lambda or comprehension on line 1, so a Function event on line 1 is a module
-        body (the trace format dedupes Function events by label, path and line)."""
+        A module body starts at line 1 and its label is ``<...>``; a function's label is its
+        qualname, which has that shape only for lambdas and comprehensions, and no fixture
+        has one on line 1. (The trace format dedupes Function events by label, path and
+        line, so a file run twice under one label shows once.)"""
         events = load_events(self.trace_dir)
         paths, out = [], {}
         for ev in events:
@@ -83,8 +84,9 @@ class Run:
                 paths.append(ev["Path"])
             elif "Function" in ev:
                 fn = ev["Function"]
-                if fn["line"] == 1 and fn["name"] != _TOPLEVEL:
-                    out.setdefault(paths[fn["path_id"]], set()).add(fn["name"])
+                name = fn["name"]
+                if fn["line"] == 1 and name != _TOPLEVEL and name.startswith("<") and name.endswith(">"):
+                    out.setdefault(paths[fn["path_id"]], set()).add(name)
         return out
 
     def function_names(self):
