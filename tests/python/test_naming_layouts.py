@@ -9,7 +9,7 @@ import py_compile
 
 import pytest
 
-from naming_support import ENGINES, clean_env, record, record_both, write_tree
+from naming_support import ENGINES, Run, clean_env, python, record, record_both, write_tree
 
 # Module-level code that runs another file's source in hand-made globals. ``path`` is used
 # as co_filename exactly as given (no normalisation by Python).
@@ -467,3 +467,60 @@ def test_cwd_is_filesystem_root(tmp_path):
         assert run.stdout == "/ x_custom\n"
     assert runs["globals"].labels_of(target) == {"<x_custom>"}
     assert runs["legacy"].labels_of(target) == {"<sub.x>"}
+
+
+def test_in_process_start_snapshots_roots_at_start(tmp_path):
+    """L2.1 / spec decisions: the roots are sys.path when the session starts; with the Python
+    API that is the ct_recorder.start() call."""
+    proj = write_tree(tmp_path / "proj", {
+        "main.py": """
+            import os, sys
+            import ct_recorder
+            from helpers import run_file
+            here = os.path.dirname(os.path.abspath(__file__))
+            engine, trace = sys.argv[1], sys.argv[2]
+            sys.path.insert(0, os.path.join(here, "before"))
+            ct_recorder.configure_policy(module_name_from_globals=(engine == "globals"))
+            ct_recorder.start(trace)
+            sys.path.insert(0, os.path.join(here, "after"))
+            print(run_file(os.path.join(here, "before", "a.py"), {"__name__": "a_custom"})["N"])
+            print(run_file(os.path.join(here, "after", "b.py"), {"__name__": "b_custom"})["N"])
+            ct_recorder.stop()
+        """,
+        "helpers.py": EXEC_HELPER,
+        "before/a.py": "N = __name__\n",
+        "after/b.py": "N = __name__\n",
+    })
+    runs = {}
+    for engine in ENGINES:
+        trace = os.path.join(tmp_path, f"trace-{engine}")
+        plain = python(os.path.join(proj, "main.py"), cwd=proj, args=[engine, trace])
+        assert (plain.returncode, plain.stdout) == (0, "a_custom\nb_custom\n"), plain.stderr
+        runs[engine] = Run(0, plain.stdout, plain.stderr, trace)
+        assert runs[engine].metadata["module_naming"] == {"engine": engine, "layer": "python-api"}
+    a, b = os.path.join(proj, "before", "a.py"), os.path.join(proj, "after", "b.py")
+    assert runs["globals"].labels_of(a) == {"<a_custom>"}
+    assert runs["globals"].labels_of(b) == {"<b_custom>"}
+    # <proj>/before was on sys.path at start(): the longest root (L2.4) -> "a".
+    assert runs["legacy"].labels_of(a) == {"<a>"}
+    # <proj>/after was added later (stale roots): through the root <proj> (sys.path[0]).
+    assert runs["legacy"].labels_of(b) == {"<after.b>"}
+
+
+def test_module_first_run_in_a_thread(tmp_path):
+    proj = write_tree(tmp_path / "proj", {
+        "main.py": """
+            import threading
+            t = threading.Thread(target=lambda: __import__("threaded_mod"))
+            t.start()
+            t.join()
+            import threaded_mod
+            print(threaded_mod.N)
+        """,
+        "threaded_mod.py": "N = __name__\n",
+    })
+    runs = record_both(tmp_path, os.path.join(proj, "main.py"), cwd=proj)
+    for engine, run in runs.items():
+        assert run.stdout == "threaded_mod\n"
+        # N1 / L4.5: the same name whichever thread first runs the module.
+        assert run.labels_of(os.path.join(proj, "threaded_mod.py")) == {"<threaded_mod>"}, engine
