@@ -6,7 +6,12 @@ machine drift; ratios measured side by side do not drift much). Peak memory is t
 child's max RSS (wait4), and the "flat memory" check runs the call-heavy workload at two
 sizes: the recorder's peak RSS must not grow with the length of the run.
 
-Usage: python bench/run.py [--repeat N] [--quick]
+The naming-engine workload imports a generated tree of 5,000 modules untraced and under
+each module-naming engine (--module-name-from-globals / --no-module-name-from-globals) and
+reports what the legacy engine costs on top of the globals engine, relative to the untraced
+import time (target: at most 10 %).
+
+Usage: python bench/run.py [--repeat N] [--quick] [--naming-only]
 """
 
 import argparse
@@ -64,16 +69,63 @@ def configs(workload_cmd, trace_dir):
     }
 
 
+NAMING_MODULES = 5000
+NAMING_TARGET = 0.10
+
+
+def naming_engine_benchmark(work, repeat):
+    """Whole-process import of NAMING_MODULES generated modules: untraced python, then
+    ct-record with each naming engine. The legacy engine's cost is the extra time it takes
+    over the globals engine, as a share of the untraced import time (the untraced run minus
+    interpreter start-up)."""
+    tree = os.path.join(work, "naming-tree")
+    generate_tree(tree, NAMING_MODULES)
+    workload = [os.path.join(HERE, "workloads", "import_heavy.py"), tree, str(NAMING_MODULES)]
+    trace_dir = os.path.join(work, "naming-trace")
+    # Same options for both engines; the shadow engine stays off whatever the environment says.
+    record = [CT_RECORD, "--quiet", "--no-shadow-compare", "--trace-dir", trace_dir]
+    cmds = {
+        "python startup": [PY, "-c", "pass"],
+        "untraced": [PY] + workload,
+        "ct-record globals": record + ["--module-name-from-globals"] + workload,
+        "ct-record legacy": record + ["--no-module-name-from-globals"] + workload,
+    }
+    # One untimed run first: it writes the tree's __pycache__, so every timed run of every
+    # configuration reads the same bytecode.
+    run(cmds["untraced"], work)
+    times = {}
+    for name, cmd in cmds.items():
+        times[name] = measure(cmd, work, repeat)[0]
+    import_time = times["untraced"] - times["python startup"]
+    cost = (times["ct-record legacy"] - times["ct-record globals"]) / import_time
+    print()
+    print(f"naming engines, whole process importing {NAMING_MODULES} modules "
+          f"(median of {repeat} runs):")
+    for name, t in times.items():
+        print(f"  {name:20} {t:8.3f} s")
+    print(f"  untraced import time {import_time:8.3f} s (untraced - python startup)")
+    verdict = "ok" if cost <= NAMING_TARGET else "OVER TARGET"
+    print(f"legacy engine cost = (legacy - globals) / untraced import time = "
+          f"({times['ct-record legacy']:.3f} - {times['ct-record globals']:.3f}) / {import_time:.3f} "
+          f"= {cost:.1%} (target <= {NAMING_TARGET:.0%}: {verdict})")
+    return cost
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="smaller workloads, 2 repeats")
+    ap.add_argument("--naming-only", action="store_true",
+                    help=f"run only the naming-engine workload ({NAMING_MODULES} modules)")
     opts = ap.parse_args()
     repeat = 2 if opts.quick else opts.repeat
     scale = 0.5 if opts.quick else 1.0
 
     work = tempfile.mkdtemp(prefix="ct-bench-")
     try:
+        if opts.naming_only:
+            naming_engine_benchmark(work, repeat)
+            return
         wl = os.path.join(HERE, "workloads")
         tree = os.path.join(work, "tree")
         n_modules = int(2000 * scale)
@@ -106,6 +158,7 @@ def main():
         call = results["call-heavy"]
         print(f"target: call-heavy ct-record <= 1.5x the no-op hook: "
               f"{call['ct-record'][0] / call['noop-hook'][0]:.2f}x")
+        naming_engine_benchmark(work, repeat)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
