@@ -21,6 +21,7 @@ pub mod encode;
 pub mod filters;
 pub mod naming;
 pub mod policy;
+pub mod process;
 pub mod rollout_cli;
 pub mod session;
 pub mod tracer;
@@ -73,7 +74,7 @@ fn rollout_main(argv: Vec<String>) -> i32 {
 
 /// Starts recording the current process into `trace_dir`.
 #[pyfunction]
-#[pyo3(signature = (trace_dir, *, format = "json", program = None, args = Vec::new(), own_dir = None, on_error = "disable", skip_current_stack = false, trace_filters = Vec::new(), default_filter = true, program_dir = None, shadow_sample = None, shadow_budget = None, metrics_addr = None, metrics_required = true, metrics_linger = 0.0, metrics_push = None, quiet = false, command = Vec::new()))]
+#[pyo3(signature = (trace_dir, *, format = "json", program = None, args = Vec::new(), own_dir = None, on_error = "disable", skip_current_stack = false, finish_on_sigterm = false, trace_filters = Vec::new(), default_filter = true, program_dir = None, shadow_sample = None, shadow_budget = None, metrics_addr = None, metrics_required = true, metrics_linger = 0.0, metrics_push = None, quiet = false, command = Vec::new()))]
 #[allow(clippy::too_many_arguments)]
 fn start(
     py: Python<'_>,
@@ -84,6 +85,7 @@ fn start(
     own_dir: Option<String>,
     on_error: &str,
     skip_current_stack: bool,
+    finish_on_sigterm: bool,
     trace_filters: Vec<PathBuf>,
     default_filter: bool,
     program_dir: Option<PathBuf>,
@@ -115,6 +117,10 @@ fn start(
             .and_then(|v| v.extract())
             .unwrap_or_default(),
     };
+    if finish_on_sigterm {
+        process::install_sigterm_handler()
+            .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("cannot install the SIGTERM handler: {e}")))?;
+    }
     // ct-record computed the policy already; the Python API computes it here.
     let policy = match session::take_pending_policy() {
         Some(p) => p,
@@ -251,6 +257,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Every panic in this library is caught (trace hook, shadow engine) and reported by the
     // code that catches it; Rust's default hook would also print it on the program's stderr.
     std::panic::set_hook(Box::new(|info| tracing::debug!("caught panic: {info}")));
+    process::install_fork_handler();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("RecorderError", m.py().get_type::<RecorderError>())?;
     m.add("ConfigError", m.py().get_type::<ConfigError>())?;

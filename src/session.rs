@@ -230,6 +230,16 @@ struct RecorderInfo {
     python: String,
 }
 
+/// In a forked child: forget the parent's session (its metrics server threads and shadow
+/// files belong to the parent).
+pub fn forget_after_fork() {
+    if let Ok(mut g) = SESSION.try_lock() {
+        if let Some(info) = g.take() {
+            std::mem::forget(info);
+        }
+    }
+}
+
 pub fn is_recording() -> bool {
     SESSION.lock().map(|s| s.is_some()).unwrap_or(false)
 }

@@ -214,6 +214,7 @@ def _run(opts):
             own_dir=_OWN_DIR,
             on_error=opts["on_error"],
             skip_current_stack=True,
+            finish_on_sigterm=True,
             trace_filters=opts.get("trace_filters", []),
             default_filter=opts.get("default_filter", True),
             program_dir=program_dir,

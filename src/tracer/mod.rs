@@ -791,6 +791,20 @@ fn resume_zero_offset(co_code: &[u8], resume: u8) -> c_int {
         .unwrap_or(-1)
 }
 
+/// In a forked child: drop the inherited recorder without running its destructors (they
+/// would join a writer thread that only exists in the parent, and touch the parent's
+/// files), and remove the hook from this process.
+fn forget_in_forked_child(py: Python<'_>) {
+    if let Ok(mut guard) = RECORDER.try_lock() {
+        if let Some(rec) = guard.take() {
+            std::mem::forget(rec);
+        }
+    }
+    crate::session::forget_after_fork();
+    threads::uninstall_all(py);
+    crate::process::FORKED_CHILD.store(false, Ordering::SeqCst);
+}
+
 /// The recorder of the current session; `None` when not recording.
 pub static RECORDER: Mutex<Option<Recorder>> = Mutex::new(None);
 
@@ -804,6 +818,10 @@ pub unsafe extern "C" fn trace_hook(
     what: c_int,
     arg: *mut py::PyObject,
 ) -> c_int {
+    if crate::process::FORKED_CHILD.load(Ordering::Relaxed) {
+        forget_in_forked_child(Python::assume_gil_acquired());
+        return 0;
+    }
     let mut guard = match RECORDER.try_lock() {
         Ok(g) => g,
         Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
