@@ -274,3 +274,60 @@ def test_a_matching_project_rule_replaces_the_builtin_patterns(tmp_path):
     t = record(tmp_path / "app.py", trace_dir=tmp_path / "trace").trace
     assert t.only_call("login").arg("password") == "hunter2"
     assert t.only_call("other").arg("password") == REDACTED
+
+
+LOGIN = {
+    "app.py": """
+        def login(user, password, note):
+            return len(password)
+
+
+        login("ann", "hunter2", "hi")
+    """,
+}
+
+
+def test_drop_set_by_a_later_file_discards_an_earlier_files_patterns(tmp_path):
+    """F6: the final value default is `drop`, set by the CLI file (source 2); the value
+    patterns in force come from the project file (source 1), earlier: discarded."""
+    from filters_support import write_filter
+
+    write_files(tmp_path, LOGIN)
+    project_filter(tmp_path, "p", [{"selector": "file:app.py",
+                                    "patterns": [("arg:user", "allow"), ("arg:note", "redact")]}])
+    cli = write_filter(tmp_path / "drop.toml", "drop", [], default_value="drop")
+    t = record(tmp_path / "app.py", "--trace-filter", str(cli), trace_dir=tmp_path / "t").trace
+    c = t.only_call("login")
+    assert c.arg_names == []
+    assert c.return_value == DROPPED
+    # Without the CLI file the project's patterns apply (value default allow, builtin's).
+    t = record(tmp_path / "app.py", trace_dir=tmp_path / "t2").trace
+    c = t.only_call("login")
+    assert (c.arg("user"), c.arg("password"), c.arg("note")) == ("ann", "hunter2", REDACTED)
+
+
+def test_patterns_of_the_source_that_set_drop_and_later_ones_are_kept(tmp_path):
+    from filters_support import write_filter
+
+    write_files(tmp_path, LOGIN)
+    project_filter(tmp_path, "p", [], default_value="drop")
+    cli = write_filter(tmp_path / "allow-user.toml", "allow-user", [
+        {"selector": "file:app.py", "patterns": [("arg:user", "allow"), ("arg:password", "redact")]},
+    ])
+    t = record(tmp_path / "app.py", "--trace-filter", str(cli), trace_dir=tmp_path / "t").trace
+    c = t.only_call("login")
+    assert c.arg_names == ["user", "password"]
+    assert (c.arg("user"), c.arg("password")) == ("ann", REDACTED)
+    assert c.return_value == DROPPED
+
+
+def test_a_later_allow_default_brings_the_builtin_patterns_back(tmp_path):
+    from filters_support import write_filter
+
+    write_files(tmp_path, LOGIN)
+    project_filter(tmp_path, "p", [], default_value="drop")
+    cli = write_filter(tmp_path / "allow.toml", "allow", [], default_value="allow")
+    t = record(tmp_path / "app.py", "--trace-filter", str(cli), trace_dir=tmp_path / "t").trace
+    c = t.only_call("login")
+    assert (c.arg("user"), c.arg("password"), c.arg("note")) == ("ann", REDACTED, "hi")
+    assert c.return_value == 7
