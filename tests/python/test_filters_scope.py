@@ -183,3 +183,39 @@ def test_no_default_filter_records_the_standard_library(tmp_path):
     assert dumps.return_value == '{"a": 1, "b": 2}'
     assert any(p.endswith("/json/encoder.py") for p in t.stepped_paths())
     assert t.only_call("encode").return_value == '{"a": 1, "b": 2}'
+
+
+def test_builtin_rules_on_lib_python_and_site_packages_paths(tmp_path):
+    """Builtin rules 1-3 by path: `/lib/pythonX.Y/` skipped, `site-packages` below it traced
+    again, `site-packages/_virtualenv.py` skipped; `mylib/python3.11/` has no separator
+    before `lib` and is not the standard library."""
+    write_files(tmp_path, {
+        "app.py": """
+            import sys
+
+            base = sys.argv[1]
+            for d in ("env/lib/python3.11", "env/lib/python3.11/site-packages", "mylib/python3.11"):
+                sys.path.insert(0, base + "/" + d)
+
+            import fakestd
+            import thirdparty
+            import _virtualenv
+            import notstd
+
+            fakestd.f()
+            thirdparty.f()
+            _virtualenv.f()
+            notstd.f()
+        """,
+        "env/lib/python3.11/fakestd.py": "def f():\n    return 'fakestd'\n",
+        "env/lib/python3.11/site-packages/thirdparty.py": "def f():\n    return 'thirdparty'\n",
+        "env/lib/python3.11/site-packages/_virtualenv.py": "def f():\n    return 'venv'\n",
+        "mylib/python3.11/notstd.py": "def f():\n    return 'notstd'\n",
+    })
+    t = record(tmp_path / "app.py", trace_dir=tmp_path / "t", args=(str(tmp_path),)).trace
+    assert {c.path.rsplit("/", 1)[-1] for c in t.calls_of("f")} == {"thirdparty.py", "notstd.py"}
+    assert t.only_call("f", "thirdparty.py").return_value == "thirdparty"
+    # With --no-default-filter all four are recorded.
+    t = record(tmp_path / "app.py", "--no-default-filter", trace_dir=tmp_path / "t2",
+               args=(str(tmp_path),)).trace
+    assert len(t.calls_of("f")) == 4
