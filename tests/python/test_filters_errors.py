@@ -221,3 +221,21 @@ def test_bad_project_file(tmp_path):
     path.write_text(body)
     run = record(tmp_path / "app.py", trace_dir=tmp_path / "trace")
     assert_refused(run, tmp_path, path, locate(body, "extra"), "extra")
+
+
+def test_io_capture_without_streams(tmp_path):
+    body = HEADER + "\n[io]\ncapture = true\n"
+    path, run = bad_cli_file(tmp_path, body)
+    assert_refused(run, tmp_path, path, locate(body, "true"))
+
+
+def test_io_modes_must_be_empty(tmp_path):
+    body = HEADER + '\n[io]\nmodes = ["append"]\n'
+    path, run = bad_cli_file(tmp_path, body)
+    assert_refused(run, tmp_path, path, locate(body, '["append"]'))
+
+
+def test_io_unknown_stream(tmp_path):
+    body = HEADER + '\n[io]\ncapture = true\nstreams = ["stdout", "socket"]\n'
+    path, run = bad_cli_file(tmp_path, body)
+    assert_refused(run, tmp_path, path, locate(body, '"socket"'), "socket")

@@ -180,3 +180,33 @@ def test_summary_counters_with_the_builtin(tmp_path):
     run1 = record(tmp_path / "app.py", trace_dir=tmp_path / "t1")
     s1 = run1.metadata["summary"]["filters"]
     assert s1["skipped_code_objects"] == s0["skipped_code_objects"] + 3
+
+
+def test_the_last_file_with_an_io_section_decides_io(tmp_path):
+    write_files(tmp_path, APP)
+    pf = project_filter(tmp_path, "p", [])
+    pf.write_text(pf.read_text() + '\n[io]\ncapture = true\nstreams = ["stderr", "stdout", "stderr"]\n')
+    no_io = write_filter(tmp_path / "no-io.toml", "no-io", [])
+    run = record(tmp_path / "app.py", "--trace-filter", str(no_io), trace_dir=tmp_path / "t")
+    f = run.metadata["filters"]
+    assert f["io"] == {"capture": True, "streams": ["stderr", "stdout"]}  # deduplicated
+    assert f["io_source"] == 1
+    later = write_filter(tmp_path / "later.toml", "later", [])
+    later.write_text(later.read_text() + "\n[io]\ncapture = false\n")
+    run = record(tmp_path / "app.py", "--trace-filter", f"{no_io}::{later}",
+                 trace_dir=tmp_path / "t2")
+    f = run.metadata["filters"]
+    assert f["io"] == {"capture": False, "streams": []}
+    assert f["io_source"] == 3
+
+
+def test_builtin_only_summary(tmp_path):
+    write_files(tmp_path, APP)
+    run = record(tmp_path / "app.py", trace_dir=tmp_path / "t")
+    f = run.metadata["filters"]
+    assert f["sources"] == [builtin_source()]
+    doc = tomllib.loads(BUILTIN_TOML.read_text())
+    assert f["default_exec"] == doc["scope"]["default_exec"]
+    assert f["default_value_action"] == doc["scope"]["default_value_action"]
+    assert f["default_value_action_source"] == 0
+    assert f["io"] == {"capture": False, "streams": []} and f["io_source"] is None
