@@ -173,3 +173,89 @@ def test_module_that_reassigns_dunder_name_renames_its_functions_for_filters(
     assert ("g" not in t.called_names()) == skipped  # g also first runs after the rename
     # The module body started while `__name__` was still `renamed`: recorded either way.
     assert any(p.endswith("/renamed.py") for p in t.stepped_paths())
+
+
+RUN_PATH = {
+    "app.py": """
+        import os
+        import runpy
+
+        here = os.path.dirname(os.path.abspath(__file__))
+        runpy.run_path(os.path.join(here, "scripts", "tool.py"), run_name="<run_path>")
+        runpy.run_path(os.path.join(here, "my-scripts", "tool2.py"), run_name="<run_path>")
+    """,
+    "scripts/tool.py": """
+        def tool_fn():
+            return "tool"
+
+
+        tool_fn()
+    """,
+    "my-scripts/tool2.py": """
+        def tool2_fn():
+            return "tool2"
+
+
+        tool2_fn()
+    """,
+}
+
+
+@pytest.mark.parametrize(
+    "selector, skipped",
+    [
+        # N5.2: `<run_path>` is not a valid dotted name; the project-relative name is.
+        ("pkg:literal:scripts.tool", {"tool_fn"}),
+        # N5.3: `my-scripts.tool2` is not valid either; the `__init__.py` walk gives `tool2`.
+        ("pkg:literal:tool2", {"tool2_fn"}),
+        ("pkg:literal:my-scripts.tool2", set()),
+        ("obj:literal:tool2.tool2_fn", {"tool2_fn"}),
+    ],
+)
+def test_globals_engine_fallback_names(tmp_path, selector, skipped):
+    write_files(tmp_path, RUN_PATH)
+    project_filter(tmp_path, "rp", [{"selector": selector, "exec": "skip"}])
+    t = record(tmp_path / "app.py", ENGINE_FLAGS["globals"], trace_dir=tmp_path / "t").trace
+    assert {"tool_fn", "tool2_fn"} - t.called_names() == skipped
+
+
+TIE = {
+    "app.py": """
+        import sub.mod
+
+
+        sub.mod.f()
+    """,
+    "sub/__init__.py": "",
+    "sub/mod.py": """
+        def f():
+            return "f"
+    """,
+}
+
+
+@pytest.mark.parametrize(
+    "selector, engine, skipped",
+    [
+        # F4.2: the relative path comes from the root that leaves the fewest components. A
+        # --trace-filter file in `sub/` has root `sub/`, so sub/mod.py is `mod.py` there.
+        ("file:mod.py", "legacy", True),
+        ("file:mod.py", "globals", True),
+        ("file:sub/mod.py", "legacy", False),
+        ("file:sub/mod.py", "globals", False),
+        # F4.3: the legacy name is then `mod` (valid, kept); globals uses `__name__`.
+        ("pkg:literal:mod", "legacy", True),
+        ("pkg:literal:sub.mod", "legacy", False),
+        ("pkg:literal:sub.mod", "globals", True),
+        ("pkg:literal:mod", "globals", False),
+    ],
+)
+def test_relative_path_uses_the_deepest_project_root(tmp_path, selector, engine, skipped):
+    write_files(tmp_path, TIE)
+    project_filter(tmp_path, "p", [{"selector": selector, "exec": "skip"}])
+    from filters_support import write_filter
+
+    deeper = write_filter(tmp_path / "sub" / "extra.toml", "extra", [])
+    t = record(tmp_path / "app.py", ENGINE_FLAGS[engine], "--trace-filter", str(deeper),
+               trace_dir=tmp_path / "t").trace
+    assert ("f" not in t.called_names()) == skipped
