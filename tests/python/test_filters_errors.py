@@ -239,3 +239,16 @@ def test_io_unknown_stream(tmp_path):
     body = HEADER + '\n[io]\ncapture = true\nstreams = ["stdout", "socket"]\n'
     path, run = bad_cli_file(tmp_path, body)
     assert_refused(run, tmp_path, path, locate(body, '"socket"'), "socket")
+
+
+def test_crlf_line_endings_keep_line_and_column(tmp_path):
+    body = (HEADER + '\n[[scope.rules]]\nselector = "pkg:app:core"\n').replace("\n", "\r\n")
+    path, run = bad_cli_file(tmp_path, body)
+    line, col = locate(body.replace("\r\n", "\n"), '"pkg:app:core"')
+    assert_refused(run, tmp_path, path, (line, col), "pkg:app:core")
+
+
+def test_column_counts_characters_not_bytes(tmp_path):
+    body = HEADER + 'rules = [{ reason = "çàéèü", selector = "pkg:app:core" }]\n'
+    path, run = bad_cli_file(tmp_path, body)
+    assert_refused(run, tmp_path, path, locate(body, '"pkg:app:core"'), "pkg:app:core")

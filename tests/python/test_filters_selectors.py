@@ -132,3 +132,53 @@ def test_synthetic_filenames_are_never_traced(tmp_path):
     assert t.only_call("real").return_value == 6
     assert "from_string" not in t.called_names()
     assert not any(p.startswith("<") for p in t.stepped_paths())
+
+
+def test_absolute_file_glob_outside_every_root_needs_the_builtin(tmp_path):
+    """F3: a glob loses its leading `/` when loaded. F4.2 quirk: with the builtin loaded (empty
+    root) a file outside every project has a relative path, the absolute path without its
+    `/`, which the rewritten glob matches. Without the builtin there is no relative path,
+    F5 tests the absolute path (with its `/`) and the glob does not match."""
+    write_files(tmp_path, {
+        "app.py": """
+            import os
+            import sys
+
+            sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ext"))
+            import extmod
+
+            extmod.f()
+        """,
+        "ext/extmod.py": "def f():\n    return 1\n",
+    })
+    from filters_support import write_filter
+
+    f = write_filter(tmp_path / "filters" / "f.toml", "f",
+                     [{"selector": f"file:{tmp_path}/ext/**", "exec": "skip"}],
+                     default_exec="trace", default_value="allow")
+    t = record(tmp_path / "app.py", "--trace-filter", str(f), trace_dir=tmp_path / "t").trace
+    assert "f" not in t.called_names()
+    t = record(tmp_path / "app.py", "--no-default-filter", "--trace-filter", str(f),
+               trace_dir=tmp_path / "t2").trace
+    assert t.only_call("f", "ext/extmod.py").return_value == 1
+
+
+def test_lambda_return_pattern_uses_its_co_name(tmp_path):
+    write_files(tmp_path, {
+        "app.py": """
+            sq = lambda v: v * v
+
+
+            def named(v):
+                return v
+
+
+            sq(3)
+            named(4)
+        """,
+    })
+    project_filter(tmp_path, "l", [{"selector": "file:app.py",
+                                    "patterns": [("ret:literal:<lambda>", "redact")]}])
+    t = record(tmp_path / "app.py", trace_dir=tmp_path / "t").trace
+    assert t.only_call("<lambda>").return_value == REDACTED
+    assert t.only_call("named").return_value == 4

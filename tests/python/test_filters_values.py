@@ -331,3 +331,31 @@ def test_a_later_allow_default_brings_the_builtin_patterns_back(tmp_path):
     c = t.only_call("login")
     assert (c.arg("user"), c.arg("password"), c.arg("note")) == ("ann", REDACTED, "hi")
     assert c.return_value == 7
+
+
+def test_dropped_and_redacted_values_appear_nowhere_in_the_trace(tmp_path):
+    write_files(tmp_path, {
+        "app.py": """
+            def charge(customer, blob, password):
+                return "RET-" + blob
+
+
+            charge("ann", "BLOB-7f3a", "pw-9c1e")
+        """,
+    })
+    project_filter(tmp_path, "p", [{"selector": "obj:regex:\\.charge$", "patterns": [
+        ("arg:blob", "drop"), ("arg:password", "redact"), ("ret:charge", "drop")]}])
+    run = record(tmp_path / "app.py", trace_dir=tmp_path / "t")
+    c = run.trace.only_call("charge")
+    assert c.arg_names == ["customer", "password"] and c.return_value == DROPPED
+    for p in run.trace_dir.iterdir():
+        text = p.read_text(errors="replace")
+        for secret in ("BLOB-7f3a", "pw-9c1e", "RET-"):
+            assert secret not in text, (p.name, secret)
+    bin_run = record(tmp_path / "app.py", "--format", "binary", trace_dir=tmp_path / "tb")
+    import json
+
+    dumped = json.dumps(bin_run.trace.events)
+    assert "ann" in dumped
+    for secret in ("BLOB-7f3a", "pw-9c1e", "RET-"):
+        assert secret not in dumped
