@@ -259,3 +259,62 @@ def test_relative_path_uses_the_deepest_project_root(tmp_path, selector, engine,
     t = record(tmp_path / "app.py", ENGINE_FLAGS[engine], "--trace-filter", str(deeper),
                trace_dir=tmp_path / "t").trace
     assert ("f" not in t.called_names()) == skipped
+
+
+SELF_IMPORT = {
+    "app.py": """
+        def f():
+            return __name__
+
+
+        if __name__ == "__main__":
+            f()
+            import app
+
+            app.f()
+    """,
+}
+
+
+@pytest.mark.parametrize(
+    "selector, engine, kept_names",
+    [
+        # globals: the script's f runs with __name__ `__main__`, the imported copy's with `app`.
+        ("pkg:literal:app", "globals", ["__main__"]),
+        ("pkg:literal:__main__", "globals", ["app"]),
+        # legacy (F4.3 + L5): the file's name is found through sys.modules as `__main__` and
+        # cached for the path; the imported copy's first name `app` has no dot, so that
+        # cached `__main__` replaces it too: both copies are `__main__` for the filters.
+        ("pkg:literal:app", "legacy", ["__main__", "app"]),
+        ("pkg:literal:__main__", "legacy", []),
+    ],
+)
+def test_script_that_imports_itself(tmp_path, selector, engine, kept_names):
+    write_files(tmp_path, SELF_IMPORT)
+    project_filter(tmp_path, "self", [{"selector": selector, "exec": "skip"}])
+    t = record(tmp_path / "app.py", ENGINE_FLAGS[engine], trace_dir=tmp_path / "t").trace
+    assert [c.return_value for c in t.calls_of("f")] == kept_names
+
+
+DASHED = {
+    "app.py": """
+        import os
+        import sys
+
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "my-tools"))
+        import run_helper
+
+        run_helper.g()
+    """,
+    "my-tools/run_helper.py": "def g():\n    return 'g'\n",
+}
+
+
+@pytest.mark.parametrize("engine", ["legacy", "globals"])
+def test_invalid_path_shaped_name_falls_through_to_the_module_name(tmp_path, engine):
+    """Legacy (F4.3): `my-tools.run_helper` is not a valid dotted name, so the resolver's
+    answer (`run_helper`, from sys.modules) replaces it. Globals: `__name__`."""
+    write_files(tmp_path, DASHED)
+    project_filter(tmp_path, "d", [{"selector": "pkg:literal:run_helper", "exec": "skip"}])
+    t = record(tmp_path / "app.py", ENGINE_FLAGS[engine], trace_dir=tmp_path / "t").trace
+    assert "g" not in t.called_names()
