@@ -219,3 +219,36 @@ def test_builtin_rules_on_lib_python_and_site_packages_paths(tmp_path):
     t = record(tmp_path / "app.py", "--no-default-filter", trace_dir=tmp_path / "t2",
                args=(str(tmp_path),)).trace
     assert len(t.calls_of("f")) == 4
+
+
+def test_decisions_and_value_policies_hold_in_threads(tmp_path):
+    write_files(tmp_path, {
+        "app.py": """
+            import threading
+
+
+            def worker(token, n):
+                return n * 2
+
+
+            def other(n):
+                return n
+
+
+            threads = [threading.Thread(target=worker, args=("tk", i)) for i in range(3)]
+            threads.append(threading.Thread(target=other, args=(9,)))
+            for th in threads:
+                th.start()
+                th.join()
+        """,
+    })
+    project_filter(tmp_path, "thr", [{"selector": "obj:regex:\\.other$", "exec": "skip"}])
+    run = record(tmp_path / "app.py", trace_dir=tmp_path / "t")
+    t = run.trace
+    workers = t.calls_of("worker")
+    assert sorted(c.arg("n") for c in workers) == [0, 1, 2]
+    assert all(c.arg("token") == ("Raw", "<redacted>") for c in workers)  # builtin pattern
+    assert sorted(c.return_value for c in workers) == [0, 2, 4]
+    assert len({c.thread for c in workers}) == 3
+    assert "other" not in t.called_names()
+    assert run.metadata["summary"]["filters"]["values"]["redacted"].get("arg") == 3

@@ -202,6 +202,7 @@ class Call:
     args: dict  # variable name -> recorded ValueRecord, in recorded order
     ret: dict | None = None
     returned: bool = False
+    thread: int = 0
 
     def arg(self, name):
         return plain(self.args[name])
@@ -228,10 +229,14 @@ class Trace:
     def load(cls, trace_dir: Path) -> "Trace":
         t = cls(load_events(trace_dir))
         variables: list[str] = []
-        stack: list[Call] = []
+        stacks: dict[int, list[Call]] = {}  # per thread (ThreadStart / ThreadSwitch)
+        thread = 0
         for ev in t.events:
             (kind, body), = ev.items()
-            if kind == "Path":
+            stack = stacks.setdefault(thread, [])
+            if kind in ("ThreadStart", "ThreadSwitch"):
+                thread = body
+            elif kind == "Path":
                 t.paths.append(body)
             elif kind == "VariableName":
                 variables.append(body)
@@ -242,7 +247,7 @@ class Trace:
             elif kind == "Call":
                 fn = t.functions[body["function_id"]]
                 args = {variables[a["variable_id"]]: a["value"] for a in body["args"]}
-                call = Call(fn["name"], fn["path"], fn["line"], args)
+                call = Call(fn["name"], fn["path"], fn["line"], args, thread=thread)
                 t.calls.append(call)
                 stack.append(call)
             elif kind == "Return":
