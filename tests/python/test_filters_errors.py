@@ -252,3 +252,30 @@ def test_column_counts_characters_not_bytes(tmp_path):
     body = HEADER + 'rules = [{ reason = "çàéèü", selector = "pkg:app:core" }]\n'
     path, run = bad_cli_file(tmp_path, body)
     assert_refused(run, tmp_path, path, locate(body, '"pkg:app:core"'), "pkg:app:core")
+
+
+def test_an_existing_trace_directory_is_left_untouched(tmp_path):
+    write_files(tmp_path, PROGRAM)
+    trace_dir = tmp_path / "trace"
+    trace_dir.mkdir()
+    (trace_dir / "trace.json").write_text("old trace")
+    (trace_dir / "trace_metadata.json").write_text("old metadata")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(HEADER + '\n[[scope.rules]]\nselector = "obj:"\n')
+    run = record(tmp_path / "app.py", f"--trace-filter={bad}", trace_dir=trace_dir)
+    assert run.returncode == 2
+    assert f"trace filter {bad}" in run.stderr
+    assert not (tmp_path / "started.txt").exists()
+    assert sorted(p.name for p in trace_dir.iterdir()) == ["trace.json", "trace_metadata.json"]
+    assert (trace_dir / "trace.json").read_text() == "old trace"
+    assert (trace_dir / "trace_metadata.json").read_text() == "old metadata"
+
+
+def test_bad_filter_with_dash_m(tmp_path):
+    write_files(tmp_path, PROGRAM)
+    body = HEADER + '\n[[scope.rules]]\nselector = "pkg:regex:("\n'
+    path = tmp_path / ".codetracer" / "trace-filter.toml"
+    path.parent.mkdir()
+    path.write_text(body)
+    run = record(None, module="app", cwd=tmp_path, trace_dir=tmp_path / "trace")
+    assert_refused(run, tmp_path, path, locate(body, '"pkg:regex:("'), "pkg:regex:(")
