@@ -359,3 +359,23 @@ def test_dropped_and_redacted_values_appear_nowhere_in_the_trace(tmp_path):
     assert "ann" in dumped
     for secret in ("BLOB-7f3a", "pw-9c1e", "RET-"):
         assert secret not in dumped
+
+
+def test_rule_value_default_drop_keeps_its_own_patterns(tmp_path):
+    write_files(tmp_path, LOGIN)
+    project_filter(tmp_path, "p", [{"selector": "file:app.py", "value_default": "drop",
+                                    "patterns": [("arg:user", "allow")]}])
+    t = record(tmp_path / "app.py", trace_dir=tmp_path / "t").trace
+    c = t.only_call("login")
+    assert c.arg_names == ["user"] and c.arg("user") == "ann"
+    assert c.return_value == DROPPED
+
+
+def test_rule_value_default_deny_is_redact(tmp_path):
+    write_files(tmp_path, LOGIN)
+    project_filter(tmp_path, "p", [{"selector": "file:app.py", "value_default": "deny"}])
+    t = record(tmp_path / "app.py", trace_dir=tmp_path / "t").trace
+    c = t.only_call("login")
+    assert c.arg_names == ["user", "password", "note"]
+    assert all(c.arg(n) == REDACTED for n in c.arg_names)
+    assert c.return_value == REDACTED
