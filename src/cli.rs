@@ -7,6 +7,7 @@
 //! the trace) runs normally.
 
 use std::collections::HashSet;
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
@@ -135,7 +136,7 @@ pub struct RecordArgs {
 
     /// The program to run, like `python SCRIPT`.
     #[arg(value_name = "SCRIPT", required_unless_present_any = ["module", "print_policy", "explain_filter"])]
-    pub script: Option<String>,
+    pub script: Option<PathBuf>,
 
     /// Arguments passed to the program.
     #[arg(
@@ -143,7 +144,7 @@ pub struct RecordArgs {
         trailing_var_arg = true,
         allow_hyphen_values = true
     )]
-    pub args: Vec<String>,
+    pub args: Vec<OsString>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -175,7 +176,7 @@ impl LogLevel {
 
 /// Splits `argv` into the recorder's part (with argv[0]) and the program's arguments.
 /// The recorder's part ends with `SCRIPT` or `-m MODULE`.
-pub fn split_argv(cmd: &clap::Command, argv: &[String]) -> (Vec<String>, Vec<String>) {
+pub fn split_argv(cmd: &clap::Command, argv: &[OsString]) -> (Vec<OsString>, Vec<OsString>) {
     let mut long_with_value = HashSet::new();
     let mut short_with_value = HashSet::new();
     for arg in cmd.get_arguments() {
@@ -189,12 +190,15 @@ pub fn split_argv(cmd: &clap::Command, argv: &[String]) -> (Vec<String>, Vec<Str
             short_with_value.insert(s);
         }
     }
-    let mut ours: Vec<String> = argv.iter().take(1).cloned().collect();
+    let mut ours: Vec<OsString> = argv.iter().take(1).cloned().collect();
     let mut i = 1;
     while i < argv.len() {
-        let a = &argv[i];
+        let raw = &argv[i];
+        // Options are ASCII; a non-UTF-8 argument can only be a value or the program.
+        let lossy = raw.to_string_lossy();
+        let a: &str = &lossy;
         if a == "--" {
-            ours.push(a.clone());
+            ours.push(raw.clone());
             if let Some(script) = argv.get(i + 1) {
                 ours.push(script.clone());
             }
@@ -206,19 +210,19 @@ pub fn split_argv(cmd: &clap::Command, argv: &[String]) -> (Vec<String>, Vec<Str
         }
         if let Some(module) = a.strip_prefix("-m") {
             ours.push("-m".into());
-            ours.push(module.into());
+            ours.push(raw.to_str().map(|_| OsString::from(module)).unwrap_or_else(|| raw.clone()));
             return (ours, argv.iter().skip(i + 1).cloned().collect());
         }
         if a.starts_with("--") {
-            ours.push(a.clone());
-            if !a.contains('=') && long_with_value.contains(a.as_str()) {
+            ours.push(raw.clone());
+            if !a.contains('=') && long_with_value.contains(a) {
                 if let Some(v) = argv.get(i + 1) {
                     ours.push(v.clone());
                     i += 1;
                 }
             }
         } else if a.len() > 1 && a.starts_with('-') {
-            ours.push(a.clone());
+            ours.push(raw.clone());
             let last = a.chars().last().unwrap_or('-');
             if a.len() == 2 && short_with_value.contains(&last) {
                 if let Some(v) = argv.get(i + 1) {
@@ -227,7 +231,7 @@ pub fn split_argv(cmd: &clap::Command, argv: &[String]) -> (Vec<String>, Vec<Str
                 }
             }
         } else {
-            ours.push(a.clone());
+            ours.push(raw.clone());
             return (ours, argv.iter().skip(i + 1).cloned().collect());
         }
         i += 1;
@@ -235,7 +239,7 @@ pub fn split_argv(cmd: &clap::Command, argv: &[String]) -> (Vec<String>, Vec<Str
     (ours, Vec::new())
 }
 
-pub fn parse(argv: &[String]) -> Result<RecordArgs, clap::Error> {
+pub fn parse(argv: &[OsString]) -> Result<RecordArgs, clap::Error> {
     let cmd = RecordArgs::command();
     let (ours, program_args) = split_argv(&cmd, argv);
     let matches = cmd.try_get_matches_from(ours)?;
@@ -333,16 +337,18 @@ fn explain_filter(
     }
     let modules = crate::naming::PySysModules::new();
     let (ctx, _) = scoping.decide(engine, &facts, &modules);
-    println!("target:  {target}");
-    println!("engine:  {} (chosen by {layer})", engine.as_str());
-    println!("{}", scoping.chain.explain(&ctx));
+    let mut out = format!(
+        "target:  {target}\nengine:  {} (chosen by {layer})\n{}\n",
+        engine.as_str(),
+        scoping.chain.explain(&ctx)
+    );
     if module_hint.is_none() {
-        println!(
+        out.push_str(&format!(
             "note: explained as an imported module; run as the main script (`ct-record {target}`), \
-             its module name is `__main__` under both engines, and `pkg:` rules see that name."
-        );
+             its module name is `__main__` under both engines, and `pkg:` rules see that name.\n"
+        ));
     }
-    Ok(0)
+    Ok(print_out(&out))
 }
 
 /// The source file of a dotted module name on `sys.path`, found by looking at the file
@@ -378,6 +384,21 @@ fn find_module_file(py: Python<'_>, module: &str) -> PyResult<Option<PathBuf>> {
     Ok(None)
 }
 
+/// Writes a command's output to stdout; a closed pipe (`| head`) ends quietly with status
+/// 0 instead of a panic. Returns the exit status.
+pub fn print_out(text: &str) -> i32 {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            eprintln!("ct-record: error: writing to stdout: {e}");
+            1
+        }
+    }
+}
+
 /// `--x` / `--no-x` (clap keeps only the last one given) as an optional override.
 fn flag_pair(yes: bool, no: bool) -> Option<bool> {
     match (yes, no) {
@@ -388,7 +409,7 @@ fn flag_pair(yes: bool, no: bool) -> Option<bool> {
 }
 
 /// The whole `ct-record` command. Returns the process exit status.
-pub fn main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
+pub fn main(py: Python<'_>, argv: Vec<OsString>) -> PyResult<i32> {
     let args = match parse(&argv) {
         Ok(a) => a,
         Err(e) => {
@@ -402,7 +423,7 @@ pub fn main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
     }
     let program_dir = match &args.script {
         Some(script) if args.module.is_none() => {
-            let p = std::path::Path::new(script);
+            let p = script.as_path();
             let abs = if p.is_absolute() {
                 p.to_path_buf()
             } else {
@@ -411,7 +432,9 @@ pub fn main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
             if abs.is_dir() {
                 abs
             } else {
-                abs.parent().map(|d| d.to_path_buf()).unwrap_or(abs)
+                // As python computes sys.path[0]: the script's directory, symlinks resolved.
+                let real = std::fs::canonicalize(&abs).unwrap_or(abs);
+                real.parent().map(|d| d.to_path_buf()).unwrap_or(real)
             }
         }
         _ => std::env::current_dir()?,
@@ -431,8 +454,7 @@ pub fn main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
         }
     };
     if args.print_policy {
-        print!("{}", policy.render_table());
-        return Ok(0);
+        return Ok(print_out(&policy.render_table()));
     }
     if let Some(target) = &args.explain_filter {
         return explain_filter(py, target, &args, &policy);
@@ -446,7 +468,7 @@ pub fn main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
         }
         (None, Some(s)) => {
             opts.set_item("kind", "script")?;
-            opts.set_item("target", s)?;
+            opts.set_item("target", s.as_os_str())?;
         }
         (None, None) => unreachable!("clap requires SCRIPT unless -m or --print-policy is given"),
     }
@@ -475,7 +497,7 @@ pub fn main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
     rec.set_item("quiet", args.quiet)?;
     rec.set_item("command", &argv)?;
     opts.set_item("recorder", rec)?;
-    opts.set_item("trace_dir", args.trace_dir.to_string_lossy().as_ref())?;
+    opts.set_item("trace_dir", args.trace_dir.as_os_str())?;
     opts.set_item("format", args.format.as_str())?;
     opts.set_item(
         "on_error",
@@ -492,8 +514,8 @@ pub fn main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
 mod tests {
     use super::*;
 
-    fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
+    fn s(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
     }
 
     #[test]
@@ -508,7 +530,7 @@ mod tests {
             "-m",
         ]))
         .unwrap();
-        assert_eq!(a.script.as_deref(), Some("app.py"));
+        assert_eq!(a.script, Some(PathBuf::from("app.py")));
         assert_eq!(a.format, TraceFormat::Binary);
         assert_eq!(a.args, s(&["--format", "x", "-m"]));
     }
@@ -535,7 +557,7 @@ mod tests {
     #[test]
     fn double_dash_ends_recorder_options() {
         let a = parse(&s(&["ct-record", "--", "-weird.py", "x"])).unwrap();
-        assert_eq!(a.script.as_deref(), Some("-weird.py"));
+        assert_eq!(a.script, Some(PathBuf::from("-weird.py")));
         assert_eq!(a.args, s(&["x"]));
     }
 

@@ -62,27 +62,27 @@ pub(crate) fn recorder_error_type(py: Python<'_>) -> PyResult<Bound<'_, PyType>>
 /// `ct-record`'s entry point: parses `argv` and runs the program; returns the exit status.
 #[pyfunction]
 #[pyo3(name = "main")]
-fn py_main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
+fn py_main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> PyResult<i32> {
     cli::main(py, argv)
 }
 
 /// `ct-rollout`'s entry point; returns the exit status.
 #[pyfunction]
-fn rollout_main(argv: Vec<String>) -> i32 {
+fn rollout_main(argv: Vec<std::ffi::OsString>) -> i32 {
     rollout_cli::main(argv)
 }
 
 /// Starts recording the current process into `trace_dir`.
 #[pyfunction]
-#[pyo3(signature = (trace_dir, *, format = "json", program = None, args = Vec::new(), own_dir = None, on_error = "disable", skip_current_stack = false, finish_on_sigterm = false, trace_filters = Vec::new(), default_filter = true, program_dir = None, shadow_sample = None, shadow_budget = None, metrics_addr = None, metrics_required = true, metrics_linger = 0.0, metrics_push = None, quiet = false, command = Vec::new()))]
+#[pyo3(signature = (trace_dir, *, format = "json", program = None, args = Vec::new(), own_dir = None, on_error = "disable", skip_current_stack = false, finish_on_sigterm = false, trace_filters = Vec::new(), default_filter = true, program_dir = None, shadow_sample = None, shadow_budget = None, metrics_addr = None, metrics_required = true, metrics_linger = 0.0, metrics_push = None, quiet = false, command = Vec::<std::ffi::OsString>::new()))]
 #[allow(clippy::too_many_arguments)]
 fn start(
     py: Python<'_>,
     trace_dir: PathBuf,
     format: &str,
-    program: Option<String>,
-    args: Vec<String>,
-    own_dir: Option<String>,
+    program: Option<PathBuf>,
+    args: Vec<std::ffi::OsString>,
+    own_dir: Option<PathBuf>,
     on_error: &str,
     skip_current_stack: bool,
     finish_on_sigterm: bool,
@@ -96,8 +96,9 @@ fn start(
     metrics_linger: f64,
     metrics_push: Option<String>,
     quiet: bool,
-    command: Vec<String>,
+    command: Vec<std::ffi::OsString>,
 ) -> PyResult<()> {
+    let command: Vec<String> = command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     let format = <TraceFormat as clap::ValueEnum>::from_str(format, false).map_err(|_| {
         PyValueError::new_err(format!(
             "unknown trace format {format:?} (expected 'json' or 'binary')"
@@ -114,9 +115,13 @@ fn start(
             .import("sys")?
             .getattr("argv")?
             .get_item(0)
-            .and_then(|v| v.extract())
+            .and_then(|v| v.extract::<PathBuf>())
             .unwrap_or_default(),
     };
+    // Names in the trace files are text: a non-UTF-8 byte shows as U+FFFD there.
+    let program = program.to_string_lossy().into_owned();
+    let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let own_dir = own_dir.map(|d| d.to_string_lossy().into_owned());
     if finish_on_sigterm {
         process::install_sigterm_handler()
             .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("cannot install the SIGTERM handler: {e}")))?;

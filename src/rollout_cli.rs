@@ -47,7 +47,7 @@ enum ReportFormat {
 
 /// Runs `ct-rollout` with `argv`; returns the exit status (0 ok, 1 gates failed with
 /// `--check`, 2 usage or input errors).
-pub fn main(argv: Vec<String>) -> i32 {
+pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     let cli = match RolloutCli::try_parse_from(argv) {
         Ok(c) => c,
         Err(e) => {
@@ -97,11 +97,11 @@ pub fn main(argv: Vec<String>) -> i32 {
                 ReportFormat::Markdown => Format::Markdown,
                 ReportFormat::Json => Format::Json,
             };
-            print!("{}", render(&agg, &results, format));
+            let status = crate::cli::print_out(&render(&agg, &results, format));
             if check_gates && !all_passed(&results) {
                 return 1;
             }
-            0
+            status
         }
     }
 }

@@ -183,8 +183,9 @@ static SESSION: Mutex<Option<SessionInfo>> = Mutex::new(None);
 /// What `stop` reports back (also written into `trace_metadata.json`).
 #[derive(Serialize, Clone, Debug)]
 pub struct SessionSummary {
-    pub trace_dir: PathBuf,
-    pub events_file: PathBuf,
+    // Text (lossy) so that a non-UTF-8 directory never stops the summary from serialising.
+    pub trace_dir: String,
+    pub events_file: String,
     pub events: u64,
     pub counts: EventCounts,
     pub recorder_errors: Vec<String>,
@@ -211,7 +212,7 @@ struct NamingInfo<'a> {
 #[derive(Serialize)]
 struct Metadata<'a> {
     // The three fields runtime_tracing's `TraceMetadata` reads; the rest is ours.
-    workdir: &'a Path,
+    workdir: String,
     program: &'a str,
     args: &'a [String],
     recorder: RecorderInfo,
@@ -328,11 +329,18 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
             opts: cfg.shadow.clone(),
         });
     }
+    // Absolute now: the program may chdir before the trace is finished. Messages show the
+    // directory as the user gave it.
+    let mut cfg = cfg;
+    let given_dir = cfg.trace_dir.clone();
+    if cfg.trace_dir.is_relative() {
+        cfg.trace_dir = std::env::current_dir()?.join(&cfg.trace_dir);
+    }
     let existed = cfg.trace_dir.exists();
     std::fs::create_dir_all(&cfg.trace_dir).map_err(|e| {
         PyOSError::new_err(format!(
             "cannot create the trace directory '{}': {e}",
-            cfg.trace_dir.display()
+            given_dir.display()
         ))
     })?;
     let program_path = PathBuf::from(&cfg.program);
@@ -344,7 +352,7 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
             }
             return Err(PyOSError::new_err(format!(
                 "cannot write the trace directory '{}': {e}",
-                cfg.trace_dir.display()
+                given_dir.display()
             )));
         }
     };
@@ -452,15 +460,16 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
         values: std::mem::take(&mut recorder.scoping.values),
     };
     let builder = recorder.builder_mut();
-    let paths = serde_json::to_vec(builder.path_list()).expect("paths serialise");
+    // Paths are recorded from lossy text, so they serialise; never panic on the way out.
+    let paths = serde_json::to_vec(builder.path_list()).unwrap_or_else(|_| b"[]".to_vec());
     let events_file = builder.events_path().to_path_buf();
     let finished = builder.finish();
     // Code objects are released here, with the GIL held.
     drop(recorder);
     let events = finished.map_err(|e| PyOSError::new_err(e.to_string()))?;
     let summary = SessionSummary {
-        trace_dir: info.trace_dir.clone(),
-        events_file,
+        trace_dir: info.trace_dir.to_string_lossy().into_owned(),
+        events_file: events_file.to_string_lossy().into_owned(),
         events,
         counts,
         recorder_errors: errors,
@@ -473,7 +482,7 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
     finish_metrics(py, &mut info, shadow_side, exit_code);
     let python: String = py.import("sys")?.getattr("version")?.extract()?;
     let metadata = Metadata {
-        workdir: &info.workdir,
+        workdir: info.workdir.to_string_lossy().into_owned(),
         program: &info.program,
         args: &info.args,
         recorder: RecorderInfo {
@@ -502,7 +511,8 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
     write("trace_paths.json", &paths)?;
     write(
         "trace_metadata.json",
-        &serde_json::to_vec_pretty(&metadata).expect("metadata serialises"),
+        &serde_json::to_vec_pretty(&metadata)
+            .map_err(|e| PyOSError::new_err(format!("trace_metadata.json: {e}")))?,
     )?;
     Ok(Some(summary))
 }

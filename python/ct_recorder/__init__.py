@@ -11,7 +11,6 @@ In-process use::
 or ``ct_recorder.start("trace-out")`` ... ``ct_recorder.stop()``.
 """
 
-import contextlib
 import os
 
 from . import _native
@@ -64,11 +63,19 @@ def is_recording():
     return _native.is_recording()
 
 
-@contextlib.contextmanager
-def recording(trace_dir="trace-out", **kwargs):
-    """Record the ``with`` block; the trace is written when the block exits, however it exits."""
-    start(trace_dir, **kwargs)
-    try:
-        yield
-    finally:
+class recording:
+    """``with ct_recorder.recording(trace_dir):`` records the block; the trace is written when
+    the block exits, however it exits. (A class rather than a ``contextlib`` generator: its
+    frames are the recorder's own and never show up in the trace.)"""
+
+    def __init__(self, trace_dir="trace-out", **kwargs):
+        self._args = (trace_dir, kwargs)
+
+    def __enter__(self):
+        trace_dir, kwargs = self._args
+        start(trace_dir, **kwargs)
+        return self
+
+    def __exit__(self, *exc_info):
         stop()
+        return False

@@ -68,6 +68,32 @@ def _at_exit():
         os.kill(os.getpid(), _signal.SIGINT)
 
 
+# Modules that must stay: the recorder's own, and `threading`, whose settrace hook the
+# recorder sets (a second copy imported by the program would start untraced threads).
+_KEEP = ("ct_recorder", "threading", "_weakrefset")
+
+
+def _forget_launcher_imports():
+    """Drop from ``sys.modules`` the Python modules that the console script and the launcher
+    imported after interpreter start-up (``re``, ``enum``, ``types``...), so that the
+    program imports them afresh — and a ``types.py`` next to the program wins, as under
+    python. ``sys.modules`` keeps insertion order: start-up modules come first, and the
+    first module of the launcher path is ``re`` (pip's console script), ``runpy``
+    (``python -m ct_recorder``) or ``ct_recorder`` itself. Builtin, frozen and extension
+    modules stay: no file next to the program can shadow an already imported one, and
+    extension modules do not take well to a second initialisation."""
+    names = list(sys.modules)
+    cut = next((i for i, n in enumerate(names) if n in ("re", "runpy", "ct_recorder")), len(names))
+    for name in names[cut:]:
+        if name.partition(".")[0] in _KEEP:
+            continue
+        module = sys.modules.get(name)
+        spec = getattr(module, "__spec__", None)
+        origin = getattr(spec, "origin", None)
+        if isinstance(origin, str) and origin.endswith(".py"):
+            del sys.modules[name]
+
+
 def _fresh_main_module():
     """A new ``__main__`` like the one the interpreter creates, installed in sys.modules
     (same keys in the same order: ``__annotations__`` before ``__builtins__``)."""
@@ -149,6 +175,7 @@ def _exit_code_of(exc):
 def _run(opts):
     global _sigint_exit, _exit_status
     kind, target, args = opts["kind"], opts["target"], list(opts["args"])
+    _forget_launcher_imports()
 
     if kind == "script":
         if os.path.isdir(target) or (os.path.isfile(target) and _is_zip_app(target)):
@@ -159,6 +186,13 @@ def _run(opts):
             sys.argv = [target] + args
             sys.path[0] = os.path.abspath(target)
             program = program_dir = sys.path[0]
+            import importlib.machinery
+
+            if importlib.machinery.PathFinder.find_spec("__main__", [sys.path[0]]) is None:
+                # Let runpy say it exactly as python does; nothing is recorded.
+                _fresh_main_module()
+                runpy._run_module_as_main("__main__", alter_argv=False)
+                return 1
 
             def runner():
                 runpy._run_module_as_main("__main__", alter_argv=False)
@@ -186,7 +220,7 @@ def _run(opts):
                 exec(code, g)
 
             program = file
-            program_dir = os.path.dirname(file)
+            program_dir = path0
     else:
         import runpy  # `python -m` imports it too
 
