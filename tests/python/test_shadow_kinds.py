@@ -551,3 +551,74 @@ def test_roots_digest_is_as_documented():
         _, a = _roots_run(tmp)
         for digest, listed in a.roots["roots"].items():
             assert hashlib.sha256("\0".join(listed).encode()).hexdigest()[:16] == digest, listed
+
+
+# --- record fields and the stderr summary ----------------------------------------------------
+
+THREADED = {
+    "jobs/__init__.py": "",
+    "jobs/tasks.py": """
+        def in_main():
+            return "main"
+
+        def in_worker():
+            return "worker"
+        """,
+    "main.py": """
+        import threading
+
+        from jobs import tasks
+
+        ids = {}
+
+        def run():
+            ids["worker"] = threading.get_native_id()
+            tasks.in_worker()
+
+        ids["main"] = threading.get_native_id()
+        tasks.in_main()
+        t = threading.Thread(target=run)
+        t.start()
+        t.join()
+        print(ids["main"], ids["worker"])
+        """,
+}
+
+
+def test_record_thread_is_the_os_thread_id():
+    """docs/divergences.md, record format: `thread` is the "OS thread id that first ran the
+    code object". The program prints the OS (native) thread ids of its two threads; the
+    functions first run on each must carry them."""
+    with dotted_tempdir() as tmp:
+        proj = write_tree(tmp / "proj", THREADED)
+        run = record(["--shadow-compare", "--quiet", "main.py"], cwd=proj,
+                     trace_dir=tmp / "trace").check(0)
+        main_tid, worker_tid = map(int, run.stdout.split())
+        assert main_tid != worker_tid
+        divs = run.artifacts.divergences
+        tasks = str(proj / "jobs" / "tasks.py")
+        # Both functions diverge (path-shaped legacy filter names: root_ambiguity).
+        in_main = one(divs, filename=tasks, qualname="in_main")
+        in_worker = one(divs, filename=tasks, qualname="in_worker")
+        assert in_main["kind"] == in_worker["kind"] == "root_ambiguity"
+        assert in_main["thread"] != in_worker["thread"]
+        assert (in_main["thread"], in_worker["thread"]) == (main_tid, worker_tid)
+
+
+def test_stderr_summary_fits_one_screen():
+    """Without --quiet the run ends with a summary of at most 25 lines on stderr that names
+    the divergence kinds and where the files are (docs/divergences.md)."""
+    with dotted_tempdir() as tmp:
+        proj = write_tree(tmp / "proj", ZOO)
+        run = record(["--shadow-compare", "main.py"], cwd=proj, trace_dir=tmp / "trace",
+                     env={"PYTHONPATH": str(proj / "src")}).check(0)
+        assert run.stdout == ZOO_STDOUT
+        lines = run.stderr.splitlines()
+        assert 1 < len(lines) <= 25, run.stderr
+        assert lines[0].startswith("ct-record shadow summary:")
+        summary = run.artifacts.summary
+        for kind, entry in summary["divergences"]["by_kind"].items():
+            if entry["expected"] + entry["unexpected"]:
+                assert any(line.split()[:1] == [kind] for line in lines), (kind, run.stderr)
+        assert str(tmp / "trace" / "shadow" / "divergences.ndjson") in run.stderr
+        assert f"compared {summary['comparisons']} code objects" in run.stderr
