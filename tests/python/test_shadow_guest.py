@@ -195,3 +195,26 @@ def test_faulty_shadow_changes_nothing(guest, baselines, fault, primary):
     # The trace metadata is the primary's.
     assert m.get_value("ct_recorder_info", version=s["run"]["recorder_version"],
                        primary=primary, shadow=shadow) == 1
+
+
+def test_unwritable_shadow_artifacts_do_not_stop_the_program(guest, baselines):
+    """docs/metrics.md: failed writes of shadow artifacts are counted and "the shadow never
+    stops the recording for these"; the guest promise says the same for every shadow
+    failure. Here `TRACE_DIR/shadow` is taken by a plain file, so no shadow artifact can be
+    written, in a trace directory that holds the trace of an earlier run: the program must
+    still run as without --shadow-compare, and the trace directory must hold its trace."""
+    tmp, proj = guest
+    name = "occupied"
+    base_run, base_events = baselines["legacy"]
+    first, _ = run_guest(tmp, proj, name, [])
+    assert first.returncode == base_run.returncode
+    (tmp / name / "shadow").write_text("not a directory\n")
+
+    run, log = run_guest(tmp, proj, name, ["--shadow-compare"])
+    assert run.returncode == base_run.returncode, run.stderr
+    assert run.stdout == base_run.stdout
+    program_stderr = "".join(
+        line for line in run.stderr.splitlines(keepends=True) if not line.startswith("ct-record: ")
+    )
+    assert program_stderr == base_run.stderr
+    assert normalise_events(load_events(tmp / name)) == normalise_events(base_events)
