@@ -138,3 +138,21 @@ def test_budget_not_exhausted_without_pressure(project):
     assert s["budget"]["exhausted_at_seconds"] is None
     assert s["skipped"]["budget_exhausted"] == 0
     assert a.metrics.get_value("ct_shadow_budget_exhausted") == 0
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [("--shadow-sample", "1.5"), ("--shadow-sample", "abc"), ("--shadow-sample", "NaN"),
+     ("--shadow-sample", "150%"), ("--shadow-budget", "0"), ("--shadow-budget", "x"),
+     ("--shadow-budget", "inf"), ("--metrics-addr", "nonsense"),
+     ("--metrics-addr", "127.0.0.1:99999")],
+)
+def test_bad_shadow_options_stop_before_the_program(project, option, value):
+    tmp, proj = project
+    trace = tmp / f"bad_{option.strip('-')}_{abs(hash(value))}"
+    run = record(["--shadow-compare", f"{option}={value}", "main.py"], cwd=proj, trace_dir=trace)
+    assert run.returncode == 2
+    assert run.stdout == ""
+    assert run.stderr.startswith(f"ct-record: error: {option}"), run.stderr
+    assert value in run.stderr
+    assert not trace.exists()
