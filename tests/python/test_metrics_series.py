@@ -104,3 +104,28 @@ def test_summary_timings_match_the_histogram(project):
         values = [v for l, v in sorted(((l, v) for l, v in m.series("ct_module_name_resolution_seconds_bucket")
                                         if l["engine"] == engine), key=lambda lv: float(lv[0]["le"]))]
         assert values == sorted(values) and values[-1] == count
+
+
+def test_trace_event_counters_match_the_trace(project):
+    """`ct_trace_events_total` agrees with the run's own counts (trace_metadata.json) and
+    with the events in the trace file."""
+    import json
+
+    from ct_recorder.trace_reader import load_events
+
+    tmp, proj = project
+    trace = tmp / "trace_events"
+    a = record(["--shadow-compare", "--quiet", "main.py"], cwd=proj, trace_dir=trace).check(0).artifacts
+    m = a.metrics
+    counts = json.loads((trace / "trace_metadata.json").read_text())["summary"]["counts"]
+    for event, key in (("call", "calls"), ("return", "returns"), ("line", "lines"),
+                       ("exception", "exceptions")):
+        assert m.get_value("ct_trace_events_total", event=event) == counts[key], event
+    events = load_events(trace)
+    # Function ids are the order of the Function declarations. The trace format opens with
+    # a call of the synthetic `<toplevel>` function, which no hook event produced.
+    functions = [e["Function"]["name"] for e in events if "Function" in e]
+    calls = sum(1 for e in events
+                if "Call" in e and functions[e["Call"]["function_id"]] != "<toplevel>")
+    assert functions[0] == "<toplevel>"
+    assert m.get_value("ct_trace_events_total", event="call") == calls > 0
