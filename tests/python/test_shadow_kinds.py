@@ -125,12 +125,18 @@ ZOO = {
         for g in ({}, {"__name__": 42}, {"__name__": "   "}):
             exec(compile(gen_src, gen_path, "exec"), g)
             print("gen", g["VALUE"])
+
+        # Code compiled under a project-relative file name, with and without a __name__.
+        rel_src = "def rel_fn():\\n    return 'rel'\\nOUT = rel_fn()\\n"
+        for rel, g in (("jobs/nightly.py", {"__name__": "jobs.nightly"}), ("jobs/anon.py", {})):
+            exec(compile(rel_src, rel, "exec"), g)
+            print("rel", g["OUT"])
         """,
 }
 
 ZOO_STDOUT = (
     "helper 42\nwork 2 True\ncompat shimmed\nplugin plugin_7 report\nscratch scratch\n"
-    "gen 42\ngen 42\ngen 42\n"
+    "gen 42\ngen 42\ngen 42\nrel rel\nrel rel\n"
 )
 
 
@@ -283,13 +289,36 @@ def test_name_reassigned(zoo):
     assert r["globals_name"] == {"state": "str", "value": "compat"}
 
 
+def test_legacy_unresolved_relative_filename(zoo):
+    _, divs, _, _ = zoo
+    # L6.4: a relative co_filename stays unresolved for legacy; __name__ is there.
+    r = one(divs, filename="jobs/nightly.py", qualname="<module>")
+    assert_record(r, "legacy_unresolved", globals_name="jobs.nightly", legacy_name=None,
+                  opinion="jobs.nightly", opinion_source="globals_name")
+    assert side(r, "legacy")["fallback"] == "relative_filename"
+    # Its function: both filter pipelines name it from the relative path, alike.
+    assert pick(divs, filename="jobs/nightly.py", qualname="rel_fn") == []
+
+
+def test_both_unresolved_relative_filename_without_name(zoo):
+    _, divs, _, _ = zoo
+    r = one(divs, filename="jobs/anon.py", qualname="<module>")
+    assert_record(r, "both_unresolved", globals_name=None, legacy_name=None,
+                  opinion="anon", opinion_source="file_stem")
+    assert side(r, "globals")["fallback"] == "globals_missing"
+    assert side(r, "legacy")["fallback"] == "relative_filename"
+    assert pick(divs, filename="jobs/anon.py", qualname="rel_fn") == []
+
+
 def test_zoo_has_no_unexplained_records(zoo):
     """Every record of the project's files is one of the cases above."""
     proj, divs, _, _ = zoo
-    kinds = collections.Counter(r["kind"] for r in of_project(divs, proj))
+    mine = of_project(divs, proj) + [r for r in divs if r["filename"].startswith("jobs/")]
+    kinds = collections.Counter(r["kind"] for r in mine)
     assert kinds == {
         "main_script": 1, "root_ambiguity": 3, "name_reassigned": 1, "alias_import": 2,
-        "dynamic_module": 2, "globals_missing": 1, "globals_invalid": 2,
+        "dynamic_module": 2, "globals_missing": 1, "globals_invalid": 2, "legacy_unresolved": 1,
+        "both_unresolved": 1,
     }
 
 
@@ -606,8 +635,8 @@ def test_record_thread_is_the_os_thread_id():
 
 
 def test_stderr_summary_fits_one_screen():
-    """Without --quiet the run ends with a summary of at most 25 lines on stderr that names
-    the divergence kinds and where the files are (docs/divergences.md)."""
+    """Without --quiet the run ends with a summary of at most 25 lines on stderr: divergence
+    totals with the worst kinds first, and where the files are (docs/divergences.md)."""
     with dotted_tempdir() as tmp:
         proj = write_tree(tmp / "proj", ZOO)
         run = record(["--shadow-compare", "main.py"], cwd=proj, trace_dir=tmp / "trace",
@@ -617,8 +646,23 @@ def test_stderr_summary_fits_one_screen():
         assert 1 < len(lines) <= 25, run.stderr
         assert lines[0].startswith("ct-record shadow summary:")
         summary = run.artifacts.summary
-        for kind, entry in summary["divergences"]["by_kind"].items():
-            if entry["expected"] + entry["unexpected"]:
-                assert any(line.split()[:1] == [kind] for line in lines), (kind, run.stderr)
+        by_kind = {k: e for k, e in summary["divergences"]["by_kind"].items()
+                   if e["expected"] + e["unexpected"]}
+        # Listed rows: `kind count severity unexpected`, worst first (unexpected, then
+        # severity, then count); the rest folded into one "… N more kinds, M divergences".
+        rows = [line.split() for line in lines if line.split()[:1] and line.split()[0] in by_kind]
+        listed = {r[0]: int(r[1]) for r in rows}
+        for kind, n in listed.items():
+            assert n == by_kind[kind]["expected"] + by_kind[kind]["unexpected"]
+        rank = {"high": 2, "medium": 1, "low": 0}
+        keys = [(-by_kind[r[0]]["unexpected"], -rank[r[2]], -int(r[1])) for r in rows]
+        assert keys == sorted(keys)
+        hidden = len(by_kind) - len(listed)
+        if hidden:
+            more = [line for line in lines if line.strip().startswith("…")]
+            assert len(more) == 1 and f"{hidden} more kinds" in more[0], run.stderr
+            hidden_count = summary["divergences"]["total"] - sum(listed.values())
+            assert f"{hidden_count} divergences" in more[0]
+        assert f"divergences {summary['divergences']['total']} " in run.stderr
         assert str(tmp / "trace" / "shadow" / "divergences.ndjson") in run.stderr
         assert f"compared {summary['comparisons']} code objects" in run.stderr
