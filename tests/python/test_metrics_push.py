@@ -147,3 +147,29 @@ def test_busy_metrics_port_with_continue_runs_the_program(project):
     assert rest == STDERR
     assert (proj / "ran.marker").exists()
     assert run.artifacts.summary["comparisons"] > 0
+
+
+def test_push_rejected_by_the_pushgateway_is_a_warning(project):
+    """Another job already pushed `ct_shadow_comparisons_total` as a gauge: the real
+    Pushgateway refuses our counter with 400. The recorder reports the URL, the status and
+    the gateway's message; the program's status and output are unchanged."""
+    tmp, proj = project
+    with Pushgateway(tmp / "pg") as pg:
+        from shadow_support import http_request
+
+        status, _, _ = http_request(
+            pg.base + "/metrics/job/other", method="PUT",
+            data=b"# TYPE ct_shadow_comparisons_total gauge\nct_shadow_comparisons_total 5\n")
+        assert status == 200
+        run = record(["--shadow-compare", "--quiet", "--metrics-push", pg.base, "main.py"],
+                     cwd=proj, trace_dir=tmp / "trace", timeout=60)
+        assert run.returncode == 3
+        assert run.stdout == STDOUT
+        assert run.stderr.startswith(STDERR)
+        warning = run.stderr[len(STDERR):]
+        assert warning.startswith(f"ct-record: warning: --metrics-push {pg.base}"), warning
+        assert "400" in warning and "inconsistent with existing metrics" in warning
+        run_id = run.artifacts.summary["run"]["run_id"]
+        assert run_id in warning
+        assert pushed_series(pg.metrics_text(), run_id) == {}
+        assert pg.delete_group("other") == 202
