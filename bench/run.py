@@ -11,11 +11,17 @@ each module-naming engine (--module-name-from-globals / --no-module-name-from-gl
 reports what the legacy engine costs on top of the globals engine, relative to the untraced
 import time (target: at most 10 %).
 
-Usage: python bench/run.py [--repeat N] [--quick] [--naming-only]
+Shadow mode (`--shadow-compare`) has its own section: its extra cost over primary-only
+recording on the call-heavy workload and on an import-heavy tree of 5,000 generated modules,
+and the latency of `/metrics` scrapes while the traced program is CPU-bound.
+
+Usage: python bench/run.py [--repeat N] [--quick] [--naming-only | --shadow-only | --no-shadow]
 """
 
 import argparse
+import http.client
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -115,11 +121,17 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="smaller workloads, 2 repeats")
-    ap.add_argument("--naming-only", action="store_true",
-                    help=f"run only the naming-engine workload ({NAMING_MODULES} modules)")
+    group = ap.add_mutually_exclusive_group()
+    group.add_argument("--naming-only", action="store_true",
+                       help=f"run only the naming-engine workload ({NAMING_MODULES} modules)")
+    group.add_argument("--shadow-only", action="store_true", help="only the shadow-mode benchmarks")
+    group.add_argument("--no-shadow", action="store_true", help="skip the shadow-mode benchmarks")
     opts = ap.parse_args()
     repeat = 2 if opts.quick else opts.repeat
     scale = 0.5 if opts.quick else 1.0
+    if opts.shadow_only:
+        shadow_benchmarks(repeat, opts.quick)
+        return
 
     work = tempfile.mkdtemp(prefix="ct-bench-")
     try:
@@ -159,6 +171,130 @@ def main():
         print(f"target: call-heavy ct-record <= 1.5x the no-op hook: "
               f"{call['ct-record'][0] / call['noop-hook'][0]:.2f}x")
         naming_engine_benchmark(work, repeat)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if not opts.no_shadow:
+        print()
+        shadow_benchmarks(repeat, opts.quick)
+
+
+# --- shadow mode ---------------------------------------------------------------------------
+
+SHADOW_COST_TARGETS = {"call-heavy": 0.05, "import-heavy": 0.25}
+SCRAPE_P99_TARGET = 0.020
+
+
+def measure_pair(base_cmd, shadow_cmd, cwd, repeat):
+    """Median wall times of two configurations, runs interleaved (A B A B ...) so that load
+    changes on a shared machine hit both alike."""
+    base, shadow = [], []
+    for _ in range(repeat):
+        base.append(run(base_cmd, cwd)[0])
+        shadow.append(run(shadow_cmd, cwd)[0])
+    return statistics.median(base), statistics.median(shadow)
+
+
+CPU_BOUND = """
+import os, sys, time
+
+def work(n):
+    s = 0
+    for i in range(n):
+        s += i * i
+    return s
+
+stop, deadline = sys.argv[1], time.monotonic() + 120
+while not os.path.exists(stop) and time.monotonic() < deadline:
+    work(20000)
+"""
+
+
+def percentile(sorted_values, q):
+    """Nearest-rank percentile of an already sorted list."""
+    k = max(0, min(len(sorted_values) - 1, int(round(q * len(sorted_values) + 0.5)) - 1))
+    return sorted_values[k]
+
+
+def scrape_latency(work, n_scrapes=200, pause=0.01):
+    """Starts ct-record --shadow-compare --metrics-addr 127.0.0.1:0 on a CPU-bound program
+    and times `n_scrapes` sequential GET /metrics (connect to last byte)."""
+    script = os.path.join(work, "cpu_bound.py")
+    with open(script, "w") as f:
+        f.write(CPU_BOUND)
+    stop = os.path.join(work, "cpu_bound.stop")
+    if os.path.exists(stop):
+        os.remove(stop)
+    cmd = [CT_RECORD, "--shadow-compare", "--quiet", "--format", "binary", "--trace-dir",
+           os.path.join(work, "trace-scrape"), "--metrics-addr", "127.0.0.1:0", script, stop]
+    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        m = re.search(r"serving metrics on http://([0-9.]+):(\d+)/metrics", line)
+        if not m:
+            raise SystemExit(f"ct-record did not serve metrics: {line}{proc.stderr.read()}")
+        host, port = m.group(1), int(m.group(2))
+        time.sleep(0.5)  # let the program get busy
+        latencies = []
+        for _ in range(n_scrapes):
+            start = time.perf_counter()
+            conn = http.client.HTTPConnection(host, port, timeout=10)
+            conn.request("GET", "/metrics")
+            resp = conn.getresponse()
+            body = resp.read()
+            conn.close()
+            latencies.append(time.perf_counter() - start)
+            if resp.status != 200 or b"ct_shadow_comparisons_total" not in body:
+                raise SystemExit(f"bad scrape: {resp.status}")
+            time.sleep(pause)
+        busy = proc.poll() is None
+    finally:
+        open(stop, "w").close()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    if not busy:
+        raise SystemExit("the CPU-bound program ended before the scrapes did")
+    latencies.sort()
+    return percentile(latencies, 0.50), percentile(latencies, 0.99), latencies[-1]
+
+
+def shadow_benchmarks(repeat, quick):
+    work = tempfile.mkdtemp(prefix="ct-bench-shadow-")
+    try:
+        wl = os.path.join(HERE, "workloads")
+        n_modules = 1000 if quick else 5000
+        tree = os.path.join(work, "tree")
+        generate_tree(tree, n_modules)
+        trace = os.path.join(work, "trace")
+        workloads = {
+            "call-heavy": [os.path.join(wl, "call_heavy.py"), "22" if quick else "25"],
+            "import-heavy": [os.path.join(wl, "import_heavy.py"), tree, str(n_modules)],
+        }
+        # Default primary (rollout.toml: legacy, globals as the shadow) and the flipped one.
+        primaries = {"legacy": [], "globals": ["--module-name-from-globals"]}
+        print(f"shadow mode: extra wall time of --shadow-compare over primary-only recording, "
+              f"median of {repeat} interleaved runs")
+        print(f"{'workload':32} {'primary':8} {'shadow':8} {'record':>9} {'+shadow':>9} {'extra':>8} {'target':>8}")
+        for name, cmd in workloads.items():
+            label = f"{name} ({n_modules} modules)" if name == "import-heavy" else name
+            for primary, flags in primaries.items():
+                base = [CT_RECORD, "--quiet", "--trace-dir", trace, *flags] + cmd
+                shadow = [CT_RECORD, "--quiet", "--trace-dir", trace, "--shadow-compare", *flags] + cmd
+                b, s = measure_pair(base, shadow, work, repeat)
+                extra = s / b - 1
+                target = SHADOW_COST_TARGETS[name]
+                verdict = "ok" if extra <= target else "OVER"
+                other = "globals" if primary == "legacy" else "legacy"
+                print(f"{label:32} {primary:8} {other:8} {b:9.3f} {s:9.3f} {extra:+8.1%} "
+                      f"{'<=' + format(target, '.0%'):>8} {verdict}")
+        p50, p99, worst = scrape_latency(work, n_scrapes=100 if quick else 200)
+        print()
+        print(f"/metrics scrape latency, {100 if quick else 200} scrapes while the recorded program "
+              f"is CPU-bound: p50 {p50 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms, max {worst * 1e3:.2f} ms "
+              f"(target p99 < {SCRAPE_P99_TARGET * 1e3:.0f} ms: {'ok' if p99 < SCRAPE_P99_TARGET else 'OVER'})")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
