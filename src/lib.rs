@@ -66,6 +66,44 @@ fn py_main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> PyResult<i32> {
     cli::main(py, argv)
 }
 
+/// The error python itself reports when it cannot compile the script at `path`, or None.
+///
+/// `compile()` on the file's bytes and the interpreter's file tokenizer word some errors
+/// differently (null bytes, unknown encodings, non-UTF-8 source). After `compile()` has
+/// failed, the launcher asks this function for python's own wording: CPython parses the
+/// file with its file tokenizer (`PyRun_FileExFlags`). The namespace has no builtins, so
+/// even if the file did compile this way, nothing in it could import or call anything.
+#[pyfunction]
+fn file_compile_error(py: Python<'_>, path: PathBuf) -> PyResult<Option<PyObject>> {
+    use std::os::unix::ffi::OsStrExt;
+    let cpath = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| PyValueError::new_err("path contains a NUL byte"))?;
+    let globals = pyo3::types::PyDict::new(py);
+    globals.set_item("__builtins__", pyo3::types::PyDict::new(py))?;
+    // SAFETY: a FILE* opened here and closed by PyRun_FileExFlags (closeit = 1); GIL held.
+    unsafe {
+        let fp = libc::fopen(cpath.as_ptr(), c"rb".as_ptr());
+        if fp.is_null() {
+            return Ok(None);
+        }
+        let result = pyo3::ffi::PyRun_FileExFlags(
+            fp.cast(),
+            cpath.as_ptr(),
+            pyo3::ffi::Py_file_input,
+            globals.as_ptr(),
+            globals.as_ptr(),
+            1,
+            std::ptr::null_mut(),
+        );
+        if result.is_null() {
+            let err = PyErr::fetch(py);
+            return Ok(Some(err.into_value(py).into_any()));
+        }
+        pyo3::ffi::Py_DECREF(result);
+    }
+    Ok(None)
+}
+
 /// `ct-rollout`'s entry point; returns the exit status.
 #[pyfunction]
 fn rollout_main(argv: Vec<std::ffi::OsString>) -> i32 {
@@ -176,8 +214,8 @@ fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<PyObject> {
     match session::stop(py, exit_code)? {
         None => Ok(py.None()),
         Some(summary) => {
-            let json = serde_json::to_string(&summary).expect("summary serialises");
-            Ok(py.import("json")?.call_method1("loads", (json,))?.unbind())
+            let value = serde_json::to_value(&summary).map_err(|e| PyValueError::new_err(e.to_string()))?;
+            json_to_py(py, &value)
         }
     }
 }
@@ -198,8 +236,38 @@ fn policy_snapshot(py: Python<'_>, program_dir: Option<PathBuf>) -> PyResult<PyO
     let dir = program_dir.unwrap_or(std::env::current_dir()?);
     let policy =
         session::build_policy(&dir, None).map_err(|e| ConfigError::new_err(e.to_string()))?;
-    let json = policy.to_json().to_string();
-    Ok(py.import("json")?.call_method1("loads", (json,))?.unbind())
+    json_to_py(py, &policy.to_json())
+}
+
+/// A JSON value as Python objects, built here rather than with the `json` module (at the
+/// end of a run, `import json` could find a `json.py` of the program's).
+fn json_to_py(py: Python<'_>, value: &serde_json::Value) -> PyResult<PyObject> {
+    use pyo3::IntoPyObjectExt;
+    use serde_json::Value;
+    Ok(match value {
+        Value::Null => py.None(),
+        Value::Bool(b) => b.into_py_any(py)?,
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => i.into_py_any(py)?,
+            (None, Some(u)) => u.into_py_any(py)?,
+            _ => n.as_f64().unwrap_or(f64::NAN).into_py_any(py)?,
+        },
+        Value::String(s) => s.into_py_any(py)?,
+        Value::Array(items) => {
+            let list = pyo3::types::PyList::empty(py);
+            for item in items {
+                list.append(json_to_py(py, item)?)?;
+            }
+            list.into_any().unbind()
+        }
+        Value::Object(map) => {
+            let dict = pyo3::types::PyDict::new(py);
+            for (k, v) in map {
+                dict.set_item(k, json_to_py(py, v)?)?;
+            }
+            dict.into_any().unbind()
+        }
+    })
 }
 
 #[pyfunction]
@@ -268,6 +336,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ConfigError", m.py().get_type::<ConfigError>())?;
     m.add_function(wrap_pyfunction!(py_main, m)?)?;
     m.add_function(wrap_pyfunction!(rollout_main, m)?)?;
+    m.add_function(wrap_pyfunction!(file_compile_error, m)?)?;
     m.add_function(wrap_pyfunction!(start, m)?)?;
     m.add_function(wrap_pyfunction!(stop, m)?)?;
     m.add_function(wrap_pyfunction!(flush, m)?)?;

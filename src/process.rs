@@ -13,13 +13,19 @@
 //! child's next event, forgets the inherited state without touching the parent's files,
 //! and removes itself. Forked children are not recorded (documented in docs/recording.md).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Once;
 
 use pyo3::prelude::*;
 
-/// Set in a forked child until the hook has dropped the inherited recorder.
-pub static FORKED_CHILD: AtomicBool = AtomicBool::new(false);
+/// Process events the trace hook must act on at its next call (one load per event).
+pub static PENDING: AtomicU8 = AtomicU8::new(0);
+/// In a forked child, until the hook has dropped the inherited recorder.
+pub const FORKED_CHILD: u8 = 1;
+/// A SIGTERM arrived: the next event finishes the trace and dies by SIGTERM, so the program
+/// runs no further than it would have without the recorder (the watcher thread may have to
+/// wait for the GIL).
+pub const SIGTERM_PENDING: u8 = 2;
 /// The address of signal-hook's SIGTERM handler, once installed (0: not installed).
 static SIGTERM_HANDLER: AtomicUsize = AtomicUsize::new(0);
 
@@ -27,7 +33,7 @@ static ATFORK: Once = Once::new();
 static SIGTERM: Once = Once::new();
 
 extern "C" fn after_fork_in_child() {
-    FORKED_CHILD.store(true, Ordering::SeqCst);
+    PENDING.fetch_or(FORKED_CHILD, Ordering::SeqCst);
     // The watcher thread does not exist in the child: give SIGTERM its default action back,
     // unless the program replaced our handler (only async-signal-safe calls here).
     let ours = SIGTERM_HANDLER.load(Ordering::SeqCst);
@@ -69,12 +75,8 @@ pub fn install_sigterm_handler() -> std::io::Result<()> {
             .name("ct-sigterm".into())
             .spawn(move || {
                 if signals.forever().next().is_some() {
-                    Python::with_gil(|py| {
-                        if let Err(e) = crate::session::stop(py, None) {
-                            eprintln!("ct-record: error: writing the trace on SIGTERM failed: {e}");
-                        }
-                    });
-                    let _ = signal_hook::low_level::emulate_default_handler(libc::SIGTERM);
+                    PENDING.fetch_or(SIGTERM_PENDING, Ordering::SeqCst);
+                    Python::with_gil(finish_and_die_by_sigterm);
                 }
             });
         if let Err(e) = spawned {
@@ -82,4 +84,13 @@ pub fn install_sigterm_handler() -> std::io::Result<()> {
         }
     });
     result
+}
+
+/// Finishes the trace, then performs SIGTERM's default action. Called with the GIL held,
+/// from the watcher thread or from the trace hook, whichever runs first.
+pub fn finish_and_die_by_sigterm(py: Python<'_>) {
+    if let Err(e) = crate::session::stop(py, None) {
+        eprintln!("ct-record: error: writing the trace on SIGTERM failed: {e}");
+    }
+    let _ = signal_hook::low_level::emulate_default_handler(libc::SIGTERM);
 }

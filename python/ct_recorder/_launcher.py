@@ -28,6 +28,7 @@ import _signal
 import atexit
 import os
 import sys
+import threading  # noqa: F401  (the recorder sets threading.settrace; imported before the purge)
 import zipimport
 from _frozen_importlib_external import MAGIC_NUMBER, SourceFileLoader, SourcelessFileLoader
 
@@ -77,13 +78,17 @@ def _forget_launcher_imports():
     """Drop from ``sys.modules`` the Python modules that the console script and the launcher
     imported after interpreter start-up (``re``, ``enum``, ``types``...), so that the
     program imports them afresh — and a ``types.py`` next to the program wins, as under
-    python. ``sys.modules`` keeps insertion order: start-up modules come first, and the
-    first module of the launcher path is ``re`` (pip's console script), ``runpy``
-    (``python -m ct_recorder``) or ``ct_recorder`` itself. Builtin, frozen and extension
-    modules stay: no file next to the program can shadow an already imported one, and
-    extension modules do not take well to a second initialisation."""
+    python. ``sys.modules`` is in order of completion (importlib moves a module to the end
+    once it has loaded), and ``site`` is the last module to complete during start-up: it
+    imports everything the ``.pth`` files ask for before it finishes. Without ``site``
+    (``python -S``), the first module of the launcher path marks the cut. Builtin, frozen
+    and extension modules stay: no file next to the program can shadow an already
+    imported one, and extension modules do not take well to a second initialisation."""
     names = list(sys.modules)
-    cut = next((i for i, n in enumerate(names) if n in ("re", "runpy", "ct_recorder")), len(names))
+    if "site" in sys.modules:
+        cut = names.index("site") + 1
+    else:
+        cut = next((i for i, n in enumerate(names) if n in ("re", "runpy", "ct_recorder")), len(names))
     for name in names[cut:]:
         if name.partition(".")[0] in _KEEP:
             continue
@@ -199,14 +204,20 @@ def _run(opts):
 
         else:
             file, path0 = _script_paths(target)
+            compile_error = None
             try:
                 code, loader = _compile_script(file)
             except OSError as exc:
                 sys.stderr.write(f"ct-record: can't open file {file!r}: [Errno {exc.errno}] {exc.strerror}\n")
                 return 2
             except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
-                # As python: the error alone, no traceback (our frames are not the program's).
+                compile_error = exc
+            if compile_error is not None:
+                # As python: the error alone, in python's own words, with no traceback
+                # (asked outside the except block, so it carries no __context__).
+                exc = _native.file_compile_error(file) or compile_error
                 exc.__traceback__ = None
+                exc.__context__ = None
                 sys.excepthook(type(exc), exc, None)
                 return 1
             sys.argv = [target] + args

@@ -155,11 +155,9 @@ pub struct RecorderOptions {
 
 impl Recorder {
     pub fn new(py: Python<'_>, builder: TraceBuilder, opts: RecorderOptions) -> PyResult<Self> {
-        let resume_opcode: u8 = py
-            .import("opcode")?
-            .getattr("opmap")?
-            .get_item("RESUME")?
-            .extract()?;
+        // CPython 3.11's RESUME opcode (Lib/opcode.py); a constant rather than an import of
+        // `opcode`, which a file next to the program could shadow.
+        let resume_opcode: u8 = 151;
         Ok(Recorder {
             builder,
             naming: opts.naming,
@@ -241,14 +239,15 @@ impl Recorder {
         frame: *mut py::PyFrameObject,
     ) -> Result<u32, String> {
         let err = |e: PyErr| format!("reading a code object: {e}");
-        let filename: String = code
-            .getattr(intern!(py, "co_filename"))
-            .and_then(|v| v.extract())
-            .map_err(err)?;
-        let qualname: String = code
-            .getattr(intern!(py, "co_qualname"))
-            .and_then(|v| v.extract())
-            .map_err(err)?;
+        // Lossy: a file name that is not valid UTF-8 (surrogate escapes) shows U+FFFD in the
+        // trace, whose paths are text.
+        let text = |attr: &Bound<'_, PyString>| -> Result<String, String> {
+            let value = code.getattr(attr).map_err(err)?;
+            let s = value.downcast_into::<PyString>().map_err(|e| e.to_string())?;
+            Ok(s.to_string_lossy().into_owned())
+        };
+        let filename = text(intern!(py, "co_filename"))?;
+        let qualname = text(intern!(py, "co_qualname"))?;
         let mut record = !self.is_own_code(&filename) && !is_synthetic_filename(&filename);
         let mut decision = None;
         let mut facts = None;
@@ -802,7 +801,7 @@ fn forget_in_forked_child(py: Python<'_>) {
     }
     crate::session::forget_after_fork();
     threads::uninstall_all(py);
-    crate::process::FORKED_CHILD.store(false, Ordering::SeqCst);
+    crate::process::PENDING.fetch_and(!crate::process::FORKED_CHILD, Ordering::SeqCst);
 }
 
 /// The recorder of the current session; `None` when not recording.
@@ -818,9 +817,17 @@ pub unsafe extern "C" fn trace_hook(
     what: c_int,
     arg: *mut py::PyObject,
 ) -> c_int {
-    if crate::process::FORKED_CHILD.load(Ordering::Relaxed) {
-        forget_in_forked_child(Python::assume_gil_acquired());
-        return 0;
+    let pending = crate::process::PENDING.load(Ordering::Relaxed);
+    if pending != 0 {
+        let py = Python::assume_gil_acquired();
+        if pending & crate::process::FORKED_CHILD != 0 {
+            forget_in_forked_child(py);
+            return 0;
+        }
+        if pending & crate::process::SIGTERM_PENDING != 0 {
+            crate::process::finish_and_die_by_sigterm(py);
+            return 0;
+        }
     }
     let mut guard = match RECORDER.try_lock() {
         Ok(g) => g,
