@@ -210,7 +210,11 @@ pub fn split_argv(cmd: &clap::Command, argv: &[OsString]) -> (Vec<OsString>, Vec
         }
         if let Some(module) = a.strip_prefix("-m") {
             ours.push("-m".into());
-            ours.push(raw.to_str().map(|_| OsString::from(module)).unwrap_or_else(|| raw.clone()));
+            ours.push(
+                raw.to_str()
+                    .map(|_| OsString::from(module))
+                    .unwrap_or_else(|| raw.clone()),
+            );
             return (ours, argv.iter().skip(i + 1).cloned().collect());
         }
         if a.starts_with("--") {
@@ -389,7 +393,10 @@ fn find_module_file(py: Python<'_>, module: &str) -> PyResult<Option<PathBuf>> {
 pub fn print_out(text: &str) -> i32 {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
         Ok(()) => 0,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
         Err(e) => {

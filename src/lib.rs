@@ -104,6 +104,46 @@ fn file_compile_error(py: Python<'_>, path: PathBuf) -> PyResult<Option<PyObject
     Ok(None)
 }
 
+/// The current thread's recursion depth as CPython counts it (None if unknown).
+#[pyfunction]
+fn _recursion_depth(py: Python<'_>) -> PyResult<Option<i32>> {
+    let limit: i32 = py
+        .import("sys")?
+        .getattr("getrecursionlimit")?
+        .call0()?
+        .extract()?;
+    // SAFETY: GIL held.
+    Ok(unsafe { tracer::ffi::recursion_depth(limit) })
+}
+
+/// Launcher support: gives the program `by` extra levels of recursion, the depth of the
+/// launcher frames under it, so RecursionError comes at the same depth as under python.
+#[pyfunction]
+fn _shift_recursion_limit(py: Python<'_>, by: i32) -> PyResult<bool> {
+    if _recursion_depth(py)?.is_none() || by <= 0 {
+        return Ok(false);
+    }
+    // SAFETY: GIL held, layout checked just above.
+    unsafe { tracer::ffi::shift_recursion_remaining(by) };
+    Ok(true)
+}
+
+/// Launcher support: the code object whose first frame becomes the program's stack bottom.
+#[pyfunction]
+fn _set_entry_code(code: &Bound<'_, PyAny>) {
+    tracer::ENTRY_CODE.store(code.as_ptr() as usize, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Launcher support: calls `func(*args)` from C, so that its frame is an entry frame.
+#[pyfunction]
+#[pyo3(signature = (func, *args))]
+fn _call_as_entry(
+    func: &Bound<'_, PyAny>,
+    args: &Bound<'_, pyo3::types::PyTuple>,
+) -> PyResult<PyObject> {
+    Ok(func.call1(args)?.unbind())
+}
+
 /// `ct-rollout`'s entry point; returns the exit status.
 #[pyfunction]
 fn rollout_main(argv: Vec<std::ffi::OsString>) -> i32 {
@@ -136,7 +176,10 @@ fn start(
     quiet: bool,
     command: Vec<std::ffi::OsString>,
 ) -> PyResult<()> {
-    let command: Vec<String> = command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let command: Vec<String> = command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let format = <TraceFormat as clap::ValueEnum>::from_str(format, false).map_err(|_| {
         PyValueError::new_err(format!(
             "unknown trace format {format:?} (expected 'json' or 'binary')"
@@ -158,11 +201,15 @@ fn start(
     };
     // Names in the trace files are text: a non-UTF-8 byte shows as U+FFFD there.
     let program = program.to_string_lossy().into_owned();
-    let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let own_dir = own_dir.map(|d| d.to_string_lossy().into_owned());
     if finish_on_sigterm {
-        process::install_sigterm_handler()
-            .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("cannot install the SIGTERM handler: {e}")))?;
+        process::install_sigterm_handler().map_err(|e| {
+            pyo3::exceptions::PyOSError::new_err(format!("cannot install the SIGTERM handler: {e}"))
+        })?;
     }
     // ct-record computed the policy already; the Python API computes it here.
     let policy = match session::take_pending_policy() {
@@ -214,7 +261,8 @@ fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<PyObject> {
     match session::stop(py, exit_code)? {
         None => Ok(py.None()),
         Some(summary) => {
-            let value = serde_json::to_value(&summary).map_err(|e| PyValueError::new_err(e.to_string()))?;
+            let value =
+                serde_json::to_value(&summary).map_err(|e| PyValueError::new_err(e.to_string()))?;
             json_to_py(py, &value)
         }
     }
@@ -337,6 +385,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_main, m)?)?;
     m.add_function(wrap_pyfunction!(rollout_main, m)?)?;
     m.add_function(wrap_pyfunction!(file_compile_error, m)?)?;
+    m.add_function(wrap_pyfunction!(_recursion_depth, m)?)?;
+    m.add_function(wrap_pyfunction!(_shift_recursion_limit, m)?)?;
+    m.add_function(wrap_pyfunction!(_set_entry_code, m)?)?;
+    m.add_function(wrap_pyfunction!(_call_as_entry, m)?)?;
     m.add_function(wrap_pyfunction!(start, m)?)?;
     m.add_function(wrap_pyfunction!(stop, m)?)?;
     m.add_function(wrap_pyfunction!(flush, m)?)?;

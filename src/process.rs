@@ -40,7 +40,9 @@ extern "C" fn after_fork_in_child() {
     if ours != 0 {
         unsafe {
             let mut current: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(libc::SIGTERM, std::ptr::null(), &mut current) == 0 && current.sa_sigaction == ours {
+            if libc::sigaction(libc::SIGTERM, std::ptr::null(), &mut current) == 0
+                && current.sa_sigaction == ours
+            {
                 libc::signal(libc::SIGTERM, libc::SIG_DFL);
             }
         }

@@ -12,7 +12,11 @@ use ct_reports::{aggregate, all_passed, check, load_run, render, Format, Gates};
 const BUILT_MANIFEST: &str = include_str!("../rollout.toml");
 
 #[derive(Parser, Debug)]
-#[command(name = "ct-rollout", version, about = "Evidence and gates for the module-naming rollout.")]
+#[command(
+    name = "ct-rollout",
+    version,
+    about = "Evidence and gates for the module-naming rollout."
+)]
 struct RolloutCli {
     #[command(subcommand)]
     command: Command,
@@ -79,7 +83,11 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
                     return 2;
                 }
             };
-            let runs = if runs.is_empty() { vec![PathBuf::from("trace-out")] } else { runs };
+            let runs = if runs.is_empty() {
+                vec![PathBuf::from("trace-out")]
+            } else {
+                runs
+            };
             let mut loaded = Vec::with_capacity(runs.len());
             for dir in &runs {
                 match load_run(dir) {

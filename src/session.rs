@@ -369,12 +369,19 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
                 sampler,
                 budget,
             };
-            let session = ShadowSession::start(config, rt.metrics.clone()).map_err(|e| {
-                PyOSError::new_err(format!("cannot write the shadow artifacts: {e}"))
-            })?;
-            let roots = session_roots(py);
-            let digest = session.register_roots(&roots);
-            Some(ShadowSide::new(namer, session, digest))
+            // The shadow is a guest: if its artifacts cannot be written, the recording
+            // carries on without it.
+            match ShadowSession::start(config, rt.metrics.clone()) {
+                Ok(session) => {
+                    let roots = session_roots(py);
+                    let digest = session.register_roots(&roots);
+                    Some(ShadowSide::new(namer, session, digest))
+                }
+                Err(e) => {
+                    eprintln!("ct-record: warning: shadow mode off for this run: cannot write the shadow artifacts: {e}");
+                    None
+                }
+            }
         }
         _ => None,
     };

@@ -99,6 +99,18 @@ def _forget_launcher_imports():
             del sys.modules[name]
 
 
+# What _native._recursion_depth() reads in the bottom frame python itself starts (a
+# script's module frame; runpy's _run_module_as_main for -m), measured under plain
+# CPython 3.11 (tests/python compare RecursionError depths with python's).
+_BOTTOM_DEPTH = 2
+# Measures the recursion depth at which the program's first frame will run.
+_DEPTH_PROBE = compile("_depth = _d()", "<ct-record depth probe>", "exec")
+
+
+def _entry_depth_probe():
+    return _native._recursion_depth()
+
+
 def _fresh_main_module():
     """A new ``__main__`` like the one the interpreter creates, installed in sys.modules
     (same keys in the same order: ``__annotations__`` before ``__builtins__``)."""
@@ -148,6 +160,19 @@ def _module_findable(name):
         return importlib.util.find_spec(top) is not None
     except (ImportError, ValueError):
         return False
+
+
+def _enter_as_python_does(func, *args):
+    """Calls ``func`` the way the interpreter calls runpy for ``python -m``: from C, at the
+    bottom of the stack. The launcher's frames stay underneath but are cut off from the
+    program's view (the recorder clears the entry frame's ``previous`` link), and the
+    recursion limit is shifted by their depth, so ``inspect.stack()`` and RecursionError
+    look as they do under python."""
+    depth = _native._call_as_entry(_entry_depth_probe)
+    if depth:
+        _native._shift_recursion_limit(depth - _BOTTOM_DEPTH)
+    _native._set_entry_code(func.__code__)
+    return _native._call_as_entry(func, *args)
 
 
 def _report_uncaught(exc):
@@ -200,7 +225,7 @@ def _run(opts):
                 return 1
 
             def runner():
-                runpy._run_module_as_main("__main__", alter_argv=False)
+                _enter_as_python_does(runpy._run_module_as_main, "__main__", False)
 
         else:
             file, path0 = _script_paths(target)
@@ -228,6 +253,13 @@ def _run(opts):
                      __package__=None, __spec__=None)
 
             def runner():
+                # The program's module frame must start at depth 1, as under python: the
+                # probe runs through the very same path (this frame, exec) to measure ours.
+                probe = {"_d": _native._recursion_depth}
+                exec(_DEPTH_PROBE, probe)
+                if probe["_depth"]:
+                    _native._shift_recursion_limit(probe["_depth"] - _BOTTOM_DEPTH)
+                _native._set_entry_code(code)
                 exec(code, g)
 
             program = file
@@ -246,7 +278,7 @@ def _run(opts):
         program_dir = os.getcwd()
 
         def runner():
-            runpy._run_module_as_main(target)
+            _enter_as_python_does(runpy._run_module_as_main, target)
 
     # Everything the launcher itself calls happens before the hook is installed. SIGTERM is
     # handled by the recorder below Python's signal table (see docs/recording.md).

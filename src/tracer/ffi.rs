@@ -12,6 +12,7 @@ extern "C" {
     pub fn PyFrame_GetGlobals(frame: *mut PyFrameObject) -> *mut PyObject;
     pub fn PyFrame_GetLasti(frame: *mut PyFrameObject) -> c_int;
     pub fn PyThreadState_GetID(tstate: *mut PyThreadState) -> u64;
+    pub fn PyThread_get_thread_native_id() -> std::os::raw::c_ulong;
     static mut PyCell_Type: pyo3::ffi::PyTypeObject;
     pub fn _PyEval_SetTrace(
         tstate: *mut PyThreadState,
@@ -79,4 +80,47 @@ struct CellObject {
 /// `op` must be a cell object.
 pub unsafe fn cell_contents(op: *mut PyObject) -> *mut PyObject {
     (*(op as *mut CellObject)).ob_ref
+}
+
+/// Offsets of `recursion_remaining` / `recursion_limit` in CPython 3.11's `PyThreadState`
+/// (Include/cpython/pystate.h: prev, next, interp, _initialized, _static, then these).
+const RECURSION_REMAINING: usize = 32;
+const RECURSION_LIMIT: usize = 36;
+
+/// The current thread's recursion depth as CPython 3.11 counts it (limit − remaining), or
+/// None when the layout does not check out (`recursion_limit` must equal `limit`).
+///
+/// # Safety
+/// GIL held; `limit` is `sys.getrecursionlimit()`.
+pub unsafe fn recursion_depth(limit: i32) -> Option<i32> {
+    let ts = pyo3::ffi::PyThreadState_Get() as *mut u8;
+    let lim = *(ts.add(RECURSION_LIMIT) as *const c_int);
+    if lim != limit {
+        return None;
+    }
+    Some(lim - *(ts.add(RECURSION_REMAINING) as *const c_int))
+}
+
+/// Gives the current thread `by` more levels of recursion before RecursionError. CPython
+/// keeps the offset through `sys.setrecursionlimit`, which recomputes `remaining` from the
+/// depth.
+///
+/// # Safety
+/// GIL held; the layout was checked with [`recursion_depth`].
+pub unsafe fn shift_recursion_remaining(by: i32) {
+    let ts = pyo3::ffi::PyThreadState_Get() as *mut u8;
+    *(ts.add(RECURSION_REMAINING) as *mut c_int) += by;
+}
+
+/// The `previous` link of a live 3.11 frame, and whether it is an entry frame (the first
+/// frame of a C-level call into the interpreter).
+///
+/// # Safety
+/// `frame` is a live frame of CPython 3.11 (layout verified by the fast-locals check).
+pub unsafe fn entry_link(frame: *mut PyFrameObject) -> (*mut *mut std::ffi::c_void, bool) {
+    let iframe = (*(frame as *mut FrameObject311)).f_frame;
+    (
+        std::ptr::addr_of_mut!((*iframe).previous),
+        (*iframe).is_entry,
+    )
 }

@@ -66,6 +66,10 @@ pub struct EventCounts {
     pub threads: u64,
 }
 
+/// The program's entry code object (address), set by the launcher: at its first call, the
+/// frame is made the bottom of the visible stack (see [`Recorder::cut_entry_frame`]).
+pub static ENTRY_CODE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Events that arrived while another thread held the recorder state (see module docs).
 pub static DROPPED_REENTRANT: AtomicU64 = AtomicU64::new(0);
 
@@ -136,6 +140,8 @@ pub struct Recorder {
     /// Read arguments straight from the frame's fast locals (3.11 layout verified at
     /// start); otherwise through `PyFrame_GetLocals`, which builds a dict per call.
     fast_locals: bool,
+    /// The program's entry frame while its `previous` link is cut, with the saved link.
+    entry_cut: Option<(usize, usize)>,
     on_error: OnError,
     pub(crate) disabled: bool,
     pub(crate) errors: Vec<String>,
@@ -176,6 +182,7 @@ impl Recorder {
             own_dir: opts.own_dir,
             resume_opcode,
             fast_locals: fast_locals_layout_ok(py),
+            entry_cut: None,
             on_error: opts.on_error,
             disabled: false,
             errors: Vec::new(),
@@ -243,7 +250,9 @@ impl Recorder {
         // trace, whose paths are text.
         let text = |attr: &Bound<'_, PyString>| -> Result<String, String> {
             let value = code.getattr(attr).map_err(err)?;
-            let s = value.downcast_into::<PyString>().map_err(|e| e.to_string())?;
+            let s = value
+                .downcast_into::<PyString>()
+                .map_err(|e| e.to_string())?;
             Ok(s.to_string_lossy().into_owned())
         };
         let filename = text(intern!(py, "co_filename"))?;
@@ -289,12 +298,15 @@ impl Recorder {
                     m.observe_resolution(&result);
                 }
                 if let Some(side) = self.shadow.as_mut() {
+                    // The OS thread id, as the divergence log documents (trace events use
+                    // CPython's thread-state ids).
+                    let native_tid = unsafe { ffi::PyThread_get_thread_native_id() } as u64;
                     side.compare(
                         &f,
                         result,
                         &mut self.scoping,
                         &self.naming.modules,
-                        self.cur_tid,
+                        native_tid,
                     );
                 }
             }
@@ -489,7 +501,45 @@ impl Recorder {
         }
     }
 
+    /// `python SCRIPT` runs the program's first frame at the bottom of the stack; under
+    /// ct-record the console script and launcher frames sit below it, visible to
+    /// `inspect.stack()`, `sys._getframe()`, `warnings` stack levels. The program's entry
+    /// frame is an *entry* frame (started from C by `exec`, or by the recorder for `-m`),
+    /// and CPython returns from an entry frame through the C call chain, not through its
+    /// `previous` link — so that link is cleared while the frame runs (restored at its
+    /// return), and the program sees its own frames only.
+    fn cut_entry_frame(&mut self, frame: *mut py::PyFrameObject) {
+        let entry = ENTRY_CODE.load(Ordering::Relaxed);
+        if entry == 0 || !self.fast_locals {
+            return;
+        }
+        let code = unsafe { py::PyFrame_GetCode(frame) } as usize;
+        unsafe { py::Py_DECREF(code as *mut py::PyObject) };
+        if code != entry {
+            return;
+        }
+        ENTRY_CODE.store(0, Ordering::Relaxed);
+        // SAFETY: 3.11 layout verified at start (fast_locals); the frame is live.
+        let (link, is_entry) = unsafe { ffi::entry_link(frame) };
+        if is_entry {
+            let saved = unsafe { *link } as usize;
+            unsafe { *link = std::ptr::null_mut() };
+            self.entry_cut = Some((frame as usize, saved));
+        }
+    }
+
+    fn restore_entry_frame(&mut self, frame: *mut py::PyFrameObject) {
+        if let Some((f, saved)) = self.entry_cut {
+            if f == frame as usize {
+                let (link, _) = unsafe { ffi::entry_link(frame) };
+                unsafe { *link = saved as *mut std::ffi::c_void };
+                self.entry_cut = None;
+            }
+        }
+    }
+
     fn on_call(&mut self, py: Python<'_>, frame: *mut py::PyFrameObject) -> Result<(), String> {
+        self.cut_entry_frame(frame);
         let idx = self.code_of_frame(py, frame)?;
         self.cur_stack.push(Entry {
             frame: frame as usize,
@@ -598,6 +648,7 @@ impl Recorder {
         frame: *mut py::PyFrameObject,
         arg: *mut py::PyObject,
     ) -> Result<(), String> {
+        self.restore_entry_frame(frame);
         let key = frame as usize;
         let idx = match self.cur_stack.last() {
             Some(top) if top.frame == key => {

@@ -715,8 +715,9 @@ def test_daemon_thread_still_running_at_exit(work, trace_dir):
     daemon = {t for t, name, _ in trace.calls if name == "heartbeat"}
     assert len(daemon) == 1 and trace.thread_ids[0] not in daemon
     (daemon,) = daemon
-    # The recording ended while the daemon thread was in its loop.
-    assert trace.open_calls(daemon) == ["Thread.run", "heartbeat"]
+    # The recording ended while the daemon thread was in its loop. (Thread.run, which
+    # called it, is standard-library code: the builtin trace filter does not record it.)
+    assert trace.open_calls(daemon) == ["heartbeat"]
     assert not trace.underflows
     for t in trace.thread_ids:
         if t != daemon:

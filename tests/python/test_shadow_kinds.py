@@ -573,13 +573,14 @@ def test_roots_json_names_the_digest():
 
 def test_roots_digest_is_as_documented():
     """docs/divergences.md: "the digest is the first 16 hex digits of SHA-256 over the
-    roots joined by NUL bytes", so a reader can recompute it from roots.json."""
+    roots, each followed by a NUL byte", so a reader can recompute it from roots.json."""
     import hashlib
 
     with dotted_tempdir() as tmp:
         _, a = _roots_run(tmp)
         for digest, listed in a.roots["roots"].items():
-            assert hashlib.sha256("\0".join(listed).encode()).hexdigest()[:16] == digest, listed
+            data = "".join(root + "\0" for root in listed).encode()
+            assert hashlib.sha256(data).hexdigest()[:16] == digest, listed
 
 
 # --- record fields and the stderr summary ----------------------------------------------------
