@@ -561,7 +561,7 @@ impl Recorder {
             return Ok(());
         }
         self.counts.calls += 1;
-        if self.counts.calls % 4096 == 0 {
+        if self.counts.calls.is_multiple_of(4096) {
             self.sync_metrics();
         }
         let info = &self.codes[idx as usize];
