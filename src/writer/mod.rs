@@ -24,3 +24,6 @@ pub use sink::{write_atomically, EventSink, TraceFormat, WriterError};
 pub const BATCH_EVENTS: usize = 4096;
 /// Bound on batches queued for the writer thread; the recorder blocks (rarely) beyond it.
 pub const MAX_BATCHES_IN_FLIGHT: usize = 16;
+/// Batch buffers that ever exist: the one being filled, the queued ones, the one being
+/// written. Past that, buffers are recycled, so recording allocates nothing per event.
+pub const BATCH_POOL: usize = MAX_BATCHES_IN_FLIGHT + 2;

@@ -5,10 +5,10 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::{bounded, Receiver, Sender};
 use runtime_tracing::{create_trace_writer, TraceEventsFileFormat, TraceLowLevelEvent};
 
-use super::{BATCH_EVENTS, MAX_BATCHES_IN_FLIGHT};
+use super::{BATCH_EVENTS, BATCH_POOL, MAX_BATCHES_IN_FLIGHT};
 
 /// Which events file to write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -55,6 +55,11 @@ enum Message {
 /// Owns the writer thread. Dropping it without [`EventSink::finish`] still closes the file.
 pub struct EventSink {
     tx: Option<Sender<Message>>,
+    /// Emptied batch buffers coming back from the writer thread: in steady state the
+    /// recording thread reuses them and allocates nothing per event.
+    recycled: Receiver<Vec<TraceLowLevelEvent>>,
+    /// Batch buffers created so far; at most [`BATCH_POOL`], then buffers are reused.
+    buffers: usize,
     handle: Option<JoinHandle<Result<u64, String>>>,
     batch: Vec<TraceLowLevelEvent>,
     events_path: PathBuf,
@@ -71,6 +76,7 @@ impl EventSink {
     ) -> Result<Self, WriterError> {
         let events_path = dir.join(format.events_file_name());
         let (tx, rx) = bounded::<Message>(MAX_BATCHES_IN_FLIGHT);
+        let (give_back, recycled) = bounded::<Vec<TraceLowLevelEvent>>(BATCH_POOL);
         // The output is opened on the writer thread (the binary writer is not `Send`); the
         // open result comes back first so a bad path fails before anything is recorded.
         let (ready_tx, ready_rx) = bounded::<Result<(), String>>(1);
@@ -91,9 +97,11 @@ impl EventSink {
                 let mut written = 0u64;
                 for msg in rx.iter() {
                     match msg {
-                        Message::Batch(events) => {
+                        Message::Batch(mut events) => {
                             written += events.len() as u64;
-                            output.write_batch(events).map_err(|e| e.to_string())?;
+                            output.write_batch(&mut events).map_err(|e| e.to_string())?;
+                            events.clear();
+                            let _ = give_back.try_send(events);
                         }
                         Message::Finish => break,
                     }
@@ -119,6 +127,8 @@ impl EventSink {
         }
         Ok(EventSink {
             tx: Some(tx),
+            recycled,
+            buffers: 1,
             handle: Some(handle),
             batch: Vec::with_capacity(BATCH_EVENTS),
             events_path,
@@ -141,7 +151,17 @@ impl EventSink {
         if self.batch.is_empty() {
             return;
         }
-        let full = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_EVENTS));
+        // A recycled buffer if one is back; a new one while the pool is not full; else wait
+        // for the writer to hand one back (back-pressure, as the bounded queue gives).
+        let fresh = match self.recycled.try_recv() {
+            Ok(v) => v,
+            Err(_) if self.buffers < BATCH_POOL => {
+                self.buffers += 1;
+                Vec::with_capacity(BATCH_EVENTS)
+            }
+            Err(_) => self.recycled.recv().unwrap_or_else(|_| Vec::with_capacity(BATCH_EVENTS)),
+        };
+        let full = std::mem::replace(&mut self.batch, fresh);
         if let Some(tx) = &self.tx {
             // A send only fails when the writer thread died; its error surfaces at finish().
             let _ = tx.send(Message::Batch(full));
@@ -208,10 +228,10 @@ impl Output {
         }
     }
 
-    fn write_batch(&mut self, events: Vec<TraceLowLevelEvent>) -> std::io::Result<()> {
+    fn write_batch(&mut self, events: &mut Vec<TraceLowLevelEvent>) -> std::io::Result<()> {
         match self {
             Output::Json { out, first } => {
-                for event in &events {
+                for event in events.iter() {
                     if !*first {
                         out.write_all(b",\n")?;
                     }
@@ -221,7 +241,7 @@ impl Output {
                 Ok(())
             }
             Output::Binary(w) => {
-                for event in events {
+                for event in events.drain(..) {
                     runtime_tracing::TraceWriter::add_event(w.as_mut(), event);
                 }
                 Ok(())
