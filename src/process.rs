@@ -60,6 +60,19 @@ pub fn install_fork_handler() {
 pub fn install_sigterm_handler() -> std::io::Result<()> {
     let mut result = Ok(());
     SIGTERM.call_once(|| {
+        // In the handler itself (an atomic store is async-signal-safe): from the moment the
+        // signal lands, the next trace event finishes the trace and dies, without waiting
+        // for the watcher thread to wake up.
+        // SAFETY: the action only performs an atomic read-modify-write.
+        let flagged = unsafe {
+            signal_hook::low_level::register(libc::SIGTERM, || {
+                PENDING.fetch_or(SIGTERM_PENDING, Ordering::SeqCst);
+            })
+        };
+        if let Err(e) = flagged {
+            result = Err(e);
+            return;
+        }
         let mut signals = match signal_hook::iterator::Signals::new([libc::SIGTERM]) {
             Ok(s) => s,
             Err(e) => {

@@ -56,7 +56,10 @@ fn cached_step_events_allocate_nothing_once_the_batch_pool_is_full() {
         // Zero per event. The only allowance: if the recorder's very first wait for the
         // writer falls in this window rather than in the warm-up, the channel sets up its
         // waiting state then (two allocations, once per thread).
-        assert!(made <= 2, "{format:?}: {made} allocations over {events} events");
+        assert!(
+            made <= 2,
+            "{format:?}: {made} allocations over {events} events"
+        );
         assert_eq!(builder.finish().unwrap(), builder.events_emitted());
     }
 }

@@ -159,7 +159,10 @@ impl EventSink {
                 self.buffers += 1;
                 Vec::with_capacity(BATCH_EVENTS)
             }
-            Err(_) => self.recycled.recv().unwrap_or_else(|_| Vec::with_capacity(BATCH_EVENTS)),
+            Err(_) => self
+                .recycled
+                .recv()
+                .unwrap_or_else(|_| Vec::with_capacity(BATCH_EVENTS)),
         };
         let full = std::mem::replace(&mut self.batch, fresh);
         if let Some(tx) = &self.tx {
