@@ -9,64 +9,12 @@
 
 use std::path::Path;
 
-/// Spec "valid dotted name": non-empty segments separated by `.`, each made of ASCII letters,
-/// ASCII digits and `_` (a segment may start with a digit).
-pub fn is_valid_dotted_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.split('.').all(|segment| {
-            !segment.is_empty()
-                && segment
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        })
-}
-
-/// Spec L1.1, lexical POSIX normalisation. Empty input or only `.` segments give `None`;
-/// `..` is kept as is; the root alone gives `Some("")`; backslashes are ordinary characters.
-pub fn normalize_posix(path: &str) -> Option<String> {
-    if path.is_empty() {
-        return None;
-    }
-    let absolute = path.starts_with('/');
-    let segments: Vec<&str> = path
-        .split('/')
-        .filter(|s| !s.is_empty() && *s != ".")
-        .collect();
-    if segments.is_empty() {
-        return if absolute { Some(String::new()) } else { None };
-    }
-    let joined = segments.join("/");
-    Some(if absolute {
-        format!("/{joined}")
-    } else {
-        joined
-    })
-}
-
-/// Spec L1.2, relative path to dotted name, **without** validation: `.py` is removed from the
-/// last segment (and a resulting `__init__` dropped); any other last segment is kept word for
-/// word (`mod.pyc`, `data.txt`).
-pub fn relative_path_to_dotted(relative: &str) -> Option<String> {
-    let mut segments: Vec<&str> = relative.split('/').filter(|s| !s.is_empty()).collect();
-    let last = segments.pop()?;
-    match last.strip_suffix(".py") {
-        Some("__init__") => {}
-        Some(stem) => segments.push(stem),
-        None => segments.push(last),
-    }
-    if segments.is_empty() {
-        None
-    } else {
-        Some(segments.join("."))
-    }
-}
-
-/// Spec F7: a synthetic filename, once trimmed, starts with `<` and ends with `>`
-/// (`<string>`, `<frozen importlib._bootstrap>`).
-pub fn is_synthetic_filename(co_filename: &str) -> bool {
-    let t = co_filename.trim();
-    t.starts_with('<') && t.ends_with('>')
-}
+// The spec's L1 helpers and name rules are shared with the naming engines; the filters use
+// them under these names.
+pub use crate::naming::paths::{
+    normalise as normalize_posix, relative_to_dotted as relative_path_to_dotted,
+};
+pub use crate::naming::{is_synthetic_filename, is_valid_dotted_name};
 
 /// Spec F4.3: the module name the **legacy** pipeline gives to `pkg`/`obj` selectors.
 ///

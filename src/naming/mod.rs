@@ -17,6 +17,7 @@ pub mod globals;
 #[cfg(feature = "legacy-resolver")]
 pub mod legacy;
 mod memory;
+pub mod paths;
 mod python;
 mod table;
 

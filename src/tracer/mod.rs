@@ -39,7 +39,9 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::encode::{truncate, Encoder, Limits};
 use crate::filters::{Decision, Exec, ValueAction, ValueKind};
-use crate::naming::{read_globals_facts, CodeFacts, Engine, ModuleNamer, PySysModules};
+use crate::naming::{
+    is_synthetic_filename, read_globals_facts, CodeFacts, Engine, ModuleNamer, PySysModules,
+};
 use crate::writer::TraceBuilder;
 use scope::Scoping;
 
@@ -824,13 +826,6 @@ fn fast_locals_layout_ok(py: Python<'_>) -> bool {
     }
 }
 
-/// `<frozen importlib._bootstrap>`, `<string>`, `<stdin>`...: code with no source file.
-/// The spec's runtime gate (F7) never traces these, under either naming engine.
-pub fn is_synthetic_filename(filename: &str) -> bool {
-    let t = filename.trim();
-    t.starts_with('<') && t.ends_with('>')
-}
-
 /// Byte offset of the code's `RESUME 0` (function start), as `PyFrame_GetLasti` reports it
 /// at a fresh frame's call event; -1 if absent.
 fn resume_zero_offset(co_code: &[u8], resume: u8) -> c_int {
@@ -933,14 +928,6 @@ pub unsafe extern "C" fn trace_hook(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn synthetic_filenames_are_angle_bracketed_after_trimming() {
-        assert!(is_synthetic_filename("<frozen importlib._bootstrap>"));
-        assert!(is_synthetic_filename(" <string> "));
-        assert!(!is_synthetic_filename("/tmp/<odd>/x.py"));
-        assert!(!is_synthetic_filename("x.py"));
-    }
 
     #[test]
     fn resume_zero_offset_skips_resume_after_yield() {

@@ -12,7 +12,8 @@
 //! - [`name_with_hints`]: L6 with hints, for completeness and tests;
 //! - [`legacy_filter_module_name`]: the F4.3 module name used by legacy filter decisions.
 
-pub mod paths;
+/// The L1 helpers live in `naming::paths` (the filters use them too); re-exported here.
+pub use crate::naming::paths;
 pub mod roots;
 pub mod scan;
 
@@ -27,7 +28,7 @@ use super::{
     is_synthetic_filename, is_valid_dotted_name, CodeFacts, Engine, FallbackReason, ModuleNamer,
     ModuleTable, Naming,
 };
-use paths::{normalise, relative_to_dotted};
+use crate::naming::paths::{normalise, relative_to_dotted};
 use scan::{reference_scan, ScanCache};
 
 /// How the resolver runs the L4 scan. Both give the same answers.

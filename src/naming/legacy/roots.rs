@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::paths::{filesystem_shaped_name, normalise, relative_to_dotted};
+use crate::naming::paths::{filesystem_shaped_name, normalise, relative_to_dotted};
 
 /// One `sys.path` entry as read when the session starts.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -33,8 +33,8 @@ use std::ops::ControlFlow;
 
 use rustc_hash::{FxHashMap, FxHasher};
 
-use super::paths::normalise;
 use crate::naming::is_valid_dotted_name;
+use crate::naming::paths::normalise;
 use crate::naming::table::{EntryId, EntryRead, ModuleTable, SpecValue, Stamp};
 
 /// Counters of the scan, for metrics and tests.

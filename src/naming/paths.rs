@@ -1,4 +1,6 @@
-//! L1: the path helpers. All lexical: no filesystem access, no symlink resolution.
+//! Spec L1: the path helpers, shared by the legacy engine and the trace filters (so they
+//! stay when the legacy engine is deleted). All lexical: no filesystem access, no symlink
+//! resolution.
 
 /// L1.1 POSIX normalisation.
 ///
