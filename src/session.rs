@@ -283,6 +283,12 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
         Some(b) => Some(Budget::parse(b).map_err(|e| bad("--shadow-budget", &e))?),
         None => None,
     };
+    // A push URL that can never work (https, credentials, garbage) is refused now, not
+    // after the program has run.
+    if let Some(url) = &cfg.shadow.metrics_push {
+        ct_shadow::push::Gateway::parse(url)
+            .map_err(|e| crate::ConfigError::new_err(e.to_string()))?;
+    }
     let metrics_wanted =
         shadow_on || cfg.shadow.metrics_addr.is_some() || cfg.shadow.metrics_push.is_some();
     let mut metrics_rt = None;

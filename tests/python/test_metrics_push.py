@@ -173,3 +173,20 @@ def test_push_rejected_by_the_pushgateway_is_a_warning(project):
         assert run_id in warning
         assert pushed_series(pg.metrics_text(), run_id) == {}
         assert pg.delete_group("other") == 202
+
+
+@pytest.mark.parametrize("url, reason", [
+    ("https://127.0.0.1:9091", "https is not supported"),
+    ("http://user:secret@127.0.0.1:9091", "credentials"),
+])
+def test_unusable_push_url_fails_before_the_program_starts(project, url, reason):
+    """A --metrics-push URL that can never work is refused up front (status 2), like a bad
+    --metrics-addr, instead of being found out after the program has run."""
+    tmp, proj = project
+    run = record(["--metrics-push", url, "main.py"], cwd=proj, trace_dir=tmp / "trace", timeout=60)
+    assert run.returncode == 2, run.stderr
+    assert run.stdout == ""
+    assert run.stderr.startswith("ct-record: error: --metrics-push"), run.stderr
+    assert reason in run.stderr
+    assert not (proj / "ran.marker").exists()
+    assert not (tmp / "trace").exists()
