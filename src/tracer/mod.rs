@@ -40,7 +40,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::encode::{truncate, Encoder, Limits};
 use crate::filters::{Decision, Exec, ValueAction, ValueKind};
 use crate::naming::{
-    is_synthetic_filename, read_globals_facts, CodeFacts, Engine, ModuleNamer, PySysModules,
+    is_synthetic_filename, read_globals_facts, CodeFacts, ModuleNamer, PySysModules,
 };
 use crate::writer::TraceBuilder;
 use scope::Scoping;
@@ -89,6 +89,23 @@ struct CodeInfo {
     decision: Option<Decision>,
     /// Identifier `ret:` value patterns test: the function's name (`co_name`).
     name: String,
+}
+
+impl CodeInfo {
+    /// A code object the recorder keeps alive but does not record (its own code, the
+    /// launcher's frames, synthetic files, code the filters skip).
+    fn not_recorded(code: Py<PyAny>) -> Self {
+        CodeInfo {
+            _code: code,
+            record: false,
+            path_id: PathId(0),
+            function_id: FunctionId(0),
+            start_lasti: -1,
+            args: Vec::new(),
+            decision: None,
+            name: String::new(),
+        }
+    }
 }
 
 /// One parameter: its fast-locals index is its position in `co_varnames`.
@@ -324,16 +341,8 @@ impl Recorder {
         self.counts.code_objects += 1;
         if !record {
             self.counts.skipped_code_objects += 1;
-            self.codes.push(CodeInfo {
-                _code: code.clone().unbind(),
-                record,
-                path_id: PathId(0),
-                function_id: FunctionId(0),
-                start_lasti: -1,
-                args: Vec::new(),
-                decision: None,
-                name: String::new(),
-            });
+            self.codes
+                .push(CodeInfo::not_recorded(code.clone().unbind()));
             self.code_index.insert(code.as_ptr() as usize, idx);
             return Ok(idx);
         }
@@ -446,10 +455,6 @@ impl Recorder {
         self.metrics_synced = now;
     }
 
-    pub fn primary_engine(&self) -> Engine {
-        self.naming.primary.engine()
-    }
-
     /// Marks the code of every frame on the calling thread's stack as not recorded: the
     /// launcher's frames (console script, CLI shim, launcher) stay running while the
     /// program runs and would otherwise show up as line events.
@@ -462,16 +467,8 @@ impl Recorder {
                 let key = code as usize;
                 if !self.code_index.contains_key(&key) {
                     let idx = self.codes.len() as u32;
-                    self.codes.push(CodeInfo {
-                        _code: Py::from_borrowed_ptr(py, code),
-                        record: false,
-                        path_id: PathId(0),
-                        function_id: FunctionId(0),
-                        start_lasti: -1,
-                        args: Vec::new(),
-                        decision: None,
-                        name: String::new(),
-                    });
+                    self.codes
+                        .push(CodeInfo::not_recorded(Py::from_borrowed_ptr(py, code)));
                     self.code_index.insert(key, idx);
                 }
                 py::Py_DECREF(code);

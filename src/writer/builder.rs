@@ -157,10 +157,6 @@ impl TraceBuilder {
         self.emit(TraceLowLevelEvent::ThreadSwitch(ThreadId(id)));
     }
 
-    pub fn thread_exit(&mut self, id: u64) {
-        self.emit(TraceLowLevelEvent::ThreadExit(ThreadId(id)));
-    }
-
     pub fn flush(&mut self) {
         self.sink.flush();
     }
