@@ -26,7 +26,7 @@ pub use globals::GlobalsNamer;
 pub use legacy::{legacy_filter_module_name, LegacyNamer, LegacyResolver, SysPathEntry};
 pub use memory::{MemObject, MemTable, MemValue};
 pub use python::{
-    read_attr_hook_free, read_globals_facts, read_module_attrs_hook_free, PySysModules,
+    read_attr_hook_free, read_globals_facts, read_module_attrs_hook_free, Moment, PySysModules,
 };
 pub use table::{
     AttrValue, EntryId, EntryRead, ModuleEntry, ModuleTable, ObjectAttrs, SpecValue, Stamp,

@@ -56,38 +56,77 @@ use super::table::{
 };
 use super::GlobalsName;
 
-/// What a [`Stamp`] of [`PySysModules`] checks. Every object is kept alive by the stamp.
+/// What a [`Stamp`] of [`PySysModules`] checks: words of memory the read depended on, each
+/// with the value it had then. Every object whose memory is watched is kept alive by the
+/// stamp, so an address cannot be reused by another object while the stamp exists.
 pub(crate) struct PyStamp {
-    _key: Py<PyAny>,
-    _value: Py<PyAny>,
-    checks: Vec<Check>,
+    keep: Vec<Py<PyAny>>,
+    watches: Vec<Watch>,
+    /// The read invoked a descriptor (a `__slots__` member or a getset of `type`), whose
+    /// value can change without any watched word changing: the stamp never holds, and
+    /// such entries are re-read on every lookup.
+    volatile: bool,
 }
 
 impl PyStamp {
     pub(crate) fn len(&self) -> usize {
-        self.checks.len()
+        self.watches.len() + usize::from(self.volatile)
+    }
+
+    /// Whether every watched word still has the value it had when the read was made.
+    /// Reads memory only (no call into CPython); the GIL must be held.
+    #[inline]
+    pub(crate) fn holds(&self) -> bool {
+        !self.volatile && self.watches.iter().all(|w| w.holds())
+    }
+
+    /// The kept objects, the watches and the volatile flag, for a scanner that stores
+    /// them its own way.
+    #[cfg(feature = "legacy-resolver")]
+    pub(crate) fn into_parts(self) -> (Vec<Py<PyAny>>, Vec<Watch>, bool) {
+        (self.keep, self.watches, self.volatile)
     }
 }
 
-enum Check {
-    /// `type(obj) is ty`.
-    TypeIs { obj: Py<PyAny>, ty: Py<PyAny> },
-    /// The instance dict of `obj` is still `dict` (`None`: `obj` has none).
-    DictIs {
-        obj: Py<PyAny>,
-        dict: Option<Py<PyAny>>,
-    },
-    /// `dict` has not been mutated.
-    DictVersion { dict: Py<PyAny>, version: u64 },
-    /// `ty.__mro__` is still the same tuple.
-    MroIs {
-        ty: Py<PyAny>,
-        mro: Option<Py<PyAny>>,
-    },
-    /// Never holds: the read invoked a descriptor (a `__slots__` member or a getset of
-    /// `type`), whose value can change without any dict changing, so the entry is re-read
-    /// on every lookup.
-    Volatile,
+/// One word of memory and the value it had when a read looked at it:
+/// - `type(obj) is ty`: the `ob_type` word of `obj`;
+/// - the instance dict of `obj` is still the same object: the dict slot of `obj`
+///   (`_PyObject_GetDictPtr`), for objects whose dict can be rebound;
+/// - a dict has not been mutated: its `ma_version_tag` (CPython 3.11 gives every dict
+///   mutation a new, globally unique, increasing version);
+/// - `ty.__mro__` is still the same tuple: the `tp_mro` word of `ty`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Watch {
+    addr: *const usize,
+    want: usize,
+}
+
+// SAFETY: a watch is only read with the GIL held, and its owner keeps the watched object
+// alive (see `PyStamp`).
+unsafe impl Send for Watch {}
+
+impl Watch {
+    /// # Safety
+    /// `addr` must point into an object that outlives the watch.
+    unsafe fn new(addr: *const usize) -> Self {
+        Watch {
+            addr,
+            want: *addr,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn holds(&self) -> bool {
+        // SAFETY: the address points into an object the owning stamp keeps alive; the GIL
+        // is held by every caller, so no other thread writes it concurrently.
+        unsafe { *self.addr == self.want }
+    }
+}
+
+extern "C" {
+    /// Exported by CPython 3.11 (not declared by pyo3): the address of an object's
+    /// instance-dict slot (materialising a managed dict first), or null without a slot.
+    fn _PyObject_GetDictPtr(obj: *mut ffi::PyObject) -> *mut *mut ffi::PyObject;
 }
 
 fn dict_version(dict: *mut ffi::PyObject) -> u64 {
@@ -167,7 +206,9 @@ struct View<'py> {
 struct Reader<'py> {
     py: Python<'py>,
     record: bool,
-    checks: Vec<Check>,
+    keep: Vec<Py<PyAny>>,
+    watches: Vec<Watch>,
+    volatile: bool,
 }
 
 impl<'py> Reader<'py> {
@@ -175,7 +216,29 @@ impl<'py> Reader<'py> {
         Reader {
             py,
             record,
-            checks: Vec::new(),
+            keep: Vec::new(),
+            watches: Vec::new(),
+            volatile: false,
+        }
+    }
+
+    /// Watches the word at `addr`, which lies inside `owner` (kept alive by the stamp).
+    unsafe fn watch(&mut self, owner: *mut ffi::PyObject, addr: *const usize) {
+        self.keep.push(Bound::from_borrowed_ptr(self.py, owner).unbind());
+        self.watches.push(Watch::new(addr));
+    }
+
+    /// Watches `dict` for mutations (its version tag).
+    unsafe fn watch_dict(&mut self, dict: *mut ffi::PyObject) {
+        let tag = std::ptr::addr_of!((*(dict as *mut ffi::PyDictObject)).ma_version_tag);
+        self.watch(dict, tag as *const usize);
+    }
+
+    fn into_stamp(self) -> PyStamp {
+        PyStamp {
+            keep: self.keep,
+            watches: self.watches,
+            volatile: self.volatile,
         }
     }
 
@@ -190,22 +253,29 @@ impl<'py> Reader<'py> {
                 Some(Bound::from_owned_ptr(self.py, raw_dict))
             };
             if self.record {
-                self.checks.push(Check::TypeIs {
-                    obj: obj.clone().unbind(),
-                    ty: Bound::from_borrowed_ptr(self.py, ty as *mut ffi::PyObject).unbind(),
-                });
-                // A module's `__dict__` cannot be rebound; any other object's can.
+                // The type is watched only once a read consults it (`get`): an attribute
+                // found in the instance dict does not depend on the class, and
+                // `__class__` assignment keeps the instance-dict location (CPython only
+                // allows it between layout-compatible types).
+                //
+                // A module's `__dict__` cannot be rebound; any other object's can, so the
+                // dict slot is watched (`None`: the object has no instance dict).
                 if ffi::PyModule_Check(obj.as_ptr()) == 0 {
-                    self.checks.push(Check::DictIs {
-                        obj: obj.clone().unbind(),
-                        dict: dict.as_ref().map(|d| d.clone().unbind()),
-                    });
+                    let slot = _PyObject_GetDictPtr(obj.as_ptr());
+                    if slot.is_null() {
+                        ffi::PyErr_Clear();
+                        if dict.is_some() {
+                            // A dict that does not live in a slot: nothing to watch.
+                            self.volatile = true;
+                        }
+                    } else if *slot != raw_dict {
+                        self.volatile = true;
+                    } else {
+                        self.watch(obj.as_ptr(), slot as *const usize);
+                    }
                 }
                 if let Some(d) = &dict {
-                    self.checks.push(Check::DictVersion {
-                        dict: d.clone().unbind(),
-                        version: dict_version(d.as_ptr()),
-                    });
+                    self.watch_dict(d.as_ptr());
                 }
             }
             View {
@@ -222,19 +292,20 @@ impl<'py> Reader<'py> {
         if !self.record || !is_heap_type(ty) {
             return;
         }
+        // The MRO tuple is kept alive too, so a new tuple cannot reuse its address.
         let mro = (*ty).tp_mro;
-        self.checks.push(Check::MroIs {
-            ty: Bound::from_borrowed_ptr(self.py, ty as *mut ffi::PyObject).unbind(),
-            mro: (!mro.is_null()).then(|| Bound::from_borrowed_ptr(self.py, mro).unbind()),
-        });
+        if !mro.is_null() {
+            self.keep.push(Bound::from_borrowed_ptr(self.py, mro).unbind());
+        }
+        self.watch(
+            ty as *mut ffi::PyObject,
+            std::ptr::addr_of!((*ty).tp_mro) as *const usize,
+        );
         for base in mro_types(ty) {
             if is_heap_type(base) {
                 let dict = (*base).tp_dict;
                 if !dict.is_null() {
-                    self.checks.push(Check::DictVersion {
-                        dict: Bound::from_borrowed_ptr(self.py, dict).unbind(),
-                        version: dict_version(dict),
-                    });
+                    self.watch_dict(dict);
                 }
             }
         }
@@ -252,6 +323,13 @@ impl<'py> Reader<'py> {
             }
             if !view.classes_watched {
                 view.classes_watched = true;
+                if self.record {
+                    let obj = view.obj.as_ptr();
+                    self.keep.push(
+                        Bound::from_borrowed_ptr(self.py, view.ty as *mut ffi::PyObject).unbind(),
+                    );
+                    self.watch(obj, std::ptr::addr_of!((*obj).ob_type) as *const usize);
+                }
                 self.watch_type(view.ty);
             }
             let mut class_attr = std::ptr::null_mut();
@@ -271,9 +349,7 @@ impl<'py> Reader<'py> {
                 match (*attr_ty).tp_descr_get {
                     None => return Raw::Found(attr),
                     Some(get) if safe_descriptor(class_attr) => {
-                        if self.record {
-                            self.checks.push(Check::Volatile);
-                        }
+                        self.volatile = true;
                         let got = get(class_attr, view.obj.as_ptr(), view.ty as *mut ffi::PyObject);
                         if !got.is_null() {
                             return Raw::Found(Bound::from_owned_ptr(self.py, got));
@@ -377,38 +453,6 @@ unsafe fn mro_types(ty: *mut ffi::PyTypeObject) -> Vec<*mut ffi::PyTypeObject> {
         .collect()
 }
 
-fn check_holds(py: Python<'_>, check: &Check) -> bool {
-    // SAFETY: every pointer comes from an object the check keeps alive; GIL held.
-    unsafe {
-        match check {
-            Check::TypeIs { obj, ty } => {
-                ffi::Py_TYPE(obj.as_ptr()) as *mut ffi::PyObject == ty.as_ptr()
-            }
-            Check::DictIs { obj, dict } => {
-                let now = instance_dict(obj.as_ptr());
-                let same = match dict {
-                    Some(d) => now == d.as_ptr(),
-                    None => now.is_null(),
-                };
-                if !now.is_null() {
-                    ffi::Py_DECREF(now);
-                }
-                let _ = py;
-                same
-            }
-            Check::DictVersion { dict, version } => dict_version(dict.as_ptr()) == *version,
-            Check::MroIs { ty, mro } => {
-                let now = (*(ty.as_ptr() as *mut ffi::PyTypeObject)).tp_mro;
-                match mro {
-                    Some(m) => now == m.as_ptr(),
-                    None => now.is_null(),
-                }
-            }
-            Check::Volatile => false,
-        }
-    }
-}
-
 /// The `(key, value)` pairs of one `sys.modules` snapshot, in order.
 type Items = Arc<[(Py<PyAny>, Py<PyAny>)]>;
 
@@ -426,6 +470,10 @@ struct Snapshot {
 #[derive(Default)]
 pub struct PySysModules {
     last: RefCell<Option<Snapshot>>,
+    /// The legacy engine's incremental scanner, shared by every resolver reading this
+    /// `sys.modules` (spec L7's two resolvers, and the shadow engine's).
+    #[cfg(feature = "legacy-resolver")]
+    scanner: RefCell<crate::naming::legacy::pyscan::PyScanner>,
 }
 
 impl PySysModules {
@@ -434,9 +482,22 @@ impl PySysModules {
         Self::default()
     }
 
-    /// Drops the remembered snapshot (say at the end of a session).
+    /// Drops the remembered snapshot and the scanner's cache (say at the end of a
+    /// session).
     pub fn release(&self) {
         self.last.borrow_mut().take();
+        #[cfg(feature = "legacy-resolver")]
+        self.scanner.borrow_mut().release();
+    }
+
+    /// Opens a naming moment, closed when the guard is dropped: meanwhile every legacy
+    /// lookup of a target already scanned in the moment gets that answer, as if all
+    /// resolvers had looked at `sys.modules` at the same instant. Open it only around code
+    /// that runs no program code (a tracer callback naming one code object).
+    pub fn moment(&self) -> Moment<'_> {
+        #[cfg(feature = "legacy-resolver")]
+        self.scanner.borrow_mut().begin_moment();
+        Moment { modules: self }
     }
 
     fn snapshot(&self, py: Python<'_>) -> Option<Items> {
@@ -474,10 +535,27 @@ impl PySysModules {
     }
 }
 
-struct PyEntry<'a, 'py> {
-    py: Python<'py>,
-    key: &'a Bound<'py, PyAny>,
-    value: &'a Bound<'py, PyAny>,
+/// A naming moment of [`PySysModules::moment`]; dropping it closes the moment.
+pub struct Moment<'a> {
+    modules: &'a PySysModules,
+}
+
+impl Drop for Moment<'_> {
+    fn drop(&mut self) {
+        #[cfg(feature = "legacy-resolver")]
+        if let Ok(mut scanner) = self.modules.scanner.try_borrow_mut() {
+            scanner.end_moment();
+        }
+        #[cfg(not(feature = "legacy-resolver"))]
+        let _ = self.modules;
+    }
+}
+
+/// One `(key, value)` pair of a `sys.modules` dict, as a [`ModuleEntry`].
+pub(crate) struct PyEntry<'a, 'py> {
+    pub(crate) py: Python<'py>,
+    pub(crate) key: &'a Bound<'py, PyAny>,
+    pub(crate) value: &'a Bound<'py, PyAny>,
 }
 
 impl ModuleEntry for PyEntry<'_, '_> {
@@ -511,30 +589,42 @@ impl ModuleEntry for PyEntry<'_, '_> {
     fn read(&self) -> EntryRead {
         let mut reader = Reader::new(self.py, true);
         let attrs = reader.object_attrs(self.value.clone());
+        let mut stamp = reader.into_stamp();
+        // The pair's identity (EntryId) must not be reused while the stamp lives.
+        stamp.keep.push(self.key.clone().unbind());
+        stamp.keep.push(self.value.clone().unbind());
         // SAFETY: live object.
         let key = unsafe { str_text(self.key.as_ptr()) }.unwrap_or_default();
         EntryRead {
             key,
             attrs,
             stamp: Stamp {
-                inner: StampInner::Python(PyStamp {
-                    _key: self.key.clone().unbind(),
-                    _value: self.value.clone().unbind(),
-                    checks: reader.checks,
-                }),
+                inner: StampInner::Python(stamp),
             },
         }
     }
 
     fn is_current(&self, stamp: &Stamp) -> bool {
         match &stamp.inner {
-            StampInner::Python(p) => p.checks.iter().all(|c| check_holds(self.py, c)),
+            StampInner::Python(p) => p.holds(),
             StampInner::Version(_) => false,
         }
     }
 }
 
 impl ModuleTable for PySysModules {
+    #[cfg(feature = "legacy-resolver")]
+    fn shared_scan(
+        &self,
+        target: &str,
+        stats: &mut crate::naming::legacy::ScanStats,
+    ) -> Option<Option<String>> {
+        // A lookup made while another one is under way (a finalizer run by a read that
+        // reached the recorder again) takes the generic path instead.
+        let mut scanner = self.scanner.try_borrow_mut().ok()?;
+        Some(scanner.scan(target, self, stats))
+    }
+
     fn for_each_entry(&self, visit: &mut dyn FnMut(&dyn ModuleEntry) -> ControlFlow<()>) {
         Python::with_gil(|py| {
             let Some(items) = self.snapshot(py) else {

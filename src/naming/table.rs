@@ -170,6 +170,18 @@ pub trait ModuleEntry {
 
 /// `sys.modules` as it is at the moment of a lookup.
 pub trait ModuleTable {
+    /// L4 for `target` by a scanner the table owns and shares between resolvers (the real
+    /// `sys.modules` has one, see `legacy::pyscan`). `None`: the table has none, and the
+    /// resolver uses its own [`ScanCache`](crate::naming::legacy::scan::ScanCache).
+    #[cfg(feature = "legacy-resolver")]
+    fn shared_scan(
+        &self,
+        _target: &str,
+        _stats: &mut crate::naming::legacy::ScanStats,
+    ) -> Option<Option<String>> {
+        None
+    }
+
     /// Calls `visit` for each entry of a snapshot of the mapping, in mapping (insertion)
     /// order, until `visit` breaks. The snapshot is taken when the call starts (L4.1).
     fn for_each_entry(&self, visit: &mut dyn FnMut(&dyn ModuleEntry) -> std::ops::ControlFlow<()>);

@@ -295,6 +295,8 @@ impl Recorder {
             );
             let engine = self.naming.primary.engine();
             let started = std::time::Instant::now();
+            // Every resolver below (labels, filters, shadow) sees sys.modules as it is now.
+            let moment = self.naming.modules.moment();
             let primary_naming = f
                 .is_module
                 .then(|| self.naming.primary.name(&f, &self.naming.modules));
@@ -329,6 +331,7 @@ impl Recorder {
                     );
                 }
             }
+            drop(moment);
             primary = primary_naming;
             if d.exec() == Exec::Skip {
                 record = false;

@@ -14,6 +14,7 @@
 
 /// The L1 helpers live in `naming::paths` (the filters use them too); re-exported here.
 pub use crate::naming::paths;
+pub mod pyscan;
 pub mod roots;
 pub mod scan;
 
@@ -137,29 +138,37 @@ impl LegacyResolver {
         roots::path_candidate(&self.roots, target)
     }
 
-    /// L4: scans `modules` for a (normalised) target.
+    /// L4: scans `modules` for a (normalised) target. The cached strategy uses the
+    /// table's shared scanner when it has one, its own [`ScanCache`] otherwise.
     pub fn scan(&mut self, target: &str, modules: &dyn ModuleTable) -> Option<String> {
         match self.strategy {
-            ScanStrategy::Cached => self.scan_cache.scan(target, modules, &mut self.stats.scan),
+            ScanStrategy::Cached => match modules.shared_scan(target, &mut self.stats.scan) {
+                Some(answer) => answer,
+                None => self.scan_cache.scan(target, modules, &mut self.stats.scan),
+            },
             ScanStrategy::Reference => reference_scan(target, modules, &mut self.stats.scan),
         }
     }
 
     /// L5: resolves a normalised target. Only names found in `sys.modules` are cached,
     /// forever; path-only names are recomputed on every call.
+    ///
+    /// L5.2 computes the path candidate before the scan, even when the scan is going to
+    /// win. The candidate reads only the filesystem (marker files) and the scan only
+    /// `sys.modules`, neither changes what the other sees, and no program code runs in
+    /// between, so computing the candidate after a scan that found nothing gives the same
+    /// answer while sparing the filesystem walk on every scan hit.
     pub fn resolve(&mut self, target: &str, modules: &dyn ModuleTable) -> Option<String> {
         self.stats.lookups += 1;
         if let Some(name) = self.path_cache.get(target) {
             self.stats.path_cache_hits += 1;
             return Some(name.clone());
         }
-        // L5.2: the path candidate is computed even when the scan is going to win.
-        let candidate = self.path_candidate(target);
         if let Some(name) = self.scan(target, modules) {
             self.path_cache.insert(target.to_string(), name.clone());
             return Some(name);
         }
-        candidate
+        self.path_candidate(target)
     }
 }
 

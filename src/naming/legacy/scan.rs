@@ -48,6 +48,9 @@ pub struct ScanStats {
     pub hook_only_attrs: u64,
     /// Scans that a non-`str` key aborted (L4.2).
     pub non_str_key_aborts: u64,
+    /// Lookups answered by a scan another resolver ran for the same target at the same
+    /// moment (see `PySysModules::begin_moment`); not counted in `scans`.
+    pub shared_answers: u64,
 }
 
 /// L4.4: a candidate matches the target when equal, or when it is the target plus a final
@@ -121,7 +124,12 @@ impl EntryFacts {
         self.score
     }
 
-    fn matches(&self, query: &Query<'_>) -> bool {
+    /// The hashes of the candidate paths (what an index of candidates is keyed on).
+    pub(crate) fn candidate_hashes(&self) -> impl Iterator<Item = u64> + '_ {
+        self.candidates.iter().map(|(hash, _)| *hash)
+    }
+
+    pub(crate) fn matches(&self, query: &Query<'_>) -> bool {
         self.candidates.iter().any(|(hash, path)| {
             (*hash == query.hash && path == query.target)
                 || query.pyc_hash.is_some_and(|pyc| {
@@ -135,15 +143,15 @@ impl EntryFacts {
 }
 
 /// A target prepared for hash comparisons.
-struct Query<'t> {
+pub(crate) struct Query<'t> {
     target: &'t str,
-    hash: u64,
+    pub(crate) hash: u64,
     /// Hash of `target + "c"`, when the target ends in `.py`.
-    pyc_hash: Option<u64>,
+    pub(crate) pyc_hash: Option<u64>,
 }
 
 impl<'t> Query<'t> {
-    fn new(target: &'t str) -> Self {
+    pub(crate) fn new(target: &'t str) -> Self {
         // Hash the concatenation itself: FxHasher is not streaming-invariant, so hashing
         // `target` then `"c"` in two writes would differ from hashing the candidate.
         let pyc_hash = target
