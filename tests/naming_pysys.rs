@@ -590,3 +590,164 @@ fn n1_trims_and_accepts_str_subclass() {
         assert_eq!(naming.label(true, "<module>"), "<my-pkg.mod>");
     })
 }
+
+/// Python side of the randomised differential test: one call of `step()` makes one random
+/// change to the real `sys.modules` (only to keys it owns, prefixed `ctfz_`, plus the odd
+/// non-`str` key), of the kinds the incremental scanner has to notice.
+#[cfg(feature = "legacy-resolver")]
+const FUZZ_STEP: &str = r#"
+import random, sys, types, importlib.machinery as im
+
+rng = random.Random(SEED)
+PATHS = ['/fz/a.py', '/fz/b.py', '/fz/c.py', '/fz/a.pyc', '/fz/pkg/__init__.py', '/fz/d-x.py']
+NAMES = ['fz.a', 'fz.b', 'bad name', '', 'fz_c', None, 3]
+objects = []
+
+class Sub(types.ModuleType):
+    pass
+
+class WithCached(types.ModuleType):
+    __cached__ = '/fz/b.pyc'
+
+def rand_attr_value():
+    return rng.choice(PATHS + [None, 7, ''])
+
+def new_object():
+    kind = rng.random()
+    if kind < 0.8:
+        m = types.ModuleType('fz')
+        if rng.random() < 0.8:
+            m.__file__ = rand_attr_value()
+        if rng.random() < 0.3:
+            m.__cached__ = rand_attr_value()
+        if rng.random() < 0.7:
+            m.__spec__ = im.ModuleSpec(rng.choice(['fz.a', 'fz.b', 'x-y', '']), None,
+                                       origin=rng.choice(PATHS + [None]))
+        elif rng.random() < 0.5:
+            m.__spec__ = None
+        name = rng.choice(NAMES)
+        if name is None:
+            del m.__name__
+        else:
+            m.__name__ = name
+    else:
+        class Obj: pass
+        m = Obj()
+        m.__file__ = rand_attr_value()
+    objects.append(m)
+    return m
+
+def own_keys():
+    return [k for k in list(sys.modules) if isinstance(k, str) and k.startswith('ctfz_')]
+
+def step():
+    keys = own_keys()
+    op = rng.randrange(16)
+    if op <= 2 or not keys:
+        sys.modules['ctfz_%d' % rng.randrange(10**6)] = new_object()
+    elif op == 3:
+        del sys.modules[rng.choice(keys)]
+    elif op == 4:                                   # importlib's pop and re-insert
+        k = rng.choice(keys)
+        sys.modules[k] = sys.modules.pop(k)
+    elif op == 5:                                   # replaced in place
+        sys.modules[rng.choice(keys)] = new_object() if rng.random() < 0.8 else None
+    elif op == 6:                                   # an alias of an existing object
+        if objects:
+            sys.modules['ctfz_%d' % rng.randrange(10**6)] = rng.choice(objects)
+    elif op == 7:
+        o = rng.choice(objects) if objects else new_object()
+        o.__file__ = rand_attr_value()
+    elif op == 8:
+        o = rng.choice(objects) if objects else new_object()
+        spec = getattr(o, '__spec__', None)
+        if spec is not None:
+            if rng.random() < 0.5:
+                spec.origin = rng.choice(PATHS + [None])
+            else:
+                spec.name = rng.choice(['fz.a', 'fz.b', 'x-y', ''])
+    elif op == 9:
+        o = rng.choice(objects) if objects else new_object()
+        spec = getattr(o, '__spec__', None)
+        if spec is not None:
+            spec.__dict__ = {'origin': rng.choice(PATHS), 'name': rng.choice(['fz.c', 'q q'])}
+    elif op == 10:
+        mods = [o for o in objects if isinstance(o, types.ModuleType)]
+        if mods:
+            rng.choice(mods).__class__ = rng.choice([Sub, WithCached, types.ModuleType])
+    elif op == 11:
+        WithCached.__cached__ = rng.choice(['/fz/b.pyc', '/fz/c.pyc', '/fz/a.pyc'])
+    elif op == 12:                                  # many at once: resizes the dict
+        for _ in range(rng.randrange(20, 200)):
+            sys.modules['ctfz_%d' % rng.randrange(10**6)] = new_object()
+    elif op == 13:                                  # many deletions
+        for k in keys[: rng.randrange(len(keys) + 1)]:
+            del sys.modules[k]
+    elif op == 14:
+        if 424242 in sys.modules:
+            del sys.modules[424242]
+        elif rng.random() < 0.3:
+            sys.modules[424242] = types.ModuleType('nonstr')
+    else:
+        o = rng.choice(objects) if objects else new_object()
+        if rng.random() < 0.5:
+            o.__name__ = rng.choice(['fz.a', 'bad name', ''])
+        else:
+            o.__spec__ = None
+
+def cleanup():
+    for k in own_keys():
+        del sys.modules[k]
+    sys.modules.pop(424242, None)
+"#;
+
+#[cfg(feature = "legacy-resolver")]
+#[test]
+fn incremental_scan_matches_the_reference_over_random_changes_to_real_sys_modules() {
+    use ct_recorder::naming::legacy::{LegacyResolver, ScanStrategy};
+    use ct_recorder::naming::PySysModules;
+    const TARGETS: [&str; 6] = [
+        "/fz/a.py",
+        "/fz/b.py",
+        "/fz/c.py",
+        "/fz/pkg/__init__.py",
+        "/fz/d-x.py",
+        "/fz/none.py",
+    ];
+    with_py(|py| {
+        for seed in 0..4u32 {
+            let code = FUZZ_STEP.replace("SEED", &seed.to_string());
+            let g = exec(py, &code);
+            let step = get(&g, "step");
+            let table = PySysModules::new();
+            let mut fast = LegacyResolver::new(&[], None);
+            let mut slow = LegacyResolver::new(&[], None);
+            slow.set_scan_strategy(ScanStrategy::Reference);
+            let mut named = 0;
+            for i in 0..400 {
+                step.call0().unwrap_or_else(|e| panic!("seed {seed} step {i}: {e}"));
+                for target in TARGETS {
+                    let expected = slow.scan(target, &table);
+                    named += usize::from(expected.is_some());
+                    assert_eq!(
+                        fast.scan(target, &table),
+                        expected,
+                        "seed {seed}, step {i}, target {target}"
+                    );
+                }
+            }
+            get(&g, "cleanup").call0().unwrap();
+            // The sequence must have exercised answers, not just `None` everywhere.
+            assert!(named > 100, "seed {seed}: only {named} answers");
+            // Far fewer entries read than the reference reads.
+            let (fast_reads, slow_reads) = (
+                fast.stats().scan.entries_read,
+                slow.stats().scan.entries_read,
+            );
+            assert!(
+                fast_reads * 4 < slow_reads,
+                "seed {seed}: {fast_reads} reads vs {slow_reads}"
+            );
+        }
+    })
+}
