@@ -467,7 +467,8 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
     let counts = recorder.counts();
     let errors = std::mem::take(&mut recorder.errors);
     let error_count = recorder.error_count;
-    let naming = std::mem::take(&mut recorder.naming_counts);
+    let mut naming = std::mem::take(&mut recorder.naming_counts);
+    naming.legacy_resolvers = recorder.legacy_resolver_reports();
     let filters = FilterStats {
         skipped_code_objects: recorder.scoping.skipped_by_filter,
         values: std::mem::take(&mut recorder.scoping.values),

@@ -683,6 +683,14 @@ def step():
     elif op == 13:                                  # many deletions
         for k in keys[: rng.randrange(len(keys) + 1)]:
             del sys.modules[k]
+    elif op == 14 and rng.random() < 0.5:           # a change no read depends on
+        o = rng.choice(objects) if objects else new_object()
+        spec = getattr(o, '__spec__', None)
+        target = spec if spec is not None and rng.random() < 0.5 else o
+        try:
+            setattr(target, 'unrelated_%d' % rng.randrange(5), rng.random())
+        except AttributeError:
+            pass
     elif op == 14:
         if 424242 in sys.modules:
             del sys.modules[424242]
@@ -725,7 +733,8 @@ fn incremental_scan_matches_the_reference_over_random_changes_to_real_sys_module
             slow.set_scan_strategy(ScanStrategy::Reference);
             let mut named = 0;
             for i in 0..400 {
-                step.call0().unwrap_or_else(|e| panic!("seed {seed} step {i}: {e}"));
+                step.call0()
+                    .unwrap_or_else(|e| panic!("seed {seed} step {i}: {e}"));
                 for target in TARGETS {
                     let expected = slow.scan(target, &table);
                     named += usize::from(expected.is_some());
@@ -739,6 +748,13 @@ fn incremental_scan_matches_the_reference_over_random_changes_to_real_sys_module
             get(&g, "cleanup").call0().unwrap();
             // The sequence must have exercised answers, not just `None` everywhere.
             assert!(named > 100, "seed {seed}: only {named} answers");
+            // The shortcuts were taken: entries found again after a pop and re-insert, and
+            // instance-dict changes settled by a deep check.
+            assert!(fast.stats().scan.moved > 0, "seed {seed}: no moved entry");
+            assert!(
+                fast.stats().scan.deep_checks > 0,
+                "seed {seed}: no deep check"
+            );
             // Far fewer entries read than the reference reads.
             let (fast_reads, slow_reads) = (
                 fast.stats().scan.entries_read,

@@ -211,6 +211,11 @@ pub trait ModuleNamer {
     /// Called once per code object (the caller caches per code object, keeping code objects
     /// alive).
     fn name(&mut self, facts: &CodeFacts, modules: &dyn ModuleTable) -> Naming;
+    /// The engine's own counters, for `trace_metadata.json` (the legacy resolver's
+    /// lookups, path-cache hits and scan counters).
+    fn report(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// A valid dotted name: non-empty segments separated by `.`, each made only of ASCII

@@ -66,6 +66,46 @@ pub(crate) struct PyStamp {
     /// value can change without any watched word changing: the stamp never holds, and
     /// such entries are re-read on every lookup.
     volatile: bool,
+    /// For each instance dict read: the lookups made in it (used by the legacy scanner).
+    #[cfg_attr(not(feature = "legacy-resolver"), allow(dead_code))]
+    deep: Vec<DeepCheck>,
+}
+
+/// The lookups a read made in one instance dict, with their results (kept alive by the
+/// stamp). When only that dict's version changed, repeating these lookups and finding the
+/// same objects proves the read would give the same answer: what it derived from the
+/// dict depends on nothing else (class attributes and hooks have watches of their own).
+#[derive(Clone, Debug)]
+#[cfg_attr(not(feature = "legacy-resolver"), allow(dead_code))]
+pub(crate) struct DeepCheck {
+    /// Index of the dict's version watch among the stamp's watches.
+    pub(crate) watch: u32,
+    dict: usize,
+    /// `(key, result)` addresses; a null result: the key was absent.
+    lookups: Vec<(usize, usize)>,
+}
+
+#[cfg(feature = "legacy-resolver")]
+impl DeepCheck {
+    /// Repeats the lookups; true when every one finds what it found before. May run code
+    /// only as a dict lookup can (the `__eq__` of a `str` subclass key with a colliding
+    /// hash), so never call it where program code must not run.
+    ///
+    /// # Safety
+    /// The GIL is held and the stamp this check came from is alive.
+    pub(crate) unsafe fn repeat(&self) -> bool {
+        self.lookups.iter().all(|&(key, result)| {
+            let found = ffi::PyDict_GetItemWithError(
+                self.dict as *mut ffi::PyObject,
+                key as *mut ffi::PyObject,
+            );
+            if found.is_null() && !ffi::PyErr_Occurred().is_null() {
+                ffi::PyErr_Clear();
+                return false;
+            }
+            found as usize == result
+        })
+    }
 }
 
 impl PyStamp {
@@ -83,8 +123,8 @@ impl PyStamp {
     /// The kept objects, the watches and the volatile flag, for a scanner that stores
     /// them its own way.
     #[cfg(feature = "legacy-resolver")]
-    pub(crate) fn into_parts(self) -> (Vec<Py<PyAny>>, Vec<Watch>, bool) {
-        (self.keep, self.watches, self.volatile)
+    pub(crate) fn into_parts(self) -> (Vec<Py<PyAny>>, Vec<Watch>, bool, Vec<DeepCheck>) {
+        (self.keep, self.watches, self.volatile, self.deep)
     }
 }
 
@@ -109,10 +149,21 @@ impl Watch {
     /// # Safety
     /// `addr` must point into an object that outlives the watch.
     unsafe fn new(addr: *const usize) -> Self {
-        Watch {
-            addr,
-            want: *addr,
-        }
+        Watch { addr, want: *addr }
+    }
+
+    /// The word as it is now (the GIL must be held).
+    #[cfg(feature = "legacy-resolver")]
+    #[inline]
+    pub(crate) fn now(&self) -> usize {
+        // SAFETY: as for `holds`.
+        unsafe { *self.addr }
+    }
+
+    /// Accepts the word's current value (after a deep check proved it harmless).
+    #[cfg(feature = "legacy-resolver")]
+    pub(crate) fn renew(&mut self) {
+        self.want = self.now();
     }
 
     #[inline]
@@ -200,6 +251,8 @@ struct View<'py> {
     ty: *mut ffi::PyTypeObject,
     dict: Option<Bound<'py, PyAny>>,
     classes_watched: bool,
+    /// Index (in `Reader::deep`) of the record of lookups made in `dict`.
+    deep: Option<usize>,
 }
 
 /// A hook-free reader that records what it looked at (when `record` is set).
@@ -209,6 +262,7 @@ struct Reader<'py> {
     keep: Vec<Py<PyAny>>,
     watches: Vec<Watch>,
     volatile: bool,
+    deep: Vec<DeepCheck>,
 }
 
 impl<'py> Reader<'py> {
@@ -219,12 +273,38 @@ impl<'py> Reader<'py> {
             keep: Vec::new(),
             watches: Vec::new(),
             volatile: false,
+            deep: Vec::new(),
         }
+    }
+
+    /// Looks `key` up in the instance dict of `view`, recording the lookup and keeping its
+    /// result alive (so the result's address identifies it for a deep check).
+    unsafe fn instance_get(
+        &mut self,
+        view: &View<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> *mut ffi::PyObject {
+        let Some(dict) = &view.dict else {
+            return std::ptr::null_mut();
+        };
+        let hit = dict_get(dict.as_ptr(), key.as_ptr());
+        if let Some(i) = view.deep {
+            self.keep.push(key.clone().unbind());
+            if !hit.is_null() {
+                self.keep
+                    .push(Bound::from_borrowed_ptr(self.py, hit).unbind());
+            }
+            self.deep[i]
+                .lookups
+                .push((key.as_ptr() as usize, hit as usize));
+        }
+        hit
     }
 
     /// Watches the word at `addr`, which lies inside `owner` (kept alive by the stamp).
     unsafe fn watch(&mut self, owner: *mut ffi::PyObject, addr: *const usize) {
-        self.keep.push(Bound::from_borrowed_ptr(self.py, owner).unbind());
+        self.keep
+            .push(Bound::from_borrowed_ptr(self.py, owner).unbind());
         self.watches.push(Watch::new(addr));
     }
 
@@ -239,6 +319,7 @@ impl<'py> Reader<'py> {
             keep: self.keep,
             watches: self.watches,
             volatile: self.volatile,
+            deep: self.deep,
         }
     }
 
@@ -274,8 +355,17 @@ impl<'py> Reader<'py> {
                         self.watch(obj.as_ptr(), slot as *const usize);
                     }
                 }
+            }
+            let mut deep = None;
+            if self.record {
                 if let Some(d) = &dict {
                     self.watch_dict(d.as_ptr());
+                    deep = Some(self.deep.len());
+                    self.deep.push(DeepCheck {
+                        watch: (self.watches.len() - 1) as u32,
+                        dict: d.as_ptr() as usize,
+                        lookups: Vec::new(),
+                    });
                 }
             }
             View {
@@ -283,6 +373,7 @@ impl<'py> Reader<'py> {
                 ty,
                 dict,
                 classes_watched: false,
+                deep,
             }
         }
     }
@@ -295,7 +386,8 @@ impl<'py> Reader<'py> {
         // The MRO tuple is kept alive too, so a new tuple cannot reuse its address.
         let mro = (*ty).tp_mro;
         if !mro.is_null() {
-            self.keep.push(Bound::from_borrowed_ptr(self.py, mro).unbind());
+            self.keep
+                .push(Bound::from_borrowed_ptr(self.py, mro).unbind());
         }
         self.watch(
             ty as *mut ffi::PyObject,
@@ -315,11 +407,9 @@ impl<'py> Reader<'py> {
         // SAFETY: live objects, GIL held; borrowed results are turned into owned Bounds
         // before anything else can run.
         unsafe {
-            if let Some(dict) = &view.dict {
-                let hit = dict_get(dict.as_ptr(), name.as_ptr());
-                if !hit.is_null() {
-                    return Raw::Found(Bound::from_borrowed_ptr(self.py, hit));
-                }
+            let hit = self.instance_get(view, name);
+            if !hit.is_null() {
+                return Raw::Found(Bound::from_borrowed_ptr(self.py, hit));
             }
             if !view.classes_watched {
                 view.classes_watched = true;
@@ -378,13 +468,8 @@ impl<'py> Reader<'py> {
         }
         if getattro == module {
             // PEP 562: the module's own `__getattr__`.
-            return match &view.dict {
-                Some(dict) => {
-                    let key = pyo3::intern!(self.py, "__getattr__");
-                    !dict_get(dict.as_ptr(), key.as_ptr()).is_null()
-                }
-                None => false,
-            };
+            let key = pyo3::intern!(self.py, "__getattr__");
+            return !self.instance_get(view, key.as_any()).is_null();
         }
         true
     }

@@ -136,6 +136,10 @@ pub struct NamingCounts {
     pub named: u64,
     /// reason -> count
     pub fallbacks: std::collections::BTreeMap<&'static str, u64>,
+    /// The legacy resolvers' counters, when the legacy engine ran: the label resolver's
+    /// (primary engine) and the filter engine's own (spec L7).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub legacy_resolvers: std::collections::BTreeMap<&'static str, serde_json::Value>,
 }
 
 pub struct Recorder {
@@ -212,6 +216,23 @@ impl Recorder {
 
     pub fn builder_mut(&mut self) -> &mut TraceBuilder {
         &mut self.builder
+    }
+
+    /// The legacy resolvers' counters, keyed by what they name (see `NamingCounts`).
+    pub fn legacy_resolver_reports(
+        &self,
+    ) -> std::collections::BTreeMap<&'static str, serde_json::Value> {
+        let mut reports = std::collections::BTreeMap::new();
+        if let Some(report) = self.naming.primary.report() {
+            reports.insert("labels", report);
+        }
+        #[cfg(feature = "legacy-resolver")]
+        if let Some(resolver) = &self.scoping.legacy_resolver {
+            if let Ok(report) = serde_json::to_value(resolver.stats()) {
+                reports.insert("filters", report);
+            }
+        }
+        reports
     }
 
     pub fn counts(&self) -> EventCounts {

@@ -199,4 +199,9 @@ def test_legacy_unresolved_absolute_filename(tmp_path):
     # (L1.1, L3.1); the scan finds nothing either: no name -> <module> (L6.5), counted as
     # "unresolved".
     assert runs["legacy"].labels_of(target) == {"<module>"}
-    assert runs["legacy"].metadata["summary"]["naming"] == {"named": 1, "fallbacks": {"unresolved": 1}}
+    naming = runs["legacy"].metadata["summary"]["naming"]
+    assert {k: naming[k] for k in ("named", "fallbacks")} == {"named": 1, "fallbacks": {"unresolved": 1}}
+    # The legacy resolvers report their counters; the globals engine has none.
+    labels = naming["legacy_resolvers"]["labels"]
+    assert labels["lookups"] == 2 and labels["scan"]["scans"] >= 1
+    assert "legacy_resolvers" not in runs["globals"].metadata["summary"]["naming"]

@@ -42,8 +42,8 @@ pub enum ScanStrategy {
     Reference,
 }
 
-/// Counters of one resolver.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// Counters of one resolver (reported in `trace_metadata.json`).
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LegacyStats {
     /// Calls to [`LegacyResolver::resolve`].
     pub lookups: u64,
@@ -264,6 +264,10 @@ impl LegacyNamer {
 impl ModuleNamer for LegacyNamer {
     fn engine(&self) -> Engine {
         Engine::Legacy
+    }
+
+    fn report(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(self.resolver.stats()).ok()
     }
 
     fn name(&mut self, facts: &CodeFacts, modules: &dyn ModuleTable) -> Naming {

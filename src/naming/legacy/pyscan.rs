@@ -49,7 +49,7 @@ use pyo3::prelude::*;
 use rustc_hash::FxHashMap;
 
 use super::scan::{EntryFacts, Query, ScanCache, ScanStats};
-use crate::naming::python::{PyEntry, PySysModules, Watch};
+use crate::naming::python::{DeepCheck, PyEntry, PySysModules, Watch};
 use crate::naming::table::{ModuleEntry, StampInner};
 
 /// What the scanner knows about one position of the entry array.
@@ -91,6 +91,8 @@ const UNKNOWN: Hot = Hot {
 /// The part of a position's state the walk never touches.
 struct Cold {
     facts: Option<EntryFacts>,
+    /// Deep checks of the instance dicts the read looked into.
+    deep: Vec<DeepCheck>,
     /// Keeps the pair and every watched object alive, so no address is reused while the
     /// watches exist.
     _keep: Vec<Py<PyAny>>,
@@ -177,7 +179,8 @@ impl RawEntries {
             .filter(|(_, (_, v))| *v != 0);
         while ffi::PyDict_Next(dict, &mut pos, &mut key, &mut value) != 0 {
             match raw.next() {
-                Some((p, (k, v))) if p + 1 == pos as usize && k == key as usize && v == value as usize => {}
+                Some((p, (k, v)))
+                    if p + 1 == pos as usize && k == key as usize && v == value as usize => {}
                 _ => return false,
             }
         }
@@ -185,7 +188,15 @@ impl RawEntries {
     }
 }
 
-/// An entry read during phase 2.
+/// A position phase 1 could not vouch for.
+enum Pending {
+    /// Same pair, some watch failed.
+    Recheck(usize),
+    /// A pair not cached anywhere.
+    Fresh(Fresh),
+}
+
+/// An entry to read during phase 2.
 struct Fresh {
     pos: usize,
     key: Py<PyAny>,
@@ -292,7 +303,11 @@ impl PyScanner {
             }
             self.layout_ok = Some(true);
             // SAFETY: `modules` is live.
-            self.relayout(&raw, unsafe { Bound::from_borrowed_ptr(py, modules) }, &mut graveyard);
+            self.relayout(
+                &raw,
+                unsafe { Bound::from_borrowed_ptr(py, modules) },
+                &mut graveyard,
+            );
         }
         if self.hot.len() < raw.nentries {
             self.hot.resize(raw.nentries, UNKNOWN);
@@ -304,7 +319,10 @@ impl PyScanner {
 
         // Phase 1: walk positions in order. Nothing here calls into CPython or allocates a
         // Python object, so the dict cannot change during the walk.
-        let mut fresh: Vec<Fresh> = Vec::new();
+        let mut pending: Vec<Pending> = Vec::new();
+        // Pairs whose position was cleared during this walk; importlib pops a module and
+        // re-inserts it once its body has run, so the pair usually shows up again further on.
+        let mut moved: FxHashMap<(usize, usize), (Hot, Cold)> = FxHashMap::default();
         let mut decided: Option<(usize, Option<String>)> = None;
         let mut first_score1: Option<usize> = None;
         let mut next_match = 0usize;
@@ -313,31 +331,43 @@ impl PyScanner {
             let hot = self.hot[pos];
             if value == 0 {
                 if hot.kind != Kind::Unknown {
-                    self.forget(pos, &mut graveyard);
+                    let detached = self.detach(pos);
+                    moved.insert((detached.0.key, detached.0.value), detached);
                 }
                 continue;
             }
+            let mut arrived = false;
+            if hot.kind == Kind::Unknown || hot.key != key || hot.value != value {
+                if hot.kind != Kind::Unknown {
+                    let detached = self.detach(pos);
+                    moved.insert((detached.0.key, detached.0.value), detached);
+                }
+                match moved.remove(&(key, value)) {
+                    Some((hot, cold)) => {
+                        self.attach(pos, hot, cold);
+                        stats.moved += 1;
+                        arrived = true;
+                    }
+                    None => {
+                        // SAFETY: live objects in a live dict; new references, no code runs.
+                        let (key, value) = unsafe {
+                            (
+                                Bound::from_borrowed_ptr(py, key as *mut ffi::PyObject).unbind(),
+                                Bound::from_borrowed_ptr(py, value as *mut ffi::PyObject).unbind(),
+                            )
+                        };
+                        pending.push(Pending::Fresh(Fresh { pos, key, value }));
+                        continue;
+                    }
+                }
+            }
+            let hot = self.hot[pos];
             // No short-circuit over the watches: independent loads overlap better than
             // loads behind unpredictable branches.
             let watches = &self.arena[hot.start as usize..hot.start as usize + hot.len as usize];
             let holds = watches.iter().fold(true, |all, w| all & w.holds());
-            let current = holds
-                & (hot.key == key)
-                & (hot.value == value)
-                & (hot.kind != Kind::Unknown)
-                & !hot.volatile;
-            if !current {
-                if hot.kind != Kind::Unknown {
-                    self.forget(pos, &mut graveyard);
-                }
-                // SAFETY: live objects in a live dict; new references, no code runs.
-                let (key, value) = unsafe {
-                    (
-                        Bound::from_borrowed_ptr(py, key as *mut ffi::PyObject).unbind(),
-                        Bound::from_borrowed_ptr(py, value as *mut ffi::PyObject).unbind(),
-                    )
-                };
-                fresh.push(Fresh { pos, key, value });
+            if !holds || hot.volatile {
+                pending.push(Pending::Recheck(pos));
                 continue;
             }
             match hot.kind {
@@ -350,7 +380,12 @@ impl PyScanner {
                     while next_match < matches.len() && (matches[next_match] as usize) < pos {
                         next_match += 1;
                     }
-                    if matches.get(next_match) == Some(&(pos as u32)) {
+                    let matched = if arrived {
+                        self.facts(pos).is_some_and(|f| f.matches(&query))
+                    } else {
+                        matches.get(next_match) == Some(&(pos as u32))
+                    };
+                    if matched {
                         if hot.score == 0 {
                             decided = Some((pos, Some(self.preferred(pos))));
                             break;
@@ -360,26 +395,51 @@ impl PyScanner {
                 }
             }
         }
+        for (hot, cold) in moved.into_values() {
+            self.arena_garbage += hot.len as usize;
+            graveyard.push(cold);
+        }
 
-        // Phase 2: read what phase 1 could not vouch for, in order. Every such position
-        // precedes the decisive one found by the walk (if any).
-        let mut fresh_decided: Option<(usize, Option<String>)> = None;
-        let mut fresh_score1: Option<(usize, String)> = None;
-        for item in fresh {
-            let (pos, facts_kind) = self.read_into(py, item, stats);
-            if fresh_decided.is_some() {
-                continue; // read anyway, so the next lookup finds it cached
+        // Phase 2: settle what phase 1 could not vouch for, in order: a deep check when
+        // only instance dicts changed, a read otherwise. Every such position precedes the
+        // decisive one found by the walk (if any).
+        let mut late_decided: Option<(usize, Option<String>)> = None;
+        let mut late_score1: Option<(usize, String)> = None;
+        for item in pending {
+            let (pos, kind) = match item {
+                Pending::Recheck(pos) => {
+                    if self.revalidate(pos) {
+                        stats.deep_checks += 1;
+                        (pos, self.hot[pos].kind)
+                    } else {
+                        let hot = self.hot[pos];
+                        // SAFETY: the cached state keeps both objects alive.
+                        let (key, value) = unsafe {
+                            (
+                                Bound::from_borrowed_ptr(py, hot.key as *mut ffi::PyObject)
+                                    .unbind(),
+                                Bound::from_borrowed_ptr(py, hot.value as *mut ffi::PyObject)
+                                    .unbind(),
+                            )
+                        };
+                        self.forget(pos, &mut graveyard);
+                        self.read_into(py, Fresh { pos, key, value }, stats)
+                    }
+                }
+                Pending::Fresh(fresh) => self.read_into(py, fresh, stats),
+            };
+            if late_decided.is_some() {
+                continue; // settled anyway, so the next lookup finds it cached
             }
-            match facts_kind {
-                Kind::NotStrKey => fresh_decided = Some((pos, None)),
+            match kind {
+                Kind::NotStrKey => late_decided = Some((pos, None)),
                 Kind::Entry => {
-                    let hot = self.hot[pos];
-                    let facts = self.cold[pos].as_ref().and_then(|c| c.facts.as_ref());
-                    if let Some(facts) = facts.filter(|f| f.matches(&query)) {
-                        if hot.score == 0 {
-                            fresh_decided = Some((pos, Some(facts.preferred().to_string())));
-                        } else if fresh_score1.is_none() {
-                            fresh_score1 = Some((pos, facts.preferred().to_string()));
+                    let score = self.hot[pos].score;
+                    if let Some(facts) = self.facts(pos).filter(|f| f.matches(&query)) {
+                        if score == 0 {
+                            late_decided = Some((pos, Some(facts.preferred().to_string())));
+                        } else if late_score1.is_none() {
+                            late_score1 = Some((pos, facts.preferred().to_string()));
                         }
                     }
                 }
@@ -389,7 +449,7 @@ impl PyScanner {
         self.compact_arena();
         drop(graveyard);
 
-        let decided = match (decided, fresh_decided) {
+        let decided = match (decided, late_decided) {
             (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
             (a, b) => a.or(b),
         };
@@ -401,12 +461,48 @@ impl PyScanner {
             None => {
                 // No decisive position: the first score-1 match, if any.
                 let cached = first_score1.map(|pos| (pos, self.preferred(pos)));
-                match (cached, fresh_score1) {
+                match (cached, late_score1) {
                     (Some(a), Some(b)) => Some(if b.0 < a.0 { b.1 } else { a.1 }),
                     (a, b) => a.or(b).map(|(_, name)| name),
                 }
             }
         }
+    }
+
+    fn facts(&self, pos: usize) -> Option<&EntryFacts> {
+        self.cold[pos].as_ref().and_then(|c| c.facts.as_ref())
+    }
+
+    /// After some watches of `pos` failed: true (and the watches renewed) when every
+    /// failed watch is an instance dict's version whose recorded lookups still find the
+    /// same objects. Runs dict lookups, so only outside the walk.
+    fn revalidate(&mut self, pos: usize) -> bool {
+        let hot = self.hot[pos];
+        if hot.volatile || hot.kind != Kind::Entry {
+            return false;
+        }
+        let Some(cold) = self.cold[pos].as_ref() else {
+            return false;
+        };
+        let range = hot.start as usize..hot.start as usize + hot.len as usize;
+        let mut renew = Vec::new();
+        for (i, watch) in self.arena[range.clone()].iter().enumerate() {
+            if watch.holds() {
+                continue;
+            }
+            let Some(check) = cold.deep.iter().find(|d| d.watch as usize == i) else {
+                return false;
+            };
+            // SAFETY: GIL held; `cold` keeps the dict, keys and results alive.
+            if !unsafe { check.repeat() } {
+                return false;
+            }
+            renew.push(range.start + i);
+        }
+        for i in renew {
+            self.arena[i].renew();
+        }
+        true
     }
 
     fn give_up(&mut self) {
@@ -445,21 +541,45 @@ impl PyScanner {
 
     /// Drops what is cached for `pos` (objects are released by the caller, after the walk).
     fn forget(&mut self, pos: usize, graveyard: &mut Vec<Cold>) {
-        let hot = std::mem::replace(&mut self.hot[pos], UNKNOWN);
+        let (hot, cold) = self.detach(pos);
         self.arena_garbage += hot.len as usize;
-        if let Some(cold) = self.cold[pos].take() {
-            if let Some(facts) = &cold.facts {
-                for hash in facts.candidate_hashes() {
-                    if let Some(list) = self.index.get_mut(&hash) {
-                        list.retain(|&p| p as usize != pos);
-                        if list.is_empty() {
-                            self.index.remove(&hash);
-                        }
+        graveyard.push(cold);
+    }
+
+    /// Takes what is cached for `pos` out of the positions and the index (its watches stay
+    /// in the arena).
+    fn detach(&mut self, pos: usize) -> (Hot, Cold) {
+        let hot = std::mem::replace(&mut self.hot[pos], UNKNOWN);
+        let cold = self.cold[pos].take().unwrap_or(Cold {
+            facts: None,
+            deep: Vec::new(),
+            _keep: Vec::new(),
+        });
+        if let Some(facts) = &cold.facts {
+            for hash in facts.candidate_hashes() {
+                if let Some(list) = self.index.get_mut(&hash) {
+                    list.retain(|&p| p as usize != pos);
+                    if list.is_empty() {
+                        self.index.remove(&hash);
                     }
                 }
             }
-            graveyard.push(cold);
         }
+        (hot, cold)
+    }
+
+    /// Puts a detached state at `pos`.
+    fn attach(&mut self, pos: usize, hot: Hot, cold: Cold) {
+        if let Some(facts) = &cold.facts {
+            for hash in facts.candidate_hashes() {
+                let list = self.index.entry(hash).or_default();
+                if !list.contains(&(pos as u32)) {
+                    list.push(pos as u32);
+                }
+            }
+        }
+        self.hot[pos] = hot;
+        self.cold[pos] = Some(cold);
     }
 
     /// Reads one entry hook-free and caches it at its position. Returns the position and
@@ -468,56 +588,68 @@ impl PyScanner {
         let Fresh { pos, key, value } = item;
         let key_addr = key.as_ptr() as usize;
         let value_addr = value.as_ptr() as usize;
-        let (kind, score, facts, keep, watches, volatile) = {
-            let key_b = key.bind(py);
-            let value_b = value.bind(py);
-            let entry = PyEntry {
-                py,
-                key: key_b,
-                value: value_b,
+        let entry = PyEntry {
+            py,
+            key: key.bind(py),
+            value: value.bind(py),
+        };
+        let (kind, score, facts, mut keep, mut watches, mut volatile, deep) = if !entry.key_is_str()
+        {
+            (
+                Kind::NotStrKey,
+                1,
+                None,
+                Vec::new(),
+                Vec::new(),
+                false,
+                Vec::new(),
+            )
+        } else if entry.value_is_none() {
+            (
+                Kind::NoneValue,
+                1,
+                None,
+                Vec::new(),
+                Vec::new(),
+                false,
+                Vec::new(),
+            )
+        } else {
+            let read = entry.read();
+            stats.entries_read += 1;
+            stats.hook_only_attrs += read.attrs.hook_only_count();
+            let facts = EntryFacts::from_read(&read);
+            let score = facts.score();
+            let (keep, watches, volatile, deep) = match read.stamp.inner {
+                StampInner::Python(stamp) => stamp.into_parts(),
+                StampInner::Version(_) => (Vec::new(), Vec::new(), true, Vec::new()),
             };
-            if !entry.key_is_str() {
-                (Kind::NotStrKey, 1, None, Vec::new(), Vec::new(), false)
-            } else if entry.value_is_none() {
-                (Kind::NoneValue, 1, None, Vec::new(), Vec::new(), false)
-            } else {
-                let read = entry.read();
-                stats.entries_read += 1;
-                stats.hook_only_attrs += read.attrs.hook_only_count();
-                let facts = EntryFacts::from_read(&read);
-                let score = facts.score();
-                let (keep, watches, volatile) = match read.stamp.inner {
-                    StampInner::Python(stamp) => stamp.into_parts(),
-                    StampInner::Version(_) => (Vec::new(), Vec::new(), true),
-                };
-                (Kind::Entry, score, Some(facts), keep, watches, volatile)
-            }
+            (
+                Kind::Entry,
+                score,
+                Some(facts),
+                keep,
+                watches,
+                volatile,
+                deep,
+            )
         };
         // The pair itself stays alive with the cached state, whatever the kind.
-        let mut keep = keep;
         keep.push(key);
         keep.push(value);
-        if pos >= self.hot.len() {
-            return (pos, kind); // the array shrank meanwhile (a relayout will follow)
-        }
         if self.hot[pos].kind != Kind::Unknown {
             let mut graveyard = Vec::new();
             self.forget(pos, &mut graveyard);
         }
-        if watches.len() > u16::MAX as usize || self.arena.len() + watches.len() > u32::MAX as usize {
-            return (pos, kind);
+        if watches.len() > u16::MAX as usize || self.arena.len() + watches.len() > u32::MAX as usize
+        {
+            // Not worth watching: re-read on every lookup.
+            watches.clear();
+            volatile = true;
         }
         let start = self.arena.len() as u32;
         self.arena.extend_from_slice(&watches);
-        if let Some(facts) = &facts {
-            for hash in facts.candidate_hashes() {
-                let list = self.index.entry(hash).or_default();
-                if !list.contains(&(pos as u32)) {
-                    list.push(pos as u32);
-                }
-            }
-        }
-        self.hot[pos] = Hot {
+        let hot = Hot {
             key: key_addr,
             value: value_addr,
             start,
@@ -526,7 +658,15 @@ impl PyScanner {
             score,
             volatile,
         };
-        self.cold[pos] = Some(Cold { facts, _keep: keep });
+        self.attach(
+            pos,
+            hot,
+            Cold {
+                facts,
+                deep,
+                _keep: keep,
+            },
+        );
         (pos, kind)
     }
 
@@ -536,7 +676,8 @@ impl PyScanner {
         let mut by_pair: FxHashMap<(usize, usize), (Hot, Cold)> = FxHashMap::default();
         let old_arena = std::mem::take(&mut self.arena);
         for (hot, cold) in self.hot.drain(..).zip(self.cold.drain(..)) {
-            if let (Kind::NoneValue | Kind::NotStrKey | Kind::Entry, Some(cold)) = (hot.kind, cold) {
+            if let (Kind::NoneValue | Kind::NotStrKey | Kind::Entry, Some(cold)) = (hot.kind, cold)
+            {
                 by_pair.insert((hot.key, hot.value), (hot, cold));
             }
         }
@@ -567,6 +708,7 @@ impl PyScanner {
         if let Some(old) = self.dict.replace(dict.unbind()) {
             graveyard.push(Cold {
                 facts: None,
+                deep: Vec::new(),
                 _keep: vec![old],
             });
         }

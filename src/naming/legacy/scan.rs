@@ -38,7 +38,7 @@ use crate::naming::paths::normalise;
 use crate::naming::table::{EntryId, EntryRead, ModuleTable, SpecValue, Stamp};
 
 /// Counters of the scan, for metrics and tests.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ScanStats {
     /// Scans run.
     pub scans: u64,
@@ -51,6 +51,12 @@ pub struct ScanStats {
     /// Lookups answered by a scan another resolver ran for the same target at the same
     /// moment (see `PySysModules::begin_moment`); not counted in `scans`.
     pub shared_answers: u64,
+    /// Entries whose instance dict changed but whose attributes did not (a deep check
+    /// repeated the dict lookups and found the same objects): no re-read needed.
+    pub deep_checks: u64,
+    /// Entries found again at a new position after being removed (importlib pops a module
+    /// and re-inserts it once its body has run): their cached facts were kept.
+    pub moved: u64,
 }
 
 /// L4.4: a candidate matches the target when equal, or when it is the target plus a final
