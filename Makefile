@@ -64,7 +64,7 @@ bench: build
 # Criterion benches of the Rust internals (naming engines, filters).
 bench-rust: setup
 	export LD_LIBRARY_PATH="$(PY_LIBDIR)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}"
-	cargo bench --bench naming --bench filters --bench hot_path
+	cargo bench --bench naming --bench naming_sys_modules --bench filters --bench hot_path
 
 lint:
 	cargo fmt --all -- --check
