@@ -145,7 +145,18 @@ pub(crate) struct Watch {
 // alive (see `PyStamp`).
 unsafe impl Send for Watch {}
 
+/// The word [`Watch::always`] watches: never written.
+static ALWAYS_WORD: usize = 0;
+
 impl Watch {
+    /// A watch that always holds (fills unused inline watch slots).
+    pub(crate) const fn always() -> Watch {
+        Watch {
+            addr: &ALWAYS_WORD as *const usize,
+            want: 0,
+        }
+    }
+
     /// # Safety
     /// `addr` must point into an object that outlives the watch.
     unsafe fn new(addr: *const usize) -> Self {

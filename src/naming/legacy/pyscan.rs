@@ -58,7 +58,10 @@ struct Hot {
     /// The pair last read at this position (`0, 0`: nothing known).
     key: usize,
     value: usize,
-    /// The entry's watches: `arena[start..start + len]`.
+    /// The entry's first watches, inline (an ordinary module has three); unused slots
+    /// hold [`Watch::always`].
+    inline: [Watch; INLINE],
+    /// The watches beyond those: `arena[start..start + len]`.
     start: u32,
     len: u16,
     kind: Kind,
@@ -78,9 +81,14 @@ enum Kind {
     Entry,
 }
 
+/// Watches stored in [`Hot`] itself: an ordinary module needs three (its dict's version,
+/// its spec's dict slot and its spec dict's version).
+const INLINE: usize = 3;
+
 const UNKNOWN: Hot = Hot {
     key: 0,
     value: 0,
+    inline: [Watch::always(); INLINE],
     start: 0,
     len: 0,
     kind: Kind::Unknown,
@@ -364,8 +372,10 @@ impl PyScanner {
             let hot = self.hot[pos];
             // No short-circuit over the watches: independent loads overlap better than
             // loads behind unpredictable branches.
-            let watches = &self.arena[hot.start as usize..hot.start as usize + hot.len as usize];
-            let holds = watches.iter().fold(true, |all, w| all & w.holds());
+            let mut holds = hot.inline[0].holds() & hot.inline[1].holds() & hot.inline[2].holds();
+            if hot.len > 0 {
+                holds &= self.spilled(&hot).iter().all(Watch::holds);
+            }
             if !holds || hot.volatile {
                 pending.push(Pending::Recheck(pos));
                 continue;
@@ -484,9 +494,9 @@ impl PyScanner {
         let Some(cold) = self.cold[pos].as_ref() else {
             return false;
         };
-        let range = hot.start as usize..hot.start as usize + hot.len as usize;
+        let watches = hot.inline.iter().chain(self.spilled(&hot));
         let mut renew = Vec::new();
-        for (i, watch) in self.arena[range.clone()].iter().enumerate() {
+        for (i, watch) in watches.enumerate() {
             if watch.holds() {
                 continue;
             }
@@ -497,12 +507,21 @@ impl PyScanner {
             if !unsafe { check.repeat() } {
                 return false;
             }
-            renew.push(range.start + i);
+            renew.push(i);
         }
         for i in renew {
-            self.arena[i].renew();
+            if i < INLINE {
+                self.hot[pos].inline[i].renew();
+            } else {
+                self.arena[hot.start as usize + i - INLINE].renew();
+            }
         }
         true
+    }
+
+    /// The watches of `hot` beyond the inline ones.
+    fn spilled(&self, hot: &Hot) -> &[Watch] {
+        &self.arena[hot.start as usize..hot.start as usize + hot.len as usize]
     }
 
     fn give_up(&mut self) {
@@ -641,19 +660,25 @@ impl PyScanner {
             let mut graveyard = Vec::new();
             self.forget(pos, &mut graveyard);
         }
-        if watches.len() > u16::MAX as usize || self.arena.len() + watches.len() > u32::MAX as usize
-        {
+        let spill = watches.len().saturating_sub(INLINE);
+        if spill > u16::MAX as usize || self.arena.len() + spill > u32::MAX as usize {
             // Not worth watching: re-read on every lookup.
             watches.clear();
             volatile = true;
         }
+        let mut inline = [Watch::always(); INLINE];
+        for (slot, watch) in inline.iter_mut().zip(&watches) {
+            *slot = *watch;
+        }
         let start = self.arena.len() as u32;
-        self.arena.extend_from_slice(&watches);
+        let spilled = watches.get(INLINE..).unwrap_or_default();
+        self.arena.extend_from_slice(spilled);
         let hot = Hot {
             key: key_addr,
             value: value_addr,
+            inline,
             start,
-            len: watches.len() as u16,
+            len: spilled.len() as u16,
             kind,
             score,
             volatile,
