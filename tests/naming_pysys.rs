@@ -711,7 +711,8 @@ def cleanup():
 
 #[cfg(feature = "legacy-resolver")]
 #[test]
-fn incremental_scan_matches_the_reference_over_random_changes_to_real_sys_modules() {
+fn incremental_and_generic_scans_match_the_reference_over_random_changes_to_real_sys_modules() {
+    use ct_recorder::naming::legacy::scan::{ScanCache, ScanStats};
     use ct_recorder::naming::legacy::{LegacyResolver, ScanStrategy};
     use ct_recorder::naming::PySysModules;
     const TARGETS: [&str; 6] = [
@@ -731,6 +732,9 @@ fn incremental_scan_matches_the_reference_over_random_changes_to_real_sys_module
             let mut fast = LegacyResolver::new(&[], None);
             let mut slow = LegacyResolver::new(&[], None);
             slow.set_scan_strategy(ScanStrategy::Reference);
+            // The generic cached scan, which the incremental one falls back to.
+            let mut generic = ScanCache::new();
+            let mut generic_stats = ScanStats::default();
             let mut named = 0;
             for i in 0..400 {
                 step.call0()
@@ -742,6 +746,11 @@ fn incremental_scan_matches_the_reference_over_random_changes_to_real_sys_module
                         fast.scan(target, &table),
                         expected,
                         "seed {seed}, step {i}, target {target}"
+                    );
+                    assert_eq!(
+                        generic.scan(target, &table, &mut generic_stats),
+                        expected,
+                        "generic cache: seed {seed}, step {i}, target {target}"
                     );
                 }
             }

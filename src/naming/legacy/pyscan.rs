@@ -272,7 +272,9 @@ impl PyScanner {
                 return answer.clone();
             }
         }
+        let started = std::time::Instant::now();
         let answer = Python::with_gil(|py| self.scan_now(py, target, table, stats));
+        stats.scan_ns += started.elapsed().as_nanos() as u64;
         if self.moment {
             self.memo.push((target.to_string(), answer.clone()));
         }

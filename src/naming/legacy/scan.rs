@@ -54,6 +54,8 @@ pub struct ScanStats {
     /// Entries whose instance dict changed but whose attributes did not (a deep check
     /// repeated the dict lookups and found the same objects): no re-read needed.
     pub deep_checks: u64,
+    /// Wall time spent in scans of the real `sys.modules`, in nanoseconds.
+    pub scan_ns: u64,
     /// Entries found again at a new position after being removed (importlib pops a module
     /// and re-inserts it once its body has run): their cached facts were kept.
     pub moved: u64,
