@@ -99,6 +99,29 @@ fn table_fits_100_columns_and_leads_with_the_gates() {
 }
 
 #[test]
+fn table_shows_engine_names_whole_in_either_role() {
+    // The shadow column was one column short of "globals" and showed "gl…als".
+    let runs = Runs::new();
+    let dirs = [
+        runs.record("legacy-first", Engine::Legacy, &[agree(0)]),
+        runs.record("globals-first", Engine::Globals, &[agree(0)]),
+    ];
+    let reports: Vec<_> = dirs.iter().map(|d| load_run(d).unwrap()).collect();
+    let text = render(&aggregate(&reports), &[], Format::Table);
+    for (run, engines) in [
+        ("legacy-first", ["legacy", "globals"]),
+        ("globals-first", ["globals", "legacy"]),
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(run))
+            .unwrap_or_else(|| panic!("no row for {run} in\n{text}"));
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(&cells[1..3], &engines, "{line}");
+    }
+}
+
+#[test]
 fn a_runs_notes_reach_both_human_formats() {
     let runs = Runs::new();
     let dir = runs.record(

@@ -146,10 +146,12 @@ pub(crate) struct Watch {
 unsafe impl Send for Watch {}
 
 /// The word [`Watch::always`] watches: never written.
+#[cfg(feature = "legacy-resolver")]
 static ALWAYS_WORD: usize = 0;
 
 impl Watch {
     /// A watch that always holds (fills unused inline watch slots).
+    #[cfg(feature = "legacy-resolver")]
     pub(crate) const fn always() -> Watch {
         Watch {
             addr: &ALWAYS_WORD as *const usize,

@@ -286,10 +286,11 @@ fn runs_section(agg: &Aggregate, out: &mut Vec<String>) {
         out.push("  none".to_owned());
         return;
     }
+    // Engine columns fit the longest engine name ("globals") whole.
     let cols = Columns(&[
         (28, Align::Left),
         (7, Align::Left),
-        (6, Align::Left),
+        (7, Align::Left),
         (10, Align::Right),
         (11, Align::Right),
         (10, Align::Right),
