@@ -10,6 +10,8 @@
 //!   `Content-Type: text/plain; version=0.0.4`.
 //! - `HEAD /metrics`: the same headers, no body (HEAD is supported on every path).
 //! - any other path: 404; any other method: 405 with `Allow: GET, HEAD`.
+//! - the target may be in origin form (`/metrics`) or, as HTTP/1.1 requires servers to
+//!   accept, in absolute form (`http://host:port/metrics`);
 //! - a request line that is not `METHOD TARGET HTTP/1.x`: 400; headers over 8 KiB: 431;
 //!   a request not complete within the request timeout (5 s; a whole-request deadline, not
 //!   per read, so a client trickling bytes cannot hold a worker longer): 408.
@@ -329,7 +331,9 @@ fn serve(mut stream: TcpStream, registry: &Registry, config: &ServerConfig) -> i
     )
 }
 
-/// `METHOD SP TARGET SP HTTP/1.x` with a token method and an origin-form target.
+/// `METHOD SP TARGET SP HTTP/1.x` with a token method and a target in origin form
+/// (`/metrics`) or absolute form (`http://host:port/metrics`, which HTTP/1.1 servers must
+/// accept; a proxy sends it). Returns the method and the path with its query.
 fn parse_request_line(head: &[u8]) -> Option<(&str, &str)> {
     let line_end = head.iter().position(|b| *b == b'\n')?;
     let line = std::str::from_utf8(&head[..line_end]).ok()?;
@@ -341,12 +345,36 @@ fn parse_request_line(head: &[u8]) -> Option<(&str, &str)> {
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
     };
+    let target = origin_form(target)?;
     let ok = parts.next().is_none()
         && token(method)
         && target.starts_with('/')
         && !target.bytes().any(|b| b.is_ascii_control())
         && matches!(version, "HTTP/1.0" | "HTTP/1.1");
     ok.then_some((method, target))
+}
+
+/// The origin form of a request target: itself when it starts with `/`; for an absolute
+/// form `http://authority/path?query`, the part from the path on (`/` when there is none).
+fn origin_form(target: &str) -> Option<&str> {
+    if target.starts_with('/') {
+        return Some(target);
+    }
+    let scheme_end = target.find("://")?;
+    let scheme = &target[..scheme_end];
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return None;
+    }
+    let rest = &target[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    if authority_end == 0 {
+        return None; // no host
+    }
+    match &rest[authority_end..] {
+        "" => Some("/"),
+        path if path.starts_with('/') => Some(path),
+        _ => None, // "http://host?query" has no path to serve
+    }
 }
 
 fn respond(
@@ -433,6 +461,12 @@ mod tests {
             Some(("HEAD", "/metrics?x=1"))
         );
         assert_eq!(p("BREW /pot HTTP/1.1\r\n"), Some(("BREW", "/pot")));
+        // Absolute form, as a proxy sends it.
+        assert_eq!(
+            p("GET http://127.0.0.1:9464/metrics?x=1 HTTP/1.1\r\n"),
+            Some(("GET", "/metrics?x=1"))
+        );
+        assert_eq!(p("GET HTTP://host HTTP/1.1\r\n"), Some(("GET", "/")));
         for bad in [
             "GET /metrics\r\n",
             "GET  /metrics HTTP/1.1\r\n",
@@ -440,6 +474,9 @@ mod tests {
             "GET /metrics HTTP/2\r\n",
             "G(T /metrics HTTP/1.1\r\n",
             "GET /metrics HTTP/1.1 extra\r\n",
+            "GET ftp://host/metrics HTTP/1.1\r\n",
+            "GET http:///metrics HTTP/1.1\r\n",
+            "GET http://host?x HTTP/1.1\r\n",
             "\u{0}\u{1}\u{2}\r\n",
         ] {
             assert_eq!(p(bad), None, "{bad:?}");

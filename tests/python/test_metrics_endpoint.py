@@ -110,6 +110,18 @@ def test_get_and_head(server):
     assert headers["Content-Type"] == "text/plain; version=0.0.4"
 
 
+def test_absolute_form_targets_are_served(server):
+    # HTTP/1.1 servers must accept the absolute form, which proxies send.
+    host, port = server["addr"]
+    request = f"GET http://{host}:{port}/metrics HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    status, data, _ = raw_exchange(server["addr"], request)
+    assert status == 200
+    body = data.split(b"\r\n\r\n", 1)[1].decode()
+    assert parse_prom(body).get_value("ct_shadow_comparisons_total") >= 0
+    elsewhere = f"GET http://{host}:{port}/other HTTP/1.1\r\n\r\n".encode()
+    assert raw_exchange(server["addr"], elsewhere)[0] == 404
+
+
 @pytest.mark.parametrize("path", ["/", "/metric", "/metrics/", "/metricsx", "/-/ready", "/api/v1/query"])
 def test_wrong_paths_are_404(server, path):
     base = server["url"].rsplit("/", 1)[0]
