@@ -463,12 +463,13 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
         return Ok(None);
     };
     recorder.sync_metrics();
+    let legacy_resolvers = recorder.legacy_resolver_reports();
     let shadow_side = recorder.shadow.take();
     let counts = recorder.counts();
     let errors = std::mem::take(&mut recorder.errors);
     let error_count = recorder.error_count;
     let mut naming = std::mem::take(&mut recorder.naming_counts);
-    naming.legacy_resolvers = recorder.legacy_resolver_reports();
+    naming.legacy_resolvers = legacy_resolvers;
     let filters = FilterStats {
         skipped_code_objects: recorder.scoping.skipped_by_filter,
         values: std::mem::take(&mut recorder.scoping.values),

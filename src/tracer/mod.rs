@@ -136,8 +136,8 @@ pub struct NamingCounts {
     pub named: u64,
     /// reason -> count
     pub fallbacks: std::collections::BTreeMap<&'static str, u64>,
-    /// The legacy resolvers' counters, when the legacy engine ran: the label resolver's
-    /// (primary engine) and the filter engine's own (spec L7).
+    /// The legacy resolvers' counters, when the legacy engine ran (as the primary or the
+    /// shadow engine): the label resolver's and the filter engine's own (spec L7).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub legacy_resolvers: std::collections::BTreeMap<&'static str, serde_json::Value>,
 }
@@ -223,8 +223,12 @@ impl Recorder {
         &self,
     ) -> std::collections::BTreeMap<&'static str, serde_json::Value> {
         let mut reports = std::collections::BTreeMap::new();
-        if let Some(report) = self.naming.primary.report() {
-            reports.insert("labels", report);
+        // The legacy engine names labels as the primary engine or as the shadow one.
+        let shadow_namer = self.shadow.as_ref().map(|side| &side.namer);
+        for namer in std::iter::once(&self.naming.primary).chain(shadow_namer) {
+            if let Some(report) = namer.report() {
+                reports.insert("labels", report);
+            }
         }
         #[cfg(feature = "legacy-resolver")]
         if let Some(resolver) = &self.scoping.legacy_resolver {
