@@ -135,10 +135,17 @@ fn malformed_requests_get_400_and_the_server_lives_on() {
         b"GET /metrics\r\n\r\n",
         b"GET /metrics HTTP/9.9\r\n\r\n",
         b"\x00\xff\xfe\x01\r\n\r\n",
-        b"GET http://evil/metrics HTTP/1.1\r\n\r\n",
+        b"GET ftp://host/metrics HTTP/1.1\r\n\r\n",
+        b"GET http:///metrics HTTP/1.1\r\n\r\n",
     ] {
         assert_eq!(exchange(a, junk).status, 400, "{junk:?}");
     }
+    // The absolute form is not malformed: HTTP/1.1 servers must accept it (the host part
+    // names whoever the client thinks it talks to, and is ignored).
+    assert_eq!(
+        exchange(a, b"GET http://elsewhere/metrics HTTP/1.1\r\n\r\n").status,
+        200
+    );
     // Oversized head.
     let mut big = b"GET /metrics HTTP/1.1\r\nX-Fill: ".to_vec();
     big.extend(vec![b'a'; 20_000]);
