@@ -680,9 +680,15 @@ def step():
     elif op == 12:                                  # many at once: resizes the dict
         for _ in range(rng.randrange(20, 200)):
             sys.modules['ctfz_%d' % rng.randrange(10**6)] = new_object()
-    elif op == 13:                                  # many deletions
+    elif op == 13 and rng.random() < 0.5:           # many deletions
         for k in keys[: rng.randrange(len(keys) + 1)]:
             del sys.modules[k]
+    elif op == 13:
+        # popitem() shrinks the entry array in place: later insertions reuse positions.
+        last = next(reversed(sys.modules))
+        if isinstance(last, str) and last.startswith('ctfz_'):
+            sys.modules.popitem()
+            sys.modules['ctfz_%d' % rng.randrange(10**6)] = new_object()
     elif op == 14 and rng.random() < 0.5:           # a change no read depends on
         o = rng.choice(objects) if objects else new_object()
         spec = getattr(o, '__spec__', None)
