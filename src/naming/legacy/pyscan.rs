@@ -21,17 +21,23 @@
 //!   version tag of each dict it looked into (3.11 gives every mutation a new, increasing
 //!   tag), the dict slot of objects whose `__dict__` can be rebound, and the type and MRO
 //!   words when class attributes were consulted. An ordinary module costs three: its
-//!   dict's tag, its spec's dict slot, its spec dict's tag. Checking an entry is reading
-//!   those words; nothing is called.
+//!   dict's tag, its spec's dict slot, its spec dict's tag, kept inline in the position's
+//!   record. Checking an entry is reading those words; nothing is called.
 //! - **Index.** Candidate paths are indexed by hash, so the entries matching the target are
 //!   known without comparing strings entry by entry; only the walk's validity checks touch
 //!   every position, and the walk stops at the first decisive position (a score-0 match or
 //!   a non-`str` key, L4.2/L4.6).
 //! - **Two phases.** The walk runs no Python code and allocates no Python object, so the
 //!   dict cannot change under it; it only notes the positions whose cached facts are not
-//!   current. Those are read afterwards (the reads may allocate, and a garbage collection
-//!   may run finalizers), and the answer is the first decisive position among both, which
+//!   current. Those are settled afterwards (reads may allocate, and a garbage collection
+//!   may run finalizers): when only instance dicts changed, by repeating the read's own
+//!   lookups in them and finding the same objects (a *deep check*: a module body defining
+//!   functions, a spec's `_initializing` flag, a package gaining a submodule), otherwise by
+//!   reading the entry again. The answer is the first decisive position among both, which
 //!   is what the reference would have found walking a snapshot taken when the walk ran.
+//! - **Moved entries.** importlib pops a module and re-inserts it once its body has run;
+//!   a pair cleared at one position and found again further on in the same walk keeps
+//!   what was cached for it.
 //! - **Moments.** Resolvers that look up the same target during one tracer callback (the
 //!   label resolver and the filter engine's own resolver, spec L7; the shadow engine's)
 //!   share one scan: see [`PyScanner::begin_moment`].
@@ -42,7 +48,7 @@
 //! `tests/naming_pysys.rs` runs this scanner against the reference scan over random
 //! sequences of changes to the real `sys.modules` (insertions, deletions, re-insertions,
 //! replacements, aliases, non-`str` keys, `None` values, attribute and `__spec__`
-//! changes, `__class__` and `__dict__` assignment, dict resizes).
+//! changes, `__class__` and `__dict__` assignment, dict resizes, `popitem`).
 
 use pyo3::ffi;
 use pyo3::prelude::*;
