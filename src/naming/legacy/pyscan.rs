@@ -217,6 +217,20 @@ struct Fresh {
     value: Py<PyAny>,
 }
 
+impl Fresh {
+    /// New references to the pair at `pos`.
+    ///
+    /// # Safety
+    /// The GIL is held and `key` and `value` are live objects.
+    unsafe fn new(py: Python<'_>, pos: usize, key: usize, value: usize) -> Fresh {
+        Fresh {
+            pos,
+            key: Bound::from_borrowed_ptr(py, key as *mut ffi::PyObject).unbind(),
+            value: Bound::from_borrowed_ptr(py, value as *mut ffi::PyObject).unbind(),
+        }
+    }
+}
+
 /// The incremental scanner (see the module documentation). One per `sys.modules` reader,
 /// shared by every resolver of the session.
 #[derive(Default)]
@@ -366,13 +380,8 @@ impl PyScanner {
                     }
                     None => {
                         // SAFETY: live objects in a live dict; new references, no code runs.
-                        let (key, value) = unsafe {
-                            (
-                                Bound::from_borrowed_ptr(py, key as *mut ffi::PyObject).unbind(),
-                                Bound::from_borrowed_ptr(py, value as *mut ffi::PyObject).unbind(),
-                            )
-                        };
-                        pending.push(Pending::Fresh(Fresh { pos, key, value }));
+                        let fresh = unsafe { Fresh::new(py, pos, key, value) };
+                        pending.push(Pending::Fresh(fresh));
                         continue;
                     }
                 }
@@ -432,16 +441,9 @@ impl PyScanner {
                     } else {
                         let hot = self.hot[pos];
                         // SAFETY: the cached state keeps both objects alive.
-                        let (key, value) = unsafe {
-                            (
-                                Bound::from_borrowed_ptr(py, hot.key as *mut ffi::PyObject)
-                                    .unbind(),
-                                Bound::from_borrowed_ptr(py, hot.value as *mut ffi::PyObject)
-                                    .unbind(),
-                            )
-                        };
+                        let fresh = unsafe { Fresh::new(py, pos, hot.key, hot.value) };
                         self.forget(pos, &mut graveyard);
-                        self.read_into(py, Fresh { pos, key, value }, stats)
+                        self.read_into(py, fresh, stats)
                     }
                 }
                 Pending::Fresh(fresh) => self.read_into(py, fresh, stats),
