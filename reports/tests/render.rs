@@ -99,6 +99,45 @@ fn table_fits_100_columns_and_leads_with_the_gates() {
 }
 
 #[test]
+fn table_keeps_a_rule_selector_whole_when_its_source_path_is_long() {
+    // The rule line used to lose its middle, selector included ("pkg:glob:shop.…p/ci...").
+    let source = "/home/ci/builds/runtime-team/monorepo/services/billing/.codetracer/\
+                  trace-filter.toml";
+    let runs = Runs::new();
+    let dir = runs.record(
+        "long-rule",
+        Engine::Legacy,
+        &[filter_change(
+            0,
+            Exec::Skip,
+            rule(source, 3, "pkg:glob:billing.adapters.*"),
+        )],
+    );
+    let text = render(&aggregate(&[load_run(&dir).unwrap()]), &[], Format::Table);
+    for line in text.lines() {
+        assert!(width(line) <= 100, "{} columns: {line}", width(line));
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("globals rule:"))
+        .unwrap_or_else(|| panic!("no globals rule line in\n{text}"));
+    assert!(
+        lines[at]
+            .trim_end()
+            .ends_with("pkg:glob:billing.adapters.*"),
+        "{}",
+        lines[at]
+    );
+    let source_line = lines[at + 1].trim();
+    assert!(source_line.starts_with("(/home/"), "{source_line}");
+    assert!(
+        source_line.ends_with(".codetracer/trace-filter.toml #3)"),
+        "{source_line}"
+    );
+}
+
+#[test]
 fn table_shows_engine_names_whole_in_either_role() {
     // The shadow column was one column short of "globals" and showed "gl…als".
     let runs = Runs::new();

@@ -185,7 +185,20 @@ fn filter_section(agg: &Aggregate, out: &mut Vec<String>) {
             ("legacy rule: ", &r.legacy_rule),
             ("globals rule:", &r.globals_rule),
         ] {
-            out.push(indented(12, &format!("{label}  {}", rule_text(rule))));
+            let prefix = format!("{label}  ");
+            let whole = format!("{prefix}{}", rule_text(rule));
+            match rule {
+                // Too long for one line: the selector whole on its own, the source below
+                // (a long path loses its middle, never the selector or the file name).
+                Some(rule) if 12 + width(&whole) > W => {
+                    out.push(indented(12, &format!("{prefix}{}", rule.selector)));
+                    out.push(indented(
+                        12 + width(&prefix),
+                        &format!("({} #{})", rule.source, rule.index),
+                    ));
+                }
+                _ => out.push(indented(12, &whole)),
+            }
         }
     }
 }
