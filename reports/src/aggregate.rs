@@ -83,20 +83,7 @@ impl DivergenceTotals {
     /// The kinds that occurred, worst first: any unexpected, then severity, then count, then
     /// name.
     pub fn worst_first(&self) -> Vec<(&str, &KindCount)> {
-        let mut kinds: Vec<(&str, &KindCount)> = self
-            .by_kind
-            .iter()
-            .filter(|(_, c)| c.expected + c.unexpected > 0)
-            .map(|(k, c)| (k.as_str(), c))
-            .collect();
-        kinds.sort_by(|a, b| {
-            (b.1.unexpected > 0)
-                .cmp(&(a.1.unexpected > 0))
-                .then(b.1.severity.cmp(&a.1.severity))
-                .then((b.1.expected + b.1.unexpected).cmp(&(a.1.expected + a.1.unexpected)))
-                .then(a.0.cmp(b.0))
-        });
-        kinds
+        ct_shadow::summary::kinds_worst_first(&self.by_kind)
     }
 }
 

@@ -56,6 +56,24 @@ pub struct DivergenceTotals {
     pub by_kind: BTreeMap<String, KindCount>,
 }
 
+/// The kinds that occurred, worst first: any unexpected, then severity, then count, then
+/// name (for a stable order). Shared by this summary and `ct-rollout report`.
+pub fn kinds_worst_first(by_kind: &BTreeMap<String, KindCount>) -> Vec<(&str, &KindCount)> {
+    let mut kinds: Vec<(&str, &KindCount)> = by_kind
+        .iter()
+        .filter(|(_, c)| c.expected + c.unexpected > 0)
+        .map(|(k, c)| (k.as_str(), c))
+        .collect();
+    kinds.sort_by(|a, b| {
+        (b.1.unexpected > 0)
+            .cmp(&(a.1.unexpected > 0))
+            .then(b.1.severity.cmp(&a.1.severity))
+            .then((b.1.expected + b.1.unexpected).cmp(&(a.1.expected + a.1.unexpected)))
+            .then(a.0.cmp(b.0))
+    });
+    kinds
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilterChanges {
     /// The legacy engine traced, the globals engine skips.
@@ -228,19 +246,7 @@ pub fn render_summary(s: &Summary) -> String {
         "divergences {} · expected by ADR 0016 {} · UNEXPECTED {}",
         d.total, d.expected, d.unexpected
     ));
-    let mut kinds: Vec<(&String, &KindCount)> = d
-        .by_kind
-        .iter()
-        .filter(|(_, c)| c.expected + c.unexpected > 0)
-        .collect();
-    // Worst first: unexpected, then severity, then count; name for a stable order.
-    kinds.sort_by(|a, b| {
-        (b.1.unexpected > 0)
-            .cmp(&(a.1.unexpected > 0))
-            .then(b.1.severity.cmp(&a.1.severity))
-            .then((b.1.expected + b.1.unexpected).cmp(&(a.1.expected + a.1.unexpected)))
-            .then(a.0.cmp(b.0))
-    });
+    let kinds = kinds_worst_first(&d.by_kind);
     if !kinds.is_empty() {
         out.push(format!(
             "  {:<24} {:>8}  {:<6}  {:>10}",

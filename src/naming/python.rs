@@ -165,18 +165,11 @@ impl Watch {
         Watch { addr, want: *addr }
     }
 
-    /// The word as it is now (the GIL must be held).
-    #[cfg(feature = "legacy-resolver")]
-    #[inline]
-    pub(crate) fn now(&self) -> usize {
-        // SAFETY: as for `holds`.
-        unsafe { *self.addr }
-    }
-
     /// Accepts the word's current value (after a deep check proved it harmless).
     #[cfg(feature = "legacy-resolver")]
     pub(crate) fn renew(&mut self) {
-        self.want = self.now();
+        // SAFETY: as for `holds`.
+        self.want = unsafe { *self.addr };
     }
 
     #[inline]

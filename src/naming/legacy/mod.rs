@@ -127,12 +127,6 @@ impl LegacyResolver {
         self.path_cache.get(target).map(String::as_str)
     }
 
-    /// Drops the scan cache and what its stamps keep alive (the path cache, which is part
-    /// of L5's semantics, stays).
-    pub fn release_scan_cache(&mut self) {
-        self.scan_cache.clear();
-    }
-
     /// L3: the path candidate of a (normalised) target. Reads the filesystem.
     pub fn path_candidate(&self, target: &str) -> Option<String> {
         roots::path_candidate(&self.roots, target)

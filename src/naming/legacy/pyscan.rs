@@ -274,11 +274,6 @@ impl PyScanner {
         self.layout_ok = layout_ok;
     }
 
-    /// Number of positions whose facts are cached.
-    pub fn cached_entries(&self) -> usize {
-        self.hot.iter().filter(|h| h.kind != Kind::Unknown).count()
-    }
-
     /// L4 for a normalised `target` over `sys.modules` as it is now.
     pub fn scan(
         &mut self,
