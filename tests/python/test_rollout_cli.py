@@ -60,3 +60,37 @@ def test_bad_input_is_status_2_with_a_clear_error(tmp_path):
     assert broken.returncode == 2
     assert "summary.json" in broken.stderr
     assert _rollout("report", "--format", "yaml", str(run), cwd=tmp_path).returncode == 2
+
+
+def test_table_keeps_engine_names_and_rule_selectors_whole(tmp_path):
+    # A project deep enough that "selector (path #index)" cannot fit one 100-column line,
+    # whose filter skips `shop.pricing`: the legacy pipeline names it `src.shop.pricing`
+    # (no match), the globals engine `shop.pricing` (skipped), a filter decision change.
+    proj = tmp_path / "deeply" / "nested" / "workspace" / "for" / "a" / "long" / "project" / "path"
+    (proj / ".codetracer").mkdir(parents=True)
+    (proj / ".codetracer" / "trace-filter.toml").write_text(
+        '[meta]\nname = "shop"\nversion = 1\n\n[scope]\ndefault_exec = "inherit"\n'
+        'default_value_action = "inherit"\n\n[[scope.rules]]\nselector = "pkg:glob:shop.pricing"\n'
+        'exec = "skip"\n')
+    (proj / "src" / "shop").mkdir(parents=True)
+    (proj / "src" / "shop" / "__init__.py").write_text("")
+    (proj / "src" / "shop" / "pricing.py").write_text("def price(x):\n    return x * 2\n")
+    (proj / "main.py").write_text(
+        "import os, sys\nsys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'src'))\n"
+        "from shop.pricing import price\nprint(price(2))\n")
+    run_dir = tmp_path / "run"
+    done = subprocess.run([CT_RECORD, "--shadow-compare", "--no-module-name-from-globals", "--quiet",
+                           "--trace-dir", str(run_dir), "main.py"],
+                          cwd=proj, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    table = _rollout("report", str(run_dir), cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert all(len(line) <= 100 for line in lines), table.stdout
+    # The runs table: primary legacy, shadow globals, both whole.
+    header = next(i for i, line in enumerate(lines) if line.split()[:3] == ["run", "primary", "shadow"])
+    assert lines[header + 1].split()[1:3] == ["legacy", "globals"], table.stdout
+    # The globals rule keeps its selector whole; the long source path goes below it.
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("globals rule:"))
+    assert lines[at].rstrip().endswith("pkg:glob:shop.pricing"), table.stdout
+    assert lines[at + 1].strip().endswith("trace-filter.toml #0)"), table.stdout
