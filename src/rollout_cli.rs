@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use ct_reports::{aggregate, all_passed, check, load_run, render, Format, Gates};
+use ct_reports::{assess, load_evidence, render, Format, Gates};
 
 /// The manifest this build was made with (the same file `build.rs` reads).
 const BUILT_MANIFEST: &str = include_str!("../rollout.toml");
@@ -88,25 +88,23 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
             } else {
                 runs
             };
-            let mut loaded = Vec::with_capacity(runs.len());
-            for dir in &runs {
-                match load_run(dir) {
-                    Ok(r) => loaded.push(r),
-                    Err(e) => {
-                        eprintln!("ct-rollout: error: {e}");
-                        return 2;
-                    }
+            // Each run counts once, however many arguments reach it (the report says so).
+            let evidence = match load_evidence(&runs) {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("ct-rollout: error: {e}");
+                    return 2;
                 }
-            }
-            let agg = aggregate(&loaded);
-            let results = check(&agg, &gates);
+            };
+            let assessment = assess(&evidence, &gates);
             let format = match format {
                 ReportFormat::Table => Format::Table,
                 ReportFormat::Markdown => Format::Markdown,
                 ReportFormat::Json => Format::Json,
             };
-            let status = crate::cli::print_out(&render(&agg, &results, format));
-            if check_gates && !all_passed(&results) {
+            let status =
+                crate::cli::print_out(&render(&assessment.aggregate, &assessment.gates, format));
+            if check_gates && !assessment.passed() {
                 return 1;
             }
             status
