@@ -698,7 +698,7 @@ mod tests {
                 .expect("docs/metrics.md");
         let m = Metrics::new(&info());
         let families = m.registry().gather();
-        assert_eq!(families.len(), 12);
+        assert_eq!(families.len(), 17);
         for mf in &families {
             let name = mf.get_name();
             let heading = format!("### `{name}");

@@ -7,6 +7,7 @@ use crate::aggregate::Aggregate;
 use crate::gates::GateResult;
 
 mod evidence;
+mod grid;
 mod json;
 mod markdown;
 mod table;
