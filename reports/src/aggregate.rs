@@ -13,7 +13,7 @@ use ct_shadow::{Divergence, DivergenceKind, Engine, Exec, RuleRef, Severity};
 use serde::Serialize;
 
 use crate::confidence::RateBound;
-use crate::evidence::DuplicateRun;
+use crate::evidence::{DuplicateRun, PrometheusCoverage};
 use crate::load::{LogState, RunReport};
 
 /// How many distinct unexpected divergences [`aggregate`] keeps.
@@ -49,6 +49,8 @@ pub struct Aggregate {
     /// Arguments that reached a run already counted, and were not counted again (filled in
     /// by [`crate::Evidence::aggregate`]; empty from [`aggregate`]).
     pub duplicates: Vec<DuplicateRun>,
+    /// What `--prometheus` contributed (`None` without it).
+    pub prometheus: Option<PrometheusCoverage>,
 }
 
 /// One run, in brief.
@@ -182,6 +184,7 @@ pub fn aggregate_with(runs: &[RunReport], top: usize) -> Aggregate {
         top_unexpected: Vec::new(),
         distinct_unexpected: 0,
         duplicates: Vec::new(),
+        prometheus: None,
     };
     let mut rules = RuleTally::default();
     let mut groups = GroupTally::default();

@@ -38,6 +38,9 @@ pub enum ReportError {
     },
     /// The rollout manifest is not valid TOML or lacks what the gates need.
     Manifest { reason: String },
+    /// `--prometheus`: the server cannot be reached, did not answer as Prometheus, refused
+    /// the query, or holds no runs in the window.
+    Prometheus { url: String, reason: String },
     /// Two run directories carry the same run id but different summaries: not copies of one
     /// run, so the evidence contradicts itself.
     ConflictingRuns {
@@ -89,6 +92,7 @@ impl fmt::Display for ReportError {
                 write!(f, "{}: line {line}: {reason}", path.display())
             }
             ReportError::Manifest { reason } => write!(f, "rollout manifest: {reason}"),
+            ReportError::Prometheus { url, reason } => write!(f, "prometheus {url}: {reason}"),
             ReportError::ConflictingRuns {
                 run_id,
                 first,

@@ -34,6 +34,40 @@ pub struct Evidence {
     pub runs: Vec<RunReport>,
     /// Arguments left out because they reach a run already counted.
     pub duplicates: Vec<DuplicateRun>,
+    /// When runs came from Prometheus too: what it contributed.
+    pub prometheus: Option<PrometheusCoverage>,
+}
+
+/// What `--prometheus` contributed to the evidence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PrometheusCoverage {
+    pub url: String,
+    /// The window, as given (`7d`).
+    pub since: String,
+    /// Distinct runs Prometheus holds in the window.
+    pub runs: u64,
+    /// Of those, runs whose directory was also given: counted once, from `summary.json`,
+    /// with the details of `divergences.ndjson`.
+    pub with_run_dir: u64,
+}
+
+impl PrometheusCoverage {
+    /// One sentence for the report.
+    pub fn note(&self) -> String {
+        format!(
+            "{} from Prometheus {} (last {}); run directories add file names, deciding rules \
+             and examples for {} of them (same run id, counted once); for the others only \
+             counts are known",
+            if self.runs == 1 {
+                "1 run".to_owned()
+            } else {
+                format!("{} runs", self.runs)
+            },
+            self.url,
+            self.since,
+            self.with_run_dir
+        )
+    }
 }
 
 /// A run that more than one argument reached.
@@ -122,13 +156,38 @@ impl Evidence {
         Ok(Evidence {
             runs: kept,
             duplicates,
+            prometheus: None,
         })
+    }
+
+    /// Adds the runs read from Prometheus (`url`, window `since`). A run whose directory is
+    /// already in the evidence (same run id) stays as the directory has it — the summary is
+    /// complete and the log has the details — and is not counted again.
+    pub fn with_prometheus(mut self, url: &str, since: &str, runs: Vec<RunReport>) -> Evidence {
+        let known: std::collections::HashSet<String> = self.runs.iter().map(identity).collect();
+        let total = runs.len() as u64;
+        let mut with_run_dir = 0;
+        for run in runs {
+            if known.contains(&identity(&run)) {
+                with_run_dir += 1;
+            } else {
+                self.runs.push(run);
+            }
+        }
+        self.prometheus = Some(PrometheusCoverage {
+            url: url.to_owned(),
+            since: since.to_owned(),
+            runs: total,
+            with_run_dir,
+        });
+        self
     }
 
     /// The runs added up, with the duplicates noted.
     pub fn aggregate(&self) -> Aggregate {
         let mut agg = aggregate(&self.runs);
         agg.duplicates = self.duplicates.clone();
+        agg.prometheus = self.prometheus.clone();
         agg
     }
 }

@@ -85,6 +85,7 @@ mod evidence;
 mod format;
 mod gates;
 mod load;
+mod prometheus;
 mod render;
 
 pub use aggregate::{
@@ -93,7 +94,8 @@ pub use aggregate::{
 };
 pub use confidence::RateBound;
 pub use error::ReportError;
-pub use evidence::{assess, load_evidence, Assessment, DuplicateRun, Evidence};
+pub use evidence::{assess, load_evidence, Assessment, DuplicateRun, Evidence, PrometheusCoverage};
 pub use gates::{all_passed, check, GateResult, Gates, Measure};
 pub use load::{load_run, LogState, RunReport};
+pub use prometheus::{parse_since, PrometheusSource, DEFAULT_SINCE};
 pub use render::{render, Format, JsonReport, UnknownFormat, REPORT_SCHEMA, TABLE_WIDTH};

@@ -70,7 +70,7 @@ fn the_same_run_given_five_ways_counts_once() {
         "{table}"
     );
     let md = render(&a.aggregate, &a.gates, Format::Markdown);
-    assert!(md.contains("### Counted once"), "{md}");
+    assert!(md.contains("### Evidence (each run counted once)"), "{md}");
     let json: serde_json::Value =
         serde_json::from_str(&render(&a.aggregate, &a.gates, Format::Json)).unwrap();
     assert_eq!(

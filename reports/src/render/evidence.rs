@@ -51,7 +51,11 @@ pub(super) fn confidence_lines(agg: &Aggregate, gates: &[GateResult]) -> Vec<Str
     lines
 }
 
-/// One note per run that more than one argument reached.
+/// What Prometheus contributed, then one note per run that more than one argument reached.
 pub(super) fn duplicate_notes(agg: &Aggregate) -> Vec<String> {
-    agg.duplicates.iter().map(|d| d.note()).collect()
+    agg.prometheus
+        .iter()
+        .map(|p| p.note())
+        .chain(agg.duplicates.iter().map(|d| d.note()))
+        .collect()
 }

@@ -66,7 +66,7 @@ fn evidence_sections(agg: &Aggregate, gates: &[GateResult], out: &mut Vec<String
     let dups = super::evidence::duplicate_notes(agg);
     if !dups.is_empty() {
         out.push(String::new());
-        out.push("### Counted once".to_owned());
+        out.push("### Evidence (each run counted once)".to_owned());
         out.push(String::new());
         out.extend(dups.iter().map(|d| format!("- {}", text(d))));
     }

@@ -128,7 +128,7 @@ fn confidence_section(agg: &Aggregate, gates: &[GateResult], out: &mut Vec<Strin
     }
     let dups = super::evidence::duplicate_notes(agg);
     if !dups.is_empty() {
-        out.push("COUNTED ONCE".to_owned());
+        out.push("EVIDENCE (EACH RUN COUNTED ONCE)".to_owned());
         for d in dups {
             out.extend(hanging(&d));
         }
