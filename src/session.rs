@@ -556,6 +556,28 @@ fn session_roots(py: Python<'_>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// How the program was started, from ct-record's argv: the recorder's part ends with
+/// `SCRIPT` or `-m MODULE` (`cli::split_argv`). No argv: a program that called
+/// `ct_recorder.start()` itself.
+fn entry_of(command: &[String]) -> ct_shadow::Entry {
+    use clap::CommandFactory;
+    if command.is_empty() {
+        return ct_shadow::Entry::api();
+    }
+    let argv: Vec<std::ffi::OsString> = command.iter().map(Into::into).collect();
+    let (ours, _) = crate::cli::split_argv(&crate::cli::RecordArgs::command(), &argv);
+    let ours: Vec<String> = ours
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    match ours.as_slice() {
+        [.., m, module] if m == "-m" => ct_shadow::Entry::new(true, module),
+        [.., m] if m.starts_with("-m") && m.len() > 2 => ct_shadow::Entry::new(true, &m[2..]),
+        [_, .., script] => ct_shadow::Entry::new(false, script),
+        _ => ct_shadow::Entry::api(),
+    }
+}
+
 /// End of run for metrics and shadow mode: artifacts, the stderr summary, the push, and
 /// lingering for a last scrape. Failures are reported, never raised: the trace matters more.
 fn finish_metrics(
@@ -578,6 +600,7 @@ fn finish_metrics(
         started_unix_seconds: info.started_unix,
         python_version,
         exit_code,
+        entry: Some(entry_of(&rt.opts.command)),
     };
     // The counts are final: the artifacts, the push and any later scrape say so.
     rt.metrics.set_finished();
