@@ -122,7 +122,7 @@ fn a_killed_writer_loses_at_most_the_last_line() {
     );
     for (i, l) in complete.iter().enumerate() {
         let d: Divergence = serde_json::from_str(l).unwrap_or_else(|e| panic!("line {i}: {e}"));
-        assert_eq!(d.schema, "ct-shadow/divergence/v1");
+        assert_eq!(d.schema, "ct-shadow/divergence/v2");
         assert_eq!(d.filename, format!("/srv/app/src/mypkg/mod_{i}.py"));
     }
     // At most one torn line, at the end; the reader skips it.
@@ -240,10 +240,12 @@ fn session_writes_log_roots_summary_and_metrics() {
     ];
     let mut changed = root_ambiguity(2);
     changed.primary.filter = Some(FilterOutcome {
+        module_name: None,
         exec: Exec::Trace,
         rule: None,
     });
     changed.shadow.filter = Some(FilterOutcome {
+        module_name: None,
         exec: Exec::Skip,
         rule: Some(RuleRef {
             source: "builtin".into(),

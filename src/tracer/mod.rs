@@ -338,7 +338,7 @@ impl Recorder {
                 let mut result = ct_shadow::EngineResult::unnamed(shadow::shadow_engine(engine));
                 result.name = name;
                 result.fallback = fallback.map(shadow::fallback_label);
-                result.filter = Some(shadow::filter_outcome(&self.scoping.chain, &d));
+                result.filter = Some(shadow::filter_outcome(&self.scoping.chain, &ctx, &d));
                 result.elapsed_ns = elapsed_ns;
                 if let Some(m) = &self.metrics {
                     m.observe_resolution(&result);

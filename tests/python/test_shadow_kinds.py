@@ -162,7 +162,7 @@ def of_project(records, proj):
 
 def assert_record(r, kind, *, globals_name, legacy_name, opinion, opinion_source,
                   cause=None, expected=True):
-    assert r["schema"] == "ct-shadow/divergence/v1"
+    assert r["schema"] == "ct-shadow/divergence/v2"
     assert r["kind"] == kind, r
     assert r["severity"] == SEVERITY[kind]
     assert r["expected_by_adr"] is expected
@@ -645,7 +645,10 @@ def test_stderr_summary_fits_one_screen():
         assert run.stdout == ZOO_STDOUT
         lines = run.stderr.splitlines()
         assert 1 < len(lines) <= 25, run.stderr
-        assert lines[0].startswith("ct-record shadow summary:")
+        # Set apart from the program's output: a blank line, then the summary between rules.
+        assert lines[0] == "" and lines[1].endswith(" ct-record ──"), run.stderr
+        assert lines[-1] == lines[1], run.stderr
+        assert lines[2].startswith("ct-record shadow summary:")
         summary = run.artifacts.summary
         by_kind = {k: e for k, e in summary["divergences"]["by_kind"].items()
                    if e["expected"] + e["unexpected"]}
