@@ -47,9 +47,14 @@ pub struct RecordArgs {
     #[arg(long, value_enum, default_value_t = OnError::Disable, env = "CODETRACER_ON_RECORDER_ERROR")]
     pub on_recorder_error: OnError,
 
-    /// Recorder log level (the program's own output is never affected).
+    /// Recorder log level (the program's own output is never affected). Precedence:
+    /// --log-level, then CODETRACER_LOG_LEVEL, then RUST_LOG (tracing directives), then warn.
     #[arg(long, value_enum, default_value_t = LogLevel::Warn, env = "CODETRACER_LOG_LEVEL")]
     pub log_level: LogLevel,
+
+    /// Where `log_level` came from (set by [`parse`]).
+    #[arg(skip)]
+    pub log_level_source: crate::logging::LevelSource,
 
     /// Write the recorder's log to FILE instead of stderr.
     #[arg(long, value_name = "FILE", env = "CODETRACER_LOG_FILE")]
@@ -163,7 +168,7 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
-    fn as_filter(self) -> &'static str {
+    pub fn as_filter(self) -> &'static str {
         match self {
             LogLevel::Error => "error",
             LogLevel::Warn => "warn",
@@ -248,33 +253,13 @@ pub fn parse(argv: &[OsString]) -> Result<RecordArgs, clap::Error> {
     let (ours, program_args) = split_argv(&cmd, argv);
     let matches = cmd.try_get_matches_from(ours)?;
     let mut parsed = RecordArgs::from_arg_matches(&matches)?;
+    parsed.log_level_source = match matches.value_source("log_level") {
+        Some(clap::parser::ValueSource::CommandLine) => crate::logging::LevelSource::CommandLine,
+        Some(clap::parser::ValueSource::EnvVariable) => crate::logging::LevelSource::Environment,
+        _ => crate::logging::LevelSource::Default,
+    };
     parsed.args.extend(program_args);
     Ok(parsed)
-}
-
-fn init_logging(level: LogLevel, file: Option<&PathBuf>) -> Result<(), String> {
-    use tracing_subscriber::fmt;
-    let builder = fmt()
-        .with_env_filter(level.as_filter())
-        .with_target(false)
-        .without_time();
-    let result = match file {
-        Some(path) => {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("cannot open the log file '{}': {e}", path.display()))?;
-            builder
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(f))
-                .try_init()
-        }
-        None => builder.with_writer(std::io::stderr).try_init(),
-    };
-    // A second session in one process keeps the first subscriber; that is fine.
-    let _ = result;
-    Ok(())
 }
 
 /// `--explain-filter TARGET`: the filter decision for one file or module, explained.
@@ -424,7 +409,11 @@ pub fn main(py: Python<'_>, argv: Vec<OsString>) -> PyResult<i32> {
             return Ok(e.exit_code());
         }
     };
-    if let Err(msg) = init_logging(args.log_level, args.log_file.as_ref()) {
+    if let Err(msg) = crate::logging::init(
+        args.log_level,
+        args.log_level_source,
+        args.log_file.as_deref(),
+    ) {
         eprintln!("ct-record: {msg}");
         return Ok(2);
     }
