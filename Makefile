@@ -23,7 +23,7 @@ help:
 	@echo "make lint   - cargo fmt --check and cargo clippy"
 
 # --- set-up -------------------------------------------------------------------------------
-$(STAMPS)/system:
+$(STAMPS)/system: scripts/install-system-deps.sh
 	@mkdir -p $(STAMPS)
 	bash scripts/install-system-deps.sh
 	touch $@

@@ -135,12 +135,17 @@ pub struct RecordArgs {
     #[arg(long)]
     pub print_policy: bool,
 
+    /// Print a shell completion script for ct-record and exit (an option, not a subcommand,
+    /// so that it cannot be taken for a program called `completions`).
+    #[arg(long, value_name = "SHELL")]
+    pub completions: Option<clap_complete::Shell>,
+
     /// Run a library module as the program, like `python -m MODULE`.
     #[arg(short = 'm', value_name = "MODULE", conflicts_with = "script")]
     pub module: Option<String>,
 
     /// The program to run, like `python SCRIPT`.
-    #[arg(value_name = "SCRIPT", required_unless_present_any = ["module", "print_policy", "explain_filter"])]
+    #[arg(value_name = "SCRIPT", required_unless_present_any = ["module", "print_policy", "explain_filter", "completions"])]
     pub script: Option<PathBuf>,
 
     /// Arguments passed to the program.
@@ -375,6 +380,13 @@ fn find_module_file(py: Python<'_>, module: &str) -> PyResult<Option<PathBuf>> {
 
 /// Writes a command's output to stdout; a closed pipe (`| head`) ends quietly with status
 /// 0 instead of a panic. Returns the exit status.
+/// Writes `shell`'s completion script for `cmd` to stdout; returns the exit status.
+pub fn print_completions(shell: clap_complete::Shell, mut cmd: clap::Command, name: &str) -> i32 {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, name, &mut script);
+    print_out(&String::from_utf8_lossy(&script))
+}
+
 pub fn print_out(text: &str) -> i32 {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
@@ -416,6 +428,9 @@ pub fn main(py: Python<'_>, argv: Vec<OsString>) -> PyResult<i32> {
     ) {
         eprintln!("ct-record: {msg}");
         return Ok(2);
+    }
+    if let Some(shell) = args.completions {
+        return Ok(print_completions(shell, RecordArgs::command(), "ct-record"));
     }
     let program_dir = match &args.script {
         Some(script) if args.module.is_none() => {
