@@ -2,6 +2,7 @@
 the real shells (bash, zsh and fish are installed by scripts/install-system-deps.sh)."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,9 +33,13 @@ def shell(name):
 @pytest.mark.parametrize("command", COMMANDS)
 def test_bash_completes_subcommands_and_options(command, tmp_path):
     script = tmp_path / "completion.bash"
-    script.write_text(generate(command, "bash"))
+    text = generate(command, "bash")
+    script.write_text(text)
+    # The function the script registers for the command.
+    registered = re.search(r"complete -F (\S+) .*\b" + re.escape(command) + r"\b", text)
+    assert registered, text[-500:]
+    fn = registered.group(1)
     word = "re" if command == "ct-rollout" else "--print-p"
-    fn = f"_{command}"
     probe = (
         f"source {script}; COMP_WORDS=({command} {word}); COMP_CWORD=1; "
         f"COMP_LINE='{command} {word}'; COMP_POINT=${{#COMP_LINE}}; "
