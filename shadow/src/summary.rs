@@ -279,8 +279,8 @@ pub fn render_summary(s: &Summary) -> String {
             .map(|(_, c)| c.expected + c.unexpected)
             .sum();
         out.push(format!(
-            "  … {} more kinds, {} (see summary.json)",
-            kinds.len() - KIND_ROWS,
+            "  … {} more, {} (see summary.json)",
+            n_of((kinds.len() - KIND_ROWS) as u64, "kind", "kinds"),
             n_of(rest, "divergence", "divergences")
         ));
     }

@@ -523,7 +523,10 @@ def test_filter_decision_changed_src_layout(primary):
             g, l = side(r, "globals"), side(r, "legacy")
             assert g["name"] == "mypkg.core"
             assert l["name"] == legacy_name
-            assert g["filter"] == {"exec": "skip", "rule": project_rule}
+            assert g["filter"] == {"exec": "skip", "rule": project_rule,
+                                   "module_name": "mypkg.core"}
+            # The legacy filters judged the src-layout name even where the label is right.
+            assert l["filter"]["module_name"] == "src.mypkg.core"
             assert l["filter"]["exec"] == "trace"
             assert l["filter"]["rule"]["source"] == "<builtin>"
             assert l["filter"]["rule"]["selector"] == "pkg:glob:*"
@@ -664,9 +667,11 @@ def test_stderr_summary_fits_one_screen():
         hidden = len(by_kind) - len(listed)
         if hidden:
             more = [line for line in lines if line.strip().startswith("…")]
-            assert len(more) == 1 and f"{hidden} more kinds" in more[0], run.stderr
+            kinds = "kind" if hidden == 1 else "kinds"
+            assert len(more) == 1 and f"{hidden} more {kinds}," in more[0], run.stderr
             hidden_count = summary["divergences"]["total"] - sum(listed.values())
-            assert f"{hidden_count} divergences" in more[0]
+            noun = "divergence" if hidden_count == 1 else "divergences"
+            assert f"{hidden_count} {noun} (" in more[0], more[0]
         assert f"divergences {summary['divergences']['total']} " in run.stderr
         assert str(tmp / "trace" / "shadow" / "divergences.ndjson") in run.stderr
         assert f"compared {summary['comparisons']} code objects" in run.stderr
