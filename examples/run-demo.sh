@@ -28,7 +28,9 @@ cat <<'EOF'
 
 What this means
   The gates above are expected to FAIL: three small runs of a toy project are far below the
-  evidence rollout.toml asks for (min_runs, min_comparisons). The filter decision changes are
+  evidence rollout.toml asks for (min_runs, min_comparisons; and the unexpected-rate gate
+  judges the rate's 95 % upper bound, which stays wide until there are thousands of
+  comparisons, even with 0 unexpected divergences). The filter decision changes are
   real, though: the legacy filters judged `src.shop.pricing`, the globals filters judge
   `shop.pricing`, so after the switch the project rule `pkg:glob:shop.pricing` starts to skip
   the pricing module. That is ADR 0016 working as intended, and the kind of change to review.
