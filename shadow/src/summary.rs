@@ -278,9 +278,10 @@ pub fn render_summary(s: &Summary) -> String {
             .iter()
             .map(|(_, c)| c.expected + c.unexpected)
             .sum();
+        let hidden = kinds.len() - KIND_ROWS;
         out.push(format!(
-            "  … {} more, {} (see summary.json)",
-            n_of((kinds.len() - KIND_ROWS) as u64, "kind", "kinds"),
+            "  … {hidden} more {}, {} (see summary.json)",
+            if hidden == 1 { "kind" } else { "kinds" },
             n_of(rest, "divergence", "divergences")
         ));
     }
