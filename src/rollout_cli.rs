@@ -42,6 +42,13 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         manifest: Option<PathBuf>,
     },
+    /// Print a shell completion script for ct-rollout (e.g. `ct-rollout completions bash >
+    /// ~/.local/share/bash-completion/completions/ct-rollout`).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Where the evidence comes from: shared by every command that gates on evidence.
@@ -105,6 +112,10 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
         }
     };
     match cli.command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            crate::cli::print_completions(shell, RolloutCli::command(), "ct-rollout")
+        }
         Command::Report {
             evidence,
             format,

@@ -150,13 +150,18 @@ pub struct RuleChange {
     pub example: NamePair,
 }
 
-/// A code object and both engines' names for it.
+/// A code object, both engines' names for it, and the module names their filters judged.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct NamePair {
     pub filename: String,
     pub qualname: String,
     pub globals_name: Option<String>,
     pub legacy_name: Option<String>,
+    /// The module name the globals engine's filters tested (`None`: none, or not recorded).
+    pub globals_filter_name: Option<String>,
+    /// The module name the legacy filters tested: the filter engine's own resolver (spec L7),
+    /// which can differ from `legacy_name` and is then why a rule flips.
+    pub legacy_filter_name: Option<String>,
 }
 
 impl NamePair {
@@ -166,8 +171,21 @@ impl NamePair {
             qualname: d.qualname.clone(),
             globals_name: d.globals().name.clone(),
             legacy_name: d.legacy().name.clone(),
+            globals_filter_name: judged(d.globals()),
+            legacy_filter_name: judged(d.legacy()),
         }
     }
+
+    /// Whether a filter judged another name than its engine's label name, so the names
+    /// alone do not explain the decisions.
+    pub fn filters_judged_other_names(&self) -> bool {
+        (self.legacy_filter_name.is_some() && self.legacy_filter_name != self.legacy_name)
+            || (self.globals_filter_name.is_some() && self.globals_filter_name != self.globals_name)
+    }
+}
+
+fn judged(r: &ct_shadow::EngineRecord) -> Option<String> {
+    r.filter.as_ref().and_then(|f| f.module_name.clone())
 }
 
 /// Unexpected divergences of one kind on one code object (file and qualname), across runs.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use ct_shadow::artifacts::{DIVERGENCES_FILE, SHADOW_DIR, SUMMARY_FILE};
 use ct_shadow::summary::SUMMARY_SCHEMA;
-use ct_shadow::{Divergence, Summary, DIVERGENCE_SCHEMA};
+use ct_shadow::{Divergence, Summary, DIVERGENCE_SCHEMA, DIVERGENCE_SCHEMAS_READ};
 use serde::Serialize;
 
 use crate::error::ReportError;
@@ -276,7 +276,7 @@ fn parse_record(line: &[u8]) -> Result<Divergence, LineError> {
     let value: serde_json::Value =
         serde_json::from_slice(line).map_err(|e| LineError::NotJson(format!("not JSON: {e}")))?;
     match value.get("schema").and_then(|s| s.as_str()) {
-        Some(DIVERGENCE_SCHEMA) => {}
+        Some(s) if DIVERGENCE_SCHEMAS_READ.contains(&s) => {}
         found => return Err(LineError::Schema(found.map(str::to_owned))),
     }
     serde_json::from_value(value)

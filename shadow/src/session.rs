@@ -110,12 +110,15 @@ impl ShadowSession {
     pub fn gate(&self, filename: &str) -> Gate {
         if self.budget.as_ref().is_some_and(Budget::is_exhausted) {
             self.metrics.inc_skipped(SkipReason::BudgetExhausted);
+            tracing::trace!(file = filename, "shadow: not compared, budget exhausted");
             return Gate::BudgetExhausted;
         }
         if !self.sampler.should_compare(filename) {
             self.metrics.inc_skipped(SkipReason::SampledOut);
+            tracing::trace!(file = filename, "shadow: not compared, sampled out");
             return Gate::SampledOut;
         }
+        tracing::trace!(file = filename, "shadow: compared");
         Gate::Compare
     }
 

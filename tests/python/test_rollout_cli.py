@@ -87,9 +87,12 @@ def test_table_keeps_engine_names_and_rule_selectors_whole(tmp_path):
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert all(len(line) <= 100 for line in lines), table.stdout
-    # The runs table: primary legacy, shadow globals, both whole.
-    header = next(i for i, line in enumerate(lines) if line.split()[:3] == ["run", "primary", "shadow"])
-    assert lines[header + 1].split()[1:3] == ["legacy", "globals"], table.stdout
+    # The runs table: primary legacy, shadow globals, both whole; the run directory last.
+    header = next(i for i, line in enumerate(lines)
+                  if line.split()[:4] == ["run", "id", "primary", "shadow"])
+    row = lines[header + 1].split()
+    assert row[1:3] == ["legacy", "globals"], table.stdout
+    assert str(run_dir).endswith(row[-1].lstrip("…")), table.stdout
     # The globals rule keeps its selector whole; the long source path goes below it.
     at = next(i for i, line in enumerate(lines) if line.strip().startswith("globals rule:"))
     assert lines[at].rstrip().endswith("pkg:glob:shop.pricing"), table.stdout
