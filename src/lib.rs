@@ -23,6 +23,7 @@ pub mod naming;
 pub mod policy;
 pub mod process;
 pub mod rollout_cli;
+pub mod rundir;
 pub mod session;
 pub mod tracer;
 pub mod writer;
@@ -206,6 +207,8 @@ fn start(
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let own_dir = own_dir.map(|d| d.to_string_lossy().into_owned());
+    let metrics_linger = cli::linger_from_seconds(metrics_linger)
+        .map_err(|e| ConfigError::new_err(format!("metrics_linger={metrics_linger}: {e}")))?;
     if finish_on_sigterm {
         process::install_sigterm_handler().map_err(|e| {
             pyo3::exceptions::PyOSError::new_err(format!("cannot install the SIGTERM handler: {e}"))
