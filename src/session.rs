@@ -197,6 +197,8 @@ pub struct SessionSummary {
     pub duration_seconds: f64,
     pub naming: NamingCounts,
     pub filters: FilterStats,
+    /// Stretches of threads not recorded because `sys.settrace` replaced the hook.
+    pub recording_gaps: Vec<threads::RecordingGap>,
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -510,6 +512,12 @@ pub fn flush() {
 /// then the human summary on stderr and the metrics linger. Nothing here panics or stops
 /// early on a broken stderr. Returns an error naming every failed step, after all have run.
 pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSummary>> {
+    // Before the hooks go: which threads lost theirs to sys.settrace.
+    let lost = if is_recording() {
+        threads::threads_without_hook(py)
+    } else {
+        Vec::new()
+    };
     threads::uninstall_all(py);
     let Some(mut info) = SESSION.lock().ok().and_then(|mut s| s.take()) else {
         return Ok(None);
@@ -525,6 +533,18 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
     let counts = recorder.counts();
     let errors = std::mem::take(&mut recorder.errors);
     let error_count = recorder.error_count;
+    let mut recording_gaps = recorder.take_gaps();
+    // Only threads that were recorded can have lost anything.
+    recording_gaps.extend(
+        lost.into_iter()
+            .filter(|g| recorder.has_seen_thread(g.thread))
+            .map(|mut g| {
+                g.at = recorder
+                    .innermost_position(py, g.thread)
+                    .unwrap_or_else(|| "?".into());
+                g
+            }),
+    );
     let mut naming = std::mem::take(&mut recorder.naming_counts);
     naming.legacy_resolvers = legacy_resolvers;
     let filters = FilterStats {
@@ -556,7 +576,20 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
         duration_seconds: info.started.elapsed().as_secs_f64(),
         naming,
         filters,
+        recording_gaps,
     };
+    if !summary.recording_gaps.is_empty() {
+        let threads: std::collections::BTreeSet<u64> =
+            summary.recording_gaps.iter().map(|g| g.thread).collect();
+        say(&format!(
+            "ct-record: warning: sys.settrace replaced the recorder's trace function on {} \
+             thread(s); {} stretch(es) were not recorded (first at {}); see recording_gaps in \
+             trace_metadata.json",
+            threads.len(),
+            summary.recording_gaps.len(),
+            summary.recording_gaps[0].at
+        ));
+    }
     let write = |name: &str, bytes: &[u8], failures: &mut Vec<String>| {
         let path = info.trace_dir.join(name);
         let result = ct_shadow::artifacts::write_atomic(&path, |w| w.write_all(bytes));
