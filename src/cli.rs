@@ -389,6 +389,23 @@ fn env_error(cmd: &clap::Command, ours: &[OsString], e: &clap::Error) -> Option<
     })
 }
 
+/// stderr for the recorder's log. A write that fails (closed pipe, full disk) is dropped:
+/// the subscriber would otherwise report it with `eprintln!`, which panics on that same
+/// stderr, in the middle of the stop sequence.
+struct QuietStderr;
+
+impl std::io::Write for QuietStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
 fn init_logging(level: LogLevel, file: Option<&PathBuf>) -> Result<(), String> {
     use tracing_subscriber::fmt;
     let builder = fmt()
@@ -407,7 +424,7 @@ fn init_logging(level: LogLevel, file: Option<&PathBuf>) -> Result<(), String> {
                 .with_writer(std::sync::Mutex::new(f))
                 .try_init()
         }
-        None => builder.with_writer(std::io::stderr).try_init(),
+        None => builder.with_writer(|| QuietStderr).try_init(),
     };
     // A second session in one process keeps the first subscriber; that is fine.
     let _ = result;

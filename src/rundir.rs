@@ -57,22 +57,16 @@ fn is_temp_of(name: &str, owned: &str) -> bool {
 
 /// What a previous run left in `dir`: the owned files and their temporary files, in `dir`
 /// and in `shadow/` (the marker itself excepted: it is replaced, not removed). Nothing is
-/// touched yet. An owned name that is not a regular file (a directory, say) is an error: this
-/// run could not write its artifact there, so it is refused before anything changes.
+/// touched yet. A trace file's name taken by a directory is an error: this run could not
+/// write the trace, so it is refused before anything changes.
 pub fn previous_run_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let mut stale = owned_in(dir, OWNED_FILES)?;
+    let mut stale = owned_in(dir, OWNED_FILES, true)?;
     stale.retain(|p| p.file_name().is_some_and(|n| n != MARKER_FILE));
+    // The shadow is a guest: what stands in its way is left alone, and shadow mode turns
+    // itself off for the run (with a warning) instead of stopping it.
     let shadow = dir.join(SHADOW_DIR);
-    match std::fs::symlink_metadata(&shadow) {
-        Ok(m) if m.is_dir() => stale.extend(owned_in(&shadow, OWNED_SHADOW_FILES)?),
-        Ok(_) => {
-            return Err(format!(
-                "{} is not a directory; the shadow artifacts go there",
-                shadow.display()
-            ))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("{}: {e}", shadow.display())),
+    if std::fs::symlink_metadata(&shadow).is_ok_and(|m| m.is_dir()) {
+        stale.extend(owned_in(&shadow, OWNED_SHADOW_FILES, false)?);
     }
     Ok(stale)
 }
@@ -91,7 +85,9 @@ pub fn remove_files(dir: &Path, files: &[PathBuf]) -> Result<(), String> {
     Ok(())
 }
 
-fn owned_in(dir: &Path, owned: &[&str]) -> Result<Vec<PathBuf>, String> {
+/// The owned files in `dir`. A directory with an owned name is an error when `strict`, else
+/// left alone.
+fn owned_in(dir: &Path, owned: &[&str], strict: bool) -> Result<Vec<PathBuf>, String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut found = Vec::new();
     for entry in entries {
@@ -107,7 +103,7 @@ fn owned_in(dir: &Path, owned: &[&str]) -> Result<Vec<PathBuf>, String> {
             .file_type()
             .map_err(|e| format!("{}: {e}", path.display()))?;
         if kind.is_dir() {
-            if is_owned {
+            if is_owned && strict {
                 return Err(format!(
                     "{} is a directory; the recorder writes a file of that name",
                     path.display()

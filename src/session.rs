@@ -291,6 +291,13 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
     // A push URL that can never work (https, credentials, garbage) is refused now, not
     // after the program has run.
     if let Some(url) = &cfg.shadow.metrics_push {
+        // Without a scheme (`notaurl`, `127.0.0.1:1`) the URL can only fail at the push.
+        if !url.contains("://") {
+            return Err(crate::ConfigError::new_err(format!(
+                "--metrics-push {url:?}: not a URL (no scheme); give the Pushgateway as \
+                 http://HOST:PORT"
+            )));
+        }
         ct_shadow::push::Gateway::parse(url)
             .map_err(|e| crate::ConfigError::new_err(e.to_string()))?;
     }

@@ -336,7 +336,26 @@ impl Recorder {
                 .map_err(|e| e.to_string())?;
             Ok(s.to_string_lossy().into_owned())
         };
-        let filename = text(intern!(py, "co_filename"))?;
+        let filename = {
+            let value = code.getattr(intern!(py, "co_filename")).map_err(err)?;
+            let s = value
+                .downcast_into::<PyString>()
+                .map_err(|e| e.to_string())?;
+            match s.to_str() {
+                Ok(s) => s.to_owned(),
+                // Surrogate escapes: back to the file system's bytes, as the program path.
+                Err(_) => {
+                    let bytes = unsafe {
+                        Bound::from_owned_ptr_or_err(py, py::PyUnicode_EncodeFSDefault(s.as_ptr()))
+                    }
+                    .map_err(err)?;
+                    let bytes = bytes
+                        .downcast_into::<pyo3::types::PyBytes>()
+                        .map_err(|e| e.to_string())?;
+                    crate::path_text(bytes.as_bytes())
+                }
+            }
+        };
         let qualname = text(intern!(py, "co_qualname"))?;
         let mut record = !self.is_own_code(&filename) && !is_synthetic_filename(&filename);
         let mut decision = None;
