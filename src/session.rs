@@ -330,12 +330,8 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
                             "ct-record: serving metrics on http://{}/metrics",
                             server.local_addr()
                         ));
-                        if !server.local_addr().ip().is_loopback() {
-                            say(&format!(
-                                "ct-record: warning: --metrics-addr {addr}: /metrics is exposed \
-                                 to the network (not a loopback address); anyone who can reach \
-                                 it can read the run's metrics"
-                            ));
+                        if let Some(warning) = exposure_warning(addr, server.local_addr()) {
+                            say(&warning);
                         }
                         Some(server)
                     }
@@ -684,6 +680,17 @@ pub fn say(text: &str) {
     }
 }
 
+/// The warning for a metrics server bound to `local` (given as `addr`) that other machines
+/// may reach: any address but a loopback one (`0.0.0.0` and `::` included).
+fn exposure_warning(addr: &str, local: std::net::SocketAddr) -> Option<String> {
+    (!local.ip().is_loopback()).then(|| {
+        format!(
+            "ct-record: warning: --metrics-addr {addr}: /metrics is exposed to the network \
+             (not a loopback address); anyone who can reach it can read the run's metrics"
+        )
+    })
+}
+
 /// `HOST:PORT`, with `127.0.0.1` when only `:PORT` or `PORT` is given.
 fn with_default_host(addr: &str) -> String {
     if let Some(port) = addr.strip_prefix(':') {
@@ -764,5 +771,38 @@ fn linger(py: Python<'_>, rt: MetricsRuntime) {
             py.allow_threads(|| std::thread::sleep(rt.opts.metrics_linger));
         }
         server.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_addresses_are_quiet() {
+        for quiet in ["127.0.0.1:9464", "127.1.2.3:1", "[::1]:9464"] {
+            assert_eq!(
+                exposure_warning(quiet, quiet.parse().unwrap()),
+                None,
+                "{quiet}"
+            );
+        }
+        for exposed in [
+            "0.0.0.0:9464",
+            "[::]:9464",
+            "192.168.1.5:9464",
+            "[2001:db8::1]:1",
+        ] {
+            let w = exposure_warning(exposed, exposed.parse().unwrap()).expect(exposed);
+            assert!(
+                w.contains(exposed) && w.contains("exposed to the network"),
+                "{w}"
+            );
+        }
+        // What `:PORT` and `PORT` bind is loopback.
+        for short in [":9464", "9464"] {
+            let bound = with_default_host(short).parse().unwrap();
+            assert_eq!(exposure_warning(short, bound), None);
+        }
     }
 }
