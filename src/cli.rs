@@ -48,9 +48,14 @@ pub struct RecordArgs {
     #[arg(long, value_enum, default_value_t = OnError::Disable, env = "CODETRACER_ON_RECORDER_ERROR")]
     pub on_recorder_error: OnError,
 
-    /// Recorder log level (the program's own output is never affected).
+    /// Recorder log level (the program's own output is never affected). Precedence:
+    /// --log-level, then CODETRACER_LOG_LEVEL, then RUST_LOG (tracing directives), then warn.
     #[arg(long, value_enum, default_value_t = LogLevel::Warn, env = "CODETRACER_LOG_LEVEL")]
     pub log_level: LogLevel,
+
+    /// Where `log_level` came from (set by [`parse`]).
+    #[arg(skip)]
+    pub log_level_source: crate::logging::LevelSource,
 
     /// Write the recorder's log to FILE instead of stderr.
     #[arg(long, value_name = "FILE", env = "CODETRACER_LOG_FILE")]
@@ -133,12 +138,17 @@ pub struct RecordArgs {
     #[arg(long)]
     pub print_policy: bool,
 
+    /// Print a shell completion script for ct-record and exit (an option, not a subcommand,
+    /// so that it cannot be taken for a program called `completions`).
+    #[arg(long, value_name = "SHELL")]
+    pub completions: Option<clap_complete::Shell>,
+
     /// Run a library module as the program, like `python -m MODULE`.
     #[arg(short = 'm', value_name = "MODULE", conflicts_with = "script")]
     pub module: Option<String>,
 
     /// The program to run, like `python SCRIPT`.
-    #[arg(value_name = "SCRIPT", required_unless_present_any = ["module", "print_policy", "explain_filter"])]
+    #[arg(value_name = "SCRIPT", required_unless_present_any = ["module", "print_policy", "explain_filter", "completions"])]
     pub script: Option<PathBuf>,
 
     /// Arguments passed to the program.
@@ -166,7 +176,7 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
-    fn as_filter(self) -> &'static str {
+    pub fn as_filter(self) -> &'static str {
         match self {
             LogLevel::Error => "error",
             LogLevel::Warn => "warn",
@@ -341,6 +351,11 @@ pub fn parse(argv: &[OsString]) -> Result<RecordArgs, ParseError> {
         Err(e) => return Err(env_error(&cmd, &ours, &e).unwrap_or(ParseError::Clap(e))),
     };
     let mut parsed = RecordArgs::from_arg_matches(&matches).map_err(ParseError::Clap)?;
+    parsed.log_level_source = match matches.value_source("log_level") {
+        Some(clap::parser::ValueSource::CommandLine) => crate::logging::LevelSource::CommandLine,
+        Some(clap::parser::ValueSource::EnvVariable) => crate::logging::LevelSource::Environment,
+        _ => crate::logging::LevelSource::Default,
+    };
     parsed.args.extend(program_args);
     Ok(parsed)
 }
@@ -387,48 +402,6 @@ fn env_error(cmd: &clap::Command, ours: &[OsString], e: &clap::Error) -> Option<
         message: format!("invalid value '{value}' in {var} (the variable for {flag}): {why}"),
         var,
     })
-}
-
-/// stderr for the recorder's log. A write that fails (closed pipe, full disk) is dropped:
-/// the subscriber would otherwise report it with `eprintln!`, which panics on that same
-/// stderr, in the middle of the stop sequence.
-struct QuietStderr;
-
-impl std::io::Write for QuietStderr {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let _ = std::io::stderr().write_all(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        let _ = std::io::stderr().flush();
-        Ok(())
-    }
-}
-
-fn init_logging(level: LogLevel, file: Option<&PathBuf>) -> Result<(), String> {
-    use tracing_subscriber::fmt;
-    let builder = fmt()
-        .with_env_filter(level.as_filter())
-        .with_target(false)
-        .without_time();
-    let result = match file {
-        Some(path) => {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("cannot open the log file '{}': {e}", path.display()))?;
-            builder
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(f))
-                .try_init()
-        }
-        None => builder.with_writer(|| QuietStderr).try_init(),
-    };
-    // A second session in one process keeps the first subscriber; that is fine.
-    let _ = result;
-    Ok(())
 }
 
 /// `--explain-filter TARGET`: the filter decision for one file or module, explained.
@@ -543,6 +516,13 @@ fn find_module_file(py: Python<'_>, module: &str) -> PyResult<Option<PathBuf>> {
 
 /// Writes a command's output to stdout; a closed pipe (`| head`) ends quietly with status
 /// 0 instead of a panic. Returns the exit status.
+/// Writes `shell`'s completion script for `cmd` to stdout; returns the exit status.
+pub fn print_completions(shell: clap_complete::Shell, mut cmd: clap::Command, name: &str) -> i32 {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, name, &mut script);
+    print_out(&String::from_utf8_lossy(&script))
+}
+
 pub fn print_out(text: &str) -> i32 {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
@@ -577,9 +557,16 @@ pub fn main(py: Python<'_>, argv: Vec<OsString>) -> PyResult<i32> {
             return Ok(e.exit_code());
         }
     };
-    if let Err(msg) = init_logging(args.log_level, args.log_file.as_ref()) {
+    if let Err(msg) = crate::logging::init(
+        args.log_level,
+        args.log_level_source,
+        args.log_file.as_deref(),
+    ) {
         eprintln!("ct-record: {msg}");
         return Ok(2);
+    }
+    if let Some(shell) = args.completions {
+        return Ok(print_completions(shell, RecordArgs::command(), "ct-record"));
     }
     let program_dir = match &args.script {
         Some(script) if args.module.is_none() => {
