@@ -449,3 +449,19 @@ fn runs_table_names_each_run_by_id_and_directory() {
     assert!(one.contains("<summary>1 run</summary>"), "{one}");
     assert!(one.contains("**1** run · "), "{one}");
 }
+
+#[test]
+fn markdown_of_nothing_keeps_its_tables_whole() {
+    let text = render(&aggregate(&[]), &[], Format::Markdown);
+    // A header row without its delimiter row is not a table in GitHub-flavoured Markdown.
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        if line.starts_with('|') && (i == 0 || !lines[i - 1].starts_with('|')) {
+            let next = lines.get(i + 1).copied().unwrap_or("");
+            assert!(
+                next.starts_with("|-") || next.starts_with("|:"),
+                "header without delimiter: {line}\n{text}"
+            );
+        }
+    }
+}
