@@ -559,6 +559,8 @@ fn run_report(id: &str, run: &RunValues) -> RunReport {
         log: LogState::FromMetrics {
             finished: run.finished(),
         },
+        // Scraped or pushed runs have no run directory, so no run.json.
+        marker: None,
     }
 }
 

@@ -78,6 +78,7 @@ pub mod compare;
 pub mod metrics;
 pub mod model;
 pub mod push;
+pub mod run_marker;
 pub mod sampling;
 pub mod server;
 pub mod session;
