@@ -185,7 +185,39 @@ fn fail(path: &std::path::Path, msg: &str) -> ! {
 }
 
 #[allow(dead_code)] // unused when tests include this file as a module
+/// The CPython versions this recorder supports: each has its own back end or layout checks
+/// (src/tracer/), so any other version is refused here, when building, with a clear message.
+pub const SUPPORTED_PYTHONS: [(u8, u8); 3] = [(3, 11), (3, 12), (3, 13)];
+
+/// pyo3's `Py_3_12`-style cfgs (the C API differs per version), and the version check.
+fn interpreter_cfgs() {
+    pyo3_build_config::use_pyo3_cfgs();
+    let config = pyo3_build_config::get();
+    let version = (config.version.major, config.version.minor);
+    if !SUPPORTED_PYTHONS.contains(&version) {
+        let supported: Vec<String> = SUPPORTED_PYTHONS
+            .iter()
+            .map(|(a, b)| format!("{a}.{b}"))
+            .collect();
+        eprintln!(
+            "error: ct-recorder supports CPython {}; this build is for Python {}.{}",
+            supported.join(", "),
+            version.0,
+            version.1
+        );
+        std::process::exit(1);
+    }
+    if config.implementation != pyo3_build_config::PythonImplementation::CPython {
+        eprintln!(
+            "error: ct-recorder supports CPython only, not {:?}",
+            config.implementation
+        );
+        std::process::exit(1);
+    }
+}
+
 fn main() {
+    interpreter_cfgs();
     println!("cargo:rerun-if-changed=rollout.toml");
     let dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let path = dir.join("rollout.toml");

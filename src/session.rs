@@ -21,8 +21,8 @@ use crate::policy::{process_env, CliOverrides, Layer, Policy, PolicyError};
 use crate::tracer::scope::{Scoping, ValueCounters};
 use crate::tracer::shadow::{shadow_engine, ShadowSide};
 use crate::tracer::{
-    threads, EventCounts, Naming, NamingCounts, OnError, Recorder, RecorderOptions,
-    DROPPED_REENTRANT, RECORDER,
+    EventCounts, Naming, NamingCounts, OnError, Recorder, RecorderOptions, DROPPED_REENTRANT,
+    RECORDER,
 };
 use crate::writer::{write_atomically, EventSink, TraceBuilder, TraceFormat};
 
@@ -437,7 +437,7 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
         metrics: metrics_rt,
     });
     drop(session);
-    if let Err(e) = threads::install_all(py) {
+    if let Err(e) = crate::tracer::install(py) {
         let _ = stop(py, None);
         return Err(e);
     }
@@ -454,7 +454,7 @@ pub fn flush() {
 }
 
 pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSummary>> {
-    threads::uninstall_all(py);
+    crate::tracer::uninstall(py);
     let Some(mut info) = SESSION.lock().ok().and_then(|mut s| s.take()) else {
         return Ok(None);
     };
