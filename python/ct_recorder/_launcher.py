@@ -100,9 +100,10 @@ def _forget_launcher_imports():
 
 
 # What _native._recursion_depth() reads in the bottom frame python itself starts (a
-# script's module frame; runpy's _run_module_as_main for -m), measured under plain
-# CPython 3.11 (tests/python compare RecursionError depths with python's).
-_BOTTOM_DEPTH = 2
+# script's module frame; runpy's _run_module_as_main for -m), measured under plain CPython
+# (tests/python compare RecursionError depths with python's). 3.11 counts the C call to
+# _recursion_depth too; 3.12+ count Python frames only.
+_BOTTOM_DEPTH = 2 if sys.version_info < (3, 12) else 1
 # Measures the recursion depth at which the program's first frame will run.
 _DEPTH_PROBE = compile("_depth = _d()", "<ct-record depth probe>", "exec")
 

@@ -7,7 +7,9 @@
 
 use std::os::raw::c_int;
 
-use pyo3::ffi::{PyFrameObject, PyObject, PyThreadState, Py_tracefunc};
+use pyo3::ffi::{PyFrameObject, PyObject};
+#[cfg(not(Py_3_12))]
+use pyo3::ffi::{PyThreadState, Py_tracefunc};
 
 extern "C" {
     pub fn PyFrame_GetLocals(frame: *mut PyFrameObject) -> *mut PyObject;
@@ -152,4 +154,53 @@ pub unsafe fn entry_link(frame: *mut PyFrameObject) -> (*mut *mut std::ffi::c_vo
         std::ptr::addr_of_mut!((*iframe).previous),
         (*iframe).is_entry,
     )
+}
+
+/// The first fields of CPython 3.12's and 3.13's `_PyInterpreterFrame`
+/// (Include/internal/pycore_frame.h; the same offsets in both versions).
+#[repr(C)]
+struct InterpreterFrame312 {
+    f_code: *mut PyObject,
+    previous: *mut InterpreterFrame312,
+    f_funcobj: *mut PyObject,
+    f_globals: *mut PyObject,
+    f_builtins: *mut PyObject,
+    f_locals: *mut PyObject,
+    frame_obj: *mut PyObject,
+    instr: *mut u16,
+    stacktop: c_int,
+    return_offset: u16,
+    owner: std::os::raw::c_char,
+}
+
+/// `FRAME_OWNED_BY_CSTACK`: the shim frame CPython 3.12+ pushes where C enters the
+/// interpreter.
+const FRAME_OWNED_BY_CSTACK: std::os::raw::c_char = 3;
+
+/// On 3.12+, the `previous` link of the C-entry shim frame right below `frame`, when every
+/// fact checks out: `frame`'s interpreter frame names `code`, the frame below it is a shim
+/// owned by the C stack, and the frame below the shim runs `back_code` (the code of
+/// `frame.f_back`). None otherwise: the layout is not what this build expects.
+///
+/// # Safety
+/// `frame` is the live, executing frame object of `code` on a 3.12 or 3.13 interpreter,
+/// GIL held.
+pub unsafe fn shim_link_312(
+    frame: *mut PyFrameObject,
+    code: *mut PyObject,
+    back_code: *mut PyObject,
+) -> Option<*mut *mut std::ffi::c_void> {
+    let iframe = (*(frame as *mut FrameObject311)).f_frame as *mut InterpreterFrame312;
+    if iframe.is_null() || (*iframe).f_code != code {
+        return None;
+    }
+    let shim = (*iframe).previous;
+    if shim.is_null() || (*shim).owner != FRAME_OWNED_BY_CSTACK {
+        return None;
+    }
+    let below = (*shim).previous;
+    if below.is_null() || (*below).f_code != back_code {
+        return None;
+    }
+    Some(std::ptr::addr_of_mut!((*shim).previous) as *mut *mut std::ffi::c_void)
 }

@@ -48,6 +48,12 @@ static DISABLE: AtomicPtr<py::PyObject> = AtomicPtr::new(std::ptr::null_mut());
 static SET_LOCAL_EVENTS: AtomicPtr<py::PyObject> = AtomicPtr::new(std::ptr::null_mut());
 /// The local event set switched on for recorded code (an `int`, strong reference).
 static LOCAL_EVENTS: AtomicPtr<py::PyObject> = AtomicPtr::new(std::ptr::null_mut());
+/// While the program's entry frame runs: the shim frame's `previous` slot and the link it
+/// held (see [`cut_entry_frame`]).
+static ENTRY_SLOT: AtomicPtr<*mut std::ffi::c_void> = AtomicPtr::new(std::ptr::null_mut());
+static ENTRY_SAVED: AtomicPtr<std::ffi::c_void> = AtomicPtr::new(std::ptr::null_mut());
+/// The entry code object while its frame's link is cut.
+static ENTRY_CUT_CODE: AtomicPtr<py::PyObject> = AtomicPtr::new(std::ptr::null_mut());
 /// A session ran before in this process: its `DISABLE`d locations must be re-enabled.
 static INSTALLED_BEFORE: AtomicBool = AtomicBool::new(false);
 
@@ -119,6 +125,11 @@ unsafe extern "C" fn py_start(
     let code = *args;
     reply(run_hook(|py, rec| {
         let idx = lookup(py, rec, code)?;
+        if cut_entry_frame(code) && !rec.is_recorded(idx) {
+            // Unrecorded entry code (runpy's, for -m): its return must still come, to
+            // restore the link.
+            enable_local_events(py, code)?;
+        }
         if !rec.is_recorded(idx) {
             return Ok(true);
         }
@@ -170,6 +181,7 @@ unsafe extern "C" fn py_return(
 ) -> *mut py::PyObject {
     let (code, value) = (*args, *args.add(2));
     reply(run_hook(|py, rec| {
+        restore_entry_frame(code);
         let idx = lookup(py, rec, code)?;
         if !rec.is_recorded(idx) {
             return Ok(true);
@@ -196,6 +208,7 @@ unsafe extern "C" fn py_unwind(
 ) -> *mut py::PyObject {
     let code = *args;
     reply(run_hook(|py, rec| {
+        restore_entry_frame(code);
         let idx = lookup(py, rec, code)?;
         if rec.is_recorded(idx) {
             rec.leave(py, code as usize, None);
@@ -244,6 +257,62 @@ unsafe extern "C" fn raise(
         rec.exception(py, idx, exc);
         Ok(false)
     }))
+}
+
+/// The program's first frame is started from C (`exec`, or the recorder for `-m`): on 3.12+
+/// CPython puts a shim frame below it whose `previous` link leads to the launcher's frames.
+/// While the program runs that link is cleared, so `inspect.stack()`, `sys._getframe()` and
+/// `warnings` see the program's frames only, as under python; it is restored when the entry
+/// frame returns or unwinds (3.13 leaves the interpreter through that link), and at
+/// uninstall. The entry code gets `PY_RETURN` even when it is not recorded, and the link is
+/// only cut when the frame layout checks out ([`ffi::shim_link_312`]).
+fn cut_entry_frame(code: *mut py::PyObject) -> bool {
+    let entry = super::ENTRY_CODE.load(Ordering::Relaxed);
+    if entry == 0 || entry != code as usize {
+        return false;
+    }
+    super::ENTRY_CODE.store(0, Ordering::Relaxed);
+    // SAFETY: GIL held, inside the PY_START callback of `code`: the current frame is the
+    // fresh frame of `code`. New references are released here.
+    unsafe {
+        let frame = py::PyEval_GetFrame();
+        if frame.is_null() {
+            return false;
+        }
+        let back = py::PyFrame_GetBack(frame);
+        if back.is_null() {
+            return false;
+        }
+        let back_code = py::PyFrame_GetCode(back) as *mut py::PyObject;
+        let slot = super::ffi::shim_link_312(frame, code, back_code);
+        py::Py_DECREF(back_code);
+        py::Py_DECREF(back.cast());
+        let Some(slot) = slot else {
+            tracing::debug!("entry frame layout not as expected: launcher frames stay visible");
+            return false;
+        };
+        ENTRY_SAVED.store(*slot, Ordering::Relaxed);
+        ENTRY_SLOT.store(slot, Ordering::Relaxed);
+        ENTRY_CUT_CODE.store(code, Ordering::Relaxed);
+        *slot = std::ptr::null_mut();
+    }
+    true
+}
+
+/// Restores the link [`cut_entry_frame`] cleared, when `code` is the entry code (or always,
+/// with a null `code`).
+fn restore_entry_frame(code: *mut py::PyObject) {
+    let cut = ENTRY_CUT_CODE.load(Ordering::Relaxed);
+    if cut.is_null() || (!code.is_null() && cut != code) {
+        return;
+    }
+    let slot = ENTRY_SLOT.swap(std::ptr::null_mut(), Ordering::Relaxed);
+    ENTRY_CUT_CODE.store(std::ptr::null_mut(), Ordering::Relaxed);
+    if !slot.is_null() {
+        // SAFETY: the shim frame lives on the C stack until the entry frame has returned,
+        // and this runs before it does (its PY_RETURN / PY_UNWIND, or uninstall meanwhile).
+        unsafe { *slot = ENTRY_SAVED.load(Ordering::Relaxed) };
+    }
 }
 
 /// `sys.monitoring.set_local_events(tool, code, LOCAL_EVENTS)`.
@@ -344,6 +413,10 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
     keep(&SET_LOCAL_EVENTS, mon.getattr("set_local_events")?);
     keep(&LOCAL_EVENTS, local.into_pyobject(py)?.into_any());
     TOOL.store(i32::from(tool), Ordering::Relaxed);
+    if let Err(e) = adopt_running_frames(py) {
+        uninstall(py);
+        return Err(PyRuntimeError::new_err(e));
+    }
     if let Err(e) = mon.call_method1("set_events", (tool, global)) {
         uninstall(py);
         return Err(PyRuntimeError::new_err(format!(
@@ -353,9 +426,57 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
     Ok(())
 }
 
+/// Frames already running when recording starts (the body of a `with recording():` block,
+/// every other thread's stack) get no `PY_START`: their recorded code gets its local events
+/// now, so their next lines are recorded as on 3.11. Their returns, whose calls were never
+/// recorded, are ignored by the shared stack logic.
+fn adopt_running_frames(py: Python<'_>) -> Result<(), String> {
+    let mut guard = match super::RECORDER.try_lock() {
+        Ok(g) => g,
+        Err(_) => return Ok(()),
+    };
+    let Some(rec) = guard.as_mut() else {
+        return Ok(());
+    };
+    // SAFETY: GIL held; thread states and frames stay alive while we hold it, and every
+    // new reference taken below is released.
+    unsafe {
+        let interp = py::PyInterpreterState_Get();
+        let mut ts = py::PyInterpreterState_ThreadHead(interp);
+        while !ts.is_null() {
+            let mut frame = py::PyThreadState_GetFrame(ts);
+            while !frame.is_null() {
+                let code = py::PyFrame_GetCode(frame) as *mut py::PyObject;
+                let found = rec.code_idx(py, code, || {
+                    let globals = super::ffi::PyFrame_GetGlobals(frame);
+                    (!globals.is_null()).then(|| Bound::from_owned_ptr(py, globals))
+                });
+                let result = match found {
+                    Ok((idx, true)) if rec.is_recorded(idx) => enable_local_events(py, code),
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e),
+                };
+                py::Py_DECREF(code);
+                let back = py::PyFrame_GetBack(frame);
+                py::Py_DECREF(frame.cast());
+                frame = back;
+                if let Err(e) = result {
+                    if !frame.is_null() {
+                        py::Py_DECREF(frame.cast());
+                    }
+                    return Err(e);
+                }
+            }
+            ts = py::PyThreadState_Next(ts);
+        }
+    }
+    Ok(())
+}
+
 /// Switches every event off, unregisters the callbacks and frees the tool id. Never fails:
 /// errors are cleared.
 pub fn uninstall(py: Python<'_>) {
+    restore_entry_frame(std::ptr::null_mut());
     let tool = TOOL.swap(-1, Ordering::Relaxed);
     if tool < 0 {
         return;
