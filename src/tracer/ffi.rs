@@ -7,9 +7,9 @@
 
 use std::os::raw::c_int;
 
-use pyo3::ffi::{PyFrameObject, PyObject};
 #[cfg(not(Py_3_12))]
-use pyo3::ffi::{PyThreadState, Py_tracefunc};
+use pyo3::ffi::Py_tracefunc;
+use pyo3::ffi::{PyFrameObject, PyObject, PyThreadState};
 
 extern "C" {
     pub fn PyFrame_GetLocals(frame: *mut PyFrameObject) -> *mut PyObject;
