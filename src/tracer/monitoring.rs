@@ -225,11 +225,9 @@ unsafe extern "C" fn line(
 ) -> *mut py::PyObject {
     let (code, lineno) = (*args, *args.add(1));
     reply(run_hook(|py, rec| {
+        rec.current_thread();
         let idx = match rec.top_code(code as usize) {
-            Some(idx) => {
-                rec.current_thread();
-                idx
-            }
+            Some(idx) => idx,
             None => lookup(py, rec, code)?,
         };
         if !rec.is_recorded(idx) {
