@@ -109,13 +109,14 @@ pub unsafe fn cell_contents(op: *mut PyObject) -> *mut PyObject {
 /// `PyThreadState` (Include/cpython/pystate.h), per version:
 /// - 3.11: prev, next, interp, _initialized, _static, then these;
 /// - 3.12: prev, next, interp, the 4-byte `_status` bit field, then `py_recursion_*`;
-/// - 3.13: prev, next, interp, eval_breaker, `_status`, `_whence`, `state`, then these.
+/// - 3.13: prev, next, interp, eval_breaker (8 bytes each), the 4-byte `_status`, `_whence`
+///   and `state` (ints), then these.
 #[cfg(not(Py_3_12))]
 const RECURSION_REMAINING: usize = 32;
 #[cfg(all(Py_3_12, not(Py_3_13)))]
 const RECURSION_REMAINING: usize = 28;
 #[cfg(Py_3_13)]
-const RECURSION_REMAINING: usize = 48;
+const RECURSION_REMAINING: usize = 44;
 const RECURSION_LIMIT: usize = RECURSION_REMAINING + 4;
 
 /// The current thread's recursion depth as CPython 3.11 counts it (limit − remaining), or
