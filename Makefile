@@ -75,7 +75,15 @@ test-pythons:
 	  fi
 	  echo "make test: the Python suite on CPython $$v"
 	  $(MAKE) --no-print-directory test-python-$$v
+	  [ "$$v" = 3.11 ] || $(MAKE) --no-print-directory test-naming-$$v
 	done
+
+# The naming differential test against the real sys.modules of another interpreter (3.11's
+# runs in test-rust). An embedded interpreter: a dev build of the test binary for it.
+test-naming-%: $(STAMPS)/venv-%
+	py=$(abspath $(VENV)-$*)/bin/python
+	export LD_LIBRARY_PATH="$$($$py -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}"
+	CARGO_TARGET_DIR=$(abspath target)/py$* PYO3_PYTHON=$$py cargo test -p ct-recorder --quiet --test naming_pysys
 
 test-rust: setup
 	export LD_LIBRARY_PATH="$(PY_LIBDIR)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}"

@@ -190,6 +190,8 @@ fn fail(path: &std::path::Path, msg: &str) -> ! {
 pub const SUPPORTED_PYTHONS: [(u8, u8); 3] = [(3, 11), (3, 12), (3, 13)];
 
 /// pyo3's `Py_3_12`-style cfgs (the C API differs per version), and the version check.
+/// (Not compiled where tests/policy_layers.rs includes this file.)
+#[cfg(not(test))]
 fn interpreter_cfgs() {
     pyo3_build_config::use_pyo3_cfgs();
     let config = pyo3_build_config::get();
@@ -217,6 +219,7 @@ fn interpreter_cfgs() {
 }
 
 fn main() {
+    #[cfg(not(test))]
     interpreter_cfgs();
     println!("cargo:rerun-if-changed=rollout.toml");
     let dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
