@@ -73,7 +73,7 @@ def callbacks_for(proj, tmp_path, n):
     assert not any(c.path.endswith("hot.py") for c in trace.calls)
     assert not any(s[0].endswith("hot.py") for s in trace.steps)
     assert trace.only_call("recorded", "app.py").return_value == n + 1
-    return run.metadata["counts"]["callbacks"]
+    return run.metadata["summary"]["counts"]["callbacks"]
 
 
 def test_skipped_code_costs_no_callbacks_per_line_or_call(tmp_path):
