@@ -279,3 +279,47 @@ def test_held_tool_ids_fall_back_then_fail_clearly(tmp_path):
     assert out[1].startswith("refused: ConfigError ")
     assert "4 (other-a)" in out[1] and "3 (other-b)" in out[1] and "5 (other-c)" in out[1]
     assert out[2] == "recording: False"
+
+
+FORK_WITH_THREAD = """
+    import os
+    import threading
+
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait)
+    worker.start()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    release.set()
+    worker.join()
+    print("forked")
+"""
+
+
+@pytest.mark.parametrize("program_threads", [1, 2])
+def test_fork_warning_as_under_python(tmp_path, program_threads):
+    """3.12+ warns at os.fork() in a multi-threaded process. The recorder's own threads do
+    not count: a single-threaded program gets no warning, a program with a thread of its own
+    gets python's warning, under ct-record as under python."""
+    from tracecheck import run_pair
+
+    source = FORK_WITH_THREAD
+    if program_threads == 1:
+        source = source.replace("    worker.start()\n", "").replace("    worker.join()\n", "")
+    write_files(tmp_path, {"prog.py": source})
+    py, ct = run_pair(["prog.py"], tmp_path, tmp_path / "trace")
+    assert py.returncode == ct.returncode == 0, ct.describe()
+    assert py.stdout == ct.stdout == b"forked\n"
+    warned = b"is multi-threaded, use of fork() may lead to deadlocks" in py.stderr
+    assert warned == (MONITORING and program_threads == 2)
+    assert ct.stderr == py.stderr.replace(str(py_pid(py)).encode(), str(py_pid(ct)).encode())
+
+
+def py_pid(run):
+    """The pid CPython's fork warning names (None when there is no warning)."""
+    import re
+
+    m = re.search(rb"\(pid=(\d+)\)", run.stderr)
+    return int(m.group(1)) if m else None
