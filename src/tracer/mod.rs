@@ -81,7 +81,7 @@ pub struct EventCounts {
 }
 
 /// The program's entry code object (address), set by the launcher: at its first call, the
-/// frame is made the bottom of the visible stack (see [`Recorder::cut_entry_frame`]).
+/// frame is made the bottom of the visible stack (each back end's `cut_entry_frame`).
 pub static ENTRY_CODE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Events that arrived while another thread held the recorder state (see module docs).
