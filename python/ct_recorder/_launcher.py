@@ -116,8 +116,10 @@ _fork_filter = []
 def _hide_recorder_threads_at_fork(threads_before):
     """CPython 3.12+ warns at os.fork() when the process has more than one OS thread. The
     recorder's own threads (trace writer, signal watcher, metrics server) must not make a
-    single-threaded program see that warning: around each fork, when the threads beyond the
-    recorder's are just the one that forks, a filter for exactly that warning is in place."""
+    single-threaded program see that warning: before each fork, a filter for exactly that
+    warning is put in place when the threads beyond the recorder's are just the one that
+    forks, and taken away otherwise. 3.12 warns before the after-fork hooks run, so the
+    filter goes at once; 3.13 warns after them, so it stays until the next fork decides."""
     if sys.version_info < (3, 12) or threads_before is None:
         return
     after = _os_thread_count()
@@ -125,15 +127,7 @@ def _hide_recorder_threads_at_fork(threads_before):
         return
     recorder_threads = after - threads_before
 
-    def before():
-        now = _os_thread_count()
-        if now is not None and now - recorder_threads <= 1:
-            import warnings
-
-            warnings.filterwarnings("ignore", message=_FORK_WARNING, category=DeprecationWarning)
-            _fork_filter.append(warnings.filters[0])
-
-    def after_fork():
+    def remove():
         if _fork_filter:
             import warnings
 
@@ -146,7 +140,20 @@ def _hide_recorder_threads_at_fork(threads_before):
             if mutated is not None:
                 mutated()
 
-    os.register_at_fork(before=before, after_in_parent=after_fork, after_in_child=after_fork)
+    def before():
+        remove()
+        now = _os_thread_count()
+        if now is not None and now - recorder_threads <= 1:
+            import warnings
+
+            warnings.filterwarnings("ignore", message=_FORK_WARNING, category=DeprecationWarning)
+            _fork_filter.append(warnings.filters[0])
+
+    def after_in_parent():
+        if sys.version_info < (3, 13):
+            remove()
+
+    os.register_at_fork(before=before, after_in_parent=after_in_parent, after_in_child=remove)
 
 
 # What _native._recursion_depth() reads in the bottom frame python itself starts (a
