@@ -26,7 +26,7 @@ PYTHONS      ?= 3.11
 SKIP_PYTHONS ?=
 venv_of      = $(if $(filter 3.11,$(1)),$(VENV),$(VENV)-$(1))
 
-.PHONY: help setup build demo test test-rust test-python test-pythons bench bench-rust lint clean
+.PHONY: help setup build demo test test-rust test-python test-pythons bench bench-rust lint clean pytest-3.11
 
 help:
 	@echo "make demo   - set up, build, record the bundled example, print the summary"
@@ -37,7 +37,7 @@ help:
 	@echo "make lint   - cargo fmt --check and cargo clippy"
 
 # --- set-up -------------------------------------------------------------------------------
-$(STAMPS)/system:
+$(STAMPS)/system: scripts/install-system-deps.sh
 	@mkdir -p $(STAMPS)
 	bash scripts/install-system-deps.sh
 	touch $@
@@ -67,19 +67,23 @@ build: setup
 demo: build
 	bash examples/run-demo.sh
 
-test: build
-	$(MAKE) --no-print-directory test-rust test-pythons
+# One build for both suites: `build` is a prerequisite of test-python too, and make runs a
+# prerequisite once per invocation.
+test: build test-rust test-pythons
 
 # The whole Python suite on each interpreter of PYTHONS, in order; a skip is said out loud.
-test-pythons:
+test-pythons: build
 	for v in $(PYTHONS); do
 	  if [[ " $(SKIP_PYTHONS) " == *" $$v "* ]]; then
 	    echo "make test: the Python suite on CPython $$v is SKIPPED (SKIP_PYTHONS=$(SKIP_PYTHONS))"
 	    continue
 	  fi
 	  echo "make test: the Python suite on CPython $$v"
-	  $(MAKE) --no-print-directory test-python-$$v
-	  [ "$$v" = 3.11 ] || $(MAKE) --no-print-directory test-naming-$$v
+	  if [ "$$v" = 3.11 ]; then
+	    $(MAKE) --no-print-directory pytest-3.11
+	  else
+	    $(MAKE) --no-print-directory build-$$v pytest-$$v test-naming-$$v
+	  fi
 	done
 
 # The naming differential test against the real sys.modules of another interpreter (3.11's
@@ -98,10 +102,16 @@ test-rust: setup
 
 test-python: test-python-3.11
 
-test-python-3.11: build
+test-python-3.11: build pytest-3.11
+
+test-python-%: build-% pytest-%
+	@true
+
+# The suite alone, on a build made before.
+pytest-3.11:
 	$(PY) -m pytest -q tests/python
 
-test-python-%: build-%
+pytest-%:
 	$(VENV)-$*/bin/python -m pytest -q tests/python
 
 build-3.11: build
@@ -114,7 +124,11 @@ build-%: $(STAMPS)/venv-%
 	  $(VENV)-$*/bin/maturin develop --release --quiet
 	$(VENV)-$*/bin/python -c 'import ct_recorder._native'
 
-bench: build
+# Benchmarks measure release code with symbols (the `profiling` profile), for perf and
+# callgrind; `make build` gives the stripped release a user installs.
+bench: setup
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
+	  $(VENV)/bin/maturin develop --profile profiling --quiet
 	$(PY) bench/run.py
 
 # Criterion benches of the Rust internals (naming engines, filters).

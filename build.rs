@@ -185,42 +185,43 @@ fn fail(path: &std::path::Path, msg: &str) -> ! {
 }
 
 #[allow(dead_code)] // unused when tests include this file as a module
-/// The CPython versions this recorder supports: each has its own back end or layout checks
-/// (src/tracer/), so any other version is refused here, when building, with a clear message.
-pub const SUPPORTED_PYTHONS: [(u8, u8); 3] = [(3, 11), (3, 12), (3, 13)];
+/// The CPython versions this recorder supports (`(major, minor)`, inclusive). The tracer's
+/// back ends are written against these versions' C APIs; extend here when a back end for a
+/// new version lands.
+pub const SUPPORTED_PYTHON: std::ops::RangeInclusive<(u8, u8)> = (3, 11)..=(3, 13);
 
-/// pyo3's `Py_3_12`-style cfgs (the C API differs per version), and the version check.
-/// (Not compiled where tests/policy_layers.rs includes this file.)
-#[cfg(not(test))]
-fn interpreter_cfgs() {
-    pyo3_build_config::use_pyo3_cfgs();
-    let config = pyo3_build_config::get();
-    let version = (config.version.major, config.version.minor);
-    if !SUPPORTED_PYTHONS.contains(&version) {
-        let supported: Vec<String> = SUPPORTED_PYTHONS
-            .iter()
-            .map(|(a, b)| format!("{a}.{b}"))
-            .collect();
-        eprintln!(
-            "error: ct-recorder supports CPython {}; this build is for Python {}.{}",
-            supported.join(", "),
-            version.0,
-            version.1
-        );
-        std::process::exit(1);
+/// Refuses an interpreter outside [`SUPPORTED_PYTHON`] (or not CPython) with a message that
+/// says what to do, instead of a library that fails at import with an undefined symbol.
+pub fn check_interpreter(implementation: &str, major: u8, minor: u8) -> Result<(), String> {
+    let (lo, hi) = (SUPPORTED_PYTHON.start(), SUPPORTED_PYTHON.end());
+    let supported = format!("CPython {}.{} to {}.{}", lo.0, lo.1, hi.0, hi.1);
+    if implementation != "CPython" {
+        return Err(format!(
+            "ct-recorder supports {supported}; this build targets {implementation} \
+             {major}.{minor}. Point PYO3_PYTHON at a supported CPython interpreter."
+        ));
     }
-    if config.implementation != pyo3_build_config::PythonImplementation::CPython {
-        eprintln!(
-            "error: ct-recorder supports CPython only, not {:?}",
-            config.implementation
-        );
-        std::process::exit(1);
+    if !SUPPORTED_PYTHON.contains(&(major, minor)) {
+        return Err(format!(
+            "ct-recorder supports {supported}; this build targets Python {major}.{minor}. \
+             Point PYO3_PYTHON (or maturin's -i) at a supported interpreter."
+        ));
     }
+    Ok(())
 }
 
 fn main() {
-    #[cfg(not(test))]
-    interpreter_cfgs();
+    // pyo3's `Py_3_12`-style cfgs: the tracer's back ends use the C API of their version.
+    pyo3_build_config::use_pyo3_cfgs();
+    let py = pyo3_build_config::get();
+    if let Err(msg) = check_interpreter(
+        &py.implementation.to_string(),
+        py.version.major,
+        py.version.minor,
+    ) {
+        eprintln!("error: {msg}");
+        std::process::exit(1);
+    }
     println!("cargo:rerun-if-changed=rollout.toml");
     let dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let path = dir.join("rollout.toml");
