@@ -555,10 +555,6 @@ impl Recorder {
         }
     }
 
-    /// The code index of `frame`: the top of the thread's stack when it matches (the
-    /// common case), else a cache lookup.
-    #[inline]
-
     /// A frame of code `idx` starts (`fresh`) or resumes: pushed on the thread's stack and,
     /// when recorded, a call in the trace with the argument values of a fresh frame.
     /// `frame` gives the frame to read arguments from; it is only asked for when needed.
