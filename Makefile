@@ -13,11 +13,25 @@ STAMPS      := .stamps
 export PYO3_PYTHON := $(abspath $(PY))
 PY_LIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 
-.PHONY: help setup build demo test test-rust test-python bench bench-rust lint clean
+# The interpreters `make test` runs the whole Python suite on, each with its own venv and
+# build (per-interpreter wheels: the recorder uses the version-specific C API, so no abi3).
+# 3.11 is the system Python (.venv, also used by the Rust suites, `make demo` and `make lint`);
+# the others come from pyenv on these machines (scripts/find-python.sh says where it looks).
+# A missing interpreter fails the run; leave one out by name with SKIP_PYTHONS=3.13.
+# The default set is 3.11 only until everything is green on 3.12 and 3.13: their Python
+# suites pass, one naming differential case does not (docs/recording.md, "Known gaps on 3.12
+# and 3.13"); run them with `make test PYTHONS="3.11 3.12 3.13"`.
+SUPPORTED_PYTHONS := 3.11 3.12 3.13
+PYTHONS      ?= 3.11
+SKIP_PYTHONS ?=
+venv_of      = $(if $(filter 3.11,$(1)),$(VENV),$(VENV)-$(1))
+
+.PHONY: help setup build demo test test-rust test-python test-pythons bench bench-rust lint clean pytest-3.11
 
 help:
 	@echo "make demo   - set up, build, record the bundled example, print the summary"
-	@echo "make test   - set up, build, run the Rust and Python test suites"
+	@echo "make test   - set up, build, run the Rust suites once and the Python suite on every"
+	@echo "              interpreter in PYTHONS (default: $(PYTHONS); SKIP_PYTHONS=3.13 leaves one out)"
 	@echo "make bench  - whole-process benchmarks (overhead ratios, peak memory)"
 	@echo "make bench-rust - Criterion benches of the Rust internals"
 	@echo "make lint   - cargo fmt --check and cargo clippy"
@@ -36,6 +50,14 @@ $(STAMPS)/venv: $(STAMPS)/system requirements-dev.txt
 
 setup: $(STAMPS)/venv
 
+# The venv of another supported interpreter (3.11's is $(VENV), above).
+$(STAMPS)/venv-%: $(STAMPS)/system requirements-dev.txt
+	@mkdir -p $(STAMPS)
+	py=$$(bash scripts/find-python.sh $*)
+	[ -x $(VENV)-$*/bin/python ] || "$$py" -m venv $(VENV)-$*
+	$(VENV)-$*/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
 build: setup
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
 	  $(VENV)/bin/maturin develop --release --quiet
@@ -47,7 +69,29 @@ demo: build
 
 # One build for both suites: `build` is a prerequisite of test-python too, and make runs a
 # prerequisite once per invocation.
-test: build test-rust test-python
+test: build test-rust test-pythons
+
+# The whole Python suite on each interpreter of PYTHONS, in order; a skip is said out loud.
+test-pythons: build
+	for v in $(PYTHONS); do
+	  if [[ " $(SKIP_PYTHONS) " == *" $$v "* ]]; then
+	    echo "make test: the Python suite on CPython $$v is SKIPPED (SKIP_PYTHONS=$(SKIP_PYTHONS))"
+	    continue
+	  fi
+	  echo "make test: the Python suite on CPython $$v"
+	  if [ "$$v" = 3.11 ]; then
+	    $(MAKE) --no-print-directory pytest-3.11
+	  else
+	    $(MAKE) --no-print-directory build-$$v pytest-$$v test-naming-$$v
+	  fi
+	done
+
+# The naming differential test against the real sys.modules of another interpreter (3.11's
+# runs in test-rust). An embedded interpreter: a dev build of the test binary for it.
+test-naming-%: $(STAMPS)/venv-%
+	py=$(abspath $(VENV)-$*)/bin/python
+	export LD_LIBRARY_PATH="$$($$py -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}"
+	CARGO_TARGET_DIR=$(abspath target)/py$* PYO3_PYTHON=$$py cargo test -p ct-recorder --quiet --test naming_pysys
 
 test-rust: setup
 	export LD_LIBRARY_PATH="$(PY_LIBDIR)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}"
@@ -56,8 +100,29 @@ test-rust: setup
 	# Only the root crate has the `legacy-resolver` feature.
 	cargo test -p ct-recorder --quiet --no-default-features
 
-test-python: build
+test-python: test-python-3.11
+
+test-python-3.11: build pytest-3.11
+
+test-python-%: build-% pytest-%
+	@true
+
+# The suite alone, on a build made before.
+pytest-3.11:
 	$(PY) -m pytest -q tests/python
+
+pytest-%:
+	$(VENV)-$*/bin/python -m pytest -q tests/python
+
+build-3.11: build
+
+# A release build for another interpreter, in its own target dir (switching PYO3_PYTHON in
+# one target dir would rebuild everything each time).
+build-%: $(STAMPS)/venv-%
+	VIRTUAL_ENV=$(abspath $(VENV)-$*) PATH=$(abspath $(VENV)-$*)/bin:$$PATH \
+	  CARGO_TARGET_DIR=$(abspath target)/py$* PYO3_PYTHON=$(abspath $(VENV)-$*)/bin/python \
+	  $(VENV)-$*/bin/maturin develop --release --quiet
+	$(VENV)-$*/bin/python -c 'import ct_recorder._native'
 
 # Benchmarks measure release code with symbols (the `profiling` profile), for perf and
 # callgrind; `make build` gives the stripped release a user installs.
@@ -77,4 +142,4 @@ lint:
 	cargo clippy --workspace --all-targets --no-default-features -- -D warnings
 
 clean:
-	rm -rf target $(VENV) $(STAMPS) python/ct_recorder/*.so
+	rm -rf target $(VENV) $(VENV)-3.* $(STAMPS) python/ct_recorder/*.so

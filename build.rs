@@ -211,6 +211,8 @@ pub fn check_interpreter(implementation: &str, major: u8, minor: u8) -> Result<(
 }
 
 fn main() {
+    // pyo3's `Py_3_12`-style cfgs: the tracer's back ends use the C API of their version.
+    pyo3_build_config::use_pyo3_cfgs();
     let py = pyo3_build_config::get();
     if let Err(msg) = check_interpreter(
         &py.implementation.to_string(),

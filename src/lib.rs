@@ -414,7 +414,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(policy_snapshot, m)?)?;
     m.add_function(wrap_pyfunction!(is_recording, m)?)?;
     m.add_function(wrap_pyfunction!(read_trace_json, m)?)?;
-    m.add_function(wrap_pyfunction!(tracer::threads::thread_bootstrap, m)?)?;
+    m.add_function(wrap_pyfunction!(tracer::settrace::thread_bootstrap, m)?)?;
     m.add_function(wrap_pyfunction!(_bench_install_noop_hook, m)?)?;
     Ok(())
 }

@@ -22,8 +22,8 @@ use crate::policy::{process_env, CliOverrides, Layer, Policy, PolicyError};
 use crate::tracer::scope::{Scoping, ValueCounters};
 use crate::tracer::shadow::{shadow_engine, ShadowSide};
 use crate::tracer::{
-    threads, EventCounts, Naming, NamingCounts, OnError, Recorder, RecorderOptions,
-    DROPPED_REENTRANT, RECORDER,
+    EventCounts, Naming, NamingCounts, OnError, Recorder, RecorderOptions, DROPPED_REENTRANT,
+    RECORDER,
 };
 use crate::writer::{EventSink, TraceBuilder, TraceFormat};
 
@@ -202,7 +202,7 @@ pub struct SessionSummary {
     pub naming: NamingCounts,
     pub filters: FilterStats,
     /// Stretches of threads not recorded because `sys.settrace` replaced the hook.
-    pub recording_gaps: Vec<threads::RecordingGap>,
+    pub recording_gaps: Vec<crate::tracer::settrace::RecordingGap>,
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -524,7 +524,7 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
         marker,
     });
     drop(session);
-    if let Err(e) = threads::install_all(py) {
+    if let Err(e) = crate::tracer::install(py) {
         let _ = stop(py, None);
         return Err(e);
     }
@@ -550,11 +550,11 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
     let _span = tracing::info_span!("session_stop", exit_code = ?exit_code).entered();
     // Before the hooks go: which threads lost theirs to sys.settrace.
     let lost = if is_recording() {
-        threads::threads_without_hook(py)
+        crate::tracer::threads_without_hook(py)
     } else {
         Vec::new()
     };
-    threads::uninstall_all(py);
+    crate::tracer::uninstall(py);
     let Some(mut info) = SESSION.lock().ok().and_then(|mut s| s.take()) else {
         return Ok(None);
     };

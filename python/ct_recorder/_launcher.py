@@ -110,10 +110,68 @@ def _forget_launcher_imports():
             del sys.modules[name]
 
 
+def _os_thread_count():
+    """The process's OS thread count (Linux: /proc/self/stat), or None where unknown."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            stat = f.read()
+        return int(stat[stat.rindex(b")") + 2 :].split()[17])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+_FORK_WARNING = r"This process \(pid=\d+\) is multi-threaded, use of fork\(\) may lead to deadlocks in the child\."
+_fork_filter = []
+
+
+def _hide_recorder_threads_at_fork(threads_before):
+    """CPython 3.12+ warns at os.fork() when the process has more than one OS thread. The
+    recorder's own threads (trace writer, signal watcher, metrics server) must not make a
+    single-threaded program see that warning: before each fork, a filter for exactly that
+    warning is put in place when the threads beyond the recorder's are just the one that
+    forks, and taken away otherwise. 3.12 warns before the after-fork hooks run, so the
+    filter goes at once; 3.13 warns after them, so it stays until the next fork decides."""
+    if sys.version_info < (3, 12) or threads_before is None:
+        return
+    after = _os_thread_count()
+    if after is None or after <= threads_before:
+        return
+    recorder_threads = after - threads_before
+
+    def remove():
+        if _fork_filter:
+            import warnings
+
+            entry = _fork_filter.pop()
+            try:
+                warnings.filters.remove(entry)
+            except ValueError:
+                pass
+            mutated = getattr(warnings, "_filters_mutated", None)
+            if mutated is not None:
+                mutated()
+
+    def before():
+        remove()
+        now = _os_thread_count()
+        if now is not None and now - recorder_threads <= 1:
+            import warnings
+
+            warnings.filterwarnings("ignore", message=_FORK_WARNING, category=DeprecationWarning)
+            _fork_filter.append(warnings.filters[0])
+
+    def after_in_parent():
+        if sys.version_info < (3, 13):
+            remove()
+
+    os.register_at_fork(before=before, after_in_parent=after_in_parent, after_in_child=remove)
+
+
 # What _native._recursion_depth() reads in the bottom frame python itself starts (a
-# script's module frame; runpy's _run_module_as_main for -m), measured under plain
-# CPython 3.11 (tests/python compare RecursionError depths with python's).
-_BOTTOM_DEPTH = 2
+# script's module frame; runpy's _run_module_as_main for -m), measured under plain CPython
+# (tests/python compare RecursionError depths with python's). 3.11 counts the C call to
+# _recursion_depth too; 3.12+ count Python frames only.
+_BOTTOM_DEPTH = 2 if sys.version_info < (3, 12) else 1
 # Measures the recursion depth at which the program's first frame will run.
 _DEPTH_PROBE = compile("_depth = _d()", "<ct-record depth probe>", "exec")
 
@@ -346,6 +404,7 @@ def _run(opts):
 
     # Everything the launcher itself calls happens before the hook is installed. SIGTERM is
     # handled by the recorder below Python's signal table (see docs/recording.md).
+    threads_before = _os_thread_count()
     try:
         _native.start(
             opts["trace_dir"],
@@ -361,6 +420,7 @@ def _run(opts):
             program_dir=program_dir,
             **opts.get("recorder", {}),
         )
+        _hide_recorder_threads_at_fork(threads_before)
     except (OSError, _native.ConfigError) as exc:
         sys.stderr.write(f"ct-record: error: {exc}\n")
         return 2

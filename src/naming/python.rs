@@ -136,6 +136,9 @@ extern "C" {
     fn _PyObject_GetDictPtr(obj: *mut ffi::PyObject) -> *mut *mut ffi::PyObject;
 }
 
+// `ma_version_tag` is deprecated from 3.12 (gone in 3.14) but still changes on every
+// mutation of the dict on 3.12 and 3.13, where its low bits also carry watcher flags.
+#[allow(deprecated)]
 fn dict_version(dict: *mut ffi::PyObject) -> u64 {
     // SAFETY: callers pass a live object that passed PyDict_Check; dict subclasses share
     // the PyDictObject layout.
@@ -265,6 +268,7 @@ impl<'py> Reader<'py> {
     }
 
     /// Watches `dict` for mutations (its version tag).
+    #[allow(deprecated)]
     unsafe fn watch_dict(&mut self, dict: *mut ffi::PyObject) {
         let tag = std::ptr::addr_of!((*(dict as *mut ffi::PyDictObject)).ma_version_tag);
         self.watch(dict, tag as *const usize);

@@ -1,11 +1,15 @@
-//! CPython 3.11 C-API functions that `pyo3-ffi` does not declare. All are exported by
-//! libpython 3.11 (`nm -D libpython3.11.so`); the `Py*` ones are public API, and
-//! `_PyEval_SetTrace` is the per-thread-state setter that 3.12's public
-//! `PyEval_SetTraceAllThreads` is built on.
+//! CPython C-API functions that `pyo3-ffi` does not declare, and the few struct layouts the
+//! recorder reads. All are exported by libpython (`nm -D libpython3.X.so`); the `Py*` ones are
+//! public API. `_PyEval_SetTrace` (3.11 only: 3.13 no longer exports it) is the
+//! per-thread-state setter that 3.12's public `PyEval_SetTraceAllThreads` is built on;
+//! `PyFrame_GetVar` is new in 3.12. Symbols of one version only are declared for builds for
+//! that version (pyo3's `Py_3_12` cfg), so no build references a symbol its libpython lacks.
 
 use std::os::raw::c_int;
 
-use pyo3::ffi::{PyFrameObject, PyObject, PyThreadState, Py_tracefunc};
+#[cfg(not(Py_3_12))]
+use pyo3::ffi::Py_tracefunc;
+use pyo3::ffi::{PyFrameObject, PyObject, PyThreadState};
 
 extern "C" {
     pub fn PyFrame_GetLocals(frame: *mut PyFrameObject) -> *mut PyObject;
@@ -14,11 +18,30 @@ extern "C" {
     pub fn PyThreadState_GetID(tstate: *mut PyThreadState) -> u64;
     pub fn PyThread_get_thread_native_id() -> std::os::raw::c_ulong;
     static mut PyCell_Type: pyo3::ffi::PyTypeObject;
+}
+
+#[cfg(not(Py_3_12))]
+extern "C" {
     pub fn _PyEval_SetTrace(
         tstate: *mut PyThreadState,
         func: Option<Py_tracefunc>,
         obj: *mut PyObject,
     ) -> c_int;
+}
+
+#[cfg(Py_3_12)]
+extern "C" {
+    pub fn PyFrame_GetVar(frame: *mut PyFrameObject, name: *mut PyObject) -> *mut PyObject;
+}
+
+/// `PyFrame_GetVar` does not exist before 3.12; the 3.11 back end never asks for it.
+///
+/// # Safety
+/// Never unsafe to call: it only reports "no value".
+#[cfg(not(Py_3_12))]
+#[allow(non_snake_case)]
+pub unsafe fn PyFrame_GetVar(_frame: *mut PyFrameObject, _name: *mut PyObject) -> *mut PyObject {
+    std::ptr::null_mut()
 }
 
 /// The first fields of CPython 3.11's `PyFrameObject` (Include/internal/pycore_frame.h).
@@ -82,10 +105,19 @@ pub unsafe fn cell_contents(op: *mut PyObject) -> *mut PyObject {
     (*(op as *mut CellObject)).ob_ref
 }
 
-/// Offsets of `recursion_remaining` / `recursion_limit` in CPython 3.11's `PyThreadState`
-/// (Include/cpython/pystate.h: prev, next, interp, _initialized, _static, then these).
+/// Offsets of the Python recursion counters (`recursion_remaining`, `recursion_limit`) in
+/// `PyThreadState` (Include/cpython/pystate.h), per version:
+/// - 3.11: prev, next, interp, _initialized, _static, then these;
+/// - 3.12: prev, next, interp, the 4-byte `_status` bit field, then `py_recursion_*`;
+/// - 3.13: prev, next, interp, eval_breaker (8 bytes each), the 4-byte `_status`, `_whence`
+///   and `state` (ints), then these.
+#[cfg(not(Py_3_12))]
 const RECURSION_REMAINING: usize = 32;
-const RECURSION_LIMIT: usize = 36;
+#[cfg(all(Py_3_12, not(Py_3_13)))]
+const RECURSION_REMAINING: usize = 28;
+#[cfg(Py_3_13)]
+const RECURSION_REMAINING: usize = 44;
+const RECURSION_LIMIT: usize = RECURSION_REMAINING + 4;
 
 /// The current thread's recursion depth as CPython 3.11 counts it (limit − remaining), or
 /// None when the layout does not check out (`recursion_limit` must equal `limit`).
@@ -123,4 +155,53 @@ pub unsafe fn entry_link(frame: *mut PyFrameObject) -> (*mut *mut std::ffi::c_vo
         std::ptr::addr_of_mut!((*iframe).previous),
         (*iframe).is_entry,
     )
+}
+
+/// The first fields of CPython 3.12's and 3.13's `_PyInterpreterFrame`
+/// (Include/internal/pycore_frame.h; the same offsets in both versions).
+#[repr(C)]
+struct InterpreterFrame312 {
+    f_code: *mut PyObject,
+    previous: *mut InterpreterFrame312,
+    f_funcobj: *mut PyObject,
+    f_globals: *mut PyObject,
+    f_builtins: *mut PyObject,
+    f_locals: *mut PyObject,
+    frame_obj: *mut PyObject,
+    instr: *mut u16,
+    stacktop: c_int,
+    return_offset: u16,
+    owner: std::os::raw::c_char,
+}
+
+/// `FRAME_OWNED_BY_CSTACK`: the shim frame CPython 3.12+ pushes where C enters the
+/// interpreter.
+const FRAME_OWNED_BY_CSTACK: std::os::raw::c_char = 3;
+
+/// On 3.12+, the `previous` link of the C-entry shim frame right below `frame`, when every
+/// fact checks out: `frame`'s interpreter frame names `code`, the frame below it is a shim
+/// owned by the C stack, and the frame below the shim runs `back_code` (the code of
+/// `frame.f_back`). None otherwise: the layout is not what this build expects.
+///
+/// # Safety
+/// `frame` is the live, executing frame object of `code` on a 3.12 or 3.13 interpreter,
+/// GIL held.
+pub unsafe fn shim_link_312(
+    frame: *mut PyFrameObject,
+    code: *mut PyObject,
+    back_code: *mut PyObject,
+) -> Option<*mut *mut std::ffi::c_void> {
+    let iframe = (*(frame as *mut FrameObject311)).f_frame as *mut InterpreterFrame312;
+    if iframe.is_null() || (*iframe).f_code != code {
+        return None;
+    }
+    let shim = (*iframe).previous;
+    if shim.is_null() || (*shim).owner != FRAME_OWNED_BY_CSTACK {
+        return None;
+    }
+    let below = (*shim).previous;
+    if below.is_null() || (*below).f_code != back_code {
+        return None;
+    }
+    Some(std::ptr::addr_of_mut!((*shim).previous) as *mut *mut std::ffi::c_void)
 }

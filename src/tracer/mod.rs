@@ -1,26 +1,35 @@
-//! The C-level trace hook: the recorder's hot path.
+//! The recorder's shared logic, and the seam its two back ends plug into.
 //!
-//! One `extern "C"` callback receives every call, line, return and exception event of every
-//! traced thread (installed with `PyEval_SetTrace`, see [`threads`]). Everything that
-//! costs more than a pointer comparison happens once per code object and is cached in a
-//! [`CodeInfo`] that holds a strong reference to the code object: CPython reuses a freed
-//! code object's address at once, so an address alone would be an unsafe cache key.
+//! A back end turns the interpreter's callbacks into the calls of [`Recorder`] below
+//! (`enter`, `line`, `leave`, `exception`); everything else is shared: the code-object cache,
+//! naming, filters, shadow comparison, value encoding, the per-thread call stacks and every
+//! call into the writer. The back end is chosen at run time by interpreter version
+//! ([`Backend::for_interpreter`]):
+//! - [`settrace`]: CPython 3.11, a C trace function installed with `PyEval_SetTrace` on every
+//!   thread;
+//! - [`monitoring`]: CPython 3.12 and 3.13, C-level `sys.monitoring` (PEP 669) callbacks.
 //!
-//! Per thread the recorder keeps a stack of (frame, code) entries pushed on call and popped
-//! on return. A line event almost always belongs to the frame on top of that stack, so it
-//! costs a pointer comparison and a push into the event batch. Generators and coroutines
-//! get a call event each time they resume and a return event each time they suspend, so
-//! each thread's call stack stays balanced.
+//! Everything that costs more than a pointer comparison happens once per code object and is
+//! cached in a [`CodeInfo`] that holds a strong reference to the code object: CPython reuses
+//! a freed code object's address at once, so an address alone would be an unsafe cache key.
 //!
-//! Reentrancy: the callback runs with the GIL held, and CPython does not call a thread's
-//! trace function while it is already running. Another thread can only run if something
-//! in the callback releases the GIL; the state lock is then busy and that thread's event is
-//! dropped and counted (`try_lock`), never waited for (waiting could deadlock on the GIL).
+//! Per thread the recorder keeps a stack of (key, code) entries pushed on call and popped
+//! on return; the key is what the back end can tell frames apart by (the frame address on
+//! 3.11, the code object on 3.12+, where callbacks get no frame). Generators and coroutines
+//! get a call each time they resume and a return each time they suspend, so each thread's
+//! call stack stays balanced.
+//!
+//! Reentrancy: callbacks run with the GIL held, and CPython does not call a thread's
+//! trace function (or a monitoring tool) while one is already running. Another thread can only
+//! run if something in the callback releases the GIL; the state lock is then busy and that
+//! thread's event is dropped and counted (`try_lock`), never waited for (waiting could
+//! deadlock on the GIL).
 
 pub mod ffi;
+pub mod monitoring;
 pub mod scope;
+pub mod settrace;
 pub mod shadow;
-pub mod threads;
 
 use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -66,10 +75,13 @@ pub struct EventCounts {
     pub skipped_code_objects: u64,
     pub code_objects: u64,
     pub threads: u64,
+    /// Interpreter callbacks that reached the recorder (trace-function calls on 3.11,
+    /// `sys.monitoring` callbacks on 3.12+), recorded or not: what skipped code costs.
+    pub callbacks: u64,
 }
 
 /// The program's entry code object (address), set by the launcher: at its first call, the
-/// frame is made the bottom of the visible stack (see [`Recorder::cut_entry_frame`]).
+/// frame is made the bottom of the visible stack (each back end's `cut_entry_frame`).
 pub static ENTRY_CODE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Events that arrived while another thread held the recorder state (see module docs).
@@ -159,14 +171,15 @@ pub struct Recorder {
     stacks: FxHashMap<u64, Vec<Entry>>,
     seen_threads: FxHashSet<u64>,
     /// Stretches not recorded because `sys.settrace` replaced the hook.
-    gaps: Vec<threads::RecordingGap>,
+    gaps: Vec<settrace::RecordingGap>,
     own_dir: Option<String>,
     resume_opcode: u8,
-    /// Read arguments straight from the frame's fast locals (3.11 layout verified at
-    /// start); otherwise through `PyFrame_GetLocals`, which builds a dict per call.
-    fast_locals: bool,
+    /// How argument values are read (chosen by a self-check at session start).
+    args_from: ArgAccess,
+    /// The 3.11 frame layout was verified at start (fast locals, the entry-frame link).
+    pub(crate) fast_locals: bool,
     /// The program's entry frame while its `previous` link is cut, with the saved link.
-    entry_cut: Option<(usize, usize)>,
+    pub(crate) entry_cut: Option<(usize, usize)>,
     on_error: OnError,
     pub(crate) disabled: bool,
     pub(crate) errors: Vec<String>,
@@ -189,6 +202,13 @@ impl Recorder {
         // CPython 3.11's RESUME opcode (Lib/opcode.py); a constant rather than an import of
         // `opcode`, which a file next to the program could shadow.
         let resume_opcode: u8 = 151;
+        let backend = Backend::for_interpreter(py);
+        let fast_locals = backend == Backend::SetTrace && fast_locals_layout_ok(py);
+        let args_from = match backend {
+            Backend::SetTrace if fast_locals => ArgAccess::FastLocals,
+            Backend::Monitoring if get_var_ok(py) => ArgAccess::GetVar,
+            _ => ArgAccess::Locals,
+        };
         Ok(Recorder {
             builder,
             naming: opts.naming,
@@ -207,7 +227,8 @@ impl Recorder {
             gaps: Vec::new(),
             own_dir: opts.own_dir,
             resume_opcode,
-            fast_locals: fast_locals_layout_ok(py),
+            args_from,
+            fast_locals,
             entry_cut: None,
             on_error: opts.on_error,
             disabled: false,
@@ -247,8 +268,8 @@ impl Recorder {
         self.seen_threads.contains(&tid)
     }
 
-    /// Notes a stretch of a thread that was not recorded (see [`threads`]).
-    pub fn note_gap(&mut self, gap: threads::RecordingGap) {
+    /// Notes a stretch of a thread that was not recorded (see [`settrace`]).
+    pub fn note_gap(&mut self, gap: settrace::RecordingGap) {
         if self.gaps.len() < 100 {
             self.gaps.push(gap);
         }
@@ -273,11 +294,12 @@ impl Recorder {
     }
 
     /// The gaps noted so far.
-    pub fn take_gaps(&mut self) -> Vec<threads::RecordingGap> {
+    pub fn take_gaps(&mut self) -> Vec<settrace::RecordingGap> {
         std::mem::take(&mut self.gaps)
     }
 
-    fn current_thread(&mut self) {
+    /// Switches the per-thread state to the calling thread (first sight starts it).
+    pub(crate) fn current_thread(&mut self) {
         // SAFETY: called with the GIL held, so there is a current thread state.
         let tid = unsafe { ffi::PyThreadState_GetID(py::PyThreadState_Get()) };
         if tid == self.cur_tid {
@@ -297,31 +319,48 @@ impl Recorder {
         }
     }
 
-    fn code_of_frame(
+    /// The cache index of `code` (a borrowed code object), registering it at first sight
+    /// with the globals of the frame running it; `true` when it was registered just now.
+    #[inline]
+    pub(crate) fn code_idx<'py>(
         &mut self,
-        py: Python<'_>,
-        frame: *mut py::PyFrameObject,
-    ) -> Result<u32, String> {
-        // SAFETY: `frame` is the live frame CPython passed to the hook; GetCode returns a
-        // new reference that we release below.
-        let code = unsafe { py::PyFrame_GetCode(frame) } as *mut py::PyObject;
-        let key = code as usize;
-        let result = match self.code_index.get(&key) {
-            Some(idx) => Ok(*idx),
-            None => {
-                let bound = unsafe { Bound::from_borrowed_ptr(py, code) };
-                self.register_code(py, &bound, frame)
-            }
-        };
-        unsafe { py::Py_DECREF(code) };
-        result
+        py: Python<'py>,
+        code: *mut py::PyObject,
+        globals: impl FnOnce() -> Option<Bound<'py, PyAny>>,
+    ) -> Result<(u32, bool), String> {
+        if let Some(idx) = self.code_index.get(&(code as usize)) {
+            return Ok((*idx, false));
+        }
+        // SAFETY: `code` is a live object CPython handed to the callback.
+        let bound = unsafe { Bound::from_borrowed_ptr(py, code) };
+        let globals = globals();
+        self.register_code(py, &bound, globals.as_ref())
+            .map(|idx| (idx, true))
+    }
+
+    /// Whether events of this code are recorded.
+    #[inline]
+    pub(crate) fn is_recorded(&self, idx: u32) -> bool {
+        self.codes[idx as usize].record
+    }
+
+    /// `PyFrame_GetLasti` of a fresh frame of this code at its call event (3.11).
+    #[inline]
+    pub(crate) fn start_lasti(&self, idx: u32) -> c_int {
+        self.codes[idx as usize].start_lasti
+    }
+
+    /// The code objects whose events are recorded (back ends that switch events on per code
+    /// switch them off again at stop).
+    pub(crate) fn recorded_codes(&self) -> impl Iterator<Item = &Py<PyAny>> {
+        self.codes.iter().filter(|c| c.record).map(|c| &c._code)
     }
 
     fn register_code(
         &mut self,
         py: Python<'_>,
         code: &Bound<'_, PyAny>,
-        frame: *mut py::PyFrameObject,
+        globals: Option<&Bound<'_, PyAny>>,
     ) -> Result<u32, String> {
         let err = |e: PyErr| format!("reading a code object: {e}");
         // Lossy: a file name that is not valid UTF-8 (surrogate escapes) shows U+FFFD in the
@@ -360,11 +399,7 @@ impl Recorder {
         let mut primary = None;
         if record {
             // Facts are gathered once and shared by naming and filters.
-            // SAFETY: live frame; GetGlobals returns a new reference (or NULL).
-            let globals = unsafe { ffi::PyFrame_GetGlobals(frame) };
-            let globals =
-                (!globals.is_null()).then(|| unsafe { Bound::from_owned_ptr(py, globals) });
-            let (globals_name, spec_name) = read_globals_facts(globals.as_ref());
+            let (globals_name, spec_name) = read_globals_facts(globals);
             let f = CodeFacts::new(
                 filename.as_str(),
                 qualname.as_str(),
@@ -576,78 +611,23 @@ impl Recorder {
         }
     }
 
-    /// The code index of `frame`: the top of the thread's stack when it matches (the
-    /// common case), else a cache lookup.
-    #[inline]
-    fn current_code(
+    /// A frame of code `idx` starts (`fresh`) or resumes: pushed on the thread's stack and,
+    /// when recorded, a call in the trace with the argument values of a fresh frame.
+    /// `frame` gives the frame to read arguments from; it is only asked for when needed.
+    pub(crate) fn enter(
         &mut self,
         py: Python<'_>,
-        frame: *mut py::PyFrameObject,
-    ) -> Result<u32, String> {
-        match self.cur_stack.last() {
-            Some(top) if top.frame == frame as usize => Ok(top.code),
-            _ => self.code_of_frame(py, frame),
-        }
-    }
-
-    /// `python SCRIPT` runs the program's first frame at the bottom of the stack; under
-    /// ct-record the console script and launcher frames sit below it, visible to
-    /// `inspect.stack()`, `sys._getframe()`, `warnings` stack levels. The program's entry
-    /// frame is an *entry* frame (started from C by `exec`, or by the recorder for `-m`),
-    /// and CPython returns from an entry frame through the C call chain, not through its
-    /// `previous` link — so that link is cleared while the frame runs (restored at its
-    /// return), and the program sees its own frames only.
-    fn cut_entry_frame(&mut self, frame: *mut py::PyFrameObject) {
-        let entry = ENTRY_CODE.load(Ordering::Relaxed);
-        if entry == 0 || !self.fast_locals {
-            return;
-        }
-        let code = unsafe { py::PyFrame_GetCode(frame) } as usize;
-        unsafe { py::Py_DECREF(code as *mut py::PyObject) };
-        if code != entry {
-            return;
-        }
-        ENTRY_CODE.store(0, Ordering::Relaxed);
-        // SAFETY: 3.11 layout verified at start (fast_locals); the frame is live.
-        let (link, is_entry) = unsafe { ffi::entry_link(frame) };
-        if is_entry {
-            let saved = unsafe { *link } as usize;
-            unsafe { *link = std::ptr::null_mut() };
-            self.entry_cut = Some((frame as usize, saved));
-        }
-    }
-
-    fn restore_entry_frame(&mut self, frame: *mut py::PyFrameObject) {
-        if let Some((f, saved)) = self.entry_cut {
-            if f == frame as usize {
-                let (link, _) = unsafe { ffi::entry_link(frame) };
-                unsafe { *link = saved as *mut std::ffi::c_void };
-                self.entry_cut = None;
-            }
-        }
-    }
-
-    fn on_call(&mut self, py: Python<'_>, frame: *mut py::PyFrameObject) -> Result<(), String> {
-        self.cut_entry_frame(frame);
-        let idx = self.code_of_frame(py, frame)?;
+        key: usize,
+        idx: u32,
+        fresh: bool,
+        frame: impl FnOnce() -> *mut py::PyFrameObject,
+    ) {
         self.cur_stack.push(Entry {
-            frame: frame as usize,
+            frame: key,
             code: idx,
         });
-        let info = &self.codes[idx as usize];
-        if !info.record {
-            // No line events for code we do not record: they would cost a callback each.
-            unsafe {
-                if py::PyObject_SetAttrString(
-                    frame.cast(),
-                    c"f_trace_lines".as_ptr(),
-                    py::Py_False(),
-                ) != 0
-                {
-                    py::PyErr_Clear();
-                }
-            }
-            return Ok(());
+        if !self.codes[idx as usize].record {
+            return;
         }
         self.counts.calls += 1;
         if self.counts.calls.is_multiple_of(4096) {
@@ -655,14 +635,14 @@ impl Recorder {
         }
         let info = &self.codes[idx as usize];
         let function_id = info.function_id;
-        // SAFETY: live frame, GIL held.
-        let fresh = unsafe { ffi::PyFrame_GetLasti(frame) } == info.start_lasti;
         let mut args = Vec::new();
         if fresh && !info.args.is_empty() {
-            args = self.read_args(py, frame, idx);
+            let frame = frame();
+            if !frame.is_null() {
+                args = self.read_args(py, frame, idx);
+            }
         }
         self.builder.call(function_id, args);
-        Ok(())
     }
 
     /// Argument values of a fresh frame, encoded.
@@ -674,29 +654,48 @@ impl Recorder {
     ) -> Vec<FullValueRecord> {
         let info = &self.codes[idx as usize];
         let n = info.args.len();
-        let mut values: Vec<(VariableId, ValueAction, *mut py::PyObject)> = Vec::with_capacity(n);
-        let mut locals_dict = None;
-        if self.fast_locals {
-            for (i, slot) in info.args.iter().enumerate() {
-                // SAFETY: layout verified at start; i < nargs <= co_nlocalsplus.
-                let mut v = unsafe { ffi::fast_local(frame, i) };
-                if slot.is_cell && !v.is_null() && unsafe { ffi::is_cell(v) } {
-                    v = unsafe { ffi::cell_contents(v) };
+        let mut values: Vec<(VariableId, ValueAction, Option<Bound<'_, PyAny>>)> =
+            Vec::with_capacity(n);
+        match self.args_from {
+            ArgAccess::FastLocals => {
+                for (i, slot) in info.args.iter().enumerate() {
+                    // SAFETY: layout verified at start; i < nargs <= co_nlocalsplus.
+                    let mut v = unsafe { ffi::fast_local(frame, i) };
+                    if slot.is_cell && !v.is_null() && unsafe { ffi::is_cell(v) } {
+                        v = unsafe { ffi::cell_contents(v) };
+                    }
+                    // SAFETY: borrowed from the live frame.
+                    let v = (!v.is_null()).then(|| unsafe { Bound::from_borrowed_ptr(py, v) });
+                    values.push((slot.variable, arg_action(info, slot), v));
                 }
-                values.push((slot.variable, arg_action(info, slot), v));
             }
-        } else {
-            let locals = unsafe { ffi::PyFrame_GetLocals(frame) };
-            if locals.is_null() {
-                unsafe { py::PyErr_Clear() };
-                return Vec::new();
+            ArgAccess::GetVar => {
+                for slot in &info.args {
+                    // New reference, or NULL with NameError for an unbound name.
+                    let v = unsafe { ffi::PyFrame_GetVar(frame, slot.name.as_ptr()) };
+                    let v = if v.is_null() {
+                        unsafe { py::PyErr_Clear() };
+                        None
+                    } else {
+                        Some(unsafe { Bound::from_owned_ptr(py, v) })
+                    };
+                    values.push((slot.variable, arg_action(info, slot), v));
+                }
             }
-            for slot in &info.args {
-                // Borrowed lookup in the locals mapping; a missing name is recorded as None.
-                let v = unsafe { py::PyDict_GetItem(locals, slot.name.as_ptr()) };
-                values.push((slot.variable, arg_action(info, slot), v));
+            ArgAccess::Locals => {
+                // A dict on 3.11 and 3.12, a write-through proxy on 3.13 (PEP 667).
+                let locals = unsafe { ffi::PyFrame_GetLocals(frame) };
+                if locals.is_null() {
+                    unsafe { py::PyErr_Clear() };
+                    return Vec::new();
+                }
+                let locals = unsafe { Bound::from_owned_ptr(py, locals) };
+                for slot in &info.args {
+                    // A missing name is recorded as None.
+                    let v = locals.get_item(slot.name.bind(py)).ok();
+                    values.push((slot.variable, arg_action(info, slot), v));
+                }
             }
-            locals_dict = Some(unsafe { Bound::from_owned_ptr(py, locals) });
         }
         let mut args = Vec::with_capacity(n);
         for (variable_id, action, v) in values {
@@ -705,40 +704,42 @@ impl Recorder {
                 continue;
             } else if action == ValueAction::Redact {
                 scope::redacted(&mut self.builder)
-            } else if v.is_null() {
-                Encoder::none()
             } else {
-                // SAFETY: borrowed from the frame (or the locals dict kept alive above).
-                let v = unsafe { Bound::from_borrowed_ptr(py, v) };
-                self.encoder.encode(&mut self.builder, &v)
+                match v {
+                    None => Encoder::none(),
+                    Some(v) => self.encoder.encode(&mut self.builder, &v),
+                }
             };
             args.push(FullValueRecord { variable_id, value });
         }
-        drop(locals_dict);
         args
     }
 
-    fn on_line(&mut self, py: Python<'_>, frame: *mut py::PyFrameObject) -> Result<(), String> {
-        let idx = self.current_code(py, frame)?;
+    /// The code index on top of the thread's stack when its key is `key` (the common case
+    /// of a line or exception event).
+    #[inline]
+    pub(crate) fn top_code(&self, key: usize) -> Option<u32> {
+        match self.cur_stack.last() {
+            Some(top) if top.frame == key => Some(top.code),
+            _ => None,
+        }
+    }
+
+    /// A line of code `idx` is about to run.
+    #[inline]
+    pub(crate) fn line(&mut self, idx: u32, line: i64) {
         let info = &self.codes[idx as usize];
         if info.record {
             let path_id = info.path_id;
             self.counts.lines += 1;
-            // SAFETY: live frame; CPython sets f_lineno before a line event, so this is a read.
-            let line = unsafe { py::PyFrame_GetLineNumber(frame) };
-            self.builder.step(path_id, line as i64);
+            self.builder.step(path_id, line);
         }
-        Ok(())
     }
 
-    fn on_return(
-        &mut self,
-        py: Python<'_>,
-        frame: *mut py::PyFrameObject,
-        arg: *mut py::PyObject,
-    ) -> Result<(), String> {
-        self.restore_entry_frame(frame);
-        let key = frame as usize;
+    /// The frame known by `key` returns `value`, suspends yielding it, or (`None`) is
+    /// unwound by an exception: popped from the thread's stack and, when recorded, a return
+    /// in the trace.
+    pub(crate) fn leave(&mut self, py: Python<'_>, key: usize, value: Option<*mut py::PyObject>) {
         let idx = match self.cur_stack.last() {
             Some(top) if top.frame == key => {
                 let idx = top.code;
@@ -753,12 +754,12 @@ impl Recorder {
                     idx
                 }
                 // A frame entered before recording started: its call was never recorded.
-                None => return Ok(()),
+                None => return,
             },
         };
         let info = &self.codes[idx as usize];
         if !info.record {
-            return Ok(());
+            return;
         }
         let action = info.decision.as_ref().map_or(ValueAction::Allow, |d| {
             d.value_action(ValueKind::Return, &info.name)
@@ -769,53 +770,36 @@ impl Recorder {
             scope::redacted(&mut self.builder)
         } else if action == ValueAction::Drop {
             scope::dropped(&mut self.builder)
-        } else if arg.is_null() {
-            // Unwinding: the frame exits with an exception, not a value.
-            let type_id = self.builder.type_id(TypeKind::Error, "<exception>");
-            ValueRecord::Error {
-                msg: "<unwound by exception>".into(),
-                type_id,
-            }
         } else {
-            let v = unsafe { Bound::from_borrowed_ptr(py, arg) };
-            self.encoder.encode(&mut self.builder, &v)
+            match value {
+                Some(v) if !v.is_null() => {
+                    // SAFETY: borrowed from the callback's arguments.
+                    let v = unsafe { Bound::from_borrowed_ptr(py, v) };
+                    self.encoder.encode(&mut self.builder, &v)
+                }
+                // Unwinding: the frame exits with an exception, not a value.
+                _ => {
+                    let type_id = self.builder.type_id(TypeKind::Error, "<exception>");
+                    ValueRecord::Error {
+                        msg: "<unwound by exception>".into(),
+                        type_id,
+                    }
+                }
+            }
         };
         self.builder.ret(value);
-        Ok(())
     }
 
-    fn on_exception(
-        &mut self,
-        py: Python<'_>,
-        frame: *mut py::PyFrameObject,
-        arg: *mut py::PyObject,
-    ) -> Result<(), String> {
-        let idx = self.current_code(py, frame)?;
-        if !self.codes[idx as usize].record || arg.is_null() {
-            return Ok(());
+    /// An exception is raised in (or propagates into) a frame of code `idx`; `exc` is the
+    /// exception instance.
+    pub(crate) fn exception(&mut self, py: Python<'_>, idx: u32, exc: *mut py::PyObject) {
+        if !self.codes[idx as usize].record || exc.is_null() {
+            return;
         }
         self.counts.exceptions += 1;
-        let content = unsafe { describe_exception(py, arg) };
+        let content = unsafe { describe_exception(py, exc) };
         self.builder
             .event(EventLogKind::Error, "exception", content);
-        Ok(())
-    }
-
-    fn handle_event(
-        &mut self,
-        py: Python<'_>,
-        frame: *mut py::PyFrameObject,
-        what: c_int,
-        arg: *mut py::PyObject,
-    ) -> Result<(), String> {
-        self.current_thread();
-        match what {
-            py::PyTrace_CALL => self.on_call(py, frame),
-            py::PyTrace_LINE => self.on_line(py, frame),
-            py::PyTrace_RETURN => self.on_return(py, frame, arg),
-            py::PyTrace_EXCEPTION => self.on_exception(py, frame, arg),
-            _ => Ok(()),
-        }
     }
 
     fn record_error(&mut self, message: String) {
@@ -827,17 +811,74 @@ impl Recorder {
     }
 }
 
-/// `"TypeName: message"` for an `(type, value, traceback)` exception tuple, read from the
-/// exception's `args` storage without calling its `__str__`.
-unsafe fn describe_exception(py: Python<'_>, arg: *mut py::PyObject) -> String {
-    if py::PyTuple_Check(arg) == 0 || py::PyTuple_Size(arg) < 2 {
-        return "<exception>".into();
+/// How a fresh frame's argument values are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ArgAccess {
+    /// 3.11: straight from the frame's fast locals (layout verified at start).
+    FastLocals,
+    /// 3.12+: `PyFrame_GetVar` per parameter (no dict built; verified at start).
+    GetVar,
+    /// `PyFrame_GetLocals`: builds a dict (a proxy on 3.13) per call; the fallback when a
+    /// self-check fails.
+    Locals,
+}
+
+/// The interpreter callbacks feeding the recorder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    /// CPython 3.11: `PyEval_SetTrace` on every thread.
+    SetTrace,
+    /// CPython 3.12+: `sys.monitoring` (PEP 669).
+    Monitoring,
+}
+
+impl Backend {
+    pub fn for_interpreter(py: Python<'_>) -> Backend {
+        if py.version_info() >= (3, 12) {
+            Backend::Monitoring
+        } else {
+            Backend::SetTrace
+        }
     }
-    let value = py::PyTuple_GetItem(arg, 1);
-    if value.is_null() {
-        py::PyErr_Clear();
-        return "<exception>".into();
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::SetTrace => "settrace",
+            Backend::Monitoring => "sys.monitoring",
+        }
     }
+}
+
+/// Starts delivering events to [`RECORDER`] with the interpreter's back end.
+pub fn install(py: Python<'_>) -> PyResult<()> {
+    match Backend::for_interpreter(py) {
+        Backend::SetTrace => settrace::install_all(py),
+        Backend::Monitoring => monitoring::install(py),
+    }
+}
+
+/// Stops delivering events. Never fails: errors are cleared.
+pub fn uninstall(py: Python<'_>) {
+    match Backend::for_interpreter(py) {
+        Backend::SetTrace => settrace::uninstall_all(py),
+        Backend::Monitoring => monitoring::uninstall(py),
+    }
+}
+
+/// Threads that lost the recorder to the program's own `sys.settrace`, at stop (before
+/// [`uninstall`]). Only the 3.11 back end can lose a thread that way: on 3.12+ the program's
+/// trace function and `sys.monitoring` coexist.
+pub fn threads_without_hook(py: Python<'_>) -> Vec<settrace::RecordingGap> {
+    match Backend::for_interpreter(py) {
+        Backend::SetTrace => settrace::threads_without_hook(py),
+        Backend::Monitoring => Vec::new(),
+    }
+}
+
+/// `"TypeName: message"` for an exception instance, read from the exception's `args`
+/// storage without calling its `__str__`.
+unsafe fn describe_exception(py: Python<'_>, value: *mut py::PyObject) -> String {
     let tp = py::Py_TYPE(value);
     let name = std::ffi::CStr::from_ptr((*tp).tp_name)
         .to_string_lossy()
@@ -913,6 +954,50 @@ fn fast_locals_layout_ok(py: Python<'_>) -> bool {
     }
 }
 
+/// Checks, on a real frame, that `PyFrame_GetVar` (3.12+) reads what `f_locals` reports
+/// for plain, keyword-only, `*args`, `**kwargs` and captured (cell) parameters. Any
+/// mismatch or error turns argument reading over to `PyFrame_GetLocals` for the session.
+fn get_var_ok(py: Python<'_>) -> bool {
+    let check = || -> PyResult<bool> {
+        let src = c"import sys\ndef probe(a, b, *c, d, **e):\n    f = lambda: b\n    return sys._getframe()\n";
+        let ns = pyo3::types::PyDict::new(py);
+        py.run(src, Some(&ns), Some(&ns))?;
+        let kwargs = pyo3::types::PyDict::new(py);
+        kwargs.set_item("d", py.eval(c"object()", None, None)?)?;
+        kwargs.set_item("zz", 1)?;
+        let (a, b) = (
+            py.eval(c"object()", None, None)?,
+            py.eval(c"object()", None, None)?,
+        );
+        let frame = ns
+            .get_item("probe")?
+            .unwrap()
+            .call((&a, &b, 7), Some(&kwargs))?;
+        let fp = frame.as_ptr() as *mut py::PyFrameObject;
+        let expected = frame.getattr("f_locals")?;
+        for name in ["a", "b", "d", "c", "e"] {
+            let want = expected.get_item(name)?;
+            let key = PyString::new(py, name);
+            let got = unsafe { ffi::PyFrame_GetVar(fp, key.as_ptr()) };
+            if got.is_null() {
+                return Err(PyErr::fetch(py));
+            }
+            let got = unsafe { Bound::from_owned_ptr(py, got) };
+            if !got.is(&want) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+    match check() {
+        Ok(ok) => ok,
+        Err(e) => {
+            tracing::debug!("PyFrame_GetVar self-check failed: {e}");
+            false
+        }
+    }
+}
+
 /// Byte offset of the code's `RESUME 0` (function start), as `PyFrame_GetLasti` reports it
 /// at a fresh frame's call event; -1 if absent.
 fn resume_zero_offset(co_code: &[u8], resume: u8) -> c_int {
@@ -933,33 +1018,46 @@ fn forget_in_forked_child(py: Python<'_>) {
         }
     }
     crate::session::forget_after_fork();
-    threads::uninstall_all(py);
+    uninstall(py);
     crate::process::PENDING.fetch_and(!crate::process::FORKED_CHILD, Ordering::SeqCst);
 }
 
 /// The recorder of the current session; `None` when not recording.
 pub static RECORDER: Mutex<Option<Recorder>> = Mutex::new(None);
 
-/// The trace function installed on every traced thread.
+/// What a callback should do after [`run_hook`].
+pub(crate) enum Hook<T> {
+    /// The recorder handled the event.
+    Done(T),
+    /// Nothing was recorded (not recording, disabled, dropped, or the recorder just failed
+    /// with `--on-recorder-error=disable`).
+    Idle,
+    /// The recorder failed with `--on-recorder-error=abort`: an exception is set for the
+    /// program.
+    Raise,
+}
+
+/// Runs one callback's work on the recorder with every back end's common handling: process
+/// events (fork, SIGTERM), the try-lock, a disabled recorder, panics and errors (the
+/// recorder stops, keeps what it has, and the program sees no exception unless
+/// `--on-recorder-error=abort`).
 ///
 /// # Safety
-/// Called by CPython with the GIL held and valid `frame` / `arg` pointers.
-pub unsafe extern "C" fn trace_hook(
-    _obj: *mut py::PyObject,
-    frame: *mut py::PyFrameObject,
-    what: c_int,
-    arg: *mut py::PyObject,
-) -> c_int {
+/// Called by a back end's callback, with the GIL held.
+#[inline]
+pub(crate) unsafe fn run_hook<T>(
+    work: impl FnOnce(Python<'_>, &mut Recorder) -> Result<T, String>,
+) -> Hook<T> {
     let pending = crate::process::PENDING.load(Ordering::Relaxed);
     if pending != 0 {
         let py = Python::assume_gil_acquired();
         if pending & crate::process::FORKED_CHILD != 0 {
             forget_in_forked_child(py);
-            return 0;
+            return Hook::Idle;
         }
         if pending & crate::process::SIGTERM_PENDING != 0 {
             crate::process::finish_and_die_by_sigterm(py);
-            return 0;
+            return Hook::Idle;
         }
     }
     let mut guard = match RECORDER.try_lock() {
@@ -967,17 +1065,20 @@ pub unsafe extern "C" fn trace_hook(
         Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
         Err(std::sync::TryLockError::WouldBlock) => {
             DROPPED_REENTRANT.fetch_add(1, Ordering::Relaxed);
-            return 0;
+            return Hook::Idle;
         }
     };
-    let Some(rec) = guard.as_mut() else { return 0 };
+    let Some(rec) = guard.as_mut() else {
+        return Hook::Idle;
+    };
     if rec.disabled {
-        return 0;
+        return Hook::Idle;
     }
+    rec.counts.callbacks += 1;
     let py = Python::assume_gil_acquired();
-    let outcome = catch_unwind(AssertUnwindSafe(|| rec.handle_event(py, frame, what, arg)));
+    let outcome = catch_unwind(AssertUnwindSafe(|| work(py, rec)));
     let failure = match outcome {
-        Ok(Ok(())) => return 0,
+        Ok(Ok(value)) => return Hook::Done(value),
         Ok(Err(message)) => message,
         Err(panic) => format!(
             "panic in the trace hook: {}",
@@ -998,16 +1099,16 @@ pub unsafe extern "C" fn trace_hook(
         .event(EventLogKind::Error, "recorder-error", failure.clone());
     let on_error = rec.on_error;
     drop(guard);
-    threads::uninstall_all(py);
+    uninstall(py);
     match on_error {
-        OnError::Disable => 0,
+        OnError::Disable => Hook::Idle,
         OnError::Abort => {
             let msg = format!("ct-record: recorder error (--on-recorder-error=abort): {failure}");
             match crate::recorder_error_type(py) {
                 Ok(ty) => PyErr::from_type(ty, msg).restore(py),
                 Err(e) => e.restore(py),
             }
-            -1
+            Hook::Raise
         }
     }
 }

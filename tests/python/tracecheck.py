@@ -163,8 +163,22 @@ class LineSpec:
         return {name for name, _ in self.required}
 
 
+# CPython 3.12 inlines list, set and dict comprehensions (PEP 709): they have no code object
+# of their own, and their lines belong to the enclosing function. Generator expressions keep
+# theirs.
+_INLINED_COMPREHENSION = re.compile(r"(?:^|\.<locals>\.)<(?:listcomp|setcomp|dictcomp)>$")
+
+
+def code_name(qualname):
+    """The code object a ``# line:`` marker's qualname names on the running interpreter."""
+    if sys.version_info >= (3, 12):
+        return _INLINED_COMPREHENSION.sub("", qualname) or "<module>"
+    return qualname
+
+
 def markers(path):
-    """The ``# line:`` / ``# maybe:`` expectations written in the source file ``path``."""
+    """The ``# line:`` / ``# maybe:`` expectations written in the source file ``path``
+    (names as the running interpreter's code objects have them, see ``code_name``)."""
     spec = LineSpec()
     text = Path(path).read_text(encoding="utf-8")
     for lineno, line in enumerate(text.splitlines(), 1):
@@ -173,7 +187,7 @@ def markers(path):
             continue
         target = spec.required if m.group(1) == "line" else spec.optional
         for name in m.group(2).split(","):
-            target.add((name.strip(), lineno))
+            target.add((code_name(name.strip()), lineno))
     return spec
 
 

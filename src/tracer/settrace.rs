@@ -1,11 +1,19 @@
-//! Installing and removing the trace hook on every thread.
+//! The CPython 3.11 back end: one C trace function (`PyEval_SetTrace`) on every thread.
 //!
-//! CPython 3.11 has no public "set the trace function of all threads" call (3.12 adds
-//! `PyEval_SetTraceAllThreads`). The recorder does what that function does: walk the
+//! [`trace_hook`] receives every call, line, return and exception event of every traced
+//! thread and translates it into the shared [`Recorder`] calls. Stack entries are keyed by
+//! frame address. A call event comes both when a frame starts and when a generator or
+//! coroutine resumes; a fresh frame is told apart by its instruction offset (the code's
+//! `RESUME 0`). Code the recorder does not record gets `f_trace_lines = False` on its frame,
+//! so its lines cost no callback; its call and return events still arrive (3.11 has no way
+//! to switch them off per code object).
+//!
+//! Installing: CPython 3.11 has no public "set the trace function of all threads" call (3.12
+//! adds `PyEval_SetTraceAllThreads`). The recorder does what that function does: walk the
 //! interpreter's thread states with the GIL held and set each one's trace function with
 //! `_PyEval_SetTrace`. Threads started later through `threading` pick the hook up from
-//! `threading.settrace`: their first Python-level trace call lands in
-//! [`thread_bootstrap`], which swaps in the C hook and forwards that first event.
+//! `threading.settrace`: their first Python-level trace call lands in [`thread_bootstrap`],
+//! which swaps in the C hook and forwards that first event.
 //!
 //! The C hook is installed with a Python object, [`hook_object`] (that same bootstrap
 //! function), as its trace object, so `sys.gettrace()` returns it, as it returns any other
@@ -16,15 +24,153 @@
 //! each thread still without the hook at stop, is listed in `trace_metadata.json`
 //! (`summary.recording_gaps`) with one warning on stderr.
 //!
-//! Not covered: threads started with `_thread.start_new_thread` directly (they never
+//! Not covered on 3.11: threads started with `_thread.start_new_thread` directly (they never
 //! consult `threading.settrace`).
+
+use std::os::raw::c_int;
+use std::sync::atomic::Ordering;
 
 use pyo3::ffi as py;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::PyFrame;
 
-use super::{ffi, trace_hook};
+use super::{ffi, run_hook, Hook, Recorder, ENTRY_CODE};
+
+/// The trace function installed on every traced thread.
+///
+/// # Safety
+/// Called by CPython with the GIL held and valid `frame` / `arg` pointers.
+pub unsafe extern "C" fn trace_hook(
+    _obj: *mut py::PyObject,
+    frame: *mut py::PyFrameObject,
+    what: c_int,
+    arg: *mut py::PyObject,
+) -> c_int {
+    match run_hook(|py, rec| handle_event(py, rec, frame, what, arg)) {
+        Hook::Done(()) | Hook::Idle => 0,
+        Hook::Raise => -1,
+    }
+}
+
+fn handle_event(
+    py: Python<'_>,
+    rec: &mut Recorder,
+    frame: *mut py::PyFrameObject,
+    what: c_int,
+    arg: *mut py::PyObject,
+) -> Result<(), String> {
+    rec.current_thread();
+    let key = frame as usize;
+    match what {
+        py::PyTrace_CALL => {
+            cut_entry_frame(rec, frame);
+            let idx = code_of_frame(py, rec, frame)?;
+            if !rec.is_recorded(idx) {
+                // No line events for code we do not record: they would cost a callback each.
+                unsafe {
+                    if py::PyObject_SetAttrString(
+                        frame.cast(),
+                        c"f_trace_lines".as_ptr(),
+                        py::Py_False(),
+                    ) != 0
+                    {
+                        py::PyErr_Clear();
+                    }
+                }
+            }
+            // SAFETY: live frame, GIL held.
+            let fresh = unsafe { ffi::PyFrame_GetLasti(frame) } == rec.start_lasti(idx);
+            rec.enter(py, key, idx, fresh, || frame);
+        }
+        py::PyTrace_LINE => {
+            let idx = match rec.top_code(key) {
+                Some(idx) => idx,
+                None => code_of_frame(py, rec, frame)?,
+            };
+            // SAFETY: live frame; CPython sets f_lineno before a line event, so this is a read.
+            let line = unsafe { py::PyFrame_GetLineNumber(frame) };
+            rec.line(idx, line as i64);
+        }
+        py::PyTrace_RETURN => {
+            restore_entry_frame(rec, frame);
+            // NULL: the frame is unwound by an exception.
+            rec.leave(py, key, (!arg.is_null()).then_some(arg));
+        }
+        py::PyTrace_EXCEPTION => {
+            let idx = match rec.top_code(key) {
+                Some(idx) => idx,
+                None => code_of_frame(py, rec, frame)?,
+            };
+            // `arg` is the (type, value, traceback) tuple.
+            let value = unsafe {
+                if arg.is_null() || py::PyTuple_Check(arg) == 0 || py::PyTuple_Size(arg) < 2 {
+                    std::ptr::null_mut()
+                } else {
+                    py::PyTuple_GetItem(arg, 1)
+                }
+            };
+            rec.exception(py, idx, value);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The cache index of the frame's code, registered at first sight with the frame's globals.
+fn code_of_frame(
+    py: Python<'_>,
+    rec: &mut Recorder,
+    frame: *mut py::PyFrameObject,
+) -> Result<u32, String> {
+    // SAFETY: `frame` is the live frame CPython passed to the hook; GetCode returns a new
+    // reference that we release below.
+    let code = unsafe { py::PyFrame_GetCode(frame) } as *mut py::PyObject;
+    let result = rec.code_idx(py, code, || {
+        // SAFETY: live frame; GetGlobals returns a new reference (or NULL).
+        let globals = unsafe { ffi::PyFrame_GetGlobals(frame) };
+        (!globals.is_null()).then(|| unsafe { Bound::from_owned_ptr(py, globals) })
+    });
+    unsafe { py::Py_DECREF(code) };
+    result.map(|(idx, _)| idx)
+}
+
+/// `python SCRIPT` runs the program's first frame at the bottom of the stack; under
+/// ct-record the console script and launcher frames sit below it, visible to
+/// `inspect.stack()`, `sys._getframe()`, `warnings` stack levels. The program's entry
+/// frame is an *entry* frame (started from C by `exec`, or by the recorder for `-m`),
+/// and CPython returns from an entry frame through the C call chain, not through its
+/// `previous` link — so that link is cleared while the frame runs (restored at its
+/// return), and the program sees its own frames only.
+fn cut_entry_frame(rec: &mut Recorder, frame: *mut py::PyFrameObject) {
+    let entry = ENTRY_CODE.load(Ordering::Relaxed);
+    if entry == 0 || !rec.fast_locals {
+        return;
+    }
+    let code = unsafe { py::PyFrame_GetCode(frame) } as usize;
+    unsafe { py::Py_DECREF(code as *mut py::PyObject) };
+    if code != entry {
+        return;
+    }
+    ENTRY_CODE.store(0, Ordering::Relaxed);
+    // SAFETY: 3.11 layout verified at start (fast_locals); the frame is live.
+    let (link, is_entry) = unsafe { ffi::entry_link(frame) };
+    if is_entry {
+        let saved = unsafe { *link } as usize;
+        unsafe { *link = std::ptr::null_mut() };
+        rec.entry_cut = Some((frame as usize, saved));
+    }
+}
+
+fn restore_entry_frame(rec: &mut Recorder, frame: *mut py::PyFrameObject) {
+    if let Some((f, saved)) = rec.entry_cut {
+        if f == frame as usize {
+            let (link, _) = unsafe { ffi::entry_link(frame) };
+            unsafe { *link = saved as *mut std::ffi::c_void };
+            rec.entry_cut = None;
+        }
+    }
+}
 
 static HOOK: GILOnceCell<PyObject> = GILOnceCell::new();
 
@@ -60,8 +206,8 @@ pub fn install_all(py: Python<'_>) -> PyResult<()> {
     // `threading.settrace` first: it is Python code, and must not be recorded.
     let hook = hook_object(py)?.clone_ref(py);
     py.import("threading")?.call_method1("settrace", (&hook,))?;
-    for_each_thread_state(|ts| unsafe {
-        ffi::_PyEval_SetTrace(ts, Some(trace_hook), hook.as_ptr());
+    for_each_thread_state(|ts| {
+        set_trace(ts, Some(trace_hook), hook.as_ptr());
     });
     if unsafe { !py::PyErr_Occurred().is_null() } {
         return Err(PyErr::fetch(py));
@@ -71,9 +217,9 @@ pub fn install_all(py: Python<'_>) -> PyResult<()> {
 
 /// Removes the hook from every thread. Never fails: errors are cleared.
 pub fn uninstall_all(py: Python<'_>) {
-    for_each_thread_state(|ts| unsafe {
-        if ffi::_PyEval_SetTrace(ts, None, std::ptr::null_mut()) != 0 {
-            py::PyErr_Clear();
+    for_each_thread_state(|ts| {
+        if set_trace(ts, None, std::ptr::null_mut()) != 0 {
+            unsafe { py::PyErr_Clear() };
         }
     });
     if let Ok(threading) = py.import("threading") {
@@ -84,6 +230,26 @@ pub fn uninstall_all(py: Python<'_>) {
             py::PyErr_Clear();
         }
     }
+}
+
+#[cfg(not(Py_3_12))]
+fn set_trace(
+    ts: *mut py::PyThreadState,
+    func: Option<py::Py_tracefunc>,
+    obj: *mut py::PyObject,
+) -> c_int {
+    // SAFETY: GIL held, `ts` a live thread state of this interpreter.
+    unsafe { ffi::_PyEval_SetTrace(ts, func, obj) }
+}
+
+/// Builds for 3.12+ use the monitoring back end; this one is never installed there.
+#[cfg(Py_3_12)]
+fn set_trace(
+    _ts: *mut py::PyThreadState,
+    _func: Option<py::Py_tracefunc>,
+    _obj: *mut py::PyObject,
+) -> c_int {
+    0
 }
 
 fn for_each_thread_state(mut f: impl FnMut(*mut py::PyThreadState)) {
@@ -163,13 +329,16 @@ fn frame_position(frame: &Bound<'_, PyFrame>) -> String {
 
 /// Offsets of `c_tracefunc` / `c_traceobj` in CPython 3.11's `PyThreadState`
 /// (Include/cpython/pystate.h: after `cframe` and `c_profilefunc`).
+#[cfg(not(Py_3_12))]
 const C_TRACEFUNC: usize = 72;
+#[cfg(not(Py_3_12))]
 const C_TRACEOBJ: usize = 88;
 
 /// Threads that no longer have the recorder's hook, with where each one is now. Called at
 /// stop, before the hook is removed. Empty when the thread-state layout does not check out
 /// on the current thread (which has the hook, unless it lost it too: then nothing can be
 /// told, and nothing is claimed).
+#[cfg(not(Py_3_12))]
 pub fn threads_without_hook(py: Python<'_>) -> Vec<RecordingGap> {
     let Ok(hook) = hook_object(py) else {
         return Vec::new();
@@ -211,4 +380,11 @@ pub fn threads_without_hook(py: Python<'_>) -> Vec<RecordingGap> {
                   recorder's was not handed back; the thread was not recorded from then on",
         })
         .collect()
+}
+
+/// Builds for 3.12+ use the monitoring back end, which the program's `sys.settrace` cannot
+/// displace.
+#[cfg(Py_3_12)]
+pub fn threads_without_hook(_py: Python<'_>) -> Vec<RecordingGap> {
+    Vec::new()
 }
