@@ -75,6 +75,7 @@ mod aggregate;
 mod error;
 mod format;
 mod gates;
+pub mod lifecycle;
 mod load;
 mod render;
 
