@@ -473,7 +473,7 @@ fn cmd_delete(
              legacy engine (`--no-module-name-from-globals`, \
              `CODETRACER_MODULE_NAME_FROM_GLOBALS=0`, the config key) is now an error \
              (rollout phase `legacy-deleted`, {}).",
-            entry.time
+            &entry.time[..10]
         ),
     )?;
     let summary = format!(

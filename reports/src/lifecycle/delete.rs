@@ -171,6 +171,9 @@ fn is_not_feature(meta: &syn::Meta) -> bool {
 }
 
 fn classify(attr: &syn::Attribute) -> Gate {
+    if attr.path().is_ident("doc") {
+        return Gate::None;
+    }
     let text = quote_tokens(attr);
     if !text.contains(FEATURE) {
         return Gate::None;
@@ -509,27 +512,24 @@ pub fn remove_gated(text: &str) -> Result<RustEdit, Vec<usize>> {
     Ok(RustEdit::Edited(out))
 }
 
-/// The line of a token (not a comment) naming the feature, if any.
+/// The line of a `cfg!(..)` naming the feature, if any (attributes are handled by
+/// [`classify`]; strings and comments may name it freely).
 fn mentions_outside_comments(file: &syn::File) -> Option<usize> {
-    fn scan(ts: proc_macro2::TokenStream) -> Option<usize> {
-        for tt in ts {
-            match tt {
-                proc_macro2::TokenTree::Group(g) => {
-                    if let Some(l) = scan(g.stream()) {
-                        return Some(l);
-                    }
-                }
-                proc_macro2::TokenTree::Literal(l) => {
-                    if l.to_string() == format!("\"{FEATURE}\"") {
-                        return Some(l.span().start().line);
-                    }
-                }
-                _ => {}
+    struct Macros(Option<usize>);
+    impl<'ast> Visit<'ast> for Macros {
+        fn visit_macro(&mut self, m: &'ast syn::Macro) {
+            if self.0.is_none()
+                && m.path.is_ident("cfg")
+                && m.tokens.to_string().contains(&format!("\"{FEATURE}\""))
+            {
+                self.0 = Some(m.path.span().start().line);
             }
+            syn::visit::visit_macro(self, m);
         }
-        None
     }
-    scan(file.to_token_stream())
+    let mut v = Macros(None);
+    v.visit_file(file);
+    v.0
 }
 
 /// rustfmt over a source (stdin to stdout).

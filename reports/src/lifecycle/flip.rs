@@ -92,7 +92,7 @@ pub fn plan_flip(m: &RepoManifest, req: &FlipRequest<'_>) -> Result<Plan, Lifecy
         "- Module names now come from `__name__` in the frame globals by default (ADR 0016; \
          `rollout.toml` phase `globals-default`, {}). To keep the legacy resolver for a \
          while, opt out with {OPT_OUTS}.",
-        entry.time
+        &entry.time[..10]
     );
     edit_changelog(&mut changes, "Changed", &line)?;
     let adr_path = m.repo.path(ADR_PATH);
@@ -151,7 +151,7 @@ pub fn plan_revert(
         "- Module names come from the legacy resolver again by default: the flip to \
          `__name__` was reverted ({}; reason: {reason}). `module-name-from-globals = true` \
          (or `CODETRACER_MODULE_NAME_FROM_GLOBALS=1`) keeps the globals engine.",
-        entry.time
+        &entry.time[..10]
     );
     edit_changelog(&mut changes, "Changed", &line)?;
     Ok(Plan::Change {
@@ -208,7 +208,7 @@ pub fn changelog_with(text: &str, section: &str, line: &str) -> Option<String> {
             .unwrap_or(SECTIONS.len())
     };
     let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
-    let entry = format!("{line}\n");
+    let entry = wrap_entry(line);
     if let Some(h) = (start + 1..end).find(|&i| lines[i].trim_end() == heading) {
         // The end of the subsection's list: before the next heading, after its last
         // non-blank line.
@@ -229,8 +229,10 @@ pub fn changelog_with(text: &str, section: &str, line: &str) -> Option<String> {
                     .is_some_and(|n| rank(n.trim()) > rank(section))
             })
             .unwrap_or(end);
-        let mut block = vec![format!("{heading}\n"), entry, "\n".to_owned()];
-        if before == end && !lines[end - 1].trim().is_empty() {
+        let mut block = vec![format!("{heading}\n"), entry];
+        if before < end {
+            block.push("\n".to_owned());
+        } else if !lines[end - 1].trim().is_empty() {
             block.insert(0, "\n".to_owned());
         }
         for (k, b) in block.into_iter().enumerate() {
@@ -238,6 +240,25 @@ pub fn changelog_with(text: &str, section: &str, line: &str) -> Option<String> {
         }
     }
     Some(out.concat())
+}
+
+/// A changelog list entry wrapped at 92 columns, continuation lines indented by two.
+fn wrap_entry(line: &str) -> String {
+    let mut out = String::new();
+    let mut current = String::new();
+    for word in line.split_whitespace() {
+        if !current.is_empty() && current.len() + 1 + word.len() > 92 {
+            out.push_str(&current);
+            out.push('\n');
+            current = "  ".to_owned();
+        } else if !current.is_empty() && current != "  " {
+            current.push(' ');
+        }
+        current.push_str(word);
+    }
+    out.push_str(&current);
+    out.push('\n');
+    out
 }
 
 /// ADR text with `Status: **Proposed**` made `Status: **Accepted** (DATE)`; `None` when the
