@@ -56,7 +56,7 @@ def _changed(root):
 def scratch(tmp_path):
     """A clone of the committed repository (no target/, no .venv)."""
     clone = tmp_path / "repo"
-    done = _run(["git", "clone", "--quiet", "--local", "--no-hardlinks", str(REPO), str(clone)], tmp_path)
+    done = _run(["git", "clone", "--quiet", str(REPO), str(clone)], tmp_path)
     assert done.returncode == 0, done.stderr
     return clone
 
@@ -85,7 +85,7 @@ def _shadow_run(tmp_path, name, env=None):
 
 
 def _run_id(run_dir):
-    return json.loads((run_dir / "shadow" / "summary.json").read_text())["run"]["meta"]["run_id"]
+    return json.loads((run_dir / "shadow" / "summary.json").read_text())["run"]["run_id"]
 
 
 def _manifest(clone):
