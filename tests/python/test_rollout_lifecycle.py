@@ -267,6 +267,8 @@ def test_delete_with_evidence_builds_and_refuses_legacy(scratch, tmp_path):
     cargo = tomllib.loads((scratch / "Cargo.toml").read_text())
     assert "legacy-resolver" not in cargo["features"] and cargo["features"]["default"] == []
     for path in scratch.rglob("*.rs"):
+        if path.is_relative_to(scratch / "reports"):
+            continue  # delete-legacy itself, whose docs and tests spell the attribute out
         assert 'feature = "legacy-resolver"' not in path.read_text(), path
     assert "### Removed" in (scratch / "CHANGELOG.md").read_text()
     # Nothing left to delete.
