@@ -149,8 +149,8 @@ enum Gate {
     Remove,
     /// `cfg(not(feature = ...))` or `cfg_attr(feature = ..., X)`: the attribute goes.
     DropAttr,
-    /// `cfg_attr(not(feature = ...), X)`: becomes `#[X]`.
-    Unwrap(String),
+    /// `cfg_attr(not(feature = ...), X)`: becomes `#[X]` (the source range of `X`).
+    Unwrap(LineColumn, LineColumn),
     /// Mentions the feature some other way.
     Unknown,
 }
@@ -195,12 +195,14 @@ fn classify(attr: &syn::Attribute) -> Gate {
         if let Ok(parts) = parsed {
             let mut it = parts.iter();
             if let Some(pred) = it.next() {
-                let rest: Vec<String> = it.map(quote_tokens).collect();
                 if is_feature(pred) {
                     return Gate::DropAttr;
                 }
-                if is_not_feature(pred) && !rest.is_empty() {
-                    return Gate::Unwrap(rest.join(", "));
+                let rest: Vec<&syn::Meta> = it.collect();
+                if let (true, Some(first), Some(last)) =
+                    (is_not_feature(pred), rest.first(), rest.last())
+                {
+                    return Gate::Unwrap(first.span().start(), last.span().end());
                 }
             }
         }
@@ -277,11 +279,14 @@ impl Finder<'_> {
                 Gate::None => {}
                 Gate::Remove => remove = true,
                 Gate::DropAttr => attr_edits.push(self.line_range(s, e, false, false)),
-                Gate::Unwrap(inner) => attr_edits.push(Edit {
-                    start: s,
-                    end: e,
-                    with: format!("#[{inner}]"),
-                }),
+                Gate::Unwrap(from, to) => {
+                    let inner = &self.src.text[self.src.offset(from)..self.src.offset(to)];
+                    attr_edits.push(Edit {
+                        start: s,
+                        end: e,
+                        with: format!("#[{inner}]"),
+                    })
+                }
                 Gate::Unknown => self.unknown.push(a.span().start().line),
             }
         }

@@ -269,7 +269,11 @@ pub fn accept_adr(text: &str, date: &str) -> Option<String> {
         .split_inclusive('\n')
         .map(|l| {
             let t = l.trim_end();
-            if !done && t.starts_with("Status:") && t.contains("Proposed") {
+            if !done
+                && t.starts_with("Status:")
+                && t.contains("Proposed")
+                && !t.contains("Accepted")
+            {
                 done = true;
                 let nl = &l[t.len()..];
                 format!("Status: **Accepted** ({date}; was Proposed){nl}")
