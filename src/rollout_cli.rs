@@ -17,7 +17,8 @@ use ct_reports::lifecycle::{
     delete, extinction, flip, manifest, status, ChangeSet, LifecycleError, Repo, RepoManifest,
 };
 use ct_reports::{
-    aggregate, all_passed, check, load_run, render, Aggregate, Format, GateResult, Gates, RunReport,
+    assess, load_evidence, parse_since, render, Assessment, Evidence, Format, Gates,
+    PrometheusSource, RunReport, DEFAULT_SINCE,
 };
 
 /// The manifest this build was made with (the same file `build.rs` reads): the gates of
@@ -39,12 +40,68 @@ struct RolloutCli {
     command: Command,
 }
 
-/// The evidence a command judges: shadow run directories (`ct-record --trace-dir`).
+/// Where the evidence comes from: shared by every command that gates on evidence.
 #[derive(Args, Debug, Clone, Default)]
 pub struct EvidenceArgs {
-    /// Run directories with shadow artifacts (`ct-record --shadow-compare --trace-dir DIR`).
+    /// Run directories (`ct-record --trace-dir`; for `report` the default is ./trace-out,
+    /// unless --prometheus is given). With --prometheus they add file names, deciding rules
+    /// and examples to the runs Prometheus counts (same run id: counted once).
     #[arg(value_name = "RUN_DIR")]
     pub runs: Vec<PathBuf>,
+    /// Read the recorders' counters from this Prometheus server (its HTTP query API), as
+    /// scraped from `--metrics-addr` or pushed with `--metrics-push`.
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
+    /// With --prometheus: the window, back from now (`90m`, `36h`, `7d`).
+    #[arg(long, value_name = "DURATION", requires = "prometheus")]
+    pub since: Option<String>,
+    /// With --prometheus: label matchers selecting the runs, e.g. '{job="ct-record",env="ci"}'.
+    #[arg(long = "match", value_name = "SELECTOR", requires = "prometheus")]
+    pub matchers: Option<String>,
+}
+
+impl EvidenceArgs {
+    /// Whether any evidence source was given.
+    pub fn given(&self) -> bool {
+        !self.runs.is_empty() || self.prometheus.is_some()
+    }
+
+    /// The evidence, each run counted once; `Err` is the message for a status-2 exit.
+    /// Without any source: `./trace-out` when `default_dir`, else no runs at all.
+    pub fn load(&self, default_dir: bool) -> Result<Evidence, String> {
+        let runs = if !self.given() && default_dir {
+            vec![PathBuf::from("trace-out")]
+        } else {
+            self.runs.clone()
+        };
+        let evidence = load_evidence(&runs).map_err(|e| e.to_string())?;
+        let Some(url) = &self.prometheus else {
+            return Ok(evidence);
+        };
+        let since_text = self.since.as_deref().unwrap_or(DEFAULT_SINCE);
+        let source = PrometheusSource {
+            url: url.clone(),
+            since: parse_since(since_text)?,
+            matchers: self.matchers.clone(),
+        };
+        let from_prometheus = source.load().map_err(|e| e.to_string())?;
+        Ok(evidence.with_prometheus(url, since_text, from_prometheus))
+    }
+
+    /// The arguments again, for the next command `status` prints.
+    fn to_args(&self) -> String {
+        let mut out: Vec<String> = self.runs.iter().map(|p| p.display().to_string()).collect();
+        if let Some(url) = &self.prometheus {
+            out.push(format!("--prometheus {url}"));
+        }
+        if let Some(since) = &self.since {
+            out.push(format!("--since {since}"));
+        }
+        if let Some(m) = &self.matchers {
+            out.push(format!("--match '{m}'"));
+        }
+        out.join(" ")
+    }
 }
 
 /// `--dry-run`, `--yes`, `--force --reason` of the commands that change files.
@@ -128,32 +185,30 @@ enum StatusFormat {
     Json,
 }
 
-/// Loaded evidence, judged.
-pub struct Evidence {
-    pub runs: Vec<RunReport>,
-    pub aggregate: Aggregate,
-    pub results: Vec<GateResult>,
+/// Evidence, judged.
+pub struct Judged {
+    pub evidence: Evidence,
+    pub assessment: Assessment,
 }
 
-impl Evidence {
+impl Judged {
     fn run_ids(&self) -> Vec<String> {
-        self.runs.iter().map(RunReport::label).collect()
+        self.evidence.runs.iter().map(RunReport::label).collect()
     }
 }
 
-/// Loads the run directories and checks `gates`: the one evaluation every command uses
-/// (`report --check` included).
-pub fn evaluate(evidence: &EvidenceArgs, gates: &Gates) -> Result<Evidence, String> {
-    let mut runs = Vec::with_capacity(evidence.runs.len());
-    for dir in &evidence.runs {
-        runs.push(load_run(dir).map_err(|e| e.to_string())?);
-    }
-    let aggregate = aggregate(&runs);
-    let results = check(&aggregate, gates);
-    Ok(Evidence {
-        runs,
-        aggregate,
-        results,
+/// Loads the evidence and checks `gates` with [`assess`], the one evaluation every command
+/// uses (`report --check` included).
+pub fn evaluate(
+    evidence: &EvidenceArgs,
+    gates: &Gates,
+    default_dir: bool,
+) -> Result<Judged, String> {
+    let evidence = evidence.load(default_dir)?;
+    let assessment = assess(&evidence, gates);
+    Ok(Judged {
+        evidence,
+        assessment,
     })
 }
 
@@ -212,7 +267,7 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
 fn report(
     repo: Option<&Path>,
     cwd: &Path,
-    mut evidence: EvidenceArgs,
+    evidence: EvidenceArgs,
     format: ReportFormat,
     check_gates: bool,
     manifest: Option<PathBuf>,
@@ -230,17 +285,19 @@ fn report(
     };
     let gates =
         Gates::from_manifest(&manifest_text).map_err(|e| LifecycleError::Usage(e.to_string()))?;
-    if evidence.runs.is_empty() {
-        evidence.runs.push(PathBuf::from("trace-out"));
-    }
-    let ev = evaluate(&evidence, &gates).map_err(LifecycleError::Usage)?;
+    // Each run counts once, however many arguments or sources reach it.
+    let ev = evaluate(&evidence, &gates, true).map_err(LifecycleError::Usage)?;
     let format = match format {
         ReportFormat::Table => Format::Table,
         ReportFormat::Markdown => Format::Markdown,
         ReportFormat::Json => Format::Json,
     };
-    let status = crate::cli::print_out(&render(&ev.aggregate, &ev.results, format));
-    if check_gates && !all_passed(&ev.results) {
+    let status = crate::cli::print_out(&render(
+        &ev.assessment.aggregate,
+        &ev.assessment.gates,
+        format,
+    ));
+    if check_gates && !ev.assessment.passed() {
         return Ok(1);
     }
     Ok(status)
@@ -248,15 +305,6 @@ fn report(
 
 fn load(repo: Option<&Path>, cwd: &Path) -> Result<RepoManifest, LifecycleError> {
     RepoManifest::load(&Repo::find(repo, cwd)?)
-}
-
-fn run_args(evidence: &EvidenceArgs) -> String {
-    evidence
-        .runs
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn cmd_status(
@@ -271,15 +319,15 @@ fn cmd_status(
         default: crate::policy::rollout::MODULE_NAME_FROM_GLOBALS_DEFAULT,
         legacy_engine_built: crate::naming::legacy_engine().is_some(),
     };
-    let (runs, gates, ext) = if evidence.runs.is_empty() {
+    let (runs, gates, ext) = if !evidence.given() {
         (Vec::new(), None, None)
     } else {
-        let ev = evaluate(evidence, &m.gates).map_err(LifecycleError::Usage)?;
+        let ev = evaluate(evidence, &m.gates, false).map_err(LifecycleError::Usage)?;
         let ext = (m.phase == "globals-default")
-            .then(|| extinction::check_extinction(&m, &ev.runs).failures);
-        (ev.run_ids(), Some(ev.results), ext)
+            .then(|| extinction::check_extinction(&m, &ev.evidence.runs).failures);
+        (ev.run_ids(), Some(ev.assessment.gates), ext)
     };
-    let s = status::status(&m, installed, runs, gates, ext, &run_args(evidence));
+    let s = status::status(&m, installed, runs, gates, ext, &evidence.to_args());
     let text = match format {
         StatusFormat::Table => status::render_text(&s),
         StatusFormat::Json => {
@@ -387,11 +435,11 @@ fn cmd_flip(
     revert: bool,
 ) -> Result<i32, LifecycleError> {
     let m = load(repo, cwd)?;
-    let ev = evaluate(evidence, &m.gates).map_err(LifecycleError::Usage)?;
+    let ev = evaluate(evidence, &m.gates, false).map_err(LifecycleError::Usage)?;
     let run_ids = ev.run_ids();
     let plan = if revert {
         let why = reason(change, "what went wrong")?.unwrap_or_default();
-        flip::plan_revert(&m, &why, &run_ids, &ev.results)?
+        flip::plan_revert(&m, &why, &run_ids, &ev.assessment.gates)?
     } else {
         let why = reason(change, "why the failing gates are acceptable")?;
         flip::plan_flip(
@@ -402,7 +450,7 @@ fn cmd_flip(
                     reason: why.as_deref(),
                 },
                 run_ids: &run_ids,
-                results: &ev.results,
+                results: &ev.assessment.gates,
             },
         )?
     };
@@ -429,7 +477,7 @@ fn cmd_delete(
         println!("ct-rollout: nothing to do: phase is already legacy-deleted");
         return Ok(0);
     }
-    let ev = evaluate(evidence, &m.gates).map_err(LifecycleError::Usage)?;
+    let ev = evaluate(evidence, &m.gates, false).map_err(LifecycleError::Usage)?;
     let why = reason(change, "why the precondition does not matter")?;
     let mut failures = Vec::new();
     if m.phase != "globals-default" {
@@ -438,7 +486,7 @@ fn cmd_delete(
             m.phase
         ));
     }
-    let ext = extinction::check_extinction(&m, &ev.runs);
+    let ext = extinction::check_extinction(&m, &ev.evidence.runs);
     failures.extend(ext.failures.iter().cloned());
     if !failures.is_empty() && !change.force {
         failures.push(
@@ -456,7 +504,7 @@ fn cmd_delete(
         forced,
         why.as_deref(),
         &ev.run_ids(),
-        &ev.results,
+        &ev.assessment.gates,
     );
     let mut changes = ChangeSet::new(&m.repo.root);
     delete::plan_removal(&m.repo.root, &mut changes)?;

@@ -297,11 +297,16 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
         shadow_on || cfg.shadow.metrics_addr.is_some() || cfg.shadow.metrics_push.is_some();
     let mut metrics_rt = None;
     if metrics_wanted {
+        let started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         let metrics = Arc::new(Metrics::new(&ct_shadow::RecorderInfo {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             primary: shadow_engine(engine),
             shadow: shadow_namer.as_ref().map(|n| shadow_engine(n.engine())),
         }));
+        // The run id, as two gauges, before anything can scrape (docs/metrics.md).
+        metrics.set_run_identity(started.as_secs(), std::process::id());
         // The server binds before anything is written: a busy port or a bad address is
         // reported before the program starts (or, with --metrics-on-error continue,
         // the run carries on without /metrics).
@@ -328,9 +333,6 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
             }
             None => None,
         };
-        let started = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
         metrics_rt = Some(MetricsRuntime {
             metrics,
             server,
@@ -577,6 +579,8 @@ fn finish_metrics(
         python_version,
         exit_code,
     };
+    // The counts are final: the artifacts, the push and any later scrape say so.
+    rt.metrics.set_finished();
     match (&shadow, rt.shadow_on) {
         (Some(side), _) => match side.session.finish(&meta) {
             Ok(summary) => {

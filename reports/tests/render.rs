@@ -320,8 +320,18 @@ fn json_is_complete_and_stable() {
     let g = &v["gates"][2];
     assert_eq!(g["name"], "max_unexpected_divergence_rate");
     assert_eq!(g["passed"], false);
-    assert_eq!(g["actual"], 0.5);
+    // The gate compares the 95% Clopper–Pearson bound of 4 in 8, and shows the rate beside it.
+    assert_eq!(g["actual"], ct_reports::confidence::upper_bound(4, 8));
     assert_eq!(g["threshold"], 0.001);
+    assert_eq!(g["confidence"]["rate"], 0.5);
+    assert_eq!(g["confidence"]["upper"], g["actual"]);
+    assert_eq!(g["confidence"]["method"], "Clopper-Pearson");
+    assert!(
+        g["confidence"]["clean_comparisons_to_pass"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     let a = &v["aggregate"];
     assert_eq!(a["run_count"], 2);
     assert_eq!(a["comparisons"], 8);

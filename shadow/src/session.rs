@@ -72,6 +72,7 @@ impl ShadowSession {
         let dir = config.run_dir.join(SHADOW_DIR);
         let log = DivergenceLog::create(&dir)?;
         metrics.set_budget_exhausted(false);
+        metrics.set_sample_rate(config.sampler.rate());
         Ok(ShadowSession {
             metrics,
             sampler: config.sampler,
@@ -161,6 +162,9 @@ impl ShadowSession {
         }
         let d = compare(obs)?;
         m.inc_divergence(d.kind);
+        if !d.expected_by_adr {
+            m.inc_unexpected(d.kind);
+        }
         let slot = usize::from(!d.expected_by_adr);
         self.split[d.kind as usize][slot].fetch_add(1, Ordering::Relaxed);
         let written = self

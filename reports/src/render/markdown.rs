@@ -54,6 +54,24 @@ fn table(out: &mut Vec<String>, header: &[&str], align: &str, rows: Vec<Vec<Stri
     out.extend(grid::markdown(&columns, header, &rows));
 }
 
+/// The rate with its bound, and the runs counted once (see `super::evidence`).
+fn evidence_sections(agg: &Aggregate, gates: &[GateResult], out: &mut Vec<String>) {
+    let lines = super::evidence::confidence_lines(agg, gates);
+    if !lines.is_empty() {
+        out.push(String::new());
+        out.push(format!("### {}", super::evidence::confidence_heading()));
+        out.push(String::new());
+        out.extend(lines.iter().map(|l| format!("- {}", text(l))));
+    }
+    let dups = super::evidence::duplicate_notes(agg);
+    if !dups.is_empty() {
+        out.push(String::new());
+        out.push("### Evidence (each run counted once)".to_owned());
+        out.push(String::new());
+        out.extend(dups.iter().map(|d| format!("- {}", text(d))));
+    }
+}
+
 pub(super) fn render(agg: &Aggregate, gates: &[GateResult]) -> String {
     let mut out: Vec<String> = Vec::new();
     let verdict = if gates.is_empty() {
@@ -104,6 +122,7 @@ pub(super) fn render(agg: &Aggregate, gates: &[GateResult]) -> String {
             rows,
         );
     }
+    evidence_sections(agg, gates, &mut out);
 
     let kinds = d.worst_first();
     if !kinds.is_empty() {

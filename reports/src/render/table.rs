@@ -21,6 +21,7 @@ pub(super) fn render(agg: &Aggregate, gates: &[GateResult]) -> String {
     out.push(String::new());
     gates_section(gates, &mut out);
     out.push(String::new());
+    confidence_section(agg, gates, &mut out);
     kinds_section(agg, &mut out);
     out.push(String::new());
     filter_section(agg, &mut out);
@@ -103,6 +104,35 @@ fn gates_section(gates: &[GateResult], out: &mut Vec<String>) {
         if !g.passed {
             out.extend(wrap(&g.explanation, "      ", W));
         }
+    }
+}
+
+/// `text` wrapped at [`W`], indented by two, continuation lines by four.
+fn hanging(text: &str) -> Vec<String> {
+    let mut lines = wrap(text, "    ", W);
+    if let Some(first) = lines.first_mut() {
+        *first = format!("  {}", first.trim_start());
+    }
+    lines
+}
+
+/// The rate with its bound, and the runs counted once (see `super::evidence`).
+fn confidence_section(agg: &Aggregate, gates: &[GateResult], out: &mut Vec<String>) {
+    let lines = super::evidence::confidence_lines(agg, gates);
+    if !lines.is_empty() {
+        out.push(super::evidence::confidence_heading().to_uppercase());
+        for l in lines {
+            out.extend(hanging(&l));
+        }
+        out.push(String::new());
+    }
+    let dups = super::evidence::duplicate_notes(agg);
+    if !dups.is_empty() {
+        out.push("EVIDENCE (EACH RUN COUNTED ONCE)".to_owned());
+        for d in dups {
+            out.extend(hanging(&d));
+        }
+        out.push(String::new());
     }
 }
 
