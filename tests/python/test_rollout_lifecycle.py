@@ -232,7 +232,7 @@ def test_delete_dry_run_and_refusals(scratch, tmp_path):
 
 def _build_recorder(clone, target_dir, out_dir):
     """A ct-record from the clone: its cdylib (dev profile) beside its Python package."""
-    env = {"CARGO_TARGET_DIR": str(target_dir)}
+    env = {"CARGO_TARGET_DIR": str(target_dir), "CARGO_INCREMENTAL": "0"}
     triple = _run(["rustc", "-vV"], clone).stdout.split("host: ")[1].split()[0]
     # An explicit --target keeps the clone's libct_recorder.so apart from the main build's
     # (same target dir, so the dependencies are shared and nothing is rebuilt twice).
@@ -256,7 +256,7 @@ def test_delete_with_evidence_builds_and_refuses_legacy(scratch, tmp_path):
     run = _shadow_run(tmp_path, "globals-run", env={"CODETRACER_MODULE_NAME_FROM_GLOBALS": "1"})
     target = REPO / "target"
     done = _run([CT_ROLLOUT, "delete-legacy", "--yes", str(run)], scratch,
-                env={"CARGO_TARGET_DIR": str(target)}, timeout=1200)
+                env={"CARGO_TARGET_DIR": str(target), "CARGO_INCREMENTAL": "0"}, timeout=1200)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "verify: cargo check" in done.stderr
     assert not (scratch / "src" / "naming" / "legacy").exists()

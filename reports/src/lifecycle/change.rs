@@ -136,7 +136,12 @@ impl ChangeSet {
             let target = self.root.join(&c.path);
             if let Some(new) = &c.new {
                 let tmp = beside(&target, "tmp");
-                if let Err(e) = write_synced(&tmp, new) {
+                let written = write_synced(&tmp, new).and_then(|()| match fs::metadata(&target) {
+                    // The replacement keeps the file's mode (an executable script stays one).
+                    Ok(meta) => fs::set_permissions(&tmp, meta.permissions()),
+                    Err(_) => Ok(()),
+                });
+                if let Err(e) = written {
                     applied.pending.push(tmp);
                     let restored = applied.undo();
                     return Err(io_err(&c.path, "writing a temporary", &e, restored));
