@@ -292,3 +292,11 @@ def test_delete_with_evidence_builds_and_refuses_legacy(scratch, tmp_path):
         refused = _run(asked, proj, {**env, **extra})
         assert refused.returncode == 2, refused.stderr
         assert "legacy-deleted" in refused.stderr and "hi" not in refused.stdout
+
+
+def test_report_reads_the_repository_manifest_at_run_time(scratch, tmp_path):
+    run = _shadow_run(tmp_path, "run1")
+    assert _rollout("report", "--check", run, cwd=scratch).returncode == 1
+    _gates(scratch, min_runs=1, min_comparisons=1, max_unexpected_divergence_rate=1)
+    done = _rollout("report", "--check", run, cwd=scratch / "docs")
+    assert done.returncode == 0, done.stdout + done.stderr
