@@ -275,8 +275,11 @@ fn report(
     let manifest_text = match &manifest {
         Some(path) => std::fs::read_to_string(path)
             .map_err(|e| LifecycleError::Usage(format!("cannot read {}: {e}", path.display())))?,
+        // Only the gates matter here: read them from the repository's file as it is now.
         None => match Repo::find(repo, cwd) {
-            Ok(r) => RepoManifest::load(&r)?.text,
+            Ok(r) => std::fs::read_to_string(r.manifest_path()).map_err(|e| {
+                LifecycleError::Usage(format!("cannot read {}: {e}", r.manifest_path().display()))
+            })?,
             // An explicit --repo that is wrong is an error; outside any repository the
             // gates are the ones this tool was built with.
             Err(e) if repo.is_some() => return Err(e),

@@ -113,7 +113,7 @@ def test_status_without_and_with_evidence(scratch, tmp_path):
     assert gates["min_runs"]["passed"] is False and gates["min_runs"]["actual"] == 1
     assert data["next"] is None and "min_runs" in data["why"]
     # The manifest is read at run time: lenient gates make the flip the next step.
-    _gates(scratch, min_runs=1, min_comparisons=1)
+    _gates(scratch, min_runs=1, min_comparisons=1, max_unexpected_divergence_rate=1)
     data = json.loads(_rollout("status", "--format", "json", run, cwd=scratch).stdout)
     assert data["next"] == f"ct-rollout flip-default {run}"
     # No repository: a clear error, status 2.
