@@ -84,7 +84,13 @@ fn count(t: &toml::Table, section: &str, key: &str, min: i64) -> Result<u64, Str
 /// Parses and validates the manifest text. Errors name the table and key at fault.
 pub fn parse_manifest(text: &str) -> Result<Manifest, String> {
     let root: toml::Table = text.parse().map_err(|e| format!("not valid TOML: {e}"))?;
-    only_keys(&root, "", &["flag", "rollout", "gates"])?;
+    // `history` (the audit trail) and `lifecycle` (delete-legacy's check) are ct-rollout's;
+    // the build only needs to know they are allowed.
+    only_keys(
+        &root,
+        "",
+        &["flag", "rollout", "gates", "history", "lifecycle"],
+    )?;
 
     let flag = table(&root, "flag")?;
     only_keys(flag, "flag", &["name", "default"])?;

@@ -84,6 +84,7 @@ mod error;
 mod evidence;
 mod format;
 mod gates;
+pub mod lifecycle;
 mod load;
 mod prometheus;
 mod render;

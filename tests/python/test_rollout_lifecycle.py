@@ -1,0 +1,302 @@
+"""`ct-rollout status`, `flip-default` and `delete-legacy` as a user runs them: the real
+`ct-rollout` on a scratch `git clone` of this repository, checking files and exit codes.
+
+The last test deletes the legacy engine from the clone, checks the result with `cargo check`
+and builds a `ct-record` from it (CARGO_TARGET_DIR shared with the main build, so only the
+recorder crate itself is compiled again)."""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tomllib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = os.path.dirname(sys.executable)
+CT_RECORD = os.path.join(BIN, "ct-record")
+CT_ROLLOUT = os.path.join(BIN, "ct-rollout")
+ADR = "docs/adr/0016-module-names-from-globals.md"
+
+
+def _run(cmd, cwd, env=None, timeout=120, stdin=subprocess.DEVNULL):
+    full_env = dict(os.environ)
+    full_env.pop("CT_ROLLOUT_TEST_FAIL_AFTER", None)
+    full_env.update(env or {})
+    return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True,
+                          timeout=timeout, stdin=stdin)
+
+
+def _rollout(*args, cwd, env=None):
+    return _run([CT_ROLLOUT, *map(str, args)], cwd, env)
+
+
+def _tree(root):
+    """Every file of the clone (outside .git) with a digest of its bytes."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        if ".git" in path.relative_to(root).parts or not path.is_file():
+            continue
+        out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def _changed(root):
+    done = _run(["git", "status", "--porcelain", "--untracked-files=all"], root)
+    assert done.returncode == 0, done.stderr
+    return sorted(line[3:] for line in done.stdout.splitlines())
+
+
+@pytest.fixture
+def scratch(tmp_path):
+    """A clone of the committed repository (no target/, no .venv)."""
+    clone = tmp_path / "repo"
+    done = _run(["git", "clone", "--quiet", str(REPO), str(clone)], tmp_path)
+    assert done.returncode == 0, done.stderr
+    return clone
+
+
+def _gates(clone, **gates):
+    """Sets gates in the clone's manifest (the text keeps its comments)."""
+    path = clone / "rollout.toml"
+    text = path.read_text()
+    for key, value in gates.items():
+        lines = [f"{key} = {value}" if line.startswith(f"{key} =") else line for line in text.splitlines()]
+        text = "\n".join(lines) + "\n"
+    path.write_text(text)
+    _run(["git", "commit", "--quiet", "-am", "test gates"], clone,
+         env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+              "GIT_COMMITTER_EMAIL": "t@t"})
+
+
+def _shadow_run(tmp_path, name, env=None):
+    proj = tmp_path / "proj"
+    proj.mkdir(exist_ok=True)
+    (proj / "app.py").write_text("def f(x):\n    return x + 1\n\nprint(f(1))\n")
+    run_dir = tmp_path / name
+    done = _run([CT_RECORD, "--shadow-compare", "--quiet", "--trace-dir", str(run_dir), "app.py"], proj, env)
+    assert done.returncode == 0, done.stderr
+    return run_dir
+
+
+def _run_id(run_dir):
+    return json.loads((run_dir / "shadow" / "summary.json").read_text())["run"]["run_id"]
+
+
+def _manifest(clone):
+    return tomllib.loads((clone / "rollout.toml").read_text())
+
+
+def _forced_flip(clone):
+    done = _rollout("flip-default", "--force", "--reason", "staging soak done", "--yes", cwd=clone)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_status_without_and_with_evidence(scratch, tmp_path):
+    done = _rollout("status", cwd=scratch / "src")  # found upward
+    assert done.returncode == 0, done.stderr
+    assert "phase:        shadow" in done.stdout
+    assert "legacy engine" in done.stdout
+    assert "history:      (none)" in done.stdout
+    run = _shadow_run(tmp_path, "run1")
+    data = json.loads(_rollout("status", "--format", "json", run, cwd=scratch).stdout)
+    assert data["schema"] == "ct-rollout-status/1"
+    assert (data["phase"], data["default"], data["fresh_build_engine"]) == ("shadow", False, "legacy")
+    assert data["runs"] == [_run_id(run)]
+    gates = {g["name"]: g for g in data["gates"]}
+    assert gates["min_runs"]["passed"] is False and gates["min_runs"]["actual"] == 1
+    assert data["next"] is None and "min_runs" in data["why"]
+    # The manifest is read at run time: lenient gates make the flip the next step.
+    _gates(scratch, min_runs=1, min_comparisons=1, max_unexpected_divergence_rate=1)
+    data = json.loads(_rollout("status", "--format", "json", run, cwd=scratch).stdout)
+    assert data["next"] == f"ct-rollout flip-default {run}"
+    # No repository: a clear error, status 2.
+    (tmp_path / "empty").mkdir()
+    none = _rollout("status", cwd=tmp_path / "empty")
+    assert none.returncode == 2 and "no rollout.toml" in none.stderr
+    bad = _rollout("status", "--repo", tmp_path / "empty", cwd=scratch)
+    assert bad.returncode == 2 and "--repo" in bad.stderr
+
+
+def test_flip_refused_on_failing_gates_changes_nothing(scratch, tmp_path):
+    before = _tree(scratch)
+    run = _shadow_run(tmp_path, "run1")
+    done = _rollout("flip-default", "--yes", run, cwd=scratch)
+    assert done.returncode == 1
+    assert "gate min_runs failed" in done.stderr and "gate min_comparisons failed" in done.stderr
+    assert "--force --reason" in done.stderr
+    assert _tree(scratch) == before and _changed(scratch) == []
+
+
+def test_forced_flip_diff_files_audit_and_idempotence(scratch, tmp_path):
+    run = _shadow_run(tmp_path, "run1")
+    before = _tree(scratch)
+    # --force needs a reason, and a blank one is no reason: usage errors.
+    assert _rollout("flip-default", "--force", "--yes", run, cwd=scratch).returncode == 2
+    blank = _rollout("flip-default", "--force", "--reason", "  ", "--yes", run, cwd=scratch)
+    assert blank.returncode == 2 and "--reason" in blank.stderr
+    # Not a terminal and no --yes: refused after showing the diff.
+    asked = _rollout("flip-default", "--force", "--reason", "r", run, cwd=scratch)
+    assert asked.returncode == 1 and "--yes" in asked.stderr
+    dry = _rollout("flip-default", "--force", "--reason", "r", "--dry-run", run, cwd=scratch)
+    assert dry.returncode == 0 and "+phase = \"globals-default\"" in dry.stdout
+    assert _tree(scratch) == before
+
+    done = _rollout("flip-default", "--force", "--reason", "staging soak done", "--yes", run, cwd=scratch)
+    assert done.returncode == 0, done.stderr
+    for path in ("rollout.toml", "CHANGELOG.md", ADR):
+        assert f"--- a/{path}" in done.stdout
+    assert '-phase = "shadow"' in done.stdout and "+default = true" in done.stdout
+    assert _changed(scratch) == sorted(["CHANGELOG.md", "rollout.toml", ADR])
+    m = _manifest(scratch)
+    assert (m["rollout"]["phase"], m["flag"]["default"]) == ("globals-default", True)
+    [entry] = m["history"]
+    assert (entry["action"], entry["from"], entry["to"]) == ("flip-default", "shadow", "globals-default")
+    assert entry["forced"] is True and entry["reason"] == "staging soak done"
+    assert entry["runs"] == 1 and entry["run_ids"] == [_run_id(run)]
+    assert entry["evidence_digest"] == "sha256:" + hashlib.sha256(f"{_run_id(run)}\n".encode()).hexdigest()
+    assert entry["gates"]["min_runs"] == {"passed": False, "actual": 1, "threshold": 5}
+    assert entry["time"].endswith("Z")
+    # Comments and layout kept: only the edited lines and the appended entry differ.
+    diff = _run(["git", "diff", "--numstat", "rollout.toml"], scratch).stdout.split()
+    assert diff[1] == "2", diff
+    assert "# Current phase: legacy | shadow | globals-default | legacy-deleted." in (scratch / "rollout.toml").read_text()
+    changelog = (scratch / "CHANGELOG.md").read_text()
+    unreleased = changelog.split("## [Unreleased]", 1)[1].split("\n## ", 1)[0]
+    changed = unreleased.split("### Changed", 1)[1]
+    assert "Module names now come from `__name__`" in changed
+    assert "CODETRACER_MODULE_NAME_FROM_GLOBALS=0" in changed
+    assert "Status: **Accepted**" in (scratch / ADR).read_text()
+
+    # Again: nothing to do, no diff, nothing changed.
+    after = _tree(scratch)
+    again = _rollout("flip-default", "--force", "--reason", "again", "--yes", run, cwd=scratch)
+    assert again.returncode == 0 and "nothing to do" in again.stdout and "---" not in again.stdout
+    assert _tree(scratch) == after
+    status = _rollout("status", cwd=scratch)
+    assert "flip-default  shadow -> globals-default  FORCED  reason: staging soak done" in status.stdout
+
+
+def test_injected_failure_leaves_the_tree_byte_identical_and_revert(scratch):
+    before = _tree(scratch)
+    for n in ("1", "2"):
+        failed = _rollout("flip-default", "--force", "--reason", "r", "--yes", cwd=scratch,
+                          env={"CT_ROLLOUT_TEST_FAIL_AFTER": n})
+        assert failed.returncode == 1 and "restored" in failed.stderr
+        assert _tree(scratch) == before and _changed(scratch) == []
+    _forced_flip(scratch)
+    flipped = _tree(scratch)
+    # --revert needs a reason.
+    assert _rollout("flip-default", "--revert", "--yes", cwd=scratch).returncode == 2
+    failed = _rollout("flip-default", "--revert", "--reason", "incident 42", "--yes", cwd=scratch,
+                      env={"CT_ROLLOUT_TEST_FAIL_AFTER": "1"})
+    assert failed.returncode == 1 and _tree(scratch) == flipped
+    done = _rollout("flip-default", "--revert", "--reason", "incident 42", "--yes", cwd=scratch)
+    assert done.returncode == 0, done.stderr
+    m = _manifest(scratch)
+    assert (m["rollout"]["phase"], m["flag"]["default"]) == ("shadow", False)
+    assert [h["action"] for h in m["history"]] == ["flip-default", "revert"]
+    assert m["history"][1]["reason"] == "incident 42" and m["history"][1]["to"] == "shadow"
+    assert "reverted" in (scratch / "CHANGELOG.md").read_text()
+    again = _rollout("flip-default", "--revert", "--reason", "x", "--yes", cwd=scratch)
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+
+
+def test_delete_dry_run_and_refusals(scratch, tmp_path):
+    before = _tree(scratch)
+    early = _rollout("delete-legacy", "--yes", cwd=scratch)
+    assert early.returncode == 1 and "not globals-default" in early.stderr
+    _forced_flip(scratch)
+    flipped = _tree(scratch)
+    # No evidence since the flip; then a run that still chose legacy (this build's default).
+    none = _rollout("delete-legacy", "--yes", cwd=scratch)
+    assert none.returncode == 1 and "after the flip" in none.stderr
+    run = _shadow_run(tmp_path, "legacy-run")
+    legacy = _rollout("delete-legacy", "--yes", run, cwd=scratch)
+    assert legacy.returncode == 1 and _run_id(run) in legacy.stderr and "chose the legacy engine" in legacy.stderr
+    assert _tree(scratch) == flipped
+    dry = _rollout("delete-legacy", "--dry-run", "--force", "--reason", "preview", cwd=scratch)
+    assert dry.returncode == 0, dry.stderr
+    assert "--- a/src/naming/legacy/mod.rs\n+++ /dev/null" in dry.stdout
+    assert "--- a/src/naming/legacy/pyscan.rs\n+++ /dev/null" in dry.stdout
+    assert '-legacy-resolver = []' in dry.stdout and '+phase = "legacy-deleted"' in dry.stdout
+    assert _tree(scratch) == flipped
+    assert before != flipped
+
+
+def _build_recorder(clone, target_dir, out_dir):
+    """A ct-record from the clone: its cdylib (dev profile) beside its Python package."""
+    env = {"CARGO_TARGET_DIR": str(target_dir), "CARGO_INCREMENTAL": "0"}
+    triple = _run(["rustc", "-vV"], clone).stdout.split("host: ")[1].split()[0]
+    # An explicit --target keeps the clone's libct_recorder.so apart from the main build's
+    # (same target dir, so the dependencies are shared and nothing is rebuilt twice).
+    done = _run(["cargo", "build", "--quiet", "-p", "ct-recorder", "--lib", "--features", "extension-module",
+                 "--target", triple], clone, env, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lib = target_dir / triple / "debug" / "libct_recorder.so"
+    pkg = out_dir / "ct_recorder"
+    shutil.copytree(clone / "python" / "ct_recorder", pkg)
+    shutil.copy(lib, pkg / ("_native" + sysconfig.get_config_var("EXT_SUFFIX")))
+    return out_dir
+
+
+def test_delete_with_evidence_builds_and_refuses_legacy(scratch, tmp_path):
+    _gates(scratch, min_runs=1)
+    # The project check: `cargo check` of the whole result (the default is a build plus the
+    # Rust tests, too slow for this suite).
+    with open(scratch / "rollout.toml", "a") as f:
+        f.write('\n[lifecycle]\nverify = ["cargo check --quiet --workspace --all-targets"]\n')
+    _forced_flip(scratch)
+    run = _shadow_run(tmp_path, "globals-run", env={"CODETRACER_MODULE_NAME_FROM_GLOBALS": "1"})
+    target = REPO / "target"
+    done = _run([CT_ROLLOUT, "delete-legacy", "--yes", str(run)], scratch,
+                env={"CARGO_TARGET_DIR": str(target), "CARGO_INCREMENTAL": "0"}, timeout=1200)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "verify: cargo check" in done.stderr
+    assert not (scratch / "src" / "naming" / "legacy").exists()
+    assert not (scratch / "tests" / "naming_legacy_rules.rs").exists()
+    m = _manifest(scratch)
+    assert m["rollout"]["phase"] == "legacy-deleted" and m["history"][-1]["action"] == "delete-legacy"
+    assert m["history"][-1]["run_ids"] == [_run_id(run)] and m["history"][-1]["forced"] is False
+    cargo = tomllib.loads((scratch / "Cargo.toml").read_text())
+    assert "legacy-resolver" not in cargo["features"] and cargo["features"]["default"] == []
+    for path in scratch.rglob("*.rs"):
+        if path.is_relative_to(scratch / "reports"):
+            continue  # delete-legacy itself, whose docs and tests spell the attribute out
+        assert 'feature = "legacy-resolver"' not in path.read_text(), path
+    assert "### Removed" in (scratch / "CHANGELOG.md").read_text()
+    # Nothing left to delete.
+    again = _rollout("delete-legacy", "--yes", cwd=scratch)
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+
+    pkg = _build_recorder(scratch, target, tmp_path / "built")
+    env = {"PYTHONPATH": str(pkg)}
+    launcher = [sys.executable, "-c", "import sys; from ct_recorder.cli import ct_record; sys.argv[0] = 'ct-record'; ct_record()"]
+    proj = tmp_path / "proj2"
+    proj.mkdir()
+    (proj / "app.py").write_text("print('hi')\n")
+    policy = _run([*launcher, "--print-policy", "app.py"], proj, env)
+    assert policy.returncode == 0, policy.stderr
+    assert "globals" in policy.stdout and "rollout.toml" in policy.stdout
+    rec = _run([*launcher, "--trace-dir", str(tmp_path / "t"), "app.py"], proj, env)
+    assert rec.returncode == 0 and rec.stdout == "hi\n", rec.stderr
+    assert "<__main__>" in (tmp_path / "t" / "trace.json").read_text()
+    for asked in ([*launcher, "--no-module-name-from-globals", "app.py"], [*launcher, "app.py"]):
+        extra = {} if "--no-module-name-from-globals" in asked else {"CODETRACER_MODULE_NAME_FROM_GLOBALS": "0"}
+        refused = _run(asked, proj, {**env, **extra})
+        assert refused.returncode == 2, refused.stderr
+        assert "legacy-deleted" in refused.stderr and "hi" not in refused.stdout
+
+
+def test_report_reads_the_repository_manifest_at_run_time(scratch, tmp_path):
+    run = _shadow_run(tmp_path, "run1")
+    assert _rollout("report", "--check", run, cwd=scratch).returncode == 1
+    _gates(scratch, min_runs=1, min_comparisons=1, max_unexpected_divergence_rate=1)
+    done = _rollout("report", "--check", run, cwd=scratch / "docs")
+    assert done.returncode == 0, done.stdout + done.stderr
