@@ -58,7 +58,12 @@ test-rust: setup
 test-python: build
 	$(PY) -m pytest -q tests/python
 
-bench: build
+# coverage.py is one of the baselines; it goes into the venv only for the benchmarks.
+$(STAMPS)/bench-venv: $(STAMPS)/venv bench/requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
+bench: build $(STAMPS)/bench-venv
 	$(PY) bench/run.py
 
 # Criterion benches of the Rust internals (naming engines, filters).
