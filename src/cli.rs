@@ -335,9 +335,8 @@ fn explain_filter(
         module_hint.clone(),
     );
     let mut scoping = crate::tracer::scope::Scoping::new(chain);
-    #[cfg(feature = "legacy-resolver")]
     if engine == crate::naming::Engine::Legacy {
-        scoping.legacy_resolver = Some(crate::naming::LegacyResolver::from_python(py));
+        scoping.legacy_filter = crate::naming::legacy_engine().map(|e| e.filter_namer(py));
     }
     let modules = crate::naming::PySysModules::new();
     let (ctx, _) = scoping.decide(engine, &facts, &modules);

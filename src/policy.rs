@@ -305,33 +305,25 @@ impl Policy {
 
     /// The `--print-policy` text: one aligned row per setting, then the engines.
     pub fn render_table(&self) -> String {
-        let mut rows = vec![[
-            "setting".to_string(),
-            "value".to_string(),
-            "layer".to_string(),
-            "source".to_string(),
-        ]];
+        let mut b = tabled::builder::Builder::default();
+        b.push_record(["setting", "value", "layer", "source"]);
         for s in SETTINGS.iter() {
             let v = s.get(self);
-            rows.push([
+            b.push_record([
                 s.name.to_string(),
                 v.value.to_string(),
                 v.layer.to_string(),
                 v.source.clone().unwrap_or_else(|| "-".to_string()),
             ]);
         }
-        let mut widths = [0usize; 3];
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
+        let mut table = b.build();
+        // Columns two spaces apart, no borders: easy to read and to `grep`/`awk`.
+        table
+            .with(tabled::settings::Style::empty())
+            .with(tabled::settings::Padding::new(0, 2, 0, 0));
         let mut out = String::new();
-        for row in &rows {
-            for (w, cell) in widths.iter().zip(row) {
-                out.push_str(&format!("{cell:<w$}  "));
-            }
-            out.push_str(&row[3]);
+        for line in table.to_string().lines() {
+            out.push_str(line.trim_end());
             out.push('\n');
         }
         out.push_str(&format!(

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use ct_shadow::{Budget, Metrics, MetricsServer, RunMeta, Sampler, ShadowConfig, ShadowSession};
 
 use crate::filters::{FilterChain, FilterSummary, LoadOptions};
-use crate::naming::{Engine, GlobalsNamer, ModuleNamer, PySysModules};
+use crate::naming::{legacy_engine, Engine, GlobalsNamer, ModuleNamer, PySysModules};
 use crate::policy::{process_env, CliOverrides, Layer, Policy, PolicyError};
 use crate::tracer::scope::{Scoping, ValueCounters};
 use crate::tracer::shadow::{shadow_engine, ShadowSide};
@@ -76,23 +76,27 @@ struct MetricsRuntime {
     opts: ShadowOptions,
 }
 
-/// The naming engine for `engine`. Without the `legacy-resolver` feature the legacy engine
-/// does not exist; asking for it is an error the caller reports before anything runs.
+/// The naming engine for `engine`. A build without the legacy engine has none to give;
+/// asking for it is an error the caller reports before anything runs.
 pub fn make_namer(py: Python<'_>, engine: Engine) -> Result<Box<dyn ModuleNamer + Send>, String> {
     match engine {
         Engine::Globals => Ok(Box::new(GlobalsNamer::new())),
-        #[cfg(feature = "legacy-resolver")]
-        Engine::Legacy => Ok(Box::new(crate::naming::LegacyNamer::new(
-            crate::naming::LegacyResolver::from_python(py),
-        ))),
-        #[cfg(not(feature = "legacy-resolver"))]
-        Engine::Legacy => {
-            let _ = py;
-            Err(
-                "this build has no legacy engine (built without the `legacy-resolver` feature)"
-                    .into(),
-            )
-        }
+        Engine::Legacy => match legacy_engine() {
+            Some(legacy) => Ok(legacy.namer(py)),
+            None => Err(format!("this build has {}", no_legacy_engine())),
+        },
+    }
+}
+
+/// Why a build has no legacy engine, for error messages: deleted by the rollout, or built
+/// without the `legacy-resolver` feature.
+pub fn no_legacy_engine() -> String {
+    if crate::policy::rollout::PHASE == crate::policy::Phase::LegacyDeleted {
+        "no legacy engine: it was deleted (rollout phase legacy-deleted, see rollout.toml); \
+         module names come from `__name__`"
+            .to_owned()
+    } else {
+        "no legacy engine (built without the `legacy-resolver` feature)".to_owned()
     }
 }
 
@@ -146,7 +150,7 @@ pub fn primary_engine(policy: &Policy) -> Result<(Engine, String), String> {
     if setting.value {
         return Ok((Engine::Globals, layer));
     }
-    if cfg!(feature = "legacy-resolver") {
+    if legacy_engine().is_some() {
         return Ok((Engine::Legacy, layer));
     }
     if setting.layer == Layer::BuiltIn {
@@ -156,9 +160,9 @@ pub fn primary_engine(policy: &Policy) -> Result<(Engine, String), String> {
         ))
     } else {
         Err(format!(
-            "the legacy engine was asked for ({}) but this build has no legacy engine \
-             (built without the `legacy-resolver` feature)",
-            setting.source.as_deref().unwrap_or(setting.layer.as_str())
+            "the legacy engine was asked for ({}) but this build has {}",
+            setting.source.as_deref().unwrap_or(setting.layer.as_str()),
+            no_legacy_engine()
         ))
     }
 }
@@ -391,10 +395,9 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
         }
         _ => None,
     };
-    #[cfg(feature = "legacy-resolver")]
     if engine == Engine::Legacy || shadow_on {
         // The filter engine's own resolver, as in the reference (spec L7).
-        scoping.legacy_resolver = Some(crate::naming::LegacyResolver::from_python(py));
+        scoping.legacy_filter = legacy_engine().map(|e| e.filter_namer(py));
     }
     let mut recorder = Recorder::new(
         py,
@@ -546,17 +549,9 @@ fn with_default_host(addr: &str) -> String {
 /// The session's `sys.path` roots as the legacy resolver sees them (L2), for the shadow
 /// artifacts.
 fn session_roots(py: Python<'_>) -> Vec<String> {
-    #[cfg(feature = "legacy-resolver")]
-    {
-        crate::naming::LegacyResolver::from_python(py)
-            .roots()
-            .to_vec()
-    }
-    #[cfg(not(feature = "legacy-resolver"))]
-    {
-        let _ = py;
-        Vec::new()
-    }
+    legacy_engine()
+        .map(|e| e.session_roots(py))
+        .unwrap_or_default()
 }
 
 /// End of run for metrics and shadow mode: artifacts, the stderr summary, the push, and

@@ -1,5 +1,7 @@
 //! Number and text formatting shared by the gates and the renderers.
 
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
 /// `12345` → `12,345`.
 pub(crate) fn count(n: u64) -> String {
     let digits = n.to_string();
@@ -37,27 +39,55 @@ pub(crate) fn rate(r: f64) -> String {
     s + "%"
 }
 
-/// Width in columns, counting one per `char` (good enough for paths and identifiers).
+/// Display width in terminal columns: a CJK ideograph or an emoji takes two, a combining
+/// mark none (`unicode-width`, as `tabled` measures cells).
 pub(crate) fn width(s: &str) -> usize {
-    s.chars().count()
+    UnicodeWidthStr::width(s)
 }
 
-/// `s` cut to `max` columns by replacing its middle with `…`; the tail, which for a path is
-/// the file name, keeps two thirds of the room.
+fn char_width(c: char) -> usize {
+    UnicodeWidthChar::width(c).unwrap_or(0)
+}
+
+/// `s` cut to at most `max` columns by replacing its middle with `…`; the tail, which for a
+/// path is the file name, keeps two thirds of the room. A wide glyph is never split: the cut
+/// may leave the result one column short of `max`.
 pub(crate) fn elide(s: &str, max: usize) -> String {
-    let n = width(s);
-    if n <= max {
+    if width(s) <= max {
         return s.to_owned();
     }
-    if max <= 1 {
-        return "…".chars().take(max).collect();
+    if max == 0 {
+        return String::new();
     }
-    let tail = (max - 1) * 2 / 3;
-    let head = max - 1 - tail;
-    let mut out: String = s.chars().take(head).collect();
-    out.push('…');
-    out.extend(s.chars().skip(n - tail));
-    out
+    if max == 1 {
+        return "…".to_owned();
+    }
+    let head_room = max - 1 - (max - 1) * 2 / 3;
+    let mut head = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = char_width(c);
+        if used + w > head_room {
+            break;
+        }
+        used += w;
+        head.push(c);
+    }
+    // What a wide glyph left of the head's room goes to the tail.
+    let tail_room = max - 1 - used;
+    let mut tail: Vec<char> = Vec::new();
+    let mut used = 0;
+    for c in s.chars().rev() {
+        let w = char_width(c);
+        if used + w > tail_room {
+            break;
+        }
+        used += w;
+        tail.push(c);
+    }
+    head.push('…');
+    head.extend(tail.into_iter().rev());
+    head
 }
 
 /// Greedy word wrap of `text` to lines of at most `max` columns, each starting with
@@ -121,6 +151,19 @@ mod tests {
         assert!(e.starts_with("/srv/app/"), "{e}");
         assert!(e.ends_with("module_name.py"), "{e}");
         assert_eq!(elide("short", 30), "short");
+    }
+
+    #[test]
+    fn wide_glyphs_count_two_columns_and_are_never_split() {
+        assert_eq!(width("价格"), 4);
+        assert_eq!(width("✅ pass"), 7);
+        let s = "/srv/应用/价格/模块/非常长的文件名.py";
+        for max in 5..width(s) {
+            let e = elide(s, max);
+            assert!(width(&e) <= max && width(&e) + 1 >= max, "{max}: {e}");
+            assert!(e.contains('…'), "{e}");
+        }
+        assert!(elide(s, 12).ends_with(".py"));
     }
 
     #[test]

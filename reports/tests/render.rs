@@ -211,6 +211,28 @@ fn cell_pipes(line: &str) -> usize {
         .count()
 }
 
+/// The cells of a Markdown table row, trimmed (escaped pipes stay inside their cell).
+fn md_cells(line: &str) -> Vec<String> {
+    if !line.starts_with('|') {
+        return Vec::new();
+    }
+    let mut cells = vec![String::new()];
+    let mut prev = ' ';
+    for c in line.chars() {
+        if c == '|' && prev != '\\' {
+            cells.push(String::new());
+        } else {
+            cells.last_mut().unwrap().push(c);
+        }
+        prev = c;
+    }
+    let n = cells.len();
+    cells[1..n - 1]
+        .iter()
+        .map(|c| c.trim().to_owned())
+        .collect()
+}
+
 #[test]
 fn markdown_tables_hold_together_around_odd_names() {
     let (agg, gates) = report();
@@ -235,11 +257,36 @@ fn markdown_tables_hold_together_around_odd_names() {
     for (i, _) in text.match_indices("<module>") {
         assert_eq!(&text[i - 1..i], "`", "bare <module> at {i}");
     }
-    assert!(text.contains("| `max_filter_decision_changes` | 1 | ≤ 0 | ❌ **fail** |"));
-    assert!(text.contains("| `min_runs` | 2 | ≥ 2 | ✅ pass |"));
+    // Cells are padded so the raw text lines up too; compare what each cell says.
+    let has_row = |cells: &[&str]| {
+        text.lines().any(|l| {
+            let got = md_cells(l);
+            got.len() >= cells.len() && got[..cells.len()] == *cells
+        })
+    };
     assert!(
-        text.contains("| `other` | medium | 3 | 0 | **3** |"),
+        has_row(&["`max_filter_decision_changes`", "1", "≤ 0", "❌ **fail**"]),
         "{text}"
+    );
+    assert!(has_row(&["`min_runs`", "2", "≥ 2", "✅ pass"]), "{text}");
+    assert!(has_row(&["`other`", "medium", "3", "0", "**3**"]), "{text}");
+    // The delimiter rows carry the alignment: numbers to the right, verdicts centred.
+    let delimiter = text
+        .lines()
+        .find(|l| l.starts_with("|-") || l.starts_with("|:"))
+        .unwrap();
+    let marks: Vec<&str> = delimiter.trim_matches('|').split('|').collect();
+    assert!(
+        marks[0].starts_with('-') && marks[0].ends_with('-'),
+        "{delimiter}"
+    );
+    assert!(
+        marks[1].starts_with('-') && marks[1].ends_with(':'),
+        "{delimiter}"
+    );
+    assert!(
+        marks[3].starts_with(':') && marks[3].ends_with(':'),
+        "{delimiter}"
     );
 }
 
@@ -315,4 +362,48 @@ fn formats_parse_from_their_names() {
         e.contains("\"html\"") && e.contains("table, markdown or json"),
         "{e}"
     );
+}
+
+/// Display columns, as a terminal counts them: a CJK ideograph or an emoji takes two.
+fn display_width(line: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(line)
+}
+
+#[test]
+fn table_counts_wide_glyphs_as_two_columns() {
+    // Each ideograph takes two columns: counted as one, rows overflowed and columns drifted.
+    let wide = "/srv/应用/价格服务/计算模块/非常非常长的文件名字用来测试宽字符的显示宽度.py";
+    let runs = Runs::new();
+    let a = runs.record(
+        "运行-一",
+        Engine::Globals,
+        &[other(wide), other("/srv/app/narrow.py")],
+    );
+    let b = runs.record("run-two", Engine::Legacy, &[other(wide)]);
+    let reports: Vec<_> = [a, b].iter().map(|d| load_run(d).unwrap()).collect();
+    let text = render(&aggregate(&reports), &[], Format::Table);
+    for line in text.lines() {
+        assert!(
+            display_width(line) <= 100,
+            "{} columns: {line}",
+            display_width(line)
+        );
+    }
+    // The wide path lost its middle, not its file name.
+    assert!(text.contains("的显示宽度.py <module>"), "{text}");
+    // In the RUNS table the engine column starts at the same display column on every row.
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines.iter().position(|l| l.starts_with("RUNS")).unwrap();
+    let starts: Vec<usize> = lines[at + 1..at + 4]
+        .iter()
+        .map(|l| {
+            let i = [" primary", " globals", " legacy"]
+                .iter()
+                .filter_map(|e| l.find(e))
+                .min()
+                .unwrap_or_else(|| panic!("no engine in {l:?}\n{text}"));
+            display_width(&l[..i])
+        })
+        .collect();
+    assert!(starts.iter().all(|&s| s == starts[0]), "{starts:?}\n{text}");
 }

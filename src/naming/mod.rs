@@ -13,17 +13,15 @@
 //! the legacy engine reads it; [`PySysModules`] reads the real one without running any
 //! Python code, [`MemTable`] is an in-memory table for tests and benchmarks.
 
+use pyo3::Python;
+
 pub mod globals;
-#[cfg(feature = "legacy-resolver")]
-pub mod legacy;
 mod memory;
 pub mod paths;
 mod python;
 mod table;
 
 pub use globals::GlobalsNamer;
-#[cfg(feature = "legacy-resolver")]
-pub use legacy::{legacy_filter_module_name, LegacyNamer, LegacyResolver, SysPathEntry};
 pub use memory::{MemObject, MemTable, MemValue};
 pub use python::{
     read_attr_hook_free, read_globals_facts, read_module_attrs_hook_free, Moment, PySysModules,
@@ -216,6 +214,63 @@ pub trait ModuleNamer {
     fn report(&self) -> Option<serde_json::Value> {
         None
     }
+}
+
+// Registration point of the legacy engine: these three items, `legacy/` and the cargo
+// feature are all there is of it.
+#[cfg(feature = "legacy-resolver")]
+pub mod legacy;
+#[cfg(feature = "legacy-resolver")]
+const LEGACY: Option<&dyn LegacyEngine> = Some(&legacy::ENGINE);
+#[cfg(not(feature = "legacy-resolver"))]
+const LEGACY: Option<&dyn LegacyEngine> = None;
+
+/// The legacy engine this build has, if any (see the module documentation).
+#[inline]
+pub fn legacy_engine() -> Option<&'static dyn LegacyEngine> {
+    LEGACY
+}
+
+/// What the recorder needs from the legacy engine (spec Part L). Its one implementation is
+/// in `legacy/`; everything else reaches the engine through this trait.
+pub trait LegacyEngine: Sync {
+    /// The label engine for a session, built when it starts (after `sys.path[0]` is set
+    /// for the target): L2 roots are taken then.
+    fn namer(&self, py: Python<'_>) -> Box<dyn ModuleNamer + Send>;
+    /// The filter engine's own resolver (spec L7: two resolvers, two caches), giving the
+    /// F4.3 module name of legacy filter decisions.
+    fn filter_namer(&self, py: Python<'_>) -> Box<dyn FilterModuleNamer + Send>;
+    /// The session's `sys.path` roots as the legacy resolver sees them (L2).
+    fn session_roots(&self, py: Python<'_>) -> Vec<String>;
+    /// The state the engine keeps beside one reader of the real `sys.modules` and shares
+    /// between every resolver reading it (the incremental scanner).
+    fn sys_modules_state(&self) -> Box<dyn SysModulesState>;
+}
+
+/// The module name a filter engine's decisions use, from an engine's own resolver.
+pub trait FilterModuleNamer {
+    /// `relative` is the filter engine's F4.2 relative path, `absolute` the F4.1
+    /// normalised `co_filename`.
+    fn filter_module_name(
+        &mut self,
+        relative: Option<&str>,
+        absolute: &str,
+        modules: &dyn ModuleTable,
+    ) -> Option<String>;
+    /// The resolver's counters, for `trace_metadata.json`.
+    fn report(&self) -> Option<serde_json::Value>;
+}
+
+/// Engine state kept by a [`PySysModules`] (see [`LegacyEngine::sys_modules_state`]).
+pub trait SysModulesState: Send {
+    /// Drops every cached reference (end of a session).
+    fn release(&mut self);
+    /// A naming moment opens ([`PySysModules::moment`]).
+    fn begin_moment(&mut self);
+    /// The naming moment closes.
+    fn end_moment(&mut self);
+    /// For the engine to reach its own type.
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
 }
 
 /// A valid dotted name: non-empty segments separated by `.`, each made only of ASCII

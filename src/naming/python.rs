@@ -54,21 +54,21 @@ use super::table::{
     AttrValue, EntryId, EntryRead, ModuleEntry, ModuleTable, ObjectAttrs, SpecValue, Stamp,
     StampInner,
 };
-use super::GlobalsName;
+use super::{legacy_engine, GlobalsName, SysModulesState};
 
 /// What a [`Stamp`] of [`PySysModules`] checks: words of memory the read depended on, each
 /// with the value it had then. Every object whose memory is watched is kept alive by the
 /// stamp, so an address cannot be reused by another object while the stamp exists.
 pub(crate) struct PyStamp {
-    keep: Vec<Py<PyAny>>,
-    watches: Vec<Watch>,
+    pub(crate) keep: Vec<Py<PyAny>>,
+    pub(crate) watches: Vec<Watch>,
     /// The read invoked a descriptor (a `__slots__` member or a getset of `type`), whose
     /// value can change without any watched word changing: the stamp never holds, and
     /// such entries are re-read on every lookup.
-    volatile: bool,
+    pub(crate) volatile: bool,
     /// For each instance dict read: the lookups made in it (used by the legacy scanner).
     #[cfg_attr(not(feature = "legacy-resolver"), allow(dead_code))]
-    deep: Vec<DeepCheck>,
+    pub(crate) deep: Vec<DeepCheck>,
 }
 
 /// The lookups a read made in one instance dict, with their results (kept alive by the
@@ -80,32 +80,9 @@ pub(crate) struct PyStamp {
 pub(crate) struct DeepCheck {
     /// Index of the dict's version watch among the stamp's watches.
     pub(crate) watch: u32,
-    dict: usize,
+    pub(crate) dict: usize,
     /// `(key, result)` addresses; a null result: the key was absent.
-    lookups: Vec<(usize, usize)>,
-}
-
-#[cfg(feature = "legacy-resolver")]
-impl DeepCheck {
-    /// Repeats the lookups; true when every one finds what it found before. May run code
-    /// only as a dict lookup can (the `__eq__` of a `str` subclass key with a colliding
-    /// hash), so never call it where program code must not run.
-    ///
-    /// # Safety
-    /// The GIL is held and the stamp this check came from is alive.
-    pub(crate) unsafe fn repeat(&self) -> bool {
-        self.lookups.iter().all(|&(key, result)| {
-            let found = ffi::PyDict_GetItemWithError(
-                self.dict as *mut ffi::PyObject,
-                key as *mut ffi::PyObject,
-            );
-            if found.is_null() && !ffi::PyErr_Occurred().is_null() {
-                ffi::PyErr_Clear();
-                return false;
-            }
-            found as usize == result
-        })
-    }
+    pub(crate) lookups: Vec<(usize, usize)>,
 }
 
 impl PyStamp {
@@ -119,13 +96,6 @@ impl PyStamp {
     pub(crate) fn holds(&self) -> bool {
         !self.volatile && self.watches.iter().all(|w| w.holds())
     }
-
-    /// The kept objects, the watches and the volatile flag, for a scanner that stores
-    /// them its own way.
-    #[cfg(feature = "legacy-resolver")]
-    pub(crate) fn into_parts(self) -> (Vec<Py<PyAny>>, Vec<Watch>, bool, Vec<DeepCheck>) {
-        (self.keep, self.watches, self.volatile, self.deep)
-    }
 }
 
 /// One word of memory and the value it had when a read looked at it:
@@ -137,39 +107,19 @@ impl PyStamp {
 /// - `ty.__mro__` is still the same tuple: the `tp_mro` word of `ty`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Watch {
-    addr: *const usize,
-    want: usize,
+    pub(crate) addr: *const usize,
+    pub(crate) want: usize,
 }
 
 // SAFETY: a watch is only read with the GIL held, and its owner keeps the watched object
 // alive (see `PyStamp`).
 unsafe impl Send for Watch {}
 
-/// The word [`Watch::always`] watches: never written.
-#[cfg(feature = "legacy-resolver")]
-static ALWAYS_WORD: usize = 0;
-
 impl Watch {
-    /// A watch that always holds (fills unused inline watch slots).
-    #[cfg(feature = "legacy-resolver")]
-    pub(crate) const fn always() -> Watch {
-        Watch {
-            addr: &ALWAYS_WORD as *const usize,
-            want: 0,
-        }
-    }
-
     /// # Safety
     /// `addr` must point into an object that outlives the watch.
     unsafe fn new(addr: *const usize) -> Self {
         Watch { addr, want: *addr }
-    }
-
-    /// Accepts the word's current value (after a deep check proved it harmless).
-    #[cfg(feature = "legacy-resolver")]
-    pub(crate) fn renew(&mut self) {
-        // SAFETY: as for `holds`.
-        self.want = unsafe { *self.addr };
     }
 
     #[inline]
@@ -558,13 +508,20 @@ struct Snapshot {
 /// Keep one per session: it remembers the last snapshot and reuses it while `sys.modules`
 /// is unchanged (same dict object, same version). The snapshot keeps the entries it holds
 /// alive until the next lookup replaces it.
-#[derive(Default)]
 pub struct PySysModules {
     last: RefCell<Option<Snapshot>>,
-    /// The legacy engine's incremental scanner, shared by every resolver reading this
-    /// `sys.modules` (spec L7's two resolvers, and the shadow engine's).
-    #[cfg(feature = "legacy-resolver")]
-    scanner: RefCell<crate::naming::legacy::pyscan::PyScanner>,
+    /// The legacy engine's state (its incremental scanner), shared by every resolver
+    /// reading this `sys.modules` (spec L7's two resolvers, and the shadow engine's).
+    engine_state: RefCell<Option<Box<dyn SysModulesState>>>,
+}
+
+impl Default for PySysModules {
+    fn default() -> Self {
+        PySysModules {
+            last: RefCell::new(None),
+            engine_state: RefCell::new(legacy_engine().map(|e| e.sys_modules_state())),
+        }
+    }
 }
 
 impl PySysModules {
@@ -573,12 +530,18 @@ impl PySysModules {
         Self::default()
     }
 
+    /// The legacy engine's state beside this reader (`None` in a build without it).
+    pub fn engine_state(&self) -> &RefCell<Option<Box<dyn SysModulesState>>> {
+        &self.engine_state
+    }
+
     /// Drops the remembered snapshot and the scanner's cache (say at the end of a
     /// session).
     pub fn release(&self) {
         self.last.borrow_mut().take();
-        #[cfg(feature = "legacy-resolver")]
-        self.scanner.borrow_mut().release();
+        if let Some(state) = self.engine_state.borrow_mut().as_mut() {
+            state.release();
+        }
     }
 
     /// Opens a naming moment, closed when the guard is dropped: meanwhile every legacy
@@ -586,8 +549,9 @@ impl PySysModules {
     /// resolvers had looked at `sys.modules` at the same instant. Open it only around code
     /// that runs no program code (a tracer callback naming one code object).
     pub fn moment(&self) -> Moment<'_> {
-        #[cfg(feature = "legacy-resolver")]
-        self.scanner.borrow_mut().begin_moment();
+        if let Some(state) = self.engine_state.borrow_mut().as_mut() {
+            state.begin_moment();
+        }
         Moment { modules: self }
     }
 
@@ -633,12 +597,11 @@ pub struct Moment<'a> {
 
 impl Drop for Moment<'_> {
     fn drop(&mut self) {
-        #[cfg(feature = "legacy-resolver")]
-        if let Ok(mut scanner) = self.modules.scanner.try_borrow_mut() {
-            scanner.end_moment();
+        if let Ok(mut state) = self.modules.engine_state.try_borrow_mut() {
+            if let Some(state) = state.as_mut() {
+                state.end_moment();
+            }
         }
-        #[cfg(not(feature = "legacy-resolver"))]
-        let _ = self.modules;
     }
 }
 
@@ -704,16 +667,8 @@ impl ModuleEntry for PyEntry<'_, '_> {
 }
 
 impl ModuleTable for PySysModules {
-    #[cfg(feature = "legacy-resolver")]
-    fn shared_scan(
-        &self,
-        target: &str,
-        stats: &mut crate::naming::legacy::ScanStats,
-    ) -> Option<Option<String>> {
-        // A lookup made while another one is under way (a finalizer run by a read that
-        // reached the recorder again) takes the generic path instead.
-        let mut scanner = self.scanner.try_borrow_mut().ok()?;
-        Some(scanner.scan(target, self, stats))
+    fn py_sys_modules(&self) -> Option<&PySysModules> {
+        Some(self)
     }
 
     fn for_each_entry(&self, visit: &mut dyn FnMut(&dyn ModuleEntry) -> ControlFlow<()>) {

@@ -170,15 +170,9 @@ pub trait ModuleEntry {
 
 /// `sys.modules` as it is at the moment of a lookup.
 pub trait ModuleTable {
-    /// L4 for `target` by a scanner the table owns and shares between resolvers (the real
-    /// `sys.modules` has one, see `legacy::pyscan`). `None`: the table has none, and the
-    /// resolver uses its own [`ScanCache`](crate::naming::legacy::scan::ScanCache).
-    #[cfg(feature = "legacy-resolver")]
-    fn shared_scan(
-        &self,
-        _target: &str,
-        _stats: &mut crate::naming::legacy::ScanStats,
-    ) -> Option<Option<String>> {
+    /// The real `sys.modules` behind this table, if that is what it is (an engine may
+    /// keep state beside it, see [`PySysModules`](crate::naming::PySysModules)).
+    fn py_sys_modules(&self) -> Option<&crate::naming::PySysModules> {
         None
     }
 

@@ -230,11 +230,8 @@ impl Recorder {
                 reports.insert("labels", report);
             }
         }
-        #[cfg(feature = "legacy-resolver")]
-        if let Some(resolver) = &self.scoping.legacy_resolver {
-            if let Ok(report) = serde_json::to_value(resolver.stats()) {
-                reports.insert("filters", report);
-            }
+        if let Some(report) = self.scoping.legacy_filter.as_ref().and_then(|n| n.report()) {
+            reports.insert("filters", report);
         }
         reports
     }

@@ -18,14 +18,13 @@ use serde::Serialize;
 use crate::filters::{
     globals_filter_module_name, Decision, FilterChain, ScopeContext, ValueAction, ValueKind,
 };
-use crate::naming::{CodeFacts, Engine, GlobalsName, ModuleTable};
+use crate::naming::{CodeFacts, Engine, FilterModuleNamer, GlobalsName, ModuleTable};
 use crate::writer::TraceBuilder;
 
 pub struct Scoping {
     pub chain: FilterChain,
     /// The filter engine's own legacy resolver (only when a legacy name is needed).
-    #[cfg(feature = "legacy-resolver")]
-    pub legacy_resolver: Option<crate::naming::LegacyResolver>,
+    pub legacy_filter: Option<Box<dyn FilterModuleNamer + Send>>,
     pub values: ValueCounters,
     pub skipped_by_filter: u64,
 }
@@ -34,8 +33,7 @@ impl Scoping {
     pub fn new(chain: FilterChain) -> Self {
         Scoping {
             chain,
-            #[cfg(feature = "legacy-resolver")]
-            legacy_resolver: None,
+            legacy_filter: None,
             values: ValueCounters::default(),
             skipped_by_filter: 0,
         }
@@ -58,18 +56,10 @@ impl Scoping {
                 };
                 globals_filter_module_name(dunder, relative, absolute)
             }
-            #[cfg(feature = "legacy-resolver")]
-            Engine::Legacy => match self.legacy_resolver.as_mut() {
-                Some(resolver) => {
-                    crate::naming::legacy_filter_module_name(resolver, relative, absolute, modules)
-                }
-                None => None,
-            },
-            #[cfg(not(feature = "legacy-resolver"))]
-            Engine::Legacy => {
-                let _ = modules;
-                None
-            }
+            Engine::Legacy => self
+                .legacy_filter
+                .as_mut()
+                .and_then(|namer| namer.filter_module_name(relative, absolute, modules)),
         }
     }
 

@@ -6,6 +6,7 @@ use crate::aggregate::Aggregate;
 use crate::format::{count, name_or_none, rate};
 use crate::gates::{all_passed, GateResult};
 
+use super::grid::{self, Align};
 use super::rule_text;
 use super::table::example_details;
 
@@ -40,23 +41,17 @@ fn text(s: &str) -> String {
     out
 }
 
+/// A table after the lines so far; `align` has one letter per column (`l`, `r`, `c`).
 fn table(out: &mut Vec<String>, header: &[&str], align: &str, rows: Vec<Vec<String>>) {
-    out.push(format!("| {} |", header.join(" | ")));
-    out.push(format!(
-        "|{}|",
-        align
-            .chars()
-            .map(|a| match a {
-                'r' => "---:",
-                'c' => ":---:",
-                _ => "---",
-            })
-            .collect::<Vec<_>>()
-            .join("|")
-    ));
-    for row in rows {
-        out.push(format!("| {} |", row.join(" | ")));
-    }
+    let columns: Vec<Align> = align
+        .chars()
+        .map(|a| match a {
+            'r' => Align::Right,
+            'c' => Align::Center,
+            _ => Align::Left,
+        })
+        .collect();
+    out.extend(grid::markdown(&columns, header, &rows));
 }
 
 pub(super) fn render(agg: &Aggregate, gates: &[GateResult]) -> String {

@@ -5,43 +5,10 @@ use crate::aggregate::{Aggregate, DivergenceGroup};
 use crate::format::{count, elide, n_of, name_or_none, rate, width, wrap};
 use crate::gates::{all_passed, GateResult};
 
+use super::grid::{terminal, Align};
 use super::{rule_text, TABLE_WIDTH};
 
 const W: usize = TABLE_WIDTH;
-
-#[derive(Clone, Copy)]
-enum Align {
-    Left,
-    Right,
-}
-
-/// Fixed-width columns, two spaces apart, indented by two. Cells wider than their column
-/// are elided in the middle, so a row never exceeds the sum of the widths.
-struct Columns<'a>(&'a [(usize, Align)]);
-
-impl Columns<'_> {
-    fn row(&self, cells: &[&str]) -> String {
-        let mut line = String::from(" ");
-        for ((w, align), cell) in self.0.iter().zip(cells) {
-            let cell = elide(cell, *w);
-            let pad = " ".repeat(w - width(&cell));
-            line.push(' ');
-            match align {
-                Align::Left => {
-                    line.push_str(&cell);
-                    line.push_str(&pad);
-                }
-                Align::Right => {
-                    line.push_str(&pad);
-                    line.push_str(&cell);
-                }
-            }
-            line.push(' ');
-        }
-        line.truncate(line.trim_end().len());
-        line
-    }
-}
 
 /// `text` after `indent` spaces, elided to fit [`W`].
 fn indented(indent: usize, text: &str) -> String {
@@ -107,17 +74,32 @@ fn gates_section(gates: &[GateResult], out: &mut Vec<String>) {
     } else {
         format!("GATES: FAILED ({failed} of {})", gates.len())
     });
-    let cols = Columns(&[
-        (32, Align::Left),
-        (12, Align::Right),
-        (14, Align::Right),
-        (7, Align::Left),
-    ]);
-    out.push(cols.row(&["gate", "actual", "threshold", "verdict"]));
-    for g in gates {
-        let threshold = format!("{} {}", g.relation(), g.threshold);
-        let verdict = if g.passed { "pass" } else { "FAIL" };
-        out.push(cols.row(&[&g.name, &g.actual.to_string(), &threshold, verdict]));
+    let rows: Vec<Vec<String>> = gates
+        .iter()
+        .map(|g| {
+            vec![
+                g.name.clone(),
+                g.actual.to_string(),
+                format!("{} {}", g.relation(), g.threshold),
+                if g.passed { "pass" } else { "FAIL" }.to_owned(),
+            ]
+        })
+        .collect();
+    let mut lines = terminal(
+        &[
+            (32, Align::Left),
+            (12, Align::Right),
+            (14, Align::Right),
+            (7, Align::Left),
+        ],
+        &["gate", "actual", "threshold", "verdict"],
+        &rows,
+    )
+    .into_iter();
+    out.extend(lines.next());
+    // Each failing gate's row is followed by why it failed.
+    for (g, line) in gates.iter().zip(lines) {
+        out.push(line);
         if !g.passed {
             out.extend(wrap(&g.explanation, "      ", W));
         }
@@ -131,23 +113,29 @@ fn kinds_section(agg: &Aggregate, out: &mut Vec<String>) {
         out.push("  none".to_owned());
         return;
     }
-    let cols = Columns(&[
-        (26, Align::Left),
-        (8, Align::Left),
-        (10, Align::Right),
-        (10, Align::Right),
-        (10, Align::Right),
-    ]);
-    out.push(cols.row(&["kind", "severity", "total", "expected", "unexpected"]));
-    for (kind, c) in kinds {
-        out.push(cols.row(&[
-            kind,
-            c.severity.as_str(),
-            &count(c.expected + c.unexpected),
-            &count(c.expected),
-            &count(c.unexpected),
-        ]));
-    }
+    let rows: Vec<Vec<String>> = kinds
+        .iter()
+        .map(|(kind, c)| {
+            vec![
+                kind.to_string(),
+                c.severity.as_str().to_owned(),
+                count(c.expected + c.unexpected),
+                count(c.expected),
+                count(c.unexpected),
+            ]
+        })
+        .collect();
+    out.extend(terminal(
+        &[
+            (26, Align::Left),
+            (8, Align::Left),
+            (10, Align::Right),
+            (10, Align::Right),
+            (10, Align::Right),
+        ],
+        &["kind", "severity", "total", "expected", "unexpected"],
+        &rows,
+    ));
 }
 
 fn filter_section(agg: &Aggregate, out: &mut Vec<String>) {
@@ -217,18 +205,39 @@ fn top_section(agg: &Aggregate, out: &mut Vec<String>) {
         });
         return;
     }
-    let cols = Columns(&[
-        (7, Align::Right),
-        (5, Align::Right),
-        (23, Align::Left),
-        (55, Align::Left),
-    ]);
-    out.push(cols.row(&["count", "runs", "kind", "code object"]));
-    for g in &agg.top_unexpected {
-        let code = format!("{} {}", g.filename, g.qualname);
-        out.push(cols.row(&[&count(g.count), &count(g.runs), g.kind.as_str(), &code]));
+    let rows: Vec<Vec<String>> = agg
+        .top_unexpected
+        .iter()
+        .map(|g| {
+            vec![
+                count(g.count),
+                count(g.runs),
+                g.kind.as_str().to_owned(),
+                format!("{} {}", g.filename, g.qualname),
+            ]
+        })
+        .collect();
+    let mut lines = terminal(
+        &[
+            (7, Align::Right),
+            (5, Align::Right),
+            (23, Align::Left),
+            (55, Align::Left),
+        ],
+        &["count", "runs", "kind", "code object"],
+        &rows,
+    )
+    .into_iter();
+    let header = lines.next().unwrap_or_default();
+    // The example's details line up under the code object they belong to.
+    let indent = header
+        .find("code object")
+        .map_or(4, |at| width(&header[..at]));
+    out.push(header);
+    for (g, line) in agg.top_unexpected.iter().zip(lines) {
+        out.push(line);
         for detail in example_details(g) {
-            out.extend(wrap(&detail, &" ".repeat(43), W));
+            out.extend(wrap(&detail, &" ".repeat(indent), W));
         }
     }
 }
@@ -286,11 +295,15 @@ fn engines_section(agg: &Aggregate, out: &mut Vec<String>) {
         out.push("  none".to_owned());
         return;
     }
-    let cols = Columns(&[(8, Align::Left), (24, Align::Left), (10, Align::Right)]);
-    out.push(cols.row(&["engine", "reason", "count"]));
-    for (e, r, n) in rows {
-        out.push(cols.row(&[e.as_str(), r, &count(*n)]));
-    }
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|(e, r, n)| vec![e.as_str().to_owned(), r.clone(), count(*n)])
+        .collect();
+    out.extend(terminal(
+        &[(8, Align::Left), (24, Align::Left), (10, Align::Right)],
+        &["engine", "reason", "count"],
+        &rows,
+    ));
 }
 
 fn runs_section(agg: &Aggregate, out: &mut Vec<String>) {
@@ -299,25 +312,6 @@ fn runs_section(agg: &Aggregate, out: &mut Vec<String>) {
         out.push("  none".to_owned());
         return;
     }
-    // Engine columns fit the longest engine name ("globals") whole.
-    let cols = Columns(&[
-        (28, Align::Left),
-        (7, Align::Left),
-        (7, Align::Left),
-        (10, Align::Right),
-        (11, Align::Right),
-        (10, Align::Right),
-        (8, Align::Right),
-    ]);
-    out.push(cols.row(&[
-        "run",
-        "primary",
-        "shadow",
-        "compared",
-        "divergences",
-        "unexpected",
-        "filter",
-    ]));
     let label = |r: &crate::aggregate::RunLine| {
         if r.run_id.is_empty() {
             r.dir.clone()
@@ -325,17 +319,43 @@ fn runs_section(agg: &Aggregate, out: &mut Vec<String>) {
             r.run_id.clone()
         }
     };
-    for r in &agg.runs {
-        out.push(cols.row(&[
-            &label(r),
-            r.primary.as_str(),
-            r.shadow.map_or("none", |e| e.as_str()),
-            &count(r.comparisons),
-            &count(r.divergences),
-            &count(r.unexpected),
-            &count(r.filter_decision_changes),
-        ]));
-    }
+    let rows: Vec<Vec<String>> = agg
+        .runs
+        .iter()
+        .map(|r| {
+            vec![
+                label(r),
+                r.primary.as_str().to_owned(),
+                r.shadow.map_or("none", |e| e.as_str()).to_owned(),
+                count(r.comparisons),
+                count(r.divergences),
+                count(r.unexpected),
+                count(r.filter_decision_changes),
+            ]
+        })
+        .collect();
+    // Engine columns fit the longest engine name ("globals") whole.
+    out.extend(terminal(
+        &[
+            (28, Align::Left),
+            (7, Align::Left),
+            (7, Align::Left),
+            (10, Align::Right),
+            (11, Align::Right),
+            (10, Align::Right),
+            (8, Align::Right),
+        ],
+        &[
+            "run",
+            "primary",
+            "shadow",
+            "compared",
+            "divergences",
+            "unexpected",
+            "filter",
+        ],
+        &rows,
+    ));
     let noted: Vec<_> = agg.runs.iter().filter(|r| !r.notes.is_empty()).collect();
     if noted.is_empty() {
         return;

@@ -1,8 +1,10 @@
 //! The legacy engine (spec Part L): `sys.path` roots, filesystem heuristics and a
 //! `sys.modules` scan keyed by the code object's file name.
 //!
-//! Compiled only with the `legacy-resolver` cargo feature. Deleting the legacy engine is
-//! deleting this directory, the feature and the lines gated on it.
+//! Compiled only with the `legacy-resolver` cargo feature. The recorder reaches it only
+//! through [`ENGINE`], its [`LegacyEngine`](crate::naming::LegacyEngine) registered in
+//! `naming/mod.rs`; deleting the legacy engine is deleting this directory, the feature and
+//! that registration (`ct-rollout delete-legacy`).
 //!
 //! - [`paths`]: L1 helpers;
 //! - [`roots`]: L2 session roots, L3 path candidate and heuristics;
@@ -136,10 +138,12 @@ impl LegacyResolver {
     /// table's shared scanner when it has one, its own [`ScanCache`] otherwise.
     pub fn scan(&mut self, target: &str, modules: &dyn ModuleTable) -> Option<String> {
         match self.strategy {
-            ScanStrategy::Cached => match modules.shared_scan(target, &mut self.stats.scan) {
-                Some(answer) => answer,
-                None => self.scan_cache.scan(target, modules, &mut self.stats.scan),
-            },
+            ScanStrategy::Cached => {
+                match pyscan::shared_scan(modules, target, &mut self.stats.scan) {
+                    Some(answer) => answer,
+                    None => self.scan_cache.scan(target, modules, &mut self.stats.scan),
+                }
+            }
             ScanStrategy::Reference => reference_scan(target, modules, &mut self.stats.scan),
         }
     }
@@ -277,5 +281,47 @@ impl ModuleNamer for LegacyNamer {
             Some(name) => Naming::named(name),
             None => Naming::fallback(FallbackReason::Unresolved),
         }
+    }
+}
+
+/// The legacy engine as the recorder sees it (registered in `naming/mod.rs`).
+pub struct Legacy;
+
+/// The registered instance.
+pub static ENGINE: Legacy = Legacy;
+
+impl crate::naming::LegacyEngine for Legacy {
+    fn namer(&self, py: Python<'_>) -> Box<dyn ModuleNamer + Send> {
+        Box::new(LegacyNamer::new(LegacyResolver::from_python(py)))
+    }
+
+    fn filter_namer(&self, py: Python<'_>) -> Box<dyn crate::naming::FilterModuleNamer + Send> {
+        Box::new(FilterResolver(LegacyResolver::from_python(py)))
+    }
+
+    fn session_roots(&self, py: Python<'_>) -> Vec<String> {
+        LegacyResolver::from_python(py).roots().to_vec()
+    }
+
+    fn sys_modules_state(&self) -> Box<dyn crate::naming::SysModulesState> {
+        Box::new(pyscan::PyScanner::default())
+    }
+}
+
+/// The filter engine's own resolver (spec L7), answering F4.3.
+struct FilterResolver(LegacyResolver);
+
+impl crate::naming::FilterModuleNamer for FilterResolver {
+    fn filter_module_name(
+        &mut self,
+        relative: Option<&str>,
+        absolute: &str,
+        modules: &dyn ModuleTable,
+    ) -> Option<String> {
+        legacy_filter_module_name(&mut self.0, relative, absolute, modules)
+    }
+
+    fn report(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(self.0.stats()).ok()
     }
 }

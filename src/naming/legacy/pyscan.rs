@@ -55,7 +55,7 @@ use pyo3::prelude::*;
 use rustc_hash::FxHashMap;
 
 use super::scan::{EntryFacts, Query, ScanCache, ScanStats};
-use crate::naming::python::{DeepCheck, PyEntry, PySysModules, Watch};
+use crate::naming::python::{DeepCheck, PyEntry, PyStamp, PySysModules, Watch};
 use crate::naming::table::{ModuleEntry, StampInner};
 
 /// What the scanner knows about one position of the entry array.
@@ -759,5 +759,90 @@ impl PyScanner {
         }
         self.arena = arena;
         self.arena_garbage = 0;
+    }
+}
+
+/// The scanner is the legacy engine's state beside a [`PySysModules`].
+impl crate::naming::SysModulesState for PyScanner {
+    fn release(&mut self) {
+        PyScanner::release(self);
+    }
+
+    fn begin_moment(&mut self) {
+        PyScanner::begin_moment(self);
+    }
+
+    fn end_moment(&mut self) {
+        PyScanner::end_moment(self);
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+/// L4 for `target` by the scanner kept beside `modules`, when `modules` is the real
+/// `sys.modules`. `None`: no shared scanner (another table, or a lookup made while another
+/// one is under way — a finalizer run by a read that reached the recorder again), and the
+/// resolver uses its own [`ScanCache`].
+pub(crate) fn shared_scan(
+    modules: &dyn crate::naming::ModuleTable,
+    target: &str,
+    stats: &mut ScanStats,
+) -> Option<Option<String>> {
+    let table = modules.py_sys_modules()?;
+    let mut state = table.engine_state().try_borrow_mut().ok()?;
+    let scanner = state.as_mut()?.as_any_mut().downcast_mut::<PyScanner>()?;
+    Some(scanner.scan(target, table, stats))
+}
+
+// Stamp parts only the scanner uses (the stamps are made by `naming::python`).
+
+impl DeepCheck {
+    /// Repeats the lookups; true when every one finds what it found before. May run code
+    /// only as a dict lookup can (the `__eq__` of a `str` subclass key with a colliding
+    /// hash), so never call it where program code must not run.
+    ///
+    /// # Safety
+    /// The GIL is held and the stamp this check came from is alive.
+    pub(crate) unsafe fn repeat(&self) -> bool {
+        self.lookups.iter().all(|&(key, result)| {
+            let found = ffi::PyDict_GetItemWithError(
+                self.dict as *mut ffi::PyObject,
+                key as *mut ffi::PyObject,
+            );
+            if found.is_null() && !ffi::PyErr_Occurred().is_null() {
+                ffi::PyErr_Clear();
+                return false;
+            }
+            found as usize == result
+        })
+    }
+}
+
+impl PyStamp {
+    /// The kept objects, the watches, the volatile flag and the deep checks, for the
+    /// scanner, which stores them its own way.
+    pub(crate) fn into_parts(self) -> (Vec<Py<PyAny>>, Vec<Watch>, bool, Vec<DeepCheck>) {
+        (self.keep, self.watches, self.volatile, self.deep)
+    }
+}
+
+/// The word [`Watch::always`] watches: never written.
+static ALWAYS_WORD: usize = 0;
+
+impl Watch {
+    /// A watch that always holds (fills unused inline watch slots).
+    pub(crate) const fn always() -> Watch {
+        Watch {
+            addr: &ALWAYS_WORD as *const usize,
+            want: 0,
+        }
+    }
+
+    /// Accepts the word's current value (after a deep check proved it harmless).
+    pub(crate) fn renew(&mut self) {
+        // SAFETY: as for `holds`: the owner keeps the watched object alive, GIL held.
+        self.want = unsafe { *self.addr };
     }
 }
