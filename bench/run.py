@@ -2,7 +2,7 @@
 ct-record (JSON and binary).
 
 Recording workloads are of a user's size (--quick shrinks them): fib(32) with a helper call
-per step (about 10.5 M calls with arguments and return values), a 12 M-iteration loop (more
+per step (about 10.5 M calls with arguments and return values), a 13 M-iteration loop (more
 than 50 M line events) and an import of 2,000 generated modules. For each: wall time,
 ratios to the no-op hook (the floor), peak RSS and, for ct-record, events and bytes per
 event; then the streaming readers' events/s on the call-heavy traces, and callgrind
@@ -102,7 +102,7 @@ def recording_benchmark(work, repeat, scale, tree, n_modules):
     fib_n = 32 if scale == 1.0 else 25
     workloads = {
         f"call-heavy fib({fib_n})": [os.path.join(wl, "call_heavy.py"), str(fib_n)],
-        "line-heavy": [os.path.join(wl, "line_heavy.py"), str(12_000_000 if scale == 1.0 else 300_000)],
+        "line-heavy": [os.path.join(wl, "line_heavy.py"), str(13_000_000 if scale == 1.0 else 300_000)],
         f"import-heavy ({n_modules})": [os.path.join(wl, "import_heavy.py"), tree, str(n_modules)],
     }
     print(f"recording: median wall time of {repeat} runs (runs of one workload interleaved), "

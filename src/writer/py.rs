@@ -24,18 +24,21 @@ pub struct EventChunks {
     chunk: usize,
     buf: Vec<u8>,
     events: u64,
+    /// Only events of these kinds (`"Call"`, `"Step"`…); all when `None`.
+    kinds: Option<Vec<String>>,
 }
 
 #[pymethods]
 impl EventChunks {
     #[new]
-    #[pyo3(signature = (path, chunk = 4096))]
-    fn new(path: PathBuf, chunk: usize) -> PyResult<Self> {
+    #[pyo3(signature = (path, chunk = 4096, kinds = None))]
+    fn new(path: PathBuf, chunk: usize, kinds: Option<Vec<String>>) -> PyResult<Self> {
         Ok(EventChunks {
             reader: EventReader::open(&path).map_err(value_error)?,
             chunk: chunk.max(1),
             buf: Vec::with_capacity(1 << 16),
             events: 0,
+            kinds,
         })
     }
 
@@ -43,32 +46,45 @@ impl EventChunks {
         slf
     }
 
-    fn __next__(&mut self) -> PyResult<Option<String>> {
-        self.buf.clear();
-        self.buf.push(b'[');
-        let mut n = 0;
-        while n < self.chunk {
-            if n > 0 {
-                self.buf.push(b',');
-            }
-            if !self.reader.next_json(&mut self.buf).map_err(value_error)? {
-                if n > 0 {
-                    self.buf.pop();
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<String>> {
+        let (reader, kinds, chunk) = (&mut self.reader, &self.kinds, self.chunk);
+        let mut buf = std::mem::take(&mut self.buf);
+        let n = py
+            .allow_threads(|| -> Result<usize, ReadError> {
+                buf.clear();
+                buf.push(b'[');
+                let mut n = 0;
+                while n < chunk {
+                    let Some(kind) = reader.next_record()? else {
+                        break;
+                    };
+                    // Events of other kinds are skipped without being decoded.
+                    if kinds
+                        .as_ref()
+                        .is_some_and(|k| !k.iter().any(|k| k == kind))
+                    {
+                        continue;
+                    }
+                    if n > 0 {
+                        buf.push(b',');
+                    }
+                    reader.current_json(&mut buf)?;
+                    n += 1;
                 }
-                break;
-            }
-            n += 1;
-        }
+                buf.push(b']');
+                Ok(n)
+            })
+            .map_err(value_error)?;
         if n == 0 {
+            self.buf = buf;
             return Ok(None);
         }
         self.events += n as u64;
-        self.buf.push(b']');
         // JSON text from the file is UTF-8 (serde_json checks it when writing; a file
         // damaged into invalid UTF-8 is reported, not passed on).
-        String::from_utf8(std::mem::take(&mut self.buf))
-            .map(Some)
-            .map_err(|_| PyValueError::new_err("the events file is not valid UTF-8"))
+        let text = String::from_utf8(buf)
+            .map_err(|_| PyValueError::new_err("the events file is not valid UTF-8"))?;
+        Ok(Some(text))
     }
 
     /// `None` while events remain; then True (the recorder closed the file) or False.
@@ -112,10 +128,14 @@ pub fn scan_trace(py: Python<'_>, path: PathBuf) -> PyResult<PyObject> {
         let mut calls: Vec<u64> = Vec::new();
         let mut paths: Vec<String> = Vec::new();
         let mut events = 0u64;
-        while let Some(event) = reader.next_event()? {
+        // Only the records the summary reads are decoded; the rest are counted by kind.
+        while let Some(kind) = reader.next_record()? {
             events += 1;
-            *kinds.entry(kind_name(&event)).or_default() += 1;
-            match event {
+            *kinds.entry(kind).or_default() += 1;
+            if !matches!(kind, "Function" | "Call" | "Path") {
+                continue;
+            }
+            match reader.decode()? {
                 TraceLowLevelEvent::Function(f) => {
                     functions.push(f.name);
                     calls.push(0);
@@ -151,34 +171,4 @@ pub fn scan_trace(py: Python<'_>, path: PathBuf) -> PyResult<PyObject> {
         },
     )?;
     Ok(out.into_any().unbind())
-}
-
-fn kind_name(event: &TraceLowLevelEvent) -> &'static str {
-    use TraceLowLevelEvent as E;
-    match event {
-        E::Step(_) => "Step",
-        E::Path(_) => "Path",
-        E::VariableName(_) => "VariableName",
-        E::Variable(_) => "Variable",
-        E::Type(_) => "Type",
-        E::Value(_) => "Value",
-        E::Function(_) => "Function",
-        E::Call(_) => "Call",
-        E::Return(_) => "Return",
-        E::Event(_) => "Event",
-        E::Asm(_) => "Asm",
-        E::BindVariable(_) => "BindVariable",
-        E::Assignment(_) => "Assignment",
-        E::DropVariables(_) => "DropVariables",
-        E::CompoundValue(_) => "CompoundValue",
-        E::CellValue(_) => "CellValue",
-        E::AssignCompoundItem(_) => "AssignCompoundItem",
-        E::AssignCell(_) => "AssignCell",
-        E::VariableCell(_) => "VariableCell",
-        E::DropVariable(_) => "DropVariable",
-        E::ThreadStart(_) => "ThreadStart",
-        E::ThreadExit(_) => "ThreadExit",
-        E::ThreadSwitch(_) => "ThreadSwitch",
-        E::DropLastStep => "DropLastStep",
-    }
 }

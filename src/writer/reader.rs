@@ -9,6 +9,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+
 use std::path::{Path, PathBuf};
 
 use runtime_tracing::TraceLowLevelEvent;
@@ -73,14 +74,45 @@ pub struct EventReader {
     end: Option<End>,
     path: PathBuf,
     format: TraceFormat,
+    /// The current record's bytes (JSON text or one CBOR item).
+    raw: Vec<u8>,
 }
 
 enum Inner {
     Json(JsonElements),
-    Binary {
-        records: BufReader<ZstdStream>,
-        finished_on_disk: bool,
-    },
+    Binary(CborRecords),
+}
+
+/// The kinds of events, by their name in the format (the serde variant names).
+const KINDS: [&str; 24] = [
+    "Step",
+    "Path",
+    "VariableName",
+    "Variable",
+    "Type",
+    "Value",
+    "Function",
+    "Call",
+    "Return",
+    "Event",
+    "Asm",
+    "BindVariable",
+    "Assignment",
+    "DropVariables",
+    "CompoundValue",
+    "CellValue",
+    "AssignCompoundItem",
+    "AssignCell",
+    "VariableCell",
+    "DropVariable",
+    "ThreadStart",
+    "ThreadExit",
+    "ThreadSwitch",
+    "DropLastStep",
+];
+
+fn kind_of(name: &[u8]) -> Option<&'static str> {
+    KINDS.iter().copied().find(|k| k.as_bytes() == name)
 }
 
 impl EventReader {
@@ -89,6 +121,7 @@ impl EventReader {
         let (path, format) = events_file(path)?;
         let fail = |e: io::Error| ReadError(format!("{}: {e}", path.display()));
         let mut file = File::open(&path).map_err(fail)?;
+        let mut end = None;
         let inner = match format {
             TraceFormat::Json => Inner::Json(JsonElements::new(file)),
             TraceFormat::Binary => {
@@ -96,14 +129,8 @@ impl EventReader {
                 let n = read_up_to(&mut file, &mut header).map_err(fail)?;
                 if n < header.len() && header[..n] == BINARY_HEADER_V1[..n] {
                     // Killed before the header reached the disk: no events, not finished.
-                    return Ok(EventReader {
-                        inner: Inner::Json(JsonElements::new(file)),
-                        end: Some(End::Truncated("the events file is empty".into())),
-                        path,
-                        format,
-                    });
-                }
-                if &header != BINARY_HEADER_V1 {
+                    end = Some(End::Truncated("the events file is empty".into()));
+                } else if &header != BINARY_HEADER_V1 {
                     return Err(ReadError(format!(
                         "{}: not a CodeTracer binary trace (wrong header)",
                         path.display()
@@ -115,18 +142,21 @@ impl EventReader {
                     file.seek(SeekFrom::End(-4)).map_err(fail)?;
                     file.read_exact(&mut tail).map_err(fail)?;
                 }
-                file.seek(SeekFrom::Start(8)).map_err(fail)?;
-                Inner::Binary {
-                    records: BufReader::with_capacity(1 << 16, ZstdStream::new(file)?),
+                file.seek(SeekFrom::Start(n as u64)).map_err(fail)?;
+                Inner::Binary(CborRecords {
+                    stream: ZstdStream::new(file)?,
+                    buf: Vec::with_capacity(1 << 17),
+                    start: 0,
                     finished_on_disk: tail == SEEKABLE_MAGIC,
-                }
+                })
             }
         };
         Ok(EventReader {
             inner,
-            end: None,
+            end,
             path,
             format,
+            raw: Vec::with_capacity(1 << 10),
         })
     }
 
@@ -143,95 +173,208 @@ impl EventReader {
         self.end.as_ref()
     }
 
+    /// Moves to the next event without decoding it and returns its kind (`"Step"`,
+    /// `"Call"`…); its bytes are then in [`EventReader::raw`]. `None` at the end.
+    pub fn next_record(&mut self) -> Result<Option<&'static str>, ReadError> {
+        if self.end.is_some() {
+            return Ok(None);
+        }
+        self.raw.clear();
+        let got = match &mut self.inner {
+            Inner::Json(elements) => elements.next_element(&mut self.raw),
+            Inner::Binary(records) => records.next_record(&mut self.raw),
+        };
+        match got {
+            Ok(Element::Event) => {
+                let kind = match self.format {
+                    TraceFormat::Json => json_kind(&self.raw),
+                    TraceFormat::Binary => cbor_kind(&self.raw),
+                };
+                kind.map(Some)
+                    .ok_or_else(|| self.error("an event of an unknown kind"))
+            }
+            Ok(Element::End(end)) => {
+                self.end = Some(end);
+                Ok(None)
+            }
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    /// Decodes the current record (after [`EventReader::next_record`]).
+    pub fn decode(&self) -> Result<TraceLowLevelEvent, ReadError> {
+        match self.format {
+            TraceFormat::Json => serde_json::from_slice(&self.raw)
+                .map_err(|e| self.error(format!("a malformed event: {e}"))),
+            TraceFormat::Binary => cbor4ii::serde::from_slice(&self.raw)
+                .map_err(|e| self.error(format!("a malformed event: {e}"))),
+        }
+    }
+
     /// The next event as the events file's own JSON text (for JSON files the bytes as
     /// written, for binary files re-encoded), appended to `out`. False at the end.
     pub fn next_json(&mut self, out: &mut Vec<u8>) -> Result<bool, ReadError> {
-        match &mut self.inner {
-            Inner::Json(elements) => {
-                if self.end.is_some() {
-                    return Ok(false);
-                }
-                match elements.next_element(out).map_err(|e| self.error(e))? {
-                    Element::Event => Ok(true),
-                    Element::End(end) => {
-                        self.end = Some(end);
-                        Ok(false)
-                    }
-                }
-            }
-            Inner::Binary { .. } => match self.next_event()? {
-                Some(event) => {
-                    serde_json::to_writer(out, &event).map_err(|e| ReadError(e.to_string()))?;
-                    Ok(true)
-                }
-                None => Ok(false),
-            },
+        if self.next_record()?.is_none() {
+            return Ok(false);
         }
+        self.current_json(out)?;
+        Ok(true)
+    }
+
+    /// The current record (after [`EventReader::next_record`]) as JSON text, appended.
+    pub fn current_json(&self, out: &mut Vec<u8>) -> Result<(), ReadError> {
+        match self.format {
+            TraceFormat::Json => out.extend_from_slice(&self.raw),
+            TraceFormat::Binary => {
+                let event = self.decode()?;
+                serde_json::to_writer(out, &event).map_err(|e| ReadError(e.to_string()))?;
+            }
+        }
+        Ok(())
     }
 
     /// The next event; `None` at the end (see [`EventReader::end`]).
     pub fn next_event(&mut self) -> Result<Option<TraceLowLevelEvent>, ReadError> {
-        if self.end.is_some() {
-            return Ok(None);
-        }
-        match &mut self.inner {
-            Inner::Json(elements) => {
-                let mut buf = std::mem::take(&mut elements.scratch);
-                buf.clear();
-                let got = elements.next_element(&mut buf).map_err(|e| self.error(e));
-                let result = match got {
-                    Ok(Element::Event) => serde_json::from_slice(&buf)
-                        .map(Some)
-                        .map_err(|e| self.error(format!("a malformed event: {e}"))),
-                    Ok(Element::End(end)) => {
-                        self.end = Some(end);
-                        Ok(None)
-                    }
-                    Err(e) => Err(e),
-                };
-                if let Inner::Json(elements) = &mut self.inner {
-                    elements.scratch = buf;
-                }
-                result
-            }
-            Inner::Binary {
-                records,
-                finished_on_disk,
-            } => {
-                let at_eof = records
-                    .fill_buf()
-                    .map_err(|e| ReadError(format!("{}: {e}", self.path.display())))?
-                    .is_empty();
-                if at_eof {
-                    let finished = *finished_on_disk && !records.get_ref().cut;
-                    self.end = Some(if finished {
-                        End::Complete
-                    } else {
-                        End::Truncated("the events file ends without its seek table".into())
-                    });
-                    return Ok(None);
-                }
-                match cbor4ii::serde::from_reader::<TraceLowLevelEvent, _>(&mut *records) {
-                    Ok(event) => Ok(Some(event)),
-                    Err(e) => {
-                        let cut = records.get_ref().cut
-                            || records.fill_buf().map(|b| b.is_empty()).unwrap_or(true);
-                        if cut && !*finished_on_disk {
-                            self.end = Some(End::Truncated(
-                                "the events file is cut inside an event".into(),
-                            ));
-                            Ok(None)
-                        } else {
-                            Err(self.error(format!("a malformed event: {e}")))
-                        }
-                    }
-                }
-            }
+        match self.next_record()? {
+            Some(_) => self.decode().map(Some),
+            None => Ok(None),
         }
     }
 
     fn error(&self, what: impl std::fmt::Display) -> ReadError {
         ReadError(format!("{}: {what}", self.path.display()))
+    }
+}
+
+/// The kind of a JSON event: `{"Kind":…}` or, for a unit variant, `"Kind"`.
+fn json_kind(raw: &[u8]) -> Option<&'static str> {
+    let rest = raw.strip_prefix(b"{").unwrap_or(raw);
+    let start = rest.iter().position(|b| !b.is_ascii_whitespace())?;
+    let rest = rest[start..].strip_prefix(b"\"")?;
+    let close = rest.iter().position(|&b| b == b'"')?;
+    kind_of(&rest[..close])
+}
+
+/// The kind of a CBOR event: a one-entry map whose key is the kind, or a text string for a
+/// unit variant.
+fn cbor_kind(raw: &[u8]) -> Option<&'static str> {
+    let (key_at, _) = match raw.first()? >> 5 {
+        5 => item_header(raw, 0)?,
+        3 => (0, 0),
+        _ => return None,
+    };
+    let (body, len) = item_header(raw, key_at)?;
+    if raw.get(key_at)? >> 5 != 3 {
+        return None;
+    }
+    kind_of(raw.get(body..body + len as usize)?)
+}
+
+/// The header of the CBOR item at `at`: where its content starts and its argument (length
+/// or value). `None` if the header does not fit in `buf`.
+fn item_header(buf: &[u8], at: usize) -> Option<(usize, u64)> {
+    let info = buf.get(at)? & 0x1f;
+    let (size, arg) = match info {
+        0..=23 => (0, info as u64),
+        24 => (1, *buf.get(at + 1)? as u64),
+        25 => (2, u16::from_be_bytes(buf.get(at + 1..at + 3)?.try_into().ok()?) as u64),
+        26 => (4, u32::from_be_bytes(buf.get(at + 1..at + 5)?.try_into().ok()?) as u64),
+        27 => (8, u64::from_be_bytes(buf.get(at + 1..at + 9)?.try_into().ok()?)),
+        31 => (0, u64::MAX), // indefinite length
+        _ => (0, 0),
+    };
+    Some((at + 1 + size, arg))
+}
+
+/// Where the CBOR item starting at `at` ends; `Ok(None)` if `buf` stops before it does.
+fn skip_item(buf: &[u8], at: usize, depth: u32) -> Result<Option<usize>, String> {
+    if depth > 512 {
+        return Err("CBOR nested too deeply".into());
+    }
+    let Some(&first) = buf.get(at) else {
+        return Ok(None);
+    };
+    let Some((body, arg)) = item_header(buf, at) else {
+        return Ok(None);
+    };
+    let major = first >> 5;
+    let info = first & 0x1f;
+    if (28..=30).contains(&info) {
+        return Err(format!("malformed CBOR header byte {first:#04x}"));
+    }
+    let indefinite = info == 31;
+    let fits = |end: usize| if end <= buf.len() { Some(end) } else { None };
+    match major {
+        0 | 1 => Ok(fits(body)),
+        7 => Ok(fits(body)),
+        2 | 3 if !indefinite => Ok(fits(body + arg as usize)),
+        6 => skip_item(buf, body, depth + 1),
+        2..=5 if indefinite => {
+            let mut pos = body;
+            loop {
+                match buf.get(pos) {
+                    None => return Ok(None),
+                    Some(0xff) => return Ok(Some(pos + 1)),
+                    Some(_) => match skip_item(buf, pos, depth + 1)? {
+                        Some(next) => pos = next,
+                        None => return Ok(None),
+                    },
+                }
+            }
+        }
+        4 | 5 => {
+            let items = if major == 5 { arg.saturating_mul(2) } else { arg };
+            let mut pos = body;
+            for _ in 0..items {
+                match skip_item(buf, pos, depth + 1)? {
+                    Some(next) => pos = next,
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some(pos))
+        }
+        _ => unreachable!("major type is 3 bits"),
+    }
+}
+
+/// The CBOR records of a binary events file, found by walking each item's structure (so an
+/// event cut by the end of the file is told from a whole one).
+struct CborRecords {
+    stream: ZstdStream,
+    /// Decompressed bytes; `buf[start..]` is not consumed yet.
+    buf: Vec<u8>,
+    start: usize,
+    finished_on_disk: bool,
+}
+
+impl CborRecords {
+    fn next_record(&mut self, out: &mut Vec<u8>) -> Result<Element, String> {
+        loop {
+            if self.start < self.buf.len() {
+                if let Some(end) = skip_item(&self.buf, self.start, 0)? {
+                    out.extend_from_slice(&self.buf[self.start..end]);
+                    self.start = end;
+                    return Ok(Element::Event);
+                }
+            }
+            // Need more bytes: keep the unconsumed tail, read another chunk.
+            self.buf.drain(..self.start);
+            self.start = 0;
+            let have = self.buf.len();
+            self.buf.resize(have + (1 << 16), 0);
+            let n = self.stream.read(&mut self.buf[have..]).map_err(|e| e.to_string())?;
+            self.buf.truncate(have + n);
+            if n == 0 {
+                let clean = self.buf.is_empty() && !self.stream.cut;
+                return Ok(Element::End(if clean && self.finished_on_disk {
+                    End::Complete
+                } else if self.buf.is_empty() {
+                    End::Truncated("the events file ends without its seek table".into())
+                } else {
+                    End::Truncated("the events file is cut inside an event".into())
+                }));
+            }
+        }
     }
 }
 
@@ -257,7 +400,6 @@ enum Element {
 struct JsonElements {
     input: BufReader<File>,
     started: bool,
-    scratch: Vec<u8>,
 }
 
 impl JsonElements {
@@ -265,7 +407,6 @@ impl JsonElements {
         JsonElements {
             input: BufReader::with_capacity(1 << 16, file),
             started: false,
-            scratch: Vec::new(),
         }
     }
 
