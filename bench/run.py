@@ -105,6 +105,11 @@ def recording_benchmark(work, repeat, scale, tree, n_modules):
         "line-heavy": [os.path.join(wl, "line_heavy.py"), str(13_000_000 if scale == 1.0 else 300_000)],
         f"import-heavy ({n_modules})": [os.path.join(wl, "import_heavy.py"), tree, str(n_modules)],
     }
+    need = 8 * 2**30 if scale == 1.0 else 2**30
+    free = shutil.disk_usage(work).free
+    if free < need:
+        raise SystemExit(f"the recording benchmark writes up to {need / 2**30:.0f} GiB of traces "
+                         f"(JSON at this size is 3.6 GiB per run); {work} has {free / 2**30:.1f} GiB free")
     print(f"recording: median wall time of {repeat} runs (runs of one workload interleaved), "
           f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
     cfg_names = list(configs([], "", "").keys())
@@ -124,6 +129,9 @@ def recording_benchmark(work, repeat, scale, tree, n_modules):
         wall = {c: statistics.median(v) for c, v in samples.items()}
         sizes = {c: trace_size(trace[c]) for c in cfg_names if c.startswith("ct ")}
         results[name] = (wall, rss, sizes, trace)
+        if w > 0:  # only the call-heavy traces are read afterwards
+            for t in trace.values():
+                shutil.rmtree(t, ignore_errors=True)
         floor = wall["noop-hook"]
         print(f"{name:26} " + " ".join(f"{wall[c]:9.2f}s" for c in cfg_names))
         print(f"{'  / floor':26} " + " ".join(f"{wall[c] / floor:9.2f}x" for c in cfg_names))

@@ -59,10 +59,7 @@ impl EventChunks {
                         break;
                     };
                     // Events of other kinds are skipped without being decoded.
-                    if kinds
-                        .as_ref()
-                        .is_some_and(|k| !k.iter().any(|k| k == kind))
-                    {
+                    if kinds.as_ref().is_some_and(|k| !k.iter().any(|k| k == kind)) {
                         continue;
                     }
                     if n > 0 {

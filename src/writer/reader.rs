@@ -277,9 +277,18 @@ fn item_header(buf: &[u8], at: usize) -> Option<(usize, u64)> {
     let (size, arg) = match info {
         0..=23 => (0, info as u64),
         24 => (1, *buf.get(at + 1)? as u64),
-        25 => (2, u16::from_be_bytes(buf.get(at + 1..at + 3)?.try_into().ok()?) as u64),
-        26 => (4, u32::from_be_bytes(buf.get(at + 1..at + 5)?.try_into().ok()?) as u64),
-        27 => (8, u64::from_be_bytes(buf.get(at + 1..at + 9)?.try_into().ok()?)),
+        25 => (
+            2,
+            u16::from_be_bytes(buf.get(at + 1..at + 3)?.try_into().ok()?) as u64,
+        ),
+        26 => (
+            4,
+            u32::from_be_bytes(buf.get(at + 1..at + 5)?.try_into().ok()?) as u64,
+        ),
+        27 => (
+            8,
+            u64::from_be_bytes(buf.get(at + 1..at + 9)?.try_into().ok()?),
+        ),
         31 => (0, u64::MAX), // indefinite length
         _ => (0, 0),
     };
@@ -323,7 +332,11 @@ fn skip_item(buf: &[u8], at: usize, depth: u32) -> Result<Option<usize>, String>
             }
         }
         4 | 5 => {
-            let items = if major == 5 { arg.saturating_mul(2) } else { arg };
+            let items = if major == 5 {
+                arg.saturating_mul(2)
+            } else {
+                arg
+            };
             let mut pos = body;
             for _ in 0..items {
                 match skip_item(buf, pos, depth + 1)? {
@@ -362,7 +375,10 @@ impl CborRecords {
             self.start = 0;
             let have = self.buf.len();
             self.buf.resize(have + (1 << 16), 0);
-            let n = self.stream.read(&mut self.buf[have..]).map_err(|e| e.to_string())?;
+            let n = self
+                .stream
+                .read(&mut self.buf[have..])
+                .map_err(|e| e.to_string())?;
             self.buf.truncate(have + n);
             if n == 0 {
                 let clean = self.buf.is_empty() && !self.stream.cut;

@@ -494,7 +494,11 @@ mod tests {
             });
             let mut ours = Vec::new();
             write_cbor_step(&mut ours, p as u64, l);
-            assert_eq!(ours, cbor4ii::serde::to_vec(Vec::new(), &ev).unwrap(), "{p} {l}");
+            assert_eq!(
+                ours,
+                cbor4ii::serde::to_vec(Vec::new(), &ev).unwrap(),
+                "{p} {l}"
+            );
         }
     }
 
