@@ -47,9 +47,14 @@ pub struct RecordArgs {
     #[arg(long, value_enum, default_value_t = OnError::Disable, env = "CODETRACER_ON_RECORDER_ERROR")]
     pub on_recorder_error: OnError,
 
-    /// Recorder log level (the program's own output is never affected).
+    /// Recorder log level (the program's own output is never affected). Precedence:
+    /// --log-level, then CODETRACER_LOG_LEVEL, then RUST_LOG (tracing directives), then warn.
     #[arg(long, value_enum, default_value_t = LogLevel::Warn, env = "CODETRACER_LOG_LEVEL")]
     pub log_level: LogLevel,
+
+    /// Where `log_level` came from (set by [`parse`]).
+    #[arg(skip)]
+    pub log_level_source: crate::logging::LevelSource,
 
     /// Write the recorder's log to FILE instead of stderr.
     #[arg(long, value_name = "FILE", env = "CODETRACER_LOG_FILE")]
@@ -130,12 +135,17 @@ pub struct RecordArgs {
     #[arg(long)]
     pub print_policy: bool,
 
+    /// Print a shell completion script for ct-record and exit (an option, not a subcommand,
+    /// so that it cannot be taken for a program called `completions`).
+    #[arg(long, value_name = "SHELL")]
+    pub completions: Option<clap_complete::Shell>,
+
     /// Run a library module as the program, like `python -m MODULE`.
     #[arg(short = 'm', value_name = "MODULE", conflicts_with = "script")]
     pub module: Option<String>,
 
     /// The program to run, like `python SCRIPT`.
-    #[arg(value_name = "SCRIPT", required_unless_present_any = ["module", "print_policy", "explain_filter"])]
+    #[arg(value_name = "SCRIPT", required_unless_present_any = ["module", "print_policy", "explain_filter", "completions"])]
     pub script: Option<PathBuf>,
 
     /// Arguments passed to the program.
@@ -163,7 +173,7 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
-    fn as_filter(self) -> &'static str {
+    pub fn as_filter(self) -> &'static str {
         match self {
             LogLevel::Error => "error",
             LogLevel::Warn => "warn",
@@ -248,33 +258,13 @@ pub fn parse(argv: &[OsString]) -> Result<RecordArgs, clap::Error> {
     let (ours, program_args) = split_argv(&cmd, argv);
     let matches = cmd.try_get_matches_from(ours)?;
     let mut parsed = RecordArgs::from_arg_matches(&matches)?;
+    parsed.log_level_source = match matches.value_source("log_level") {
+        Some(clap::parser::ValueSource::CommandLine) => crate::logging::LevelSource::CommandLine,
+        Some(clap::parser::ValueSource::EnvVariable) => crate::logging::LevelSource::Environment,
+        _ => crate::logging::LevelSource::Default,
+    };
     parsed.args.extend(program_args);
     Ok(parsed)
-}
-
-fn init_logging(level: LogLevel, file: Option<&PathBuf>) -> Result<(), String> {
-    use tracing_subscriber::fmt;
-    let builder = fmt()
-        .with_env_filter(level.as_filter())
-        .with_target(false)
-        .without_time();
-    let result = match file {
-        Some(path) => {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("cannot open the log file '{}': {e}", path.display()))?;
-            builder
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(f))
-                .try_init()
-        }
-        None => builder.with_writer(std::io::stderr).try_init(),
-    };
-    // A second session in one process keeps the first subscriber; that is fine.
-    let _ = result;
-    Ok(())
 }
 
 /// `--explain-filter TARGET`: the filter decision for one file or module, explained.
@@ -389,6 +379,13 @@ fn find_module_file(py: Python<'_>, module: &str) -> PyResult<Option<PathBuf>> {
 
 /// Writes a command's output to stdout; a closed pipe (`| head`) ends quietly with status
 /// 0 instead of a panic. Returns the exit status.
+/// Writes `shell`'s completion script for `cmd` to stdout; returns the exit status.
+pub fn print_completions(shell: clap_complete::Shell, mut cmd: clap::Command, name: &str) -> i32 {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, name, &mut script);
+    print_out(&String::from_utf8_lossy(&script))
+}
+
 pub fn print_out(text: &str) -> i32 {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
@@ -423,9 +420,16 @@ pub fn main(py: Python<'_>, argv: Vec<OsString>) -> PyResult<i32> {
             return Ok(e.exit_code());
         }
     };
-    if let Err(msg) = init_logging(args.log_level, args.log_file.as_ref()) {
+    if let Err(msg) = crate::logging::init(
+        args.log_level,
+        args.log_level_source,
+        args.log_file.as_deref(),
+    ) {
         eprintln!("ct-record: {msg}");
         return Ok(2);
+    }
+    if let Some(shell) = args.completions {
+        return Ok(print_completions(shell, RecordArgs::command(), "ct-record"));
     }
     let program_dir = match &args.script {
         Some(script) if args.module.is_none() => {

@@ -19,6 +19,7 @@
 pub mod cli;
 pub mod encode;
 pub mod filters;
+pub mod logging;
 pub mod naming;
 pub mod policy;
 pub mod process;

@@ -1,12 +1,15 @@
 //! `ct-rollout`: the rollout toolkit's command line. For now one command, `report`: read
-//! the shadow artifacts of one or more runs, aggregate them, check the manifest's gates and
-//! render the result. (`status`, `flip-default` and `delete-legacy` edit the manifest and
-//! are not built yet.)
+//! the evidence of one or more runs ([`EvidenceArgs`]: run directories and/or
+//! `--prometheus`), aggregate it, check the manifest's gates and render the result.
+//! (`status`, `flip-default` and `delete-legacy` edit the manifest and are not built yet.)
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
-use ct_reports::{aggregate, all_passed, check, load_run, render, Format, Gates};
+use clap::{Args, Parser, Subcommand};
+use ct_reports::{
+    assess, load_evidence, parse_since, render, Evidence, Format, Gates, PrometheusSource,
+    DEFAULT_SINCE,
+};
 
 /// The manifest this build was made with (the same file `build.rs` reads).
 const BUILT_MANIFEST: &str = include_str!("../rollout.toml");
@@ -27,9 +30,8 @@ enum Command {
     /// Aggregate the shadow artifacts of runs (each RUN_DIR is a `ct-record --trace-dir`
     /// directory) and check the rollout gates.
     Report {
-        /// Run directories (default: ./trace-out).
-        #[arg(value_name = "RUN_DIR")]
-        runs: Vec<PathBuf>,
+        #[command(flatten)]
+        evidence: EvidenceArgs,
         /// Output format.
         #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
         format: ReportFormat,
@@ -40,6 +42,56 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         manifest: Option<PathBuf>,
     },
+    /// Print a shell completion script for ct-rollout (e.g. `ct-rollout completions bash >
+    /// ~/.local/share/bash-completion/completions/ct-rollout`).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Where the evidence comes from: shared by every command that gates on evidence.
+#[derive(Args, Debug, Clone)]
+pub struct EvidenceArgs {
+    /// Run directories (`ct-record --trace-dir`; default: ./trace-out, unless --prometheus
+    /// is given). With --prometheus they add file names, deciding rules and examples to the
+    /// runs Prometheus counts (same run id: counted once).
+    #[arg(value_name = "RUN_DIR")]
+    pub runs: Vec<PathBuf>,
+    /// Read the recorders' counters from this Prometheus server (its HTTP query API), as
+    /// scraped from `--metrics-addr` or pushed with `--metrics-push`.
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
+    /// With --prometheus: the window, back from now (`90m`, `36h`, `7d`).
+    #[arg(long, value_name = "DURATION", requires = "prometheus")]
+    pub since: Option<String>,
+    /// With --prometheus: label matchers selecting the runs, e.g. '{job="ct-record",env="ci"}'.
+    #[arg(long = "match", value_name = "SELECTOR", requires = "prometheus")]
+    pub matchers: Option<String>,
+}
+
+impl EvidenceArgs {
+    /// The evidence, each run counted once; `Err` is the message for a status-2 exit.
+    pub fn load(&self) -> Result<Evidence, String> {
+        let runs = if self.runs.is_empty() && self.prometheus.is_none() {
+            vec![PathBuf::from("trace-out")]
+        } else {
+            self.runs.clone()
+        };
+        let evidence = load_evidence(&runs).map_err(|e| e.to_string())?;
+        let Some(url) = &self.prometheus else {
+            return Ok(evidence);
+        };
+        let since_text = self.since.as_deref().unwrap_or(DEFAULT_SINCE);
+        let source = PrometheusSource {
+            url: url.clone(),
+            since: parse_since(since_text)?,
+            matchers: self.matchers.clone(),
+        };
+        let from_prometheus = source.load().map_err(|e| e.to_string())?;
+        Ok(evidence.with_prometheus(url, since_text, from_prometheus))
+    }
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -60,8 +112,12 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
         }
     };
     match cli.command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            crate::cli::print_completions(shell, RolloutCli::command(), "ct-rollout")
+        }
         Command::Report {
-            runs,
+            evidence,
             format,
             check: check_gates,
             manifest,
@@ -83,30 +139,23 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
                     return 2;
                 }
             };
-            let runs = if runs.is_empty() {
-                vec![PathBuf::from("trace-out")]
-            } else {
-                runs
-            };
-            let mut loaded = Vec::with_capacity(runs.len());
-            for dir in &runs {
-                match load_run(dir) {
-                    Ok(r) => loaded.push(r),
-                    Err(e) => {
-                        eprintln!("ct-rollout: error: {e}");
-                        return 2;
-                    }
+            // Each run counts once, however many arguments or sources reach it.
+            let evidence = match evidence.load() {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("ct-rollout: error: {e}");
+                    return 2;
                 }
-            }
-            let agg = aggregate(&loaded);
-            let results = check(&agg, &gates);
+            };
+            let assessment = assess(&evidence, &gates);
             let format = match format {
                 ReportFormat::Table => Format::Table,
                 ReportFormat::Markdown => Format::Markdown,
                 ReportFormat::Json => Format::Json,
             };
-            let status = crate::cli::print_out(&render(&agg, &results, format));
-            if check_gates && !all_passed(&results) {
+            let status =
+                crate::cli::print_out(&render(&assessment.aggregate, &assessment.gates, format));
+            if check_gates && !assessment.passed() {
                 return 1;
             }
             status

@@ -261,9 +261,24 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
     // Filters first: a bad filter file stops everything before anything is written.
     let chain =
         FilterChain::load(&cfg.filters).map_err(|e| crate::ConfigError::new_err(e.to_string()))?;
+    for s in chain.sources() {
+        tracing::info!(
+            source = s.name(),
+            path = %s.path().map(|p| p.display().to_string()).unwrap_or_else(|| "-".into()),
+            rules = s.rule_count(),
+            "filter loaded"
+        );
+    }
     let filter_summary = chain.summary();
     let (engine, engine_layer) =
         primary_engine(&cfg.policy).map_err(crate::ConfigError::new_err)?;
+    tracing::info!(
+        engine = engine.as_str(),
+        chosen_by = %engine_layer,
+        source = cfg.policy.module_name_from_globals.source.as_deref().unwrap_or("-"),
+        shadow_compare = cfg.policy.shadow_compare.value,
+        "primary naming engine chosen"
+    );
     let shadow_on = cfg.policy.shadow_compare.value;
     let shadow_namer = if shadow_on {
         let other = match engine {
@@ -287,6 +302,13 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
         Some(b) => Some(Budget::parse(b).map_err(|e| bad("--shadow-budget", &e))?),
         None => None,
     };
+    if shadow_on {
+        tracing::info!(
+            sample = sampler.rate(),
+            budget = ?budget.as_ref().map(Budget::fraction),
+            "shadow comparison on: sampling files at this rate, within this budget"
+        );
+    }
     // A push URL that can never work (https, credentials, garbage) is refused now, not
     // after the program has run.
     if let Some(url) = &cfg.shadow.metrics_push {
@@ -297,11 +319,16 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
         shadow_on || cfg.shadow.metrics_addr.is_some() || cfg.shadow.metrics_push.is_some();
     let mut metrics_rt = None;
     if metrics_wanted {
+        let started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         let metrics = Arc::new(Metrics::new(&ct_shadow::RecorderInfo {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             primary: shadow_engine(engine),
             shadow: shadow_namer.as_ref().map(|n| shadow_engine(n.engine())),
         }));
+        // The run id, as two gauges, before anything can scrape (docs/metrics.md).
+        metrics.set_run_identity(started.as_secs(), std::process::id());
         // The server binds before anything is written: a busy port or a bad address is
         // reported before the program starts (or, with --metrics-on-error continue,
         // the run carries on without /metrics).
@@ -313,6 +340,7 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
                             "ct-record: serving metrics on http://{}/metrics",
                             server.local_addr()
                         );
+                        tracing::info!(addr = %server.local_addr(), "metrics server bound");
                         Some(server)
                     }
                     Err(e) if cfg.shadow.metrics_required => {
@@ -328,9 +356,6 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
             }
             None => None,
         };
-        let started = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
         metrics_rt = Some(MetricsRuntime {
             metrics,
             server,
@@ -444,6 +469,7 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
         let _ = stop(py, None);
         return Err(e);
     }
+    tracing::info!(engine = engine.as_str(), "recording session started");
     Ok(())
 }
 
@@ -457,6 +483,7 @@ pub fn flush() {
 }
 
 pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSummary>> {
+    let _span = tracing::info_span!("session_stop", exit_code = ?exit_code).entered();
     threads::uninstall_all(py);
     let Some(mut info) = SESSION.lock().ok().and_then(|mut s| s.take()) else {
         return Ok(None);
@@ -532,6 +559,11 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
         &serde_json::to_vec_pretty(&metadata)
             .map_err(|e| PyOSError::new_err(format!("trace_metadata.json: {e}")))?,
     )?;
+    tracing::info!(
+        trace_dir = %info.trace_dir.display(),
+        events = summary.events,
+        "recording session stopped"
+    );
     Ok(Some(summary))
 }
 
@@ -577,6 +609,8 @@ fn finish_metrics(
         python_version,
         exit_code,
     };
+    // The counts are final: the artifacts, the push and any later scrape say so.
+    rt.metrics.set_finished();
     match (&shadow, rt.shadow_on) {
         (Some(side), _) => match side.session.finish(&meta) {
             Ok(summary) => {
@@ -604,6 +638,11 @@ fn finish_metrics(
     if let Some(server) = rt.server {
         if rt.opts.metrics_linger > 0.0 {
             let linger = std::time::Duration::from_secs_f64(rt.opts.metrics_linger);
+            tracing::info!(
+                "serving final metrics at http://{}/metrics for {} s",
+                server.local_addr(),
+                rt.opts.metrics_linger
+            );
             // Scrapes never need the GIL; let other threads run while we wait.
             py.allow_threads(|| std::thread::sleep(linger));
         }

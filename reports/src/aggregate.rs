@@ -12,6 +12,8 @@ use ct_shadow::summary::KindCount;
 use ct_shadow::{Divergence, DivergenceKind, Engine, Exec, RuleRef, Severity};
 use serde::Serialize;
 
+use crate::confidence::RateBound;
+use crate::evidence::{DuplicateRun, PrometheusCoverage};
 use crate::load::{LogState, RunReport};
 
 /// How many distinct unexpected divergences [`aggregate`] keeps.
@@ -31,6 +33,9 @@ pub struct Aggregate {
     pub divergences: DivergenceTotals,
     /// `divergences.unexpected / comparisons`; `None` without comparisons.
     pub unexpected_rate: Option<f64>,
+    /// The unexpected rate with the upper end of its 95 % Clopper–Pearson interval (what the
+    /// rate gate compares); `None` without comparisons.
+    pub unexpected_bound: Option<RateBound>,
     pub filter_decision_changes: FilterChanges,
     /// Engine → fallback reason → count (zeros left out).
     pub fallbacks: BTreeMap<Engine, BTreeMap<String, u64>>,
@@ -41,6 +46,11 @@ pub struct Aggregate {
     /// How many distinct unexpected divergences the logs hold (of which `top_unexpected`
     /// shows the first few).
     pub distinct_unexpected: u64,
+    /// Arguments that reached a run already counted, and were not counted again (filled in
+    /// by [`crate::Evidence::aggregate`]; empty from [`aggregate`]).
+    pub duplicates: Vec<DuplicateRun>,
+    /// What `--prometheus` contributed (`None` without it).
+    pub prometheus: Option<PrometheusCoverage>,
 }
 
 /// One run, in brief.
@@ -118,13 +128,18 @@ pub struct RuleChange {
     pub example: NamePair,
 }
 
-/// A code object and both engines' names for it.
+/// A code object, both engines' names for it, and the module names their filters judged.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct NamePair {
     pub filename: String,
     pub qualname: String,
     pub globals_name: Option<String>,
     pub legacy_name: Option<String>,
+    /// The module name the globals engine's filters tested (`None`: none, or not recorded).
+    pub globals_filter_name: Option<String>,
+    /// The module name the legacy filters tested: the filter engine's own resolver (spec L7),
+    /// which can differ from `legacy_name` and is then why a rule flips.
+    pub legacy_filter_name: Option<String>,
 }
 
 impl NamePair {
@@ -134,8 +149,21 @@ impl NamePair {
             qualname: d.qualname.clone(),
             globals_name: d.globals().name.clone(),
             legacy_name: d.legacy().name.clone(),
+            globals_filter_name: judged(d.globals()),
+            legacy_filter_name: judged(d.legacy()),
         }
     }
+
+    /// Whether a filter judged another name than its engine's label name, so the names
+    /// alone do not explain the decisions.
+    pub fn filters_judged_other_names(&self) -> bool {
+        (self.legacy_filter_name.is_some() && self.legacy_filter_name != self.legacy_name)
+            || (self.globals_filter_name.is_some() && self.globals_filter_name != self.globals_name)
+    }
+}
+
+fn judged(r: &ct_shadow::EngineRecord) -> Option<String> {
+    r.filter.as_ref().and_then(|f| f.module_name.clone())
 }
 
 /// Unexpected divergences of one kind on one code object (file and qualname), across runs.
@@ -167,11 +195,14 @@ pub fn aggregate_with(runs: &[RunReport], top: usize) -> Aggregate {
         skipped: SkippedTotals::default(),
         divergences: DivergenceTotals::default(),
         unexpected_rate: None,
+        unexpected_bound: None,
         filter_decision_changes: FilterChanges::default(),
         fallbacks: BTreeMap::new(),
         engine_errors: BTreeMap::new(),
         top_unexpected: Vec::new(),
         distinct_unexpected: 0,
+        duplicates: Vec::new(),
+        prometheus: None,
     };
     let mut rules = RuleTally::default();
     let mut groups = GroupTally::default();
@@ -187,6 +218,7 @@ pub fn aggregate_with(runs: &[RunReport], top: usize) -> Aggregate {
     let d = &agg.divergences;
     agg.unexpected_rate =
         (agg.comparisons > 0).then(|| d.unexpected as f64 / agg.comparisons as f64);
+    agg.unexpected_bound = RateBound::of(d.unexpected, agg.comparisons);
     let f = &mut agg.filter_decision_changes;
     f.total = f.trace_to_skip + f.skip_to_trace;
     f.rules = rules.finish();

@@ -38,6 +38,16 @@ pub enum ReportError {
     },
     /// The rollout manifest is not valid TOML or lacks what the gates need.
     Manifest { reason: String },
+    /// `--prometheus`: the server cannot be reached, did not answer as Prometheus, refused
+    /// the query, or holds no runs in the window.
+    Prometheus { url: String, reason: String },
+    /// Two run directories carry the same run id but different summaries: not copies of one
+    /// run, so the evidence contradicts itself.
+    ConflictingRuns {
+        run_id: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
 }
 
 impl fmt::Display for ReportError {
@@ -82,6 +92,19 @@ impl fmt::Display for ReportError {
                 write!(f, "{}: line {line}: {reason}", path.display())
             }
             ReportError::Manifest { reason } => write!(f, "rollout manifest: {reason}"),
+            ReportError::Prometheus { url, reason } => write!(f, "prometheus {url}: {reason}"),
+            ReportError::ConflictingRuns {
+                run_id,
+                first,
+                second,
+            } => write!(
+                f,
+                "{} and {} both hold run {run_id} but their summaries differ: copies of one \
+                 run are identical, so one of them is not what it claims to be; remove the \
+                 wrong one",
+                first.display(),
+                second.display()
+            ),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::aggregate::Aggregate;
+use crate::confidence::{clean_trials_to_pass, RateBound};
 use crate::error::ReportError;
 use crate::format::{count, n_of, rate};
 
@@ -127,6 +128,22 @@ pub struct GateResult {
     /// One or two sentences for a person: what was measured against what and, on failure,
     /// what to look at.
     pub explanation: String,
+    /// For a rate gate: the measured rate, its bound (which is `actual`) and how much more
+    /// clean evidence would pass. Absent for count gates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<GateConfidence>,
+}
+
+/// The confidence part of a rate gate's verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct GateConfidence {
+    /// The rate and the upper end of its interval.
+    #[serde(flatten)]
+    pub bound: RateBound,
+    /// The fewest further comparisons without an unexpected divergence after which the bound
+    /// would be at most the threshold (0 when the gate passes); `None` when no number would
+    /// do (a threshold of 0).
+    pub clean_comparisons_to_pass: Option<u64>,
 }
 
 impl GateResult {
@@ -147,6 +164,32 @@ pub fn all_passed(results: &[GateResult]) -> bool {
     results.iter().all(|r| r.passed)
 }
 
+/// How to get more comparisons: raising `--shadow-sample` or `--shadow-budget` only helps
+/// when the runs skipped code objects for that reason.
+fn more_comparisons_advice(agg: &Aggregate) -> String {
+    let s = &agg.skipped;
+    let mut ways = vec!["record more or larger runs".to_owned()];
+    if s.sampled_out > 0 {
+        ways.push(format!(
+            "raise --shadow-sample ({} sampled out)",
+            count(s.sampled_out)
+        ));
+    }
+    if s.budget_exhausted > 0 {
+        ways.push(format!(
+            "raise --shadow-budget ({} skipped after the time budget ran out)",
+            count(s.budget_exhausted)
+        ));
+    }
+    if ways.len() == 1 {
+        return "record more or larger runs (every code object was already compared: none \
+                sampled out, none skipped by the time budget)"
+            .to_owned();
+    }
+    let last = ways.pop().unwrap_or_default();
+    format!("{}, or {last}", ways.join(", "))
+}
+
 /// Checks `agg` against each configured gate, in the manifest's documented order
 /// (`min_runs`, `min_comparisons`, `max_unexpected_divergence_rate`,
 /// `max_filter_decision_changes`), then one failing result per unknown key.
@@ -155,6 +198,7 @@ pub fn check(agg: &Aggregate, gates: &Gates) -> Vec<GateResult> {
     if let Some(min) = gates.min_runs {
         let n = agg.run_count;
         out.push(GateResult {
+            confidence: None,
             name: MIN_RUNS.to_owned(),
             passed: n >= min,
             actual: Measure::Count(n),
@@ -180,6 +224,7 @@ pub fn check(agg: &Aggregate, gates: &Gates) -> Vec<GateResult> {
     if let Some(min) = gates.min_comparisons {
         let n = agg.comparisons;
         out.push(GateResult {
+            confidence: None,
             name: MIN_COMPARISONS.to_owned(),
             passed: n >= min,
             actual: Measure::Count(n),
@@ -192,13 +237,10 @@ pub fn check(agg: &Aggregate, gates: &Gates) -> Vec<GateResult> {
                 )
             } else {
                 format!(
-                    "{}, at least {} required: not enough evidence yet; record more or \
-                     larger runs, or raise --shadow-sample ({} sampled out, {} skipped by \
-                     the time budget)",
+                    "{}, at least {} required: not enough evidence yet; {}",
                     n_of(n, "comparison", "comparisons"),
                     count(min),
-                    count(agg.skipped.sampled_out),
-                    count(agg.skipped.budget_exhausted)
+                    more_comparisons_advice(agg)
                 )
             },
         });
@@ -207,6 +249,7 @@ pub fn check(agg: &Aggregate, gates: &Gates) -> Vec<GateResult> {
         let u = agg.divergences.unexpected;
         out.push(match agg.unexpected_rate {
             None => GateResult {
+                confidence: None,
                 name: MAX_UNEXPECTED_RATE.to_owned(),
                 passed: false,
                 actual: Measure::None,
@@ -216,31 +259,7 @@ pub fn check(agg: &Aggregate, gates: &Gates) -> Vec<GateResult> {
                      been compared ({u} unexpected divergences counted)"
                 ),
             },
-            Some(r) => GateResult {
-                name: MAX_UNEXPECTED_RATE.to_owned(),
-                passed: r <= max,
-                actual: Measure::Rate(r),
-                threshold: Measure::Rate(max),
-                explanation: if r <= max {
-                    format!(
-                        "{} in {} = {}, at most {} allowed",
-                        n_of(u, "unexpected divergence", "unexpected divergences"),
-                        n_of(agg.comparisons, "comparison", "comparisons"),
-                        rate(r),
-                        rate(max)
-                    )
-                } else {
-                    format!(
-                        "{} in {} = {}, more than the {} allowed: these are differences \
-                         ADR 0016 does not predict; see the top unexpected divergences and fix \
-                         the engine or the taxonomy",
-                        n_of(u, "unexpected divergence", "unexpected divergences"),
-                        n_of(agg.comparisons, "comparison", "comparisons"),
-                        rate(r),
-                        rate(max)
-                    )
-                },
-            },
+            Some(_) => rate_gate(agg, max),
         });
     }
     if let Some(max) = gates.max_filter_decision_changes {
@@ -251,6 +270,7 @@ pub fn check(agg: &Aggregate, gates: &Gates) -> Vec<GateResult> {
             count(f.skip_to_trace)
         );
         out.push(GateResult {
+            confidence: None,
             name: MAX_FILTER_CHANGES.to_owned(),
             passed: f.total <= max,
             actual: Measure::Count(f.total),
@@ -274,6 +294,7 @@ pub fn check(agg: &Aggregate, gates: &Gates) -> Vec<GateResult> {
     }
     for key in &gates.unknown {
         out.push(GateResult {
+            confidence: None,
             name: key.clone(),
             passed: false,
             actual: Measure::None,
@@ -285,4 +306,66 @@ pub fn check(agg: &Aggregate, gates: &Gates) -> Vec<GateResult> {
         });
     }
     out
+}
+
+/// The unexpected-divergence rate gate: the upper end of the rate's 95 % Clopper–Pearson
+/// interval against the threshold (see [`crate::confidence`]).
+fn rate_gate(agg: &Aggregate, max: f64) -> GateResult {
+    let bound = agg
+        .unexpected_bound
+        .expect("called with comparisons, so with a bound");
+    let to_pass = clean_trials_to_pass(bound.events, bound.trials, max);
+    let passed = bound.upper <= max;
+    let measured = format!(
+        "{} in {} = {}",
+        n_of(
+            bound.events,
+            "unexpected divergence",
+            "unexpected divergences"
+        ),
+        n_of(bound.trials, "comparison", "comparisons"),
+        rate(bound.rate)
+    );
+    let bound_text = format!(
+        "95% upper bound ({}) {}",
+        crate::confidence::METHOD,
+        rate(bound.upper)
+    );
+    let more = match to_pass {
+        Some(m) => format!(
+            "{} more {} without an unexpected divergence would pass",
+            count(m),
+            if m == 1 { "comparison" } else { "comparisons" }
+        ),
+        None => "no amount of evidence bounds a rate at exactly 0: set the gate above 0 \
+                 (0.001 = 0.1%)"
+            .to_owned(),
+    };
+    let explanation = if passed {
+        format!("{measured}; {bound_text}, at most {} allowed", rate(max))
+    } else if bound.rate <= max {
+        format!(
+            "{measured}, but its {bound_text} is above the {} allowed: too few comparisons \
+             to show the rate is that low; {more}",
+            rate(max)
+        )
+    } else {
+        format!(
+            "{measured} ({bound_text}), more than the {} allowed: these are differences \
+             ADR 0016 does not predict; see the top unexpected divergences and fix the engine \
+             or the taxonomy (else {more})",
+            rate(max)
+        )
+    };
+    GateResult {
+        name: MAX_UNEXPECTED_RATE.to_owned(),
+        passed,
+        actual: Measure::Rate(bound.upper),
+        threshold: Measure::Rate(max),
+        explanation,
+        confidence: Some(GateConfidence {
+            bound,
+            clean_comparisons_to_pass: to_pass,
+        }),
+    }
 }

@@ -25,8 +25,14 @@
 //!    sets minimums of evidence (`min_runs`, `min_comparisons`) and maximums of risk
 //!    (`max_unexpected_divergence_rate`, `max_filter_decision_changes`). Each configured
 //!    gate gives a [`GateResult`] with the measured value, the threshold and an explanation
-//!    that says what to do when it fails. A `[gates]` key this version does not know fails
+//!    that says what to do when it fails. The rate gate compares the upper end of the rate's
+//!    95 % Clopper–Pearson interval ([`confidence`]), not the rate itself, and says how many
+//!    further clean comparisons would pass. A `[gates]` key this version does not know fails
 //!    rather than being skipped.
+//!
+//! [`load_evidence`] and [`assess`] put the steps together for the command line: every run
+//! is counted once, however many arguments reach it ([`Evidence`]), and [`assess`] is the one
+//! function `ct-rollout report --check` and the lifecycle commands gate with.
 //! 4. **Render** ([`render`]): the same report as a terminal table (at most
 //!    [`TABLE_WIDTH`] columns), Markdown for a pull-request comment, or JSON
 //!    ([`JsonReport`], schema [`REPORT_SCHEMA`]) for machines. Every format puts the gates
@@ -35,7 +41,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use ct_shadow::*;
-//! use ct_reports::{aggregate, check, load_run, render, Format, Gates};
+//! use ct_reports::{assess, load_evidence, render, Format, Gates};
 //!
 //! // A shadow run, as the recorder would make it.
 //! let dir = tempfile::tempdir().unwrap();
@@ -60,29 +66,36 @@
 //! session.finish(&RunMeta::default()).unwrap();
 //!
 //! // The report.
-//! let runs = vec![load_run(dir.path())?];
-//! let agg = aggregate(&runs);
-//! assert_eq!(agg.divergences.by_kind["root_ambiguity"].expected, 1);
+//! // The same run given twice counts once.
+//! let evidence = load_evidence(&[dir.path(), dir.path()])?;
 //! let manifest = "[gates]\nmin_runs = 1\nmax_unexpected_divergence_rate = 0.001\n";
-//! let gates = Gates::from_manifest(manifest)?;
-//! let results = check(&agg, &gates);
-//! assert!(results.iter().all(|g| g.passed));
-//! print!("{}", render(&agg, &results, Format::Table));
+//! let a = assess(&evidence, &Gates::from_manifest(manifest)?);
+//! assert_eq!(a.aggregate.run_count, 1);
+//! assert_eq!(a.aggregate.divergences.by_kind["root_ambiguity"].expected, 1);
+//! // No unexpected divergence, but one comparison cannot show a rate under 0.1 %.
+//! assert!(a.gates[0].passed && !a.gates[1].passed);
+//! print!("{}", render(&a.aggregate, &a.gates, Format::Table));
 //! # Ok::<(), ct_reports::ReportError>(())
 //! ```
 
 mod aggregate;
+pub mod confidence;
 mod error;
+mod evidence;
 mod format;
 mod gates;
 mod load;
+mod prometheus;
 mod render;
 
 pub use aggregate::{
     aggregate, aggregate_with, Aggregate, DivergenceGroup, DivergenceTotals, FilterChanges,
     NamePair, RuleChange, RunLine, SkippedTotals, DEFAULT_TOP,
 };
+pub use confidence::RateBound;
 pub use error::ReportError;
+pub use evidence::{assess, load_evidence, Assessment, DuplicateRun, Evidence, PrometheusCoverage};
 pub use gates::{all_passed, check, GateResult, Gates, Measure};
 pub use load::{load_run, LogState, RunReport};
+pub use prometheus::{parse_since, PrometheusSource, DEFAULT_SINCE};
 pub use render::{render, Format, JsonReport, UnknownFormat, REPORT_SCHEMA, TABLE_WIDTH};

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use ct_shadow::artifacts::{DIVERGENCES_FILE, SHADOW_DIR, SUMMARY_FILE};
 use ct_shadow::summary::SUMMARY_SCHEMA;
-use ct_shadow::{Divergence, Summary, DIVERGENCE_SCHEMA};
+use ct_shadow::{Divergence, Summary, DIVERGENCE_SCHEMA, DIVERGENCE_SCHEMAS_READ};
 use serde::Serialize;
 
 use crate::error::ReportError;
@@ -36,6 +36,10 @@ pub enum LogState {
     /// last line had no newline and could not be read, so it was left out (the recorder was
     /// killed while writing it).
     Read { records: u64, torn_last_line: bool },
+    /// The run's counts came from Prometheus (`report --prometheus`): there is no log, so no
+    /// file names, deciding rules or examples. `finished`: its last scrape came after the end
+    /// of the program, so the counts are its totals.
+    FromMetrics { finished: bool },
 }
 
 impl RunReport {
@@ -61,6 +65,24 @@ impl RunReport {
                 s.divergences.total
             )),
             LogState::Missing => {}
+            LogState::FromMetrics { finished } => {
+                if s.divergences.total > 0 {
+                    notes.push(format!(
+                        "counts from Prometheus: file names, deciding rules and examples of \
+                         its {} divergences are only in its run directory (give it to add \
+                         them)",
+                        s.divergences.total
+                    ));
+                }
+                if !finished {
+                    notes.push(
+                        "Prometheus has no scrape after the run ended (still running, or \
+                         ended without --metrics-linger): its counts are those of its last \
+                         scrape, at most its totals"
+                            .to_owned(),
+                    );
+                }
+            }
             LogState::Read {
                 records,
                 torn_last_line,
@@ -254,7 +276,7 @@ fn parse_record(line: &[u8]) -> Result<Divergence, LineError> {
     let value: serde_json::Value =
         serde_json::from_slice(line).map_err(|e| LineError::NotJson(format!("not JSON: {e}")))?;
     match value.get("schema").and_then(|s| s.as_str()) {
-        Some(DIVERGENCE_SCHEMA) => {}
+        Some(s) if DIVERGENCE_SCHEMAS_READ.contains(&s) => {}
         found => return Err(LineError::Schema(found.map(str::to_owned))),
     }
     serde_json::from_value(value)

@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use ct_reports::confidence::upper_bound;
 use ct_reports::{aggregate, all_passed, check, load_run, Aggregate, Gates, Measure};
 use ct_shadow::{Engine, Exec};
 
@@ -126,9 +127,10 @@ fn an_unknown_gate_fails_instead_of_being_skipped() {
 
 #[test]
 fn every_gate_passes_on_enough_clean_evidence() {
+    // 31 clean comparisons bound the rate at 11.2% (95% Clopper–Pearson): a 15% gate passes.
     let g = gates(
         "[gates]\nmin_runs = 3\nmin_comparisons = 30\n\
-         max_unexpected_divergence_rate = 0.001\nmax_filter_decision_changes = 0\n",
+         max_unexpected_divergence_rate = 0.15\nmax_filter_decision_changes = 0\n",
     );
     let agg = evidence(3, 10, &[root_ambiguity(0)]);
     let results = check(&agg, &g);
@@ -145,8 +147,12 @@ fn every_gate_passes_on_enough_clean_evidence() {
     assert!(all_passed(&results), "{results:#?}");
     assert_eq!(results[0].actual, Measure::Count(3));
     assert_eq!(results[1].actual, Measure::Count(31));
-    assert_eq!(results[2].actual, Measure::Rate(0.0));
-    assert_eq!(results[2].threshold, Measure::Rate(0.001));
+    // The rate gate compares the bound, not the rate.
+    assert_eq!(results[2].actual, Measure::Rate(upper_bound(0, 31)));
+    assert_eq!(results[2].threshold, Measure::Rate(0.15));
+    let c = results[2].confidence.unwrap();
+    assert_eq!((c.bound.events, c.bound.trials, c.bound.rate), (0, 31, 0.0));
+    assert_eq!(c.clean_comparisons_to_pass, Some(0));
 }
 
 #[test]
@@ -174,21 +180,84 @@ fn too_little_evidence_fails_the_minimums_with_what_is_missing() {
         "{}",
         comparisons.explanation
     );
-    // Nothing unexpected and nothing changed: those two pass.
-    assert!(results[2].passed && results[3].passed, "{results:#?}");
+    // Nothing unexpected, but 8 comparisons cannot show a rate under 0.1%.
+    let rate = &results[2];
+    assert!(!rate.passed, "{rate:#?}");
+    assert!(
+        rate.explanation.contains("too few comparisons")
+            && rate
+                .explanation
+                .contains("without an unexpected divergence would pass"),
+        "{}",
+        rate.explanation
+    );
+    // Nothing changed: that one passes.
+    assert!(results[3].passed, "{results:#?}");
+}
+
+#[test]
+fn zero_in_43_fails_a_tenth_of_a_percent_gate_with_how_much_more_would_pass() {
+    // docs/rollout.md works this example through.
+    let g = gates("[gates]\nmax_unexpected_divergence_rate = 0.001\n");
+    let agg = evidence(1, 43, &[]);
+    assert_eq!((agg.comparisons, agg.divergences.unexpected), (43, 0));
+    let r = &check(&agg, &g)[0];
+    assert!(!r.passed, "{r:#?}");
+    let c = r.confidence.unwrap();
+    // 1 − 0.025^(1/43) = 8.22%.
+    assert!((c.bound.upper - 0.082_211).abs() < 1e-5, "{c:?}");
+    assert_eq!(r.actual, Measure::Rate(c.bound.upper));
+    let more = c.clean_comparisons_to_pass.unwrap();
+    assert!(upper_bound(0, 43 + more) <= 0.001, "{more}");
+    assert!(upper_bound(0, 43 + more - 1) > 0.001, "{more}");
+    assert!(
+        r.explanation
+            .contains("0 unexpected divergences in 43 comparisons = 0%")
+            && r.explanation
+                .contains("95% upper bound (Clopper-Pearson) 8.22%")
+            && r.explanation.contains(&format!(
+                "{} more comparisons without an unexpected divergence would pass",
+                ct_fmt(more)
+            )),
+        "{}",
+        r.explanation
+    );
+    // The same evidence and that many more clean comparisons pass.
+    let enough = evidence(1, 43 + more as usize, &[]);
+    let r = &check(&enough, &g)[0];
+    assert!(r.passed, "{r:#?}");
+}
+
+/// `3644` → `3,644`, as the reports print counts.
+fn ct_fmt(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
 }
 
 #[test]
 fn unexpected_divergences_over_the_rate_fail() {
     let g = gates("[gates]\nmax_unexpected_divergence_rate = 0.1\n");
-    // 1 unexpected in 10 comparisons: exactly the threshold passes.
+    // 1 unexpected in 10 comparisons: the rate is at the threshold, but its bound (44.5%)
+    // is far above it.
     let at = evidence(1, 9, &[other("/srv/app/pkg/broken.py")]);
     assert_eq!(at.comparisons, 10);
     let r = &check(&at, &g)[0];
-    assert!(r.passed, "{r:#?}");
-    assert_eq!(r.actual, Measure::Rate(0.1));
+    assert!(!r.passed, "{r:#?}");
+    assert_eq!(r.actual, Measure::Rate(upper_bound(1, 10)));
+    assert!(
+        r.explanation.contains("too few comparisons"),
+        "{}",
+        r.explanation
+    );
 
-    // 2 in 11: over.
+    // 2 in 11: the rate itself is over.
     let over = evidence(
         1,
         9,
@@ -201,7 +270,25 @@ fn unexpected_divergences_over_the_rate_fail() {
     assert!(!r.passed);
     assert!(
         r.explanation
-            .contains("2 unexpected divergences in 11 comparisons = 18.2%, more than the 10%"),
+            .contains("2 unexpected divergences in 11 comparisons = 18.2% (95% upper bound"),
+        "{}",
+        r.explanation
+    );
+    assert!(
+        r.explanation.contains("more than the 10%"),
+        "{}",
+        r.explanation
+    );
+}
+
+#[test]
+fn a_zero_rate_gate_can_never_pass_and_says_so() {
+    let g = gates("[gates]\nmax_unexpected_divergence_rate = 0\n");
+    let r = &check(&evidence(1, 20, &[]), &g)[0];
+    assert!(!r.passed);
+    assert_eq!(r.confidence.unwrap().clean_comparisons_to_pass, None);
+    assert!(
+        r.explanation.contains("bounds a rate at exactly 0"),
         "{}",
         r.explanation
     );
@@ -246,4 +333,31 @@ fn filter_decision_changes_over_the_maximum_fail() {
         "{}",
         r.explanation
     );
+}
+
+#[test]
+fn min_comparisons_advice_suggests_only_what_would_help() {
+    let g = gates("[gates]\nmin_comparisons = 10000\n");
+    let why = |agg: &Aggregate| check(agg, &g)[0].explanation.clone();
+    // Everything was compared: raising the sample or the budget cannot help.
+    let mut agg = evidence(1, 3, &[]);
+    let full = why(&agg);
+    assert!(full.contains("record more or larger runs"), "{full}");
+    assert!(!full.contains("raise --shadow-sample"), "{full}");
+    assert!(!full.contains("raise --shadow-budget"), "{full}");
+    assert!(
+        full.contains("every code object was already compared"),
+        "{full}"
+    );
+    // Code objects were sampled out: now raising --shadow-sample helps, the budget does not.
+    agg.skipped.sampled_out = 40;
+    let sampled = why(&agg);
+    assert!(
+        sampled.contains("raise --shadow-sample (40 sampled out)"),
+        "{sampled}"
+    );
+    assert!(!sampled.contains("--shadow-budget"), "{sampled}");
+    agg.skipped.budget_exhausted = 7;
+    let both = why(&agg);
+    assert!(both.contains("raise --shadow-budget (7 skipped"), "{both}");
 }

@@ -87,7 +87,7 @@ pub mod taxonomy;
 pub use artifacts::{read_divergences, roots_digest, write_atomic, ArtifactError, DivergenceLog};
 pub use compare::{
     compare, third_opinion, Divergence, EngineRecord, OpinionSource, ThirdOpinion,
-    DIVERGENCE_SCHEMA,
+    DIVERGENCE_SCHEMA, DIVERGENCE_SCHEMAS_READ,
 };
 pub use metrics::{Metrics, Outcome, RecorderInfo, SkipReason, TraceEvent};
 pub use model::{

@@ -7,7 +7,7 @@
 
 use prometheus::core::Metric;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use serde::{Deserialize, Serialize};
@@ -190,6 +190,22 @@ pub struct Metrics {
     skipped: [IntCounter; 2],
     budget_exhausted: IntGauge,
     artifact_errors: IntCounter,
+    /// `[kind]`: the divergences of that kind ADR 0016 does not predict.
+    unexpected: Vec<IntCounter>,
+    /// The run's identity, without a label: `ct_recorder_run_start_time_seconds` and
+    /// `ct_recorder_run_pid` together are the run id `"{start}-{pid}"`.
+    run_start: IntGauge,
+    run_pid: IntGauge,
+    run_finished: IntGauge,
+    sample_rate: Gauge,
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric definition");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -295,6 +311,35 @@ impl Metrics {
             "Failed writes of shadow artifacts (divergence log lines, roots, summary).",
         );
 
+        let unexpected = counter_vec(
+            r,
+            "ct_shadow_unexpected_divergences_total",
+            "Divergences ADR 0016 does not predict, by kind (a subset of ct_shadow_divergences_total).",
+            &["kind"],
+        );
+        let run_start = gauge(
+            r,
+            "ct_recorder_run_start_time_seconds",
+            "Start of the run, whole seconds since the Unix epoch (the first part of the run id).",
+        );
+        let run_pid = gauge(
+            r,
+            "ct_recorder_run_pid",
+            "Process id of the recorder (the second part of the run id).",
+        );
+        let run_finished = gauge(
+            r,
+            "ct_recorder_run_finished",
+            "1 once the program has ended and every counter holds its final value, else 0.",
+        );
+        let sample_rate = Gauge::new(
+            "ct_shadow_sample_rate",
+            "The --shadow-sample fraction of files compared (0 without shadow mode).",
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(sample_rate.clone()))
+            .expect("metric registered once");
+
         info_gauge
             .with_label_values(&[
                 &info.version,
@@ -337,6 +382,14 @@ impl Metrics {
             skipped: SkipReason::ALL.map(|s| skipped.with_label_values(&[s.as_str()])),
             budget_exhausted,
             artifact_errors,
+            unexpected: DivergenceKind::ALL
+                .iter()
+                .map(|k| unexpected.with_label_values(&[k.as_str()]))
+                .collect(),
+            run_start,
+            run_pid,
+            run_finished,
+            sample_rate,
             registry,
             info: info.clone(),
         }
@@ -393,6 +446,30 @@ impl Metrics {
         if let Some(c) = &self.filter_changes[from.index()][to.index()] {
             c.inc();
         }
+    }
+
+    /// Counts a divergence ADR 0016 does not predict (also counted by
+    /// [`Metrics::inc_divergence`]).
+    pub fn inc_unexpected(&self, kind: DivergenceKind) {
+        self.unexpected[kind.index()].inc();
+    }
+
+    /// Sets the run's identity: its run id is `"{start_unix_seconds}-{pid}"`.
+    pub fn set_run_identity(&self, start_unix_seconds: u64, pid: u32) {
+        self.run_start
+            .set(i64::try_from(start_unix_seconds).unwrap_or(i64::MAX));
+        self.run_pid.set(i64::from(pid));
+    }
+
+    /// Marks every counter final (the program has ended): a scrape that sees this has the
+    /// run's totals.
+    pub fn set_finished(&self) {
+        self.run_finished.set(1);
+    }
+
+    /// Records the `--shadow-sample` rate.
+    pub fn set_sample_rate(&self, rate: f64) {
+        self.sample_rate.set(rate);
     }
 
     /// Counts `n` trace events (the recorder may batch).
@@ -621,7 +698,7 @@ mod tests {
                 .expect("docs/metrics.md");
         let m = Metrics::new(&info());
         let families = m.registry().gather();
-        assert_eq!(families.len(), 12);
+        assert_eq!(families.len(), 17);
         for mf in &families {
             let name = mf.get_name();
             let heading = format!("### `{name}");

@@ -197,6 +197,12 @@ impl Budget {
         }
         if !self.exhausted.swap(true, Ordering::Relaxed) {
             *self.exhausted_at.lock().unwrap_or_else(|p| p.into_inner()) = Some((run_ns, spent));
+            tracing::info!(
+                fraction = self.fraction,
+                shadow_seconds = spent as f64 / 1e9,
+                run_seconds = run_ns as f64 / 1e9,
+                "shadow budget exhausted: comparing stops for the rest of the run"
+            );
         }
         false
     }

@@ -72,6 +72,7 @@ impl ShadowSession {
         let dir = config.run_dir.join(SHADOW_DIR);
         let log = DivergenceLog::create(&dir)?;
         metrics.set_budget_exhausted(false);
+        metrics.set_sample_rate(config.sampler.rate());
         Ok(ShadowSession {
             metrics,
             sampler: config.sampler,
@@ -106,12 +107,15 @@ impl ShadowSession {
     pub fn gate(&self, filename: &str) -> Gate {
         if self.budget.as_ref().is_some_and(Budget::is_exhausted) {
             self.metrics.inc_skipped(SkipReason::BudgetExhausted);
+            tracing::trace!(file = filename, "shadow: not compared, budget exhausted");
             return Gate::BudgetExhausted;
         }
         if !self.sampler.should_compare(filename) {
             self.metrics.inc_skipped(SkipReason::SampledOut);
+            tracing::trace!(file = filename, "shadow: not compared, sampled out");
             return Gate::SampledOut;
         }
+        tracing::trace!(file = filename, "shadow: compared");
         Gate::Compare
     }
 
@@ -161,6 +165,9 @@ impl ShadowSession {
         }
         let d = compare(obs)?;
         m.inc_divergence(d.kind);
+        if !d.expected_by_adr {
+            m.inc_unexpected(d.kind);
+        }
         let slot = usize::from(!d.expected_by_adr);
         self.split[d.kind as usize][slot].fetch_add(1, Ordering::Relaxed);
         let written = self

@@ -205,9 +205,20 @@ pub(crate) fn build(i: SummaryInputs<'_>) -> Summary {
 /// Kinds listed one per line before the rest are folded into one line.
 const KIND_ROWS: usize = 8;
 
-/// A one-screen (at most 25 lines) human summary for stderr.
+/// The rule above and below [`render_summary`]'s text, so the recorder's lines stand apart
+/// from the program's own output on a shared terminal.
+pub const SUMMARY_RULE: &str =
+    "──────────────────────────────────────────────────────────────────────── ct-record ──";
+
+/// `n` and its noun, singular for one: `1 line`, `2 lines`.
+fn n_of(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// A one-screen (at most 25 lines) human summary for stderr, between two [`SUMMARY_RULE`]s
+/// and after a blank line.
 pub fn render_summary(s: &Summary) -> String {
-    let mut out: Vec<String> = Vec::new();
+    let mut out: Vec<String> = vec![String::new(), SUMMARY_RULE.to_owned()];
     let r = &s.run;
     out.push(format!(
         "ct-record shadow summary: run {} · primary {} · shadow {} · {}",
@@ -234,8 +245,8 @@ pub fn render_summary(s: &Summary) -> String {
         ),
     };
     out.push(format!(
-        "compared {} code objects · sample {} ({} skipped) · {} ({} skipped)",
-        s.comparisons,
+        "compared {} · sample {} ({} skipped) · {} ({} skipped)",
+        n_of(s.comparisons, "code object", "code objects"),
         percent(s.sampling.rate),
         s.skipped.sampled_out,
         budget,
@@ -267,10 +278,11 @@ pub fn render_summary(s: &Summary) -> String {
             .iter()
             .map(|(_, c)| c.expected + c.unexpected)
             .sum();
+        let hidden = kinds.len() - KIND_ROWS;
         out.push(format!(
-            "  … {} more kinds, {} divergences (see summary.json)",
-            kinds.len() - KIND_ROWS,
-            rest
+            "  … {hidden} more {}, {} (see summary.json)",
+            if hidden == 1 { "kind" } else { "kinds" },
+            n_of(rest, "divergence", "divergences")
         ));
     }
     let f = &s.filter_decision_changes;
@@ -310,8 +322,9 @@ pub fn render_summary(s: &Summary) -> String {
     }
     let a = &s.artifacts;
     out.push(format!(
-        "details: {}/divergences.ndjson ({} lines), summary.json, metrics.prom",
-        a.dir, a.divergence_lines
+        "details: {}/divergences.ndjson ({}), summary.json, metrics.prom",
+        a.dir,
+        n_of(a.divergence_lines, "line", "lines")
     ));
     if a.write_errors > 0 {
         out.push(format!(
@@ -320,6 +333,7 @@ pub fn render_summary(s: &Summary) -> String {
             a.first_write_error.as_deref().unwrap_or("?")
         ));
     }
+    out.push(SUMMARY_RULE.to_owned());
     let mut text = out.join("\n");
     text.push('\n');
     text

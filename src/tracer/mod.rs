@@ -322,6 +322,15 @@ impl Recorder {
             let primary_naming = f
                 .is_module
                 .then(|| self.naming.primary.name(&f, &self.naming.modules));
+            if let Some(reason) = primary_naming.as_ref().and_then(|n| n.fallback) {
+                tracing::info!(
+                    engine = engine.as_str(),
+                    reason = shadow::fallback_label(reason),
+                    detail = ?reason,
+                    file = %filename,
+                    "module name fell back to <module>"
+                );
+            }
             let (ctx, d) = self.scoping.decide(engine, &f, &self.naming.modules);
             if self.metrics.is_some() || self.shadow.is_some() {
                 let elapsed_ns = started.elapsed().as_nanos() as u64;
@@ -335,7 +344,7 @@ impl Recorder {
                 let mut result = ct_shadow::EngineResult::unnamed(shadow::shadow_engine(engine));
                 result.name = name;
                 result.fallback = fallback.map(shadow::fallback_label);
-                result.filter = Some(shadow::filter_outcome(&self.scoping.chain, &d));
+                result.filter = Some(shadow::filter_outcome(&self.scoping.chain, &ctx, &d));
                 result.elapsed_ns = elapsed_ns;
                 if let Some(m) = &self.metrics {
                     m.observe_resolution(&result);

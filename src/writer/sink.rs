@@ -116,7 +116,7 @@ impl EventSink {
                         return Err(e.to_string());
                     }
                 };
-                writer_loop(output, rx, give_back, writer_shared).map_err(|e| e.to_string())
+                writer_loop(output, rx, give_back, writer_shared, &path).map_err(|e| e.to_string())
             })
             .map_err(|e| WriterError(format!("cannot start the trace writer thread: {e}")))?;
         match ready_rx.recv() {
@@ -236,6 +236,7 @@ fn writer_loop(
     rx: Receiver<Message>,
     give_back: Sender<Arc<Slab>>,
     shared: Arc<Mutex<Arc<Slab>>>,
+    path: &Path,
 ) -> std::io::Result<u64> {
     let mut written = 0u64;
     // The batch to write next, and how much of it an earlier tick wrote already.
@@ -263,6 +264,11 @@ fn writer_loop(
                     dirty = false;
                     last_flush = Instant::now();
                 }
+                tracing::debug!(
+                    total_events = written,
+                    bytes_on_disk = file_len(path),
+                    "trace writer: batch written"
+                );
             }
             Ok(Message::Finish) | Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {
@@ -285,7 +291,18 @@ fn writer_loop(
         }
     }
     output.finish()?;
+    tracing::info!(
+        events = written,
+        bytes = file_len(path),
+        path = %path.display(),
+        "trace writer: events file closed"
+    );
     Ok(written)
+}
+
+/// The events file's size so far (what the writer has handed to the OS).
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
 enum Output {

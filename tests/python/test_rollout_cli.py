@@ -87,10 +87,55 @@ def test_table_keeps_engine_names_and_rule_selectors_whole(tmp_path):
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert all(len(line) <= 100 for line in lines), table.stdout
-    # The runs table: primary legacy, shadow globals, both whole.
-    header = next(i for i, line in enumerate(lines) if line.split()[:3] == ["run", "primary", "shadow"])
-    assert lines[header + 1].split()[1:3] == ["legacy", "globals"], table.stdout
+    # The runs table: primary legacy, shadow globals, both whole; the run directory last.
+    header = next(i for i, line in enumerate(lines)
+                  if line.split()[:4] == ["run", "id", "primary", "shadow"])
+    row = lines[header + 1].split()
+    assert row[1:3] == ["legacy", "globals"], table.stdout
+    assert str(run_dir).endswith(row[-1].lstrip("…")), table.stdout
     # The globals rule keeps its selector whole; the long source path goes below it.
     at = next(i for i, line in enumerate(lines) if line.strip().startswith("globals rule:"))
     assert lines[at].rstrip().endswith("pkg:glob:shop.pricing"), table.stdout
     assert lines[at + 1].strip().endswith("trace-filter.toml #0)"), table.stdout
+
+
+def test_one_run_given_many_ways_counts_once(tmp_path):
+    import shutil
+    run = _shadow_run(tmp_path, "run")
+    copy = tmp_path / "elsewhere" / "run"
+    shutil.copytree(run, copy)
+    manifest = tmp_path / "rollout.toml"
+    manifest.write_text("[gates]\nmin_runs = 5\n")
+    args = [str(run), str(run), str(run / "shadow"), str(copy), str(copy / "shadow")]
+    done = _rollout("report", "--check", "--manifest", str(manifest), *args, cwd=tmp_path)
+    # Five arguments, one run: min_runs = 5 fails.
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "ROLLOUT REPORT: 1 run " in done.stdout, done.stdout
+    assert "COUNTED ONCE" in done.stdout and "was given 5 times" in done.stdout, done.stdout
+    data = json.loads(_rollout("report", "--format", "json", *args, cwd=tmp_path).stdout)
+    assert data["aggregate"]["run_count"] == 1
+    assert len(data["aggregate"]["duplicates"][0]["ignored"]) == 4
+
+
+def test_rate_gate_shows_the_bound_and_how_much_more_would_pass(tmp_path):
+    run = _shadow_run(tmp_path, "run")
+    summary = json.loads((run / "shadow" / "summary.json").read_text())
+    n, u = summary["comparisons"], summary["divergences"]["unexpected"]
+    assert n > 0 and u == 0, summary
+    manifest = tmp_path / "rollout.toml"
+    manifest.write_text("[gates]\nmax_unexpected_divergence_rate = 0.001\n")
+    done = _rollout("report", "--check", "--manifest", str(manifest), str(run), cwd=tmp_path)
+    # A handful of clean comparisons is a rate of 0, but not evidence of a rate under 0.1%.
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "UNEXPECTED RATE WITH 95% CONFIDENCE (CLOPPER-PEARSON)" in done.stdout, done.stdout
+    gate = json.loads(_rollout("report", "--format", "json", "--manifest", str(manifest), str(run),
+                               cwd=tmp_path).stdout)["gates"][0]
+    c = gate["confidence"]
+    assert c["rate"] == 0 and c["method"] == "Clopper-Pearson"
+    # For 0 events the exact bound is 1 - 0.025^(1/n).
+    assert abs(c["upper"] - (1 - 0.025 ** (1 / n))) < 1e-9
+    more = c["clean_comparisons_to_pass"]
+    assert 1 - 0.025 ** (1 / (n + more)) <= 0.001 < 1 - 0.025 ** (1 / (n + more - 1))
+    flat = " ".join(done.stdout.split())  # the table wraps long lines
+    assert f"{more:,} more comparisons without an unexpected divergence would pass" in flat, flat
+    assert f"0 of {n} comparisons = 0%; 95% upper bound" in flat, flat

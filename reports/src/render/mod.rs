@@ -6,6 +6,7 @@ use std::str::FromStr;
 use crate::aggregate::Aggregate;
 use crate::gates::GateResult;
 
+mod evidence;
 mod grid;
 mod json;
 mod markdown;

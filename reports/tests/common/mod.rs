@@ -115,10 +115,12 @@ pub fn filter_change(i: usize, from: Exec, globals_rule: RuleRef) -> Case {
         Exec::Trace
     };
     c.legacy.filter = Some(FilterOutcome {
+        module_name: c.legacy.name.clone(),
         exec: from,
         rule: None,
     });
     c.globals.filter = Some(FilterOutcome {
+        module_name: c.globals.name.clone(),
         exec: to,
         rule: Some(globals_rule),
     });
