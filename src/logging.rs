@@ -67,6 +67,23 @@ pub fn colour_on_stderr(no_color: Option<&str>) -> bool {
 }
 
 /// Installs the subscriber. A second session in one process keeps the first one.
+/// stderr for the recorder's log. A write that fails (closed pipe, full disk) is dropped:
+/// the subscriber would otherwise report it with `eprintln!`, which panics on that same
+/// stderr, in the middle of the stop sequence (see docs/recording.md, "The run directory").
+struct QuietStderr;
+
+impl std::io::Write for QuietStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
 pub fn init(level: LogLevel, source: LevelSource, file: Option<&Path>) -> Result<(), String> {
     let filter = filter(level, source, std::env::var("RUST_LOG").ok().as_deref())?;
     let builder = tracing_subscriber::fmt()
@@ -87,7 +104,7 @@ pub fn init(level: LogLevel, source: LevelSource, file: Option<&Path>) -> Result
         }
         None => builder
             .with_ansi(colour_on_stderr(std::env::var("NO_COLOR").ok().as_deref()))
-            .with_writer(std::io::stderr)
+            .with_writer(|| QuietStderr)
             .try_init(),
     };
     let _ = result;

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ct_shadow::summary::KindCount;
+use ct_shadow::summary::{EntryKind, KindCount};
 use ct_shadow::{Divergence, DivergenceKind, Engine, Exec, RuleRef, Severity};
 use serde::Serialize;
 
@@ -51,6 +51,28 @@ pub struct Aggregate {
     pub duplicates: Vec<DuplicateRun>,
     /// What `--prometheus` contributed (`None` without it).
     pub prometheus: Option<PrometheusCoverage>,
+    /// What kinds of programs the runs were.
+    pub programs: ProgramCoverage,
+}
+
+/// How many runs were of each kind of program (from `summary.json`'s `program`). A run can
+/// be several at once: `-m pytest` with threads is a module, a test runner and threaded.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProgramCoverage {
+    /// `ct-record SCRIPT`.
+    pub scripts: u64,
+    /// `ct-record -m MODULE`.
+    pub modules: u64,
+    /// `ct_recorder.start()` inside a program.
+    pub api: u64,
+    /// Test runners (`pytest`, `unittest`…), by either entry.
+    pub test_runners: u64,
+    /// Code run through `runpy` (`-m`, or `runpy.run_*` in the program).
+    pub runpy: u64,
+    /// More than one thread compared.
+    pub threaded: u64,
+    /// Runs whose kind is not known: from Prometheus, or summaries of older recorders.
+    pub unknown: u64,
 }
 
 /// One run, in brief.
@@ -203,6 +225,7 @@ pub fn aggregate_with(runs: &[RunReport], top: usize) -> Aggregate {
         distinct_unexpected: 0,
         duplicates: Vec::new(),
         prometheus: None,
+        programs: ProgramCoverage::default(),
     };
     let mut rules = RuleTally::default();
     let mut groups = GroupTally::default();
@@ -243,6 +266,23 @@ fn add_summary(agg: &mut Aggregate, run: &RunReport) {
         notes: run.notes(),
     });
     agg.comparisons += s.comparisons;
+    let p = &mut agg.programs;
+    match s.program.as_ref() {
+        None => p.unknown += 1,
+        Some(prog) => {
+            match prog.entry.as_ref().map(|e| e.kind) {
+                Some(EntryKind::Script) => p.scripts += 1,
+                Some(EntryKind::Module) => p.modules += 1,
+                Some(EntryKind::Api) => p.api += 1,
+                None => p.unknown += 1,
+            }
+            if prog.entry.as_ref().is_some_and(|e| e.test_runner.is_some()) {
+                p.test_runners += 1;
+            }
+            p.runpy += u64::from(prog.runpy);
+            p.threaded += u64::from(prog.threads > 1);
+        }
+    }
     agg.skipped.sampled_out += s.skipped.sampled_out;
     agg.skipped.budget_exhausted += s.skipped.budget_exhausted;
 

@@ -59,7 +59,7 @@ def runs(tmp_path_factory):
 
 
 def test_schemas_are_valid_draft_2020_12():
-    assert len(list(SCHEMAS.glob("*.schema.json"))) == 4
+    assert len(list(SCHEMAS.glob("*.schema.json"))) == 5
     registry()
 
 
@@ -68,6 +68,23 @@ def test_summary_and_metadata_of_real_runs(runs):
     for run in runs:
         summary.validate(json.loads((run / "shadow" / "summary.json").read_text()))
         metadata.validate(json.loads((run / "trace_metadata.json").read_text()))
+
+
+def test_run_markers_of_real_runs(runs, tmp_path):
+    v = validator("run")
+    for run in runs:
+        marker = json.loads((run / "run.json").read_text())
+        v.validate(marker)
+        assert marker["state"] == "finished"
+    # A run killed before its stop leaves a 'running' marker, valid too.
+    (tmp_path / "killed.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    subprocess.run([str(BIN / "ct-record"), "-q", "--trace-dir", str(tmp_path / "t"), "killed.py"],
+                   cwd=tmp_path, capture_output=True, timeout=120)
+    marker = json.loads((tmp_path / "t" / "run.json").read_text())
+    v.validate(marker)
+    assert marker["state"] == "running"
+    with pytest.raises(jsonschema.ValidationError):
+        v.validate({**marker, "state": "finished"})  # finished without finished_unix
 
 
 def test_every_divergence_line_of_real_runs(runs):

@@ -63,6 +63,12 @@ fn evidence_sections(agg: &Aggregate, gates: &[GateResult], out: &mut Vec<String
         out.push(String::new());
         out.extend(lines.iter().map(|l| format!("- {}", text(l))));
     }
+    if agg.run_count > 0 {
+        out.push(String::new());
+        out.push(format!("### {}", super::evidence::programs_heading()));
+        out.push(String::new());
+        out.push(text(&super::evidence::programs_line(agg)));
+    }
     let dups = super::evidence::duplicate_notes(agg);
     if !dups.is_empty() {
         out.push(String::new());

@@ -126,6 +126,11 @@ fn confidence_section(agg: &Aggregate, gates: &[GateResult], out: &mut Vec<Strin
         }
         out.push(String::new());
     }
+    if agg.run_count > 0 {
+        out.push(super::evidence::programs_heading().to_uppercase());
+        out.extend(hanging(&super::evidence::programs_line(agg)));
+        out.push(String::new());
+    }
     let dups = super::evidence::duplicate_notes(agg);
     if !dups.is_empty() {
         out.push("EVIDENCE (EACH RUN COUNTED ONCE)".to_owned());

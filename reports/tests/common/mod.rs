@@ -149,6 +149,7 @@ pub fn record_run(dir: &Path, run_id: &str, primary: Engine, cases: &[Case]) -> 
             started_unix_seconds: 1_700_000_000.0,
             python_version: Some("3.12.1".into()),
             exit_code: Some(0),
+            entry: Some(Entry::new(false, "app.py")),
         })
         .unwrap()
 }
