@@ -124,9 +124,14 @@ build-%: $(STAMPS)/venv-%
 	  $(VENV)-$*/bin/maturin develop --release --quiet
 	$(VENV)-$*/bin/python -c 'import ct_recorder._native'
 
+# coverage.py is one of the baselines; it goes into the venv only for the benchmarks.
+$(STAMPS)/bench-venv: $(STAMPS)/venv bench/requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
 # Benchmarks measure release code with symbols (the `profiling` profile), for perf and
 # callgrind; `make build` gives the stripped release a user installs.
-bench: setup
+bench: setup $(STAMPS)/bench-venv
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
 	  $(VENV)/bin/maturin develop --profile profiling --quiet
 	$(PY) bench/run.py

@@ -1,4 +1,12 @@
-"""Whole-process benchmarks: untraced python vs a no-op C trace hook vs ct-record.
+"""Whole-process benchmarks: untraced python vs a no-op C trace hook vs coverage.py vs
+ct-record (JSON and binary).
+
+Recording workloads are of a user's size (--quick shrinks them): fib(32) with a helper call
+per step (about 10.5 M calls with arguments and return values), a 13 M-iteration loop (more
+than 50 M line events) and an import of 2,000 generated modules. For each: wall time,
+ratios to the no-op hook (the floor), peak RSS and, for ct-record, events and bytes per
+event; then the streaming readers' events/s on the call-heavy traces, and callgrind
+instruction counts (all threads) at a reduced size.
 
 Every configuration runs as a separate process, several times, in the same invocation, and
 the report gives ratios against the baselines measured in that same run (times on a shared
@@ -19,6 +27,7 @@ Usage: python bench/run.py [--repeat N] [--quick] [--naming-only | --shadow-only
 """
 
 import argparse
+import json
 import http.client
 import os
 import re
@@ -67,12 +76,143 @@ def generate_tree(root, n):
             f.write(f"def f{i}(x):\n    return x + {i}\n\n\ndef g{i}():\n    return f{i}(1)\n\n\nVALUE = g{i}()\n")
 
 
-def configs(workload_cmd, trace_dir):
+def configs(workload_cmd, trace_dir, data_dir):
+    """The configurations every recording workload runs under, in the same invocation."""
     return {
         "untraced": [PY] + workload_cmd,
         "noop-hook": [PY, os.path.join(HERE, "noop_hook_runner.py")] + workload_cmd,
-        "ct-record": [CT_RECORD, "--trace-dir", trace_dir] + workload_cmd,
+        "coverage": [PY, "-m", "coverage", "run", f"--data-file={os.path.join(data_dir, 'cov')}"] + workload_cmd,
+        "ct json": [CT_RECORD, "--quiet", "--format", "json", "--trace-dir", trace_dir] + workload_cmd,
+        "ct binary": [CT_RECORD, "--quiet", "--format", "binary", "--trace-dir", trace_dir] + workload_cmd,
     }
+
+
+def trace_size(trace_dir):
+    """(events, bytes of the events file) of the last ct-record run into `trace_dir`."""
+    with open(os.path.join(trace_dir, "trace_metadata.json")) as f:
+        meta = json.load(f)
+    return meta["summary"]["events"], os.path.getsize(meta["summary"]["events_file"])
+
+
+def recording_benchmark(work, repeat, scale, tree, n_modules):
+    """Wall time, peak RSS and bytes per event of every configuration on workloads of a
+    user's size: >= 10 M calls with arguments and return values, >= 50 M line events, an
+    import-heavy tree."""
+    wl = os.path.join(HERE, "workloads")
+    fib_n = 32 if scale == 1.0 else 25
+    workloads = {
+        f"call-heavy fib({fib_n})": [os.path.join(wl, "call_heavy.py"), str(fib_n)],
+        "line-heavy": [os.path.join(wl, "line_heavy.py"), str(13_000_000 if scale == 1.0 else 300_000)],
+        f"import-heavy ({n_modules})": [os.path.join(wl, "import_heavy.py"), tree, str(n_modules)],
+    }
+    need = 8 * 2**30 if scale == 1.0 else 2**30
+    free = shutil.disk_usage(work).free
+    if free < need:
+        raise SystemExit(f"the recording benchmark writes up to {need / 2**30:.0f} GiB of traces "
+                         f"(JSON at this size is 3.6 GiB per run); {work} has {free / 2**30:.1f} GiB free")
+    print(f"recording: median wall time of {repeat} runs (runs of one workload interleaved), "
+          f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
+    cfg_names = list(configs([], "", "").keys())
+    print(f"{'workload':26} " + " ".join(f"{c:>10}" for c in cfg_names))
+    results = {}
+    for w, (name, cmd) in enumerate(workloads.items()):
+        # Kept per workload: the reader benchmark reads them afterwards.
+        trace = {c: os.path.join(work, f"trace-{w}-{c.split()[-1]}") for c in cfg_names}
+        cmds = {c: configs(cmd, trace[c], work)[c] for c in cfg_names}
+        samples = {c: [] for c in cfg_names}
+        rss = {c: 0.0 for c in cfg_names}
+        for _ in range(repeat):
+            for c in cfg_names:
+                t, m = run(cmds[c], work)
+                samples[c].append(t)
+                rss[c] = max(rss[c], m)
+        wall = {c: statistics.median(v) for c, v in samples.items()}
+        sizes = {c: trace_size(trace[c]) for c in cfg_names if c.startswith("ct ")}
+        results[name] = (wall, rss, sizes, trace)
+        if w > 0:  # only the call-heavy traces are read afterwards
+            for t in trace.values():
+                shutil.rmtree(t, ignore_errors=True)
+        floor = wall["noop-hook"]
+        print(f"{name:26} " + " ".join(f"{wall[c]:9.2f}s" for c in cfg_names))
+        print(f"{'  / floor':26} " + " ".join(f"{wall[c] / floor:9.2f}x" for c in cfg_names))
+        print(f"{'  peak RSS MiB':26} " + " ".join(f"{rss[c]:10.1f}" for c in cfg_names))
+        for c, (events, size) in sizes.items():
+            print(f"  {c}: {events:,} events, {size / 2**20:,.1f} MiB, {size / max(events, 1):.2f} bytes/event")
+    return results
+
+
+def callgrind_instructions(cmd, cwd, out):
+    """Instructions executed by every thread of `cmd` (valgrind --tool=callgrind)."""
+    subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--trace-children=no"] + cmd,
+                   cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    total = 0
+    with open(out) as f:
+        for line in f:
+            if line.startswith(("summary:", "totals:")):
+                total = max(total, int(line.split()[1]))
+    os.remove(out)
+    return total
+
+
+def instructions_benchmark(work, tree):
+    """Callgrind instruction counts (all threads) at a reduced size: the machine's load does
+    not change them."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is needed for the instruction counts (apt-get install valgrind)")
+    wl = os.path.join(HERE, "workloads")
+    workloads = {
+        "call-heavy fib(20)": [os.path.join(wl, "call_heavy.py"), "20"],
+        "line-heavy 100k": [os.path.join(wl, "line_heavy.py"), "100000"],
+        "import-heavy (200)": [os.path.join(wl, "import_heavy.py"), tree, "200"],
+    }
+    cfg_names = list(configs([], "", "").keys())
+    print()
+    print("instructions (callgrind, all threads, reduced size); ratios to the no-op hook, "
+          "and the recorder's extra over the floor per recorded event")
+    print(f"{'workload':26} " + " ".join(f"{c:>12}" for c in cfg_names))
+    for name, cmd in workloads.items():
+        trace = os.path.join(work, "trace-cg")
+        counts, per_event = {}, {}
+        for c in cfg_names:
+            counts[c] = callgrind_instructions(configs(cmd, trace, work)[c], work, os.path.join(work, "cg.out"))
+            if c.startswith("ct "):
+                per_event[c] = trace_size(trace)[0]
+        floor = counts["noop-hook"]
+        print(f"{name:26} " + " ".join(f"{counts[c] / 1e6:11.1f}M" for c in cfg_names))
+        print(f"{'  / floor':26} " + " ".join(f"{counts[c] / floor:11.2f}x" for c in cfg_names))
+        print("  extra over the floor per event: " + ", ".join(
+            f"{c} {(counts[c] - floor) / max(n, 1):.0f} instr" for c, n in per_event.items()))
+
+
+READ_SCRIPT = """
+import sys, time, resource
+from ct_recorder import _native, trace_reader
+kind, path = sys.argv[1], sys.argv[2]
+t = time.perf_counter()
+if kind == "summary":
+    n = _native.scan_trace(path)["events"]
+elif kind == "TraceEvents":
+    n = sum(1 for _ in trace_reader.TraceEvents(path))
+else:  # only Function and Call events become Python objects; the rate is over the whole file
+    sum(1 for _ in trace_reader.TraceEvents(path, kinds={"Function", "Call"}))
+dt = time.perf_counter() - t
+if kind == "TraceEvents(Call)":
+    n = _native.scan_trace(path)["events"]
+print(n, dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def reader_benchmark(work, trace_dirs):
+    """Events per second and peak RSS of the streaming readers on the traces just written."""
+    print()
+    print("readers (streaming): events/s and peak RSS")
+    for label, trace in trace_dirs.items():
+        for kind in ("summary", "TraceEvents", "TraceEvents(Call)"):
+            out = subprocess.run([PY, "-c", READ_SCRIPT, kind, trace], cwd=work, check=True,
+                                 capture_output=True, text=True).stdout.split()
+            n, dt, rss = int(out[0]), float(out[1]), float(out[2])
+            print(f"  {label:28} {kind:12} {n:>12,} events {dt:7.2f} s {n / dt / 1e6:6.2f} M events/s "
+                  f"peak {rss:6.1f} MiB")
 
 
 NAMING_MODULES = 5000
@@ -126,6 +266,10 @@ def main():
                        help=f"run only the naming-engine workload ({NAMING_MODULES} modules)")
     group.add_argument("--shadow-only", action="store_true", help="only the shadow-mode benchmarks")
     group.add_argument("--no-shadow", action="store_true", help="skip the shadow-mode benchmarks")
+    group.add_argument("--recording-only", action="store_true",
+                       help="only recording (wall, memory, bytes/event), readers and instructions")
+    ap.add_argument("--record-repeat", type=int, default=3,
+                    help="runs per configuration of the (long) user-size recording workloads")
     opts = ap.parse_args()
     repeat = 2 if opts.quick else opts.repeat
     scale = 0.5 if opts.quick else 1.0
@@ -138,42 +282,21 @@ def main():
         if opts.naming_only:
             naming_engine_benchmark(work, repeat)
             return
-        wl = os.path.join(HERE, "workloads")
         tree = os.path.join(work, "tree")
         n_modules = int(2000 * scale)
         generate_tree(tree, n_modules)
-        workloads = {
-            "call-heavy": [os.path.join(wl, "call_heavy.py"), str(25 if scale == 1.0 else 22)],
-            "line-heavy": [os.path.join(wl, "line_heavy.py"), str(int(300_000 * scale))],
-            f"import-heavy ({n_modules} modules)": [os.path.join(wl, "import_heavy.py"), tree, str(n_modules)],
-        }
-        print(f"ct-record whole-process benchmark: median of {repeat} runs, python {sys.version.split()[0]}")
-        print(f"{'workload':30} {'untraced':>10} {'noop-hook':>10} {'ct-record':>10} {'rec/floor':>10} {'rec/untr':>9} {'peak MiB':>9}")
-        results = {}
-        for name, cmd in workloads.items():
-            row = {}
-            for cfg, full in configs(cmd, os.path.join(work, "trace")).items():
-                row[cfg] = measure(full, work, repeat)
-            results[name] = row
-            u, f, r = row["untraced"][0], row["noop-hook"][0], row["ct-record"][0]
-            print(f"{name:30} {u:10.3f} {f:10.3f} {r:10.3f} {r / f:10.2f} {r / u:9.2f} {row['ct-record'][1]:9.1f}")
-
-        # Flat memory: same workload, 4x longer.
-        small = [os.path.join(wl, "line_heavy.py"), str(int(200_000 * scale))]
-        large = [os.path.join(wl, "line_heavy.py"), str(int(800_000 * scale))]
-        _, rss_small = measure(configs(small, os.path.join(work, "trace"))["ct-record"], work, 1)
-        _, rss_large = measure(configs(large, os.path.join(work, "trace"))["ct-record"], work, 1)
-        size_large = os.path.getsize(os.path.join(work, "trace", "trace.json")) / 2**20
-        print()
-        print(f"peak memory, line-heavy run 4x longer: {rss_small:.1f} MiB -> {rss_large:.1f} MiB "
-              f"(trace.json {size_large:.0f} MiB); growth {rss_large - rss_small:+.1f} MiB")
-        call = results["call-heavy"]
-        print(f"target: call-heavy ct-record <= 1.5x the no-op hook: "
-              f"{call['ct-record'][0] / call['noop-hook'][0]:.2f}x")
+        run([PY, os.path.join(HERE, "workloads", "import_heavy.py"), tree, str(n_modules)], work)
+        results = recording_benchmark(work, 2 if opts.quick else opts.record_repeat, scale, tree, n_modules)
+        call_heavy = next(iter(results))
+        traces = results[call_heavy][3]
+        reader_benchmark(work, {f"{call_heavy} {c}": traces[c] for c in ("ct json", "ct binary")})
+        instructions_benchmark(work, tree)
+        if opts.recording_only:
+            return
         naming_engine_benchmark(work, repeat)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if not opts.no_shadow:
+    if not (opts.no_shadow or opts.recording_only):
         print()
         shadow_benchmarks(repeat, opts.quick)
 

@@ -346,34 +346,6 @@ fn is_recording() -> bool {
     session::is_recording()
 }
 
-/// Reads a trace's events with `runtime_tracing`'s own reader and returns them as JSON.
-/// `path` is a trace directory or an events file (`trace.json` / `trace.bin`).
-#[pyfunction]
-fn read_trace_json(path: PathBuf) -> PyResult<String> {
-    let file = if path.is_dir() {
-        let json = path.join("trace.json");
-        if json.exists() {
-            json
-        } else {
-            path.join("trace.bin")
-        }
-    } else {
-        path
-    };
-    let format = if file.extension().is_some_and(|e| e == "json") {
-        runtime_tracing::TraceEventsFileFormat::Json
-    } else {
-        runtime_tracing::TraceEventsFileFormat::Binary
-    };
-    // The crate's binary reader panics on a wrong header: turn that into an error.
-    let events = std::panic::catch_unwind(|| {
-        runtime_tracing::create_trace_reader(format).load_trace_events(&file)
-    })
-    .map_err(|_| PyValueError::new_err(format!("{}: not a CodeTracer trace", file.display())))?
-    .map_err(|e| PyValueError::new_err(format!("{}: {e}", file.display())))?;
-    serde_json::to_string(&events).map_err(|e| PyValueError::new_err(e.to_string()))
-}
-
 unsafe extern "C" fn noop_trace_hook(
     _obj: *mut pyo3::ffi::PyObject,
     _frame: *mut pyo3::ffi::PyFrameObject,
@@ -413,7 +385,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(configure_policy, m)?)?;
     m.add_function(wrap_pyfunction!(policy_snapshot, m)?)?;
     m.add_function(wrap_pyfunction!(is_recording, m)?)?;
-    m.add_function(wrap_pyfunction!(read_trace_json, m)?)?;
+    // Streaming trace readers (ct_recorder.trace_reader, ct_recorder.summary).
+    m.add_class::<writer::py::EventChunks>()?;
+    m.add_function(wrap_pyfunction!(writer::py::scan_trace, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::settrace::thread_bootstrap, m)?)?;
     m.add_function(wrap_pyfunction!(_bench_install_noop_hook, m)?)?;
     Ok(())

@@ -63,3 +63,50 @@ fn cached_step_events_allocate_nothing_once_the_batch_pool_is_full() {
         assert_eq!(builder.finish().unwrap(), builder.events_emitted());
     }
 }
+
+/// Calls and returns: the builder adds no allocation of its own to an event whose values
+/// the caller has built (the argument list is the caller's; scalar values own no heap
+/// memory), once the pool is warm. Counted per event over many batches.
+#[test]
+fn call_and_return_events_allocate_nothing_beyond_their_argument_list() {
+    use runtime_tracing::{FullValueRecord, TypeId, ValueRecord, VariableId};
+    for format in [TraceFormat::Json, TraceFormat::Binary] {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = EventSink::create(dir.path(), format, "/app/p.py", &[]).unwrap();
+        let mut builder = TraceBuilder::new(sink, Path::new("/app/p.py"));
+        let f = builder.function_id("f", Path::new("/app/p.py"), 3);
+        let arg = |i: i64| {
+            vec![FullValueRecord {
+                variable_id: VariableId(0),
+                value: ValueRecord::Int {
+                    i,
+                    type_id: TypeId(1),
+                },
+            }]
+        };
+        let ret = |i: i64| ValueRecord::Int {
+            i,
+            type_id: TypeId(1),
+        };
+        for i in 0..BATCH_EVENTS * (BATCH_POOL * 4) {
+            builder.call(f, arg(i as i64));
+            builder.ret(ret(i as i64));
+        }
+        let calls = BATCH_EVENTS * BATCH_POOL;
+        let mut made = 0;
+        for i in 0..calls {
+            let args = arg(i as i64);
+            let before = allocations();
+            builder.call(f, args);
+            builder.ret(ret(i as i64));
+            made += allocations() - before;
+        }
+        // Each call is 3 events (value, step, call) and each return 1; zero of their own,
+        // with the same once-per-thread allowance as above.
+        assert!(
+            made <= 2,
+            "{format:?}: {made} allocations over {calls} calls and returns"
+        );
+        assert_eq!(builder.finish().unwrap(), builder.events_emitted());
+    }
+}

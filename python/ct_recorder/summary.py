@@ -1,36 +1,47 @@
 """``python -m ct_recorder.summary TRACE_DIR``: a short summary of a recorded trace.
 
-The events are read back with the trace format's own reader, so this also checks that the
-trace is readable.
+The events are read in one streaming pass (flat memory, no Python object per event). A run
+that was killed or crashed is summarised up to its last written event and reported as
+"incomplete: the run did not finish"; what its missing metadata would have said is rebuilt
+from the events where it can be.
 """
 
-import collections
 import os
 import sys
 
-from .trace_reader import load_events, load_metadata
+from . import _native
+from .trace_reader import INCOMPLETE, load_metadata, load_run_marker, run_status
 
 
 def summarize(trace_dir):
-    meta = load_metadata(trace_dir)
-    events = load_events(trace_dir)
-    kinds = collections.Counter(next(iter(e)) if isinstance(e, dict) else e for e in events)
-    functions = [e["Function"]["name"] for e in events if isinstance(e, dict) and "Function" in e]
-    calls = collections.Counter()
-    for e in events:
-        if isinstance(e, dict) and "Call" in e:
-            calls[functions[e["Call"]["function_id"]]] += 1
-    events_file = meta["summary"]["events_file"]
+    scan = _native.scan_trace(os.fspath(trace_dir))
+    finished, why = run_status(trace_dir, events_complete=scan["complete"])
+    try:
+        meta = load_metadata(trace_dir)
+    except FileNotFoundError:
+        meta = None
+    kinds = dict(scan["kinds"])
+    calls = sorted(scan["calls"], key=lambda fc: (-fc[1], fc[0]))
+    events_file = scan["events_file"]
+    if meta is not None:
+        program = f"{meta['program']} {' '.join(meta['args'])}".rstrip()
+        recorder = f"{meta['recorder']['name']} {meta['recorder']['version']}, format {meta['format']}"
+    else:
+        marker = load_run_marker(trace_dir) or {}
+        # Path 0 is the program (the format's top-level function lives there).
+        program = marker.get("program") or (scan["paths"][0] if scan["paths"] else "?")
+        recorder = f"unknown (no trace_metadata.json), format {scan['format']}"
     lines = [
         f"trace:     {os.path.abspath(trace_dir)}",
-        f"events:    {events_file} ({os.path.getsize(events_file)} bytes, {len(events)} events)",
-        f"program:   {meta['program']} {' '.join(meta['args'])}",
-        f"recorder:  {meta['recorder']['name']} {meta['recorder']['version']}, format {meta['format']}",
-        "counts:    " + ", ".join(f"{k} {kinds[k]}" for k in ("Call", "Return", "Step", "Event") if kinds[k]),
-        f"threads:   {kinds['ThreadStart']}",
-        "most called: " + ", ".join(f"{name} x{n}" for name, n in calls.most_common(6)),
+        f"status:    {'complete' if finished else f'{INCOMPLETE} ({why})'}",
+        f"events:    {events_file} ({os.path.getsize(events_file)} bytes, {scan['events']} events)",
+        f"program:   {program}",
+        f"recorder:  {recorder}",
+        "counts:    " + ", ".join(f"{k} {kinds[k]}" for k in ("Call", "Return", "Step", "Event") if kinds.get(k)),
+        f"threads:   {kinds.get('ThreadStart', 0)}",
+        "most called: " + ", ".join(f"{name} x{n}" for name, n in calls[:6]),
     ]
-    errors = meta["summary"].get("recorder_error_count", 0)
+    errors = meta["summary"].get("recorder_error_count", 0) if meta else 0
     if errors:
         lines.append(f"recorder errors: {errors}: {meta['summary']['recorder_errors'][0]}")
     return "\n".join(lines)

@@ -15,10 +15,13 @@
 //! `trace_metadata.json` and `trace_paths.json` are written at the end, atomically.
 
 mod builder;
+pub mod py;
+pub mod reader;
 mod sink;
+mod slab;
 
 pub use builder::TraceBuilder;
-pub use sink::{write_atomically, EventSink, TraceFormat, WriterError};
+pub use sink::{write_atomically, EventSink, TraceFormat, WriterError, BINARY_HEADER_V1};
 
 /// Events per batch handed to the writer thread.
 pub const BATCH_EVENTS: usize = 4096;
@@ -27,3 +30,6 @@ pub const MAX_BATCHES_IN_FLIGHT: usize = 16;
 /// Batch buffers that ever exist: the one being filled, the queued ones, the one being
 /// written. Past that, buffers are recycled, so recording allocates nothing per event.
 pub const BATCH_POOL: usize = MAX_BATCHES_IN_FLIGHT + 2;
+/// The longest an event waits before the writer thread hands it to the OS (a killed
+/// process loses at most this much), however few events the program makes.
+pub const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);

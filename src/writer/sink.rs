@@ -5,10 +5,21 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{bounded, Receiver, Sender};
-use runtime_tracing::{create_trace_writer, TraceEventsFileFormat, TraceLowLevelEvent};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use super::{BATCH_EVENTS, BATCH_POOL, MAX_BATCHES_IN_FLIGHT};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use runtime_tracing::TraceLowLevelEvent;
+
+use super::slab::Slab;
+use super::{BATCH_EVENTS, BATCH_POOL, FLUSH_INTERVAL, MAX_BATCHES_IN_FLIGHT};
+
+/// zstd level of the binary format: the fastest, so that the writer thread keeps up.
+const BINARY_ZSTD_LEVEL: i32 = 1;
+
+/// The first 8 bytes of a binary v1 events file (`C0DE72ACE2`, version 1, two reserved
+/// zero bytes), as `runtime_tracing`'s reader checks them.
+pub const BINARY_HEADER_V1: &[u8; 8] = &[0xC0, 0xDE, 0x72, 0xAC, 0xE2, 0x01, 0x00, 0x00];
 
 /// Which events file to write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -48,20 +59,28 @@ impl std::fmt::Display for WriterError {
 impl std::error::Error for WriterError {}
 
 enum Message {
-    Batch(Vec<TraceLowLevelEvent>),
+    Batch(Arc<Slab>),
     Finish,
 }
 
-/// Owns the writer thread. Dropping it without [`EventSink::finish`] still closes the file.
+/// The recording thread's end of the writer: the batch being filled, recycled batches, the
+/// channel to the writer thread.
 pub struct EventSink {
     tx: Option<Sender<Message>>,
-    /// Emptied batch buffers coming back from the writer thread: in steady state the
-    /// recording thread reuses them and allocates nothing per event.
-    recycled: Receiver<Vec<TraceLowLevelEvent>>,
-    /// Batch buffers created so far; at most [`BATCH_POOL`], then buffers are reused.
+    /// Emptied batches coming back from the writer thread: in steady state the recording
+    /// thread reuses them and allocates nothing per event.
+    recycled: Receiver<Arc<Slab>>,
+    /// Batches created so far; at most [`BATCH_POOL`], then batches are reused.
     buffers: usize,
     handle: Option<JoinHandle<Result<u64, String>>>,
-    batch: Vec<TraceLowLevelEvent>,
+    /// The batch being filled. The writer thread reads its published prefix on its own
+    /// clock (see [`super::slab`]), through `shared`.
+    current: Arc<Slab>,
+    /// Events pushed into `current`.
+    filled: usize,
+    /// `current.seq()`.
+    seq: u64,
+    shared: Arc<Mutex<Arc<Slab>>>,
     events_path: PathBuf,
 }
 
@@ -71,20 +90,23 @@ impl EventSink {
     pub fn create(
         dir: &Path,
         format: TraceFormat,
-        program: &str,
-        args: &[String],
+        _program: &str,
+        _args: &[String],
     ) -> Result<Self, WriterError> {
         let events_path = dir.join(format.events_file_name());
         let (tx, rx) = bounded::<Message>(MAX_BATCHES_IN_FLIGHT);
-        let (give_back, recycled) = bounded::<Vec<TraceLowLevelEvent>>(BATCH_POOL);
-        // The output is opened on the writer thread (the binary writer is not `Send`); the
-        // open result comes back first so a bad path fails before anything is recorded.
+        let (give_back, recycled) = bounded::<Arc<Slab>>(BATCH_POOL);
+        let first = Arc::new(Slab::new(BATCH_EVENTS));
+        let shared = Arc::new(Mutex::new(first.clone()));
+        // The output is opened on the writer thread; the open result comes back first so a
+        // bad path fails before anything is recorded.
         let (ready_tx, ready_rx) = bounded::<Result<(), String>>(1);
-        let (path, program, args) = (events_path.clone(), program.to_owned(), args.to_vec());
+        let path = events_path.clone();
+        let writer_shared = shared.clone();
         let handle = std::thread::Builder::new()
             .name("ct-trace-writer".into())
             .spawn(move || {
-                let mut output = match Output::open(&path, format, &program, &args) {
+                let output = match Output::open(&path, format) {
                     Ok(output) => {
                         let _ = ready_tx.send(Ok(()));
                         output
@@ -94,32 +116,7 @@ impl EventSink {
                         return Err(e.to_string());
                     }
                 };
-                let mut written = 0u64;
-                for msg in rx.iter() {
-                    match msg {
-                        Message::Batch(mut events) => {
-                            written += events.len() as u64;
-                            output.write_batch(&mut events).map_err(|e| e.to_string())?;
-                            tracing::debug!(
-                                events = events.len(),
-                                total_events = written,
-                                bytes_on_disk = file_len(&path),
-                                "trace writer: batch written"
-                            );
-                            events.clear();
-                            let _ = give_back.try_send(events);
-                        }
-                        Message::Finish => break,
-                    }
-                }
-                output.finish().map_err(|e| e.to_string())?;
-                tracing::info!(
-                    events = written,
-                    bytes = file_len(&path),
-                    path = %path.display(),
-                    "trace writer: events file closed"
-                );
-                Ok(written)
+                writer_loop(output, rx, give_back, writer_shared, &path).map_err(|e| e.to_string())
             })
             .map_err(|e| WriterError(format!("cannot start the trace writer thread: {e}")))?;
         match ready_rx.recv() {
@@ -142,7 +139,10 @@ impl EventSink {
             recycled,
             buffers: 1,
             handle: Some(handle),
-            batch: Vec::with_capacity(BATCH_EVENTS),
+            current: first,
+            filled: 0,
+            seq: 0,
+            shared,
             events_path,
         })
     }
@@ -153,38 +153,50 @@ impl EventSink {
 
     #[inline]
     pub fn push(&mut self, event: TraceLowLevelEvent) {
-        self.batch.push(event);
-        if self.batch.len() >= BATCH_EVENTS {
+        // SAFETY: this is the recording thread's current slab and `filled` its count; the
+        // slab is shipped as soon as it is full, so `filled` stays below the capacity.
+        unsafe { self.current.push(self.filled, event) };
+        self.filled += 1;
+        if self.filled >= BATCH_EVENTS {
             self.ship();
         }
     }
 
     fn ship(&mut self) {
-        if self.batch.is_empty() {
+        if self.filled == 0 {
             return;
         }
-        // A recycled buffer if one is back; a new one while the pool is not full; else wait
+        // A recycled batch if one is back; a new one while the pool is not full; else wait
         // for the writer to hand one back (back-pressure, as the bounded queue gives).
         let fresh = match self.recycled.try_recv() {
             Ok(v) => v,
             Err(_) if self.buffers < BATCH_POOL => {
                 self.buffers += 1;
-                Vec::with_capacity(BATCH_EVENTS)
+                Arc::new(Slab::new(BATCH_EVENTS))
             }
             Err(_) => self
                 .recycled
                 .recv()
-                .unwrap_or_else(|_| Vec::with_capacity(BATCH_EVENTS)),
+                .unwrap_or_else(|_| Arc::new(Slab::new(BATCH_EVENTS))),
         };
-        let full = std::mem::replace(&mut self.batch, fresh);
+        self.seq += 1;
+        fresh.set_seq(self.seq);
+        let full = std::mem::replace(&mut self.current, fresh);
+        self.filled = 0;
+        // Ship first, then make the fresh batch visible: the writer thread, seeing the
+        // fresh one, knows every earlier batch is already in its queue.
         if let Some(tx) = &self.tx {
             // A send only fails when the writer thread died; its error surfaces at finish().
             let _ = tx.send(Message::Batch(full));
         }
+        if let Ok(mut g) = self.shared.lock() {
+            *g = self.current.clone();
+        }
     }
 
-    /// Hands over what is buffered without closing the file (used before the process may
-    /// be killed, e.g. on a fatal signal, so at most one batch is lost).
+    /// Hands over what is buffered without closing the file. (The writer thread also
+    /// writes the published part of the current batch on its own clock; this makes it
+    /// immediate, e.g. on a fatal signal.)
     pub fn flush(&mut self) {
         self.ship();
     }
@@ -216,42 +228,126 @@ impl Drop for EventSink {
     }
 }
 
+/// The writer thread: batches in order, each written and flushed to the file as it comes
+/// (when no other batch is queued behind it), and on every tick of [`FLUSH_INTERVAL`] the
+/// published part of the batch the recording thread is still filling.
+fn writer_loop(
+    mut output: Output,
+    rx: Receiver<Message>,
+    give_back: Sender<Arc<Slab>>,
+    shared: Arc<Mutex<Arc<Slab>>>,
+    path: &Path,
+) -> std::io::Result<u64> {
+    let mut written = 0u64;
+    // The batch to write next, and how much of it an earlier tick wrote already.
+    let mut next_seq = 0u64;
+    let mut done_in_next = 0usize;
+    let mut dirty = false;
+    let mut last_flush = Instant::now();
+    loop {
+        let wait = FLUSH_INTERVAL.saturating_sub(last_flush.elapsed());
+        match rx.recv_timeout(wait) {
+            Ok(Message::Batch(slab)) => {
+                debug_assert_eq!(slab.seq(), next_seq);
+                let events = &slab.published()[done_in_next..];
+                output.write_events(events)?;
+                written += events.len() as u64;
+                next_seq += 1;
+                done_in_next = 0;
+                dirty = true;
+                // SAFETY: the recording thread shipped the slab; `events` is not used
+                // past this point.
+                unsafe { slab.clear() };
+                let _ = give_back.try_send(slab);
+                if rx.is_empty() {
+                    output.flush()?;
+                    dirty = false;
+                    last_flush = Instant::now();
+                }
+                tracing::debug!(
+                    total_events = written,
+                    bytes_on_disk = file_len(path),
+                    "trace writer: batch written"
+                );
+            }
+            Ok(Message::Finish) | Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {
+                let current = shared.lock().map(|g| g.clone()).ok();
+                if let Some(slab) = current.filter(|s| s.seq() == next_seq) {
+                    let events = &slab.published()[done_in_next..];
+                    if !events.is_empty() {
+                        output.write_events(events)?;
+                        written += events.len() as u64;
+                        done_in_next += events.len();
+                        dirty = true;
+                    }
+                }
+                if dirty {
+                    output.flush()?;
+                    dirty = false;
+                }
+                last_flush = Instant::now();
+            }
+        }
+    }
+    output.finish()?;
+    tracing::info!(
+        events = written,
+        bytes = file_len(path),
+        path = %path.display(),
+        "trace writer: events file closed"
+    );
+    Ok(written)
+}
+
 /// The events file's size so far (what the writer has handed to the OS).
 fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
 enum Output {
-    Json { out: BufWriter<File>, first: bool },
-    Binary(Box<dyn runtime_tracing::TraceWriter>),
+    Json {
+        out: BufWriter<File>,
+        first: bool,
+    },
+    /// The format's binary v1 layout (header, then CBOR records in seekable zstd), written
+    /// here rather than through `runtime_tracing`'s writer so that every flush ends a
+    /// zstd frame: a cut file then decodes up to its last flush.
+    Binary {
+        enc: zeekstd::Encoder<'static, BufWriter<File>>,
+        buf: Vec<u8>,
+    },
 }
 
 impl Output {
-    fn open(
-        path: &Path,
-        format: TraceFormat,
-        program: &str,
-        args: &[String],
-    ) -> std::io::Result<Self> {
+    fn open(path: &Path, format: TraceFormat) -> std::io::Result<Self> {
+        let mut out = BufWriter::with_capacity(1 << 16, File::create(path)?);
         match format {
             TraceFormat::Json => {
-                let mut out = BufWriter::with_capacity(1 << 16, File::create(path)?);
                 out.write_all(b"[")?;
                 Ok(Output::Json { out, first: true })
             }
             TraceFormat::Binary => {
-                let mut w = create_trace_writer(program, args, TraceEventsFileFormat::Binary);
-                w.begin_writing_trace_events(path)
-                    .map_err(|e| std::io::Error::other(e.to_string()))?;
-                Ok(Output::Binary(w))
+                out.write_all(BINARY_HEADER_V1)?;
+                // On disk at once: a run killed before its first flush still leaves a
+                // file that reads as a (truncated, empty) binary trace.
+                out.flush()?;
+                let enc = zeekstd::EncodeOptions::new()
+                    .compression_level(BINARY_ZSTD_LEVEL)
+                    .into_encoder(out)
+                    .map_err(std::io::Error::other)?;
+                Ok(Output::Binary {
+                    enc,
+                    buf: Vec::with_capacity(1 << 16),
+                })
             }
         }
     }
 
-    fn write_batch(&mut self, events: &mut Vec<TraceLowLevelEvent>) -> std::io::Result<()> {
+    fn write_events(&mut self, events: &[TraceLowLevelEvent]) -> std::io::Result<()> {
         match self {
             Output::Json { out, first } => {
-                for event in events.iter() {
+                for event in events {
                     if !*first {
                         out.write_all(b",\n")?;
                     }
@@ -260,11 +356,34 @@ impl Output {
                 }
                 Ok(())
             }
-            Output::Binary(w) => {
-                for event in events.drain(..) {
-                    runtime_tracing::TraceWriter::add_event(w.as_mut(), event);
+            Output::Binary { enc, buf } => {
+                buf.clear();
+                let mut bytes = std::mem::take(buf);
+                for event in events {
+                    match event {
+                        TraceLowLevelEvent::Step(step) => {
+                            write_cbor_step(&mut bytes, step.path_id.0 as u64, step.line.0)
+                        }
+                        other => {
+                            bytes = cbor4ii::serde::to_vec(bytes, other)
+                                .map_err(|e| std::io::Error::other(e.to_string()))?
+                        }
+                    }
                 }
-                Ok(())
+                let r = enc.write_all(&bytes);
+                *buf = bytes;
+                r
+            }
+        }
+    }
+
+    /// Everything written so far reaches the file (the OS), decodable on its own.
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::Json { out, .. } => out.flush(),
+            Output::Binary { enc, .. } => {
+                enc.end_frame().map_err(std::io::Error::other)?;
+                enc.flush()
             }
         }
     }
@@ -276,9 +395,10 @@ impl Output {
                 out.flush()?;
                 out.into_inner().map_err(|e| e.into_error())?.sync_data()
             }
-            Output::Binary(mut w) => w
-                .finish_writing_trace_events()
-                .map_err(|e| std::io::Error::other(e.to_string())),
+            Output::Binary { enc, .. } => {
+                // Ends the last frame and appends the seek table the format's reader uses.
+                enc.finish().map(|_| ()).map_err(std::io::Error::other)
+            }
         }
     }
 }
@@ -297,6 +417,42 @@ fn write_json_event(out: &mut impl Write, event: &TraceLowLevelEvent) -> std::io
             out.write_all(b"}}")
         }
         other => serde_json::to_writer(out, other).map_err(std::io::Error::from),
+    }
+}
+
+/// A CBOR head: major type and argument, in the shortest form (as every CBOR encoder
+/// writes it).
+fn cbor_head(out: &mut Vec<u8>, major: u8, arg: u64) {
+    let m = major << 5;
+    match arg {
+        0..=23 => out.push(m | arg as u8),
+        24..=0xff => out.extend_from_slice(&[m | 24, arg as u8]),
+        0x100..=0xffff => {
+            out.push(m | 25);
+            out.extend_from_slice(&(arg as u16).to_be_bytes());
+        }
+        0x1_0000..=0xffff_ffff => {
+            out.push(m | 26);
+            out.extend_from_slice(&(arg as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(m | 27);
+            out.extend_from_slice(&arg.to_be_bytes());
+        }
+    }
+}
+
+/// A `Step` event in CBOR, byte for byte what serde (`cbor4ii`) writes: a one-entry map
+/// from `"Step"` to the map `{"path_id": …, "line": …}`. Steps are about half of all
+/// events; this skips serde's generic path for them.
+fn write_cbor_step(out: &mut Vec<u8>, path_id: u64, line: i64) {
+    out.extend_from_slice(b"\xa1\x64Step\xa2\x67path_id");
+    cbor_head(out, 0, path_id);
+    out.extend_from_slice(b"\x64line");
+    if line >= 0 {
+        cbor_head(out, 0, line as u64);
+    } else {
+        cbor_head(out, 1, !(line as u64));
     }
 }
 
@@ -336,6 +492,34 @@ mod tests {
     }
 
     #[test]
+    fn hand_written_step_cbor_is_byte_identical_to_serde() {
+        for (p, l) in [
+            (0usize, 0i64),
+            (23, 23),
+            (24, 24),
+            (255, 256),
+            (65535, 65536),
+            (1 << 40, -1),
+            (7, -24),
+            (7, -25),
+            (usize::MAX >> 1, i64::MAX),
+            (3, i64::MIN),
+        ] {
+            let ev = TraceLowLevelEvent::Step(StepRecord {
+                path_id: PathId(p),
+                line: Line(l),
+            });
+            let mut ours = Vec::new();
+            write_cbor_step(&mut ours, p as u64, l);
+            assert_eq!(
+                ours,
+                cbor4ii::serde::to_vec(Vec::new(), &ev).unwrap(),
+                "{p} {l}"
+            );
+        }
+    }
+
+    #[test]
     fn json_events_file_reads_back_with_the_formats_reader() {
         let dir = tempfile::tempdir().unwrap();
         let mut sink = EventSink::create(dir.path(), TraceFormat::Json, "p.py", &[]).unwrap();
@@ -346,9 +530,10 @@ mod tests {
             }));
         }
         assert_eq!(sink.finish().unwrap(), (super::BATCH_EVENTS * 2 + 5) as u64);
-        let events = runtime_tracing::create_trace_reader(TraceEventsFileFormat::Json)
-            .load_trace_events(&dir.path().join("trace.json"))
-            .unwrap();
+        let events =
+            runtime_tracing::create_trace_reader(runtime_tracing::TraceEventsFileFormat::Json)
+                .load_trace_events(&dir.path().join("trace.json"))
+                .unwrap();
         assert_eq!(events.len(), super::BATCH_EVENTS * 2 + 5);
         assert!(
             matches!(events.last(), Some(TraceLowLevelEvent::Step(s)) if s.line.0 == (super::BATCH_EVENTS * 2 + 4) as i64)

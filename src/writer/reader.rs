@@ -1,0 +1,776 @@
+//! Streaming readers of the events files the recorder writes, for a finished run and for
+//! one that was killed.
+//!
+//! Both read one event at a time with bounded buffers, so memory stays flat however long
+//! the trace is. Each tells how the stream ended ([`End`]): a finished events file ends with
+//! its closing record (JSON: the array's `]`; binary: the seek table after the last zstd
+//! frame), and anything else — a file cut mid-record by a SIGKILL, `os._exit` or a crash —
+//! reads back up to the last whole event and reports the run as incomplete.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+
+use std::path::{Path, PathBuf};
+
+use runtime_tracing::TraceLowLevelEvent;
+
+use super::sink::BINARY_HEADER_V1;
+use super::TraceFormat;
+
+/// The last four bytes of a seekable zstd file (the seek table's integrity field), which
+/// the binary writer appends when the run finishes.
+const SEEKABLE_MAGIC: [u8; 4] = 0x8F92_EAB1u32.to_le_bytes();
+
+/// How an events stream ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum End {
+    /// The writer closed the file: every event of the run is there.
+    Complete,
+    /// The file stops before its closing record: the run did not finish (killed, crashed)
+    /// and the events up to the last whole one were read.
+    Truncated(String),
+}
+
+#[derive(Debug)]
+pub struct ReadError(pub String);
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// The events file of a trace directory (`trace.json` or `trace.bin`), or `path` itself
+/// when it is a file.
+pub fn events_file(path: &Path) -> Result<(PathBuf, TraceFormat), ReadError> {
+    let file = if path.is_dir() {
+        let candidates =
+            [TraceFormat::Json, TraceFormat::Binary].map(|f| (path.join(f.events_file_name()), f));
+        match candidates.into_iter().find(|(p, _)| p.exists()) {
+            Some(found) => return Ok(found),
+            None => {
+                return Err(ReadError(format!(
+                    "{}: no events file (trace.json or trace.bin)",
+                    path.display()
+                )))
+            }
+        }
+    } else {
+        path.to_path_buf()
+    };
+    let format = if file.extension().is_some_and(|e| e == "json") {
+        TraceFormat::Json
+    } else {
+        TraceFormat::Binary
+    };
+    Ok((file, format))
+}
+
+/// Events of one events file, in order.
+pub struct EventReader {
+    inner: Inner,
+    end: Option<End>,
+    path: PathBuf,
+    format: TraceFormat,
+    /// The current record's bytes (JSON text or one CBOR item).
+    raw: Vec<u8>,
+}
+
+enum Inner {
+    Json(JsonElements),
+    Binary(CborRecords),
+}
+
+/// The kinds of events, by their name in the format (the serde variant names).
+const KINDS: [&str; 24] = [
+    "Step",
+    "Path",
+    "VariableName",
+    "Variable",
+    "Type",
+    "Value",
+    "Function",
+    "Call",
+    "Return",
+    "Event",
+    "Asm",
+    "BindVariable",
+    "Assignment",
+    "DropVariables",
+    "CompoundValue",
+    "CellValue",
+    "AssignCompoundItem",
+    "AssignCell",
+    "VariableCell",
+    "DropVariable",
+    "ThreadStart",
+    "ThreadExit",
+    "ThreadSwitch",
+    "DropLastStep",
+];
+
+fn kind_of(name: &[u8]) -> Option<&'static str> {
+    KINDS.iter().copied().find(|k| k.as_bytes() == name)
+}
+
+impl EventReader {
+    /// Opens `path` (a trace directory or an events file).
+    pub fn open(path: &Path) -> Result<Self, ReadError> {
+        let (path, format) = events_file(path)?;
+        let fail = |e: io::Error| ReadError(format!("{}: {e}", path.display()));
+        let mut file = File::open(&path).map_err(fail)?;
+        let mut end = None;
+        let inner = match format {
+            TraceFormat::Json => Inner::Json(JsonElements::new(file)),
+            TraceFormat::Binary => {
+                let mut header = [0u8; 8];
+                let n = read_up_to(&mut file, &mut header).map_err(fail)?;
+                if n < header.len() && header[..n] == BINARY_HEADER_V1[..n] {
+                    // Killed before the header reached the disk: no events, not finished.
+                    end = Some(End::Truncated("the events file is empty".into()));
+                } else if &header != BINARY_HEADER_V1 {
+                    return Err(ReadError(format!(
+                        "{}: not a CodeTracer binary trace (wrong header)",
+                        path.display()
+                    )));
+                }
+                let len = file.seek(SeekFrom::End(0)).map_err(fail)?;
+                let mut tail = [0u8; 4];
+                if len >= 8 + 4 {
+                    file.seek(SeekFrom::End(-4)).map_err(fail)?;
+                    file.read_exact(&mut tail).map_err(fail)?;
+                }
+                file.seek(SeekFrom::Start(n as u64)).map_err(fail)?;
+                Inner::Binary(CborRecords {
+                    stream: ZstdStream::new(file)?,
+                    buf: Vec::with_capacity(1 << 17),
+                    start: 0,
+                    finished_on_disk: tail == SEEKABLE_MAGIC,
+                })
+            }
+        };
+        Ok(EventReader {
+            inner,
+            end,
+            path,
+            format,
+            raw: Vec::with_capacity(1 << 10),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn format(&self) -> TraceFormat {
+        self.format
+    }
+
+    /// How the stream ended; `None` until the last event has been read.
+    pub fn end(&self) -> Option<&End> {
+        self.end.as_ref()
+    }
+
+    /// Moves to the next event without decoding it and returns its kind (`"Step"`,
+    /// `"Call"`…); its bytes are then in [`EventReader::raw`]. `None` at the end.
+    pub fn next_record(&mut self) -> Result<Option<&'static str>, ReadError> {
+        if self.end.is_some() {
+            return Ok(None);
+        }
+        self.raw.clear();
+        let got = match &mut self.inner {
+            Inner::Json(elements) => elements.next_element(&mut self.raw),
+            Inner::Binary(records) => records.next_record(&mut self.raw),
+        };
+        match got {
+            Ok(Element::Event) => {
+                let kind = match self.format {
+                    TraceFormat::Json => json_kind(&self.raw),
+                    TraceFormat::Binary => cbor_kind(&self.raw),
+                };
+                kind.map(Some)
+                    .ok_or_else(|| self.error("an event of an unknown kind"))
+            }
+            Ok(Element::End(end)) => {
+                self.end = Some(end);
+                Ok(None)
+            }
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    /// Decodes the current record (after [`EventReader::next_record`]).
+    pub fn decode(&self) -> Result<TraceLowLevelEvent, ReadError> {
+        match self.format {
+            TraceFormat::Json => serde_json::from_slice(&self.raw)
+                .map_err(|e| self.error(format!("a malformed event: {e}"))),
+            TraceFormat::Binary => cbor4ii::serde::from_slice(&self.raw)
+                .map_err(|e| self.error(format!("a malformed event: {e}"))),
+        }
+    }
+
+    /// The next event as the events file's own JSON text (for JSON files the bytes as
+    /// written, for binary files re-encoded), appended to `out`. False at the end.
+    pub fn next_json(&mut self, out: &mut Vec<u8>) -> Result<bool, ReadError> {
+        if self.next_record()?.is_none() {
+            return Ok(false);
+        }
+        self.current_json(out)?;
+        Ok(true)
+    }
+
+    /// The current record (after [`EventReader::next_record`]) as JSON text, appended.
+    pub fn current_json(&self, out: &mut Vec<u8>) -> Result<(), ReadError> {
+        match self.format {
+            TraceFormat::Json => out.extend_from_slice(&self.raw),
+            TraceFormat::Binary => {
+                let event = self.decode()?;
+                serde_json::to_writer(out, &event).map_err(|e| ReadError(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The next event; `None` at the end (see [`EventReader::end`]).
+    pub fn next_event(&mut self) -> Result<Option<TraceLowLevelEvent>, ReadError> {
+        match self.next_record()? {
+            Some(_) => self.decode().map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn error(&self, what: impl std::fmt::Display) -> ReadError {
+        ReadError(format!("{}: {what}", self.path.display()))
+    }
+}
+
+/// The kind of a JSON event: `{"Kind":…}` or, for a unit variant, `"Kind"`.
+fn json_kind(raw: &[u8]) -> Option<&'static str> {
+    let rest = raw.strip_prefix(b"{").unwrap_or(raw);
+    let start = rest.iter().position(|b| !b.is_ascii_whitespace())?;
+    let rest = rest[start..].strip_prefix(b"\"")?;
+    let close = rest.iter().position(|&b| b == b'"')?;
+    kind_of(&rest[..close])
+}
+
+/// The kind of a CBOR event: a one-entry map whose key is the kind, or a text string for a
+/// unit variant.
+fn cbor_kind(raw: &[u8]) -> Option<&'static str> {
+    let (key_at, _) = match raw.first()? >> 5 {
+        5 => item_header(raw, 0)?,
+        3 => (0, 0),
+        _ => return None,
+    };
+    let (body, len) = item_header(raw, key_at)?;
+    if raw.get(key_at)? >> 5 != 3 {
+        return None;
+    }
+    kind_of(raw.get(body..body + len as usize)?)
+}
+
+/// The header of the CBOR item at `at`: where its content starts and its argument (length
+/// or value). `None` if the header does not fit in `buf`.
+fn item_header(buf: &[u8], at: usize) -> Option<(usize, u64)> {
+    let info = buf.get(at)? & 0x1f;
+    let (size, arg) = match info {
+        0..=23 => (0, info as u64),
+        24 => (1, *buf.get(at + 1)? as u64),
+        25 => (
+            2,
+            u16::from_be_bytes(buf.get(at + 1..at + 3)?.try_into().ok()?) as u64,
+        ),
+        26 => (
+            4,
+            u32::from_be_bytes(buf.get(at + 1..at + 5)?.try_into().ok()?) as u64,
+        ),
+        27 => (
+            8,
+            u64::from_be_bytes(buf.get(at + 1..at + 9)?.try_into().ok()?),
+        ),
+        31 => (0, u64::MAX), // indefinite length
+        _ => (0, 0),
+    };
+    Some((at + 1 + size, arg))
+}
+
+/// Where the CBOR item starting at `at` ends; `Ok(None)` if `buf` stops before it does.
+fn skip_item(buf: &[u8], at: usize, depth: u32) -> Result<Option<usize>, String> {
+    if depth > 512 {
+        return Err("CBOR nested too deeply".into());
+    }
+    let Some(&first) = buf.get(at) else {
+        return Ok(None);
+    };
+    let Some((body, arg)) = item_header(buf, at) else {
+        return Ok(None);
+    };
+    let major = first >> 5;
+    let info = first & 0x1f;
+    if (28..=30).contains(&info) {
+        return Err(format!("malformed CBOR header byte {first:#04x}"));
+    }
+    let indefinite = info == 31;
+    let fits = |end: usize| if end <= buf.len() { Some(end) } else { None };
+    match major {
+        0 | 1 => Ok(fits(body)),
+        7 => Ok(fits(body)),
+        2 | 3 if !indefinite => Ok(fits(body + arg as usize)),
+        6 => skip_item(buf, body, depth + 1),
+        2..=5 if indefinite => {
+            let mut pos = body;
+            loop {
+                match buf.get(pos) {
+                    None => return Ok(None),
+                    Some(0xff) => return Ok(Some(pos + 1)),
+                    Some(_) => match skip_item(buf, pos, depth + 1)? {
+                        Some(next) => pos = next,
+                        None => return Ok(None),
+                    },
+                }
+            }
+        }
+        4 | 5 => {
+            let items = if major == 5 {
+                arg.saturating_mul(2)
+            } else {
+                arg
+            };
+            let mut pos = body;
+            for _ in 0..items {
+                match skip_item(buf, pos, depth + 1)? {
+                    Some(next) => pos = next,
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some(pos))
+        }
+        _ => unreachable!("major type is 3 bits"),
+    }
+}
+
+/// The CBOR records of a binary events file, found by walking each item's structure (so an
+/// event cut by the end of the file is told from a whole one).
+struct CborRecords {
+    stream: ZstdStream,
+    /// Decompressed bytes; `buf[start..]` is not consumed yet.
+    buf: Vec<u8>,
+    start: usize,
+    finished_on_disk: bool,
+}
+
+impl CborRecords {
+    fn next_record(&mut self, out: &mut Vec<u8>) -> Result<Element, String> {
+        loop {
+            if self.start < self.buf.len() {
+                if let Some(end) = skip_item(&self.buf, self.start, 0)? {
+                    out.extend_from_slice(&self.buf[self.start..end]);
+                    self.start = end;
+                    return Ok(Element::Event);
+                }
+            }
+            // Need more bytes: keep the unconsumed tail, read another chunk.
+            self.buf.drain(..self.start);
+            self.start = 0;
+            let have = self.buf.len();
+            self.buf.resize(have + (1 << 16), 0);
+            let n = self
+                .stream
+                .read(&mut self.buf[have..])
+                .map_err(|e| e.to_string())?;
+            self.buf.truncate(have + n);
+            if n == 0 {
+                let clean = self.buf.is_empty() && !self.stream.cut;
+                return Ok(Element::End(if clean && self.finished_on_disk {
+                    End::Complete
+                } else if self.buf.is_empty() {
+                    End::Truncated("the events file ends without its seek table".into())
+                } else {
+                    End::Truncated("the events file is cut inside an event".into())
+                }));
+            }
+        }
+    }
+}
+
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+enum Element {
+    Event,
+    End(End),
+}
+
+/// Splits a JSON array into its elements without parsing them: a byte scan that tracks
+/// nesting and strings. The recorder writes one event per line, but any layout of a JSON
+/// array of events (e.g. `runtime_tracing`'s own writer's) reads the same.
+struct JsonElements {
+    input: BufReader<File>,
+    started: bool,
+}
+
+impl JsonElements {
+    fn new(file: File) -> Self {
+        JsonElements {
+            input: BufReader::with_capacity(1 << 16, file),
+            started: false,
+        }
+    }
+
+    /// The next byte that is not whitespace, consumed; `None` at end of file.
+    fn next_token(&mut self) -> io::Result<Option<u8>> {
+        loop {
+            let buf = self.input.fill_buf()?;
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+                Some(i) => {
+                    let b = buf[i];
+                    self.input.consume(i + 1);
+                    return Ok(Some(b));
+                }
+                None => {
+                    let n = buf.len();
+                    self.input.consume(n);
+                }
+            }
+        }
+    }
+
+    fn next_element(&mut self, out: &mut Vec<u8>) -> Result<Element, String> {
+        let cut = |what: &str| Ok(Element::End(End::Truncated(what.to_owned())));
+        let io = |e: io::Error| e.to_string();
+        let mut first = self.next_token().map_err(io)?;
+        if !self.started {
+            match first {
+                Some(b'[') => self.started = true,
+                None => return cut("the events file is empty"),
+                Some(_) => return Err("not a JSON array of events".into()),
+            }
+            first = self.next_token().map_err(io)?;
+            if first == Some(b']') {
+                return Ok(Element::End(End::Complete));
+            }
+        } else {
+            match first {
+                Some(b',') => first = self.next_token().map_err(io)?,
+                Some(b']') => return Ok(Element::End(End::Complete)),
+                None => return cut("the events file ends without the closing ']'"),
+                Some(c) => return Err(format!("unexpected {:?} between events", c as char)),
+            }
+        }
+        let Some(first) = first else {
+            return cut("the events file ends after a ','");
+        };
+        let start = out.len();
+        out.push(first);
+        let mut depth: u32 = match first {
+            b'{' | b'[' => 1,
+            b'"' => 0,
+            _ => {
+                return Err(format!(
+                    "unexpected {:?} where an event starts",
+                    first as char
+                ))
+            }
+        };
+        let mut in_string = first == b'"';
+        let mut escaped = false;
+        loop {
+            let buf = self.input.fill_buf().map_err(io)?;
+            if buf.is_empty() {
+                out.truncate(start);
+                return cut("the events file is cut inside an event");
+            }
+            let mut taken = buf.len();
+            let mut done = false;
+            for (i, &b) in buf.iter().enumerate() {
+                if in_string {
+                    if escaped {
+                        escaped = false;
+                    } else if b == b'\\' {
+                        escaped = true;
+                    } else if b == b'"' {
+                        in_string = false;
+                        if depth == 0 {
+                            done = true;
+                        }
+                    }
+                } else {
+                    match b {
+                        b'"' => in_string = true,
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                done = true;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                if done {
+                    taken = i + 1;
+                    break;
+                }
+            }
+            out.extend_from_slice(&buf[..taken]);
+            self.input.consume(taken);
+            if done {
+                return Ok(Element::Event);
+            }
+        }
+    }
+}
+
+/// A `Read` over the zstd frames of a binary events file, which stops cleanly where the
+/// file is cut (and says so in `cut`) instead of failing.
+struct ZstdStream {
+    file: File,
+    dctx: zstd_safe::DCtx<'static>,
+    input: Vec<u8>,
+    pos: usize,
+    len: usize,
+    /// The last call's hint: 0 when a frame has just ended.
+    in_frame: bool,
+    cut: bool,
+}
+
+impl ZstdStream {
+    fn new(file: File) -> Result<Self, ReadError> {
+        let mut dctx = zstd_safe::DCtx::try_create()
+            .ok_or_else(|| ReadError("cannot create a zstd decoder".into()))?;
+        dctx.init()
+            .map_err(|c| ReadError(zstd_safe::get_error_name(c).to_owned()))?;
+        Ok(ZstdStream {
+            file,
+            dctx,
+            input: vec![0; zstd_safe::DCtx::in_size()],
+            pos: 0,
+            len: 0,
+            in_frame: false,
+            cut: false,
+        })
+    }
+}
+
+impl Read for ZstdStream {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if self.pos == self.len {
+                self.len = self.file.read(&mut self.input)?;
+                self.pos = 0;
+                if self.len == 0 {
+                    self.cut = self.in_frame;
+                    return Ok(0);
+                }
+            }
+            let mut src = zstd_safe::InBuffer::around(&self.input[self.pos..self.len]);
+            let mut dst = zstd_safe::OutBuffer::around(&mut *out);
+            let hint = self
+                .dctx
+                .decompress_stream(&mut dst, &mut src)
+                .map_err(|c| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("zstd: {}", zstd_safe::get_error_name(c)),
+                    )
+                })?;
+            self.pos += src.pos();
+            self.in_frame = hint != 0;
+            let produced = dst.pos();
+            if produced > 0 {
+                return Ok(produced);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::writer::EventSink;
+    use runtime_tracing::{
+        CallRecord, FullValueRecord, FunctionId, FunctionRecord, Line, PathId, ReturnRecord,
+        StepRecord, TypeId, ValueRecord, VariableId,
+    };
+
+    /// A mixed stream: paths, functions, calls with values, steps, returns, strings that
+    /// need escaping (quotes, brackets, backslashes, non-ASCII).
+    fn sample(n: usize) -> Vec<TraceLowLevelEvent> {
+        let mut v = vec![
+            TraceLowLevelEvent::Path("/app/p \"q\" [x].py".into()),
+            TraceLowLevelEvent::Function(FunctionRecord {
+                name: "f{}\\".into(),
+                path_id: PathId(0),
+                line: Line(1),
+            }),
+            TraceLowLevelEvent::VariableName("é".into()),
+        ];
+        for i in 0..n {
+            let value = ValueRecord::String {
+                text: format!("s\"]}}{i}\\"),
+                type_id: TypeId(1),
+            };
+            v.push(TraceLowLevelEvent::Call(CallRecord {
+                function_id: FunctionId(0),
+                args: vec![FullValueRecord {
+                    variable_id: VariableId(0),
+                    value: value.clone(),
+                }],
+            }));
+            v.push(TraceLowLevelEvent::Step(StepRecord {
+                path_id: PathId(0),
+                line: Line(i as i64),
+            }));
+            v.push(TraceLowLevelEvent::Return(ReturnRecord {
+                return_value: value,
+            }));
+            if i % 1000 == 0 {
+                v.push(TraceLowLevelEvent::DropLastStep);
+            }
+        }
+        v
+    }
+
+    fn as_json(events: &[TraceLowLevelEvent]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap())
+            .collect()
+    }
+
+    fn write(dir: &Path, format: TraceFormat, events: &[TraceLowLevelEvent]) -> PathBuf {
+        let mut sink = EventSink::create(dir, format, "p.py", &[]).unwrap();
+        for e in events {
+            sink.push(e.clone());
+        }
+        assert_eq!(sink.finish().unwrap(), events.len() as u64);
+        dir.join(format.events_file_name())
+    }
+
+    fn read_all(path: &Path) -> (Vec<TraceLowLevelEvent>, End) {
+        let mut r = EventReader::open(path).unwrap();
+        let mut out = Vec::new();
+        while let Some(e) = r.next_event().unwrap() {
+            out.push(e);
+        }
+        (out, r.end().cloned().unwrap())
+    }
+
+    #[test]
+    fn both_formats_read_back_whole_with_our_reader_and_the_formats_own() {
+        let events = sample(10_000);
+        for (format, theirs) in [
+            (
+                TraceFormat::Json,
+                runtime_tracing::TraceEventsFileFormat::Json,
+            ),
+            (
+                TraceFormat::Binary,
+                runtime_tracing::TraceEventsFileFormat::Binary,
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let file = write(dir.path(), format, &events);
+            let (ours, end) = read_all(dir.path());
+            assert_eq!(end, End::Complete, "{format:?}");
+            assert_eq!(as_json(&ours), as_json(&events), "{format:?}");
+            let crate_read = runtime_tracing::create_trace_reader(theirs)
+                .load_trace_events(&file)
+                .unwrap();
+            assert_eq!(as_json(&crate_read), as_json(&events), "{format:?}");
+        }
+    }
+
+    #[test]
+    fn a_file_cut_at_any_byte_reads_a_prefix_and_says_it_is_truncated() {
+        let events = sample(300);
+        for format in [TraceFormat::Json, TraceFormat::Binary] {
+            let dir = tempfile::tempdir().unwrap();
+            let file = write(dir.path(), format, &events);
+            let bytes = std::fs::read(&file).unwrap();
+            let want = as_json(&events);
+            let cut_path = dir.path().join(format!(
+                "cut.{}",
+                file.extension().unwrap().to_str().unwrap()
+            ));
+            // Where the closing record starts (JSON: the final "]\n").
+            let closed_from = match format {
+                TraceFormat::Json => bytes.len() - 2,
+                TraceFormat::Binary => bytes.len(),
+            };
+            let step = (bytes.len() / 400).max(1);
+            let mut cuts: Vec<usize> = (0..closed_from).step_by(step).collect();
+            cuts.extend(closed_from.saturating_sub(12)..closed_from);
+            let mut last = 0;
+            for cut in cuts {
+                std::fs::write(&cut_path, &bytes[..cut]).unwrap();
+                let (got, end) = read_all(&cut_path);
+                assert!(matches!(end, End::Truncated(_)), "{format:?} cut at {cut}");
+                assert_eq!(
+                    as_json(&got)[..],
+                    want[..got.len()],
+                    "{format:?} cut at {cut}"
+                );
+                assert!(got.len() >= last, "{format:?} cut at {cut}");
+                last = got.len();
+            }
+        }
+    }
+
+    #[test]
+    fn events_reach_the_file_while_the_recorder_is_idle() {
+        for format in [TraceFormat::Json, TraceFormat::Binary] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut sink = EventSink::create(dir.path(), format, "p.py", &[]).unwrap();
+            // Far fewer than a batch: only the writer thread's clock can take them to disk.
+            let events = sample(5);
+            for e in &events {
+                sink.push(e.clone());
+            }
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            loop {
+                let (got, end) = read_all(dir.path());
+                if got.len() == events.len() {
+                    assert!(matches!(end, End::Truncated(_)));
+                    assert_eq!(as_json(&got), as_json(&events));
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{format:?}: never flushed"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            sink.finish().unwrap();
+            assert_eq!(read_all(dir.path()).1, End::Complete);
+        }
+    }
+
+    #[test]
+    fn not_a_trace_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("trace.bin");
+        std::fs::write(&bin, b"hello world, not zstd").unwrap();
+        assert!(EventReader::open(&bin).is_err());
+        let json = dir.path().join("x.json");
+        std::fs::write(&json, b"{\"a\": 1}").unwrap();
+        let mut r = EventReader::open(&json).unwrap();
+        assert!(r.next_event().is_err());
+        assert!(EventReader::open(&dir.path().join("missing")).is_err());
+    }
+}
