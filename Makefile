@@ -23,7 +23,7 @@ help:
 	@echo "make lint   - cargo fmt --check and cargo clippy"
 
 # --- set-up -------------------------------------------------------------------------------
-$(STAMPS)/system:
+$(STAMPS)/system: scripts/install-system-deps.sh
 	@mkdir -p $(STAMPS)
 	bash scripts/install-system-deps.sh
 	touch $@
@@ -45,8 +45,9 @@ build: setup
 demo: build
 	bash examples/run-demo.sh
 
-test: build
-	$(MAKE) --no-print-directory test-rust test-python
+# One build for both suites: `build` is a prerequisite of test-python too, and make runs a
+# prerequisite once per invocation.
+test: build test-rust test-python
 
 test-rust: setup
 	export LD_LIBRARY_PATH="$(PY_LIBDIR)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}"
@@ -58,7 +59,11 @@ test-rust: setup
 test-python: build
 	$(PY) -m pytest -q tests/python
 
-bench: build
+# Benchmarks measure release code with symbols (the `profiling` profile), for perf and
+# callgrind; `make build` gives the stripped release a user installs.
+bench: setup
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
+	  $(VENV)/bin/maturin develop --profile profiling --quiet
 	$(PY) bench/run.py
 
 # Criterion benches of the Rust internals (naming engines, filters).

@@ -191,7 +191,41 @@ fn fail(path: &std::path::Path, msg: &str) -> ! {
 }
 
 #[allow(dead_code)] // unused when tests include this file as a module
+/// The CPython versions this recorder supports (`(major, minor)`, inclusive). The tracer's
+/// back ends are written against these versions' C APIs; extend here when a back end for a
+/// new version lands.
+pub const SUPPORTED_PYTHON: std::ops::RangeInclusive<(u8, u8)> = (3, 11)..=(3, 13);
+
+/// Refuses an interpreter outside [`SUPPORTED_PYTHON`] (or not CPython) with a message that
+/// says what to do, instead of a library that fails at import with an undefined symbol.
+pub fn check_interpreter(implementation: &str, major: u8, minor: u8) -> Result<(), String> {
+    let (lo, hi) = (SUPPORTED_PYTHON.start(), SUPPORTED_PYTHON.end());
+    let supported = format!("CPython {}.{} to {}.{}", lo.0, lo.1, hi.0, hi.1);
+    if implementation != "CPython" {
+        return Err(format!(
+            "ct-recorder supports {supported}; this build targets {implementation} \
+             {major}.{minor}. Point PYO3_PYTHON at a supported CPython interpreter."
+        ));
+    }
+    if !SUPPORTED_PYTHON.contains(&(major, minor)) {
+        return Err(format!(
+            "ct-recorder supports {supported}; this build targets Python {major}.{minor}. \
+             Point PYO3_PYTHON (or maturin's -i) at a supported interpreter."
+        ));
+    }
+    Ok(())
+}
+
 fn main() {
+    let py = pyo3_build_config::get();
+    if let Err(msg) = check_interpreter(
+        &py.implementation.to_string(),
+        py.version.major,
+        py.version.minor,
+    ) {
+        eprintln!("error: {msg}");
+        std::process::exit(1);
+    }
     println!("cargo:rerun-if-changed=rollout.toml");
     let dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let path = dir.join("rollout.toml");

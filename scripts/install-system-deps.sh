@@ -3,6 +3,7 @@
 #   capnproto               - `capnp`, used at build time by the trace format crate
 #   prometheus              - a real Prometheus server and promtool, for the metrics tests
 #   prometheus-pushgateway  - a real Pushgateway, for the push tests
+#   zsh, fish               - real shells that check the generated completion scripts
 set -euo pipefail
 
 want=()
@@ -10,6 +11,8 @@ command -v capnp >/dev/null 2>&1 || want+=(capnproto)
 command -v prometheus >/dev/null 2>&1 || want+=(prometheus)
 command -v promtool >/dev/null 2>&1 || want+=(prometheus)
 command -v prometheus-pushgateway >/dev/null 2>&1 || want+=(prometheus-pushgateway)
+command -v zsh >/dev/null 2>&1 || want+=(zsh)
+command -v fish >/dev/null 2>&1 || want+=(fish)
 command -v python3.11 >/dev/null 2>&1 || command -v python3 >/dev/null 2>&1 || want+=(python3 python3-venv)
 
 if [ ${#want[@]} -eq 0 ]; then

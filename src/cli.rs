@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use pyo3::prelude::*;
@@ -47,9 +48,14 @@ pub struct RecordArgs {
     #[arg(long, value_enum, default_value_t = OnError::Disable, env = "CODETRACER_ON_RECORDER_ERROR")]
     pub on_recorder_error: OnError,
 
-    /// Recorder log level (the program's own output is never affected).
+    /// Recorder log level (the program's own output is never affected). Precedence:
+    /// --log-level, then CODETRACER_LOG_LEVEL, then RUST_LOG (tracing directives), then warn.
     #[arg(long, value_enum, default_value_t = LogLevel::Warn, env = "CODETRACER_LOG_LEVEL")]
     pub log_level: LogLevel,
+
+    /// Where `log_level` came from (set by [`parse`]).
+    #[arg(skip)]
+    pub log_level_source: crate::logging::LevelSource,
 
     /// Write the recorder's log to FILE instead of stderr.
     #[arg(long, value_name = "FILE", env = "CODETRACER_LOG_FILE")]
@@ -83,13 +89,14 @@ pub struct RecordArgs {
     #[arg(long, overrides_with = "shadow_compare")]
     pub no_shadow_compare: bool,
 
-    /// Compare only this fraction of files (`0.1` or `10%`), chosen deterministically by a
-    /// hash of the file name.
-    #[arg(long, value_name = "RATE", env = "CODETRACER_SHADOW_SAMPLE")]
+    /// Compare only this fraction of files (`0.1` or `10%`, from 0 to 1), chosen
+    /// deterministically by a hash of the file name.
+    #[arg(long, value_name = "RATE", env = "CODETRACER_SHADOW_SAMPLE", value_parser = parse_sample)]
     pub shadow_sample: Option<String>,
 
-    /// Stop comparing once the shadow engine has used this fraction of the run's time.
-    #[arg(long, value_name = "FRACTION", env = "CODETRACER_SHADOW_BUDGET")]
+    /// Stop comparing once the shadow engine has used this fraction of the run's time
+    /// (`0.05` or `5%`; more than 0, at most 1).
+    #[arg(long, value_name = "FRACTION", env = "CODETRACER_SHADOW_BUDGET", value_parser = parse_budget)]
     pub shadow_budget: Option<String>,
 
     /// Serve Prometheus metrics on HOST:PORT (`:PORT` means 127.0.0.1; port 0 picks a free
@@ -102,14 +109,15 @@ pub struct RecordArgs {
     #[arg(long, value_enum, default_value_t = MetricsOnError::Fail, env = "CODETRACER_METRICS_ON_ERROR")]
     pub metrics_on_error: MetricsOnError,
 
-    /// Keep serving /metrics for SECONDS after the program ends, for a last scrape.
+    /// Keep serving /metrics for SECONDS after the program ends, for a last scrape (a decimal
+    /// number from 0 to 3600).
     #[arg(
         long,
         value_name = "SECONDS",
-        default_value_t = 0.0,
-        env = "CODETRACER_METRICS_LINGER"
+        env = "CODETRACER_METRICS_LINGER",
+        value_parser = parse_linger
     )]
-    pub metrics_linger: f64,
+    pub metrics_linger: Option<Duration>,
 
     /// Push the final metrics to a Prometheus Pushgateway at URL (job `ct-record`, label
     /// run_id) when the program ends.
@@ -130,12 +138,17 @@ pub struct RecordArgs {
     #[arg(long)]
     pub print_policy: bool,
 
+    /// Print a shell completion script for ct-record and exit (an option, not a subcommand,
+    /// so that it cannot be taken for a program called `completions`).
+    #[arg(long, value_name = "SHELL")]
+    pub completions: Option<clap_complete::Shell>,
+
     /// Run a library module as the program, like `python -m MODULE`.
     #[arg(short = 'm', value_name = "MODULE", conflicts_with = "script")]
     pub module: Option<String>,
 
     /// The program to run, like `python SCRIPT`.
-    #[arg(value_name = "SCRIPT", required_unless_present_any = ["module", "print_policy", "explain_filter"])]
+    #[arg(value_name = "SCRIPT", required_unless_present_any = ["module", "print_policy", "explain_filter", "completions"])]
     pub script: Option<PathBuf>,
 
     /// Arguments passed to the program.
@@ -163,7 +176,7 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
-    fn as_filter(self) -> &'static str {
+    pub fn as_filter(self) -> &'static str {
         match self {
             LogLevel::Error => "error",
             LogLevel::Warn => "warn",
@@ -172,6 +185,47 @@ impl LogLevel {
             LogLevel::Trace => "trace",
         }
     }
+}
+
+/// The longest `--metrics-linger`: an hour is far beyond any scrape interval, and a longer
+/// wait is a typo rather than a plan.
+pub const MAX_METRICS_LINGER_SECONDS: u64 = 3600;
+
+/// `--metrics-linger SECONDS`: a decimal number of seconds (`2`, `0.5`, `1e1`), from 0 to
+/// [`MAX_METRICS_LINGER_SECONDS`]. Hex, `inf`, `nan` and negative values are refused.
+pub fn parse_linger(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let v: f64 = t
+        .parse()
+        .ok()
+        .filter(|_| {
+            t.bytes()
+                .all(|b| b.is_ascii_digit() || b".eE+-".contains(&b))
+        })
+        .ok_or_else(|| "expected a number of seconds such as 2 or 0.5".to_owned())?;
+    linger_from_seconds(v)
+}
+
+/// A linger given as a float (the Python API): the same range as [`parse_linger`].
+pub fn linger_from_seconds(v: f64) -> Result<Duration, String> {
+    if !(v.is_finite() && (0.0..=MAX_METRICS_LINGER_SECONDS as f64).contains(&v)) {
+        return Err(format!(
+            "must be from 0 to {MAX_METRICS_LINGER_SECONDS} seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn parse_sample(text: &str) -> Result<String, String> {
+    ct_shadow::Sampler::parse(text)
+        .map(|_| text.trim().to_owned())
+        .map_err(|e| e.reason.to_owned())
+}
+
+fn parse_budget(text: &str) -> Result<String, String> {
+    ct_shadow::Budget::parse(text)
+        .map(|_| text.trim().to_owned())
+        .map_err(|e| e.reason.to_owned())
 }
 
 /// Splits `argv` into the recorder's part (with argv[0]) and the program's arguments.
@@ -243,38 +297,111 @@ pub fn split_argv(cmd: &clap::Command, argv: &[OsString]) -> (Vec<OsString>, Vec
     (ours, Vec::new())
 }
 
-pub fn parse(argv: &[OsString]) -> Result<RecordArgs, clap::Error> {
-    let cmd = RecordArgs::command();
+/// Why the command line could not be parsed: clap's own error, or a bad environment value
+/// (named by its variable: the user never typed the flag).
+#[derive(Debug)]
+pub enum ParseError {
+    Clap(clap::Error),
+    Env { var: String, message: String },
+}
+
+impl ParseError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ParseError::Clap(e) => e.exit_code(),
+            ParseError::Env { .. } => 2,
+        }
+    }
+
+    /// Prints the error (help and version go to stdout, as clap does).
+    pub fn print(&self) {
+        match self {
+            ParseError::Clap(e) => {
+                let _ = e.print();
+            }
+            ParseError::Env { message, .. } => {
+                crate::session::say(&format!(
+                    "error: {message}\n\nFor more information, try '--help'."
+                ));
+            }
+        }
+    }
+}
+
+pub fn parse(argv: &[OsString]) -> Result<RecordArgs, ParseError> {
+    let mut cmd = RecordArgs::command();
+    // An empty or all-blank variable counts as unset, for every CODETRACER_* variable (as
+    // for the policy variables, and as CPython does for PYTHON*): `VAR= ct-record ...` is how
+    // a shell clears an inherited variable for one command.
+    let blank: Vec<clap::Id> = cmd
+        .get_arguments()
+        .filter(|a| {
+            a.get_env()
+                .and_then(std::env::var_os)
+                .is_some_and(|v| v.to_string_lossy().trim().is_empty())
+        })
+        .map(|a| a.get_id().clone())
+        .collect();
+    for id in blank {
+        cmd = cmd.mut_arg(id, |a| a.env(None));
+    }
     let (ours, program_args) = split_argv(&cmd, argv);
-    let matches = cmd.try_get_matches_from(ours)?;
-    let mut parsed = RecordArgs::from_arg_matches(&matches)?;
+    let matches = match cmd.clone().try_get_matches_from(&ours) {
+        Ok(m) => m,
+        Err(e) => return Err(env_error(&cmd, &ours, &e).unwrap_or(ParseError::Clap(e))),
+    };
+    let mut parsed = RecordArgs::from_arg_matches(&matches).map_err(ParseError::Clap)?;
+    parsed.log_level_source = match matches.value_source("log_level") {
+        Some(clap::parser::ValueSource::CommandLine) => crate::logging::LevelSource::CommandLine,
+        Some(clap::parser::ValueSource::EnvVariable) => crate::logging::LevelSource::Environment,
+        _ => crate::logging::LevelSource::Default,
+    };
     parsed.args.extend(program_args);
     Ok(parsed)
 }
 
-fn init_logging(level: LogLevel, file: Option<&PathBuf>) -> Result<(), String> {
-    use tracing_subscriber::fmt;
-    let builder = fmt()
-        .with_env_filter(level.as_filter())
-        .with_target(false)
-        .without_time();
-    let result = match file {
-        Some(path) => {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("cannot open the log file '{}': {e}", path.display()))?;
-            builder
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(f))
-                .try_init()
-        }
-        None => builder.with_writer(std::io::stderr).try_init(),
+/// When clap refused a value that came from an environment variable (the flag is not on the
+/// command line), the same error naming the variable.
+fn env_error(cmd: &clap::Command, ours: &[OsString], e: &clap::Error) -> Option<ParseError> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use std::error::Error as _;
+    if !matches!(
+        e.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return None;
+    }
+    let Some(ContextValue::String(shown)) = e.get(ContextKind::InvalidArg) else {
+        return None;
     };
-    // A second session in one process keeps the first subscriber; that is fine.
-    let _ = result;
-    Ok(())
+    let flag = shown.split([' ', '=']).next()?.to_owned();
+    let arg = cmd
+        .get_arguments()
+        .find(|a| a.get_long().is_some_and(|l| format!("--{l}") == flag))?;
+    let given = ours.iter().skip(1).any(|a| {
+        let a = a.to_string_lossy();
+        a == flag.as_str() || a.starts_with(&format!("{flag}="))
+    });
+    if given {
+        return None;
+    }
+    let var = arg.get_env()?.to_string_lossy().into_owned();
+    let value = std::env::var_os(&var)?.to_string_lossy().into_owned();
+    let why = match (e.kind(), e.source()) {
+        (ErrorKind::ValueValidation, Some(reason)) => reason.to_string(),
+        _ => {
+            let valid: Vec<String> = arg
+                .get_possible_values()
+                .iter()
+                .map(|v| v.get_name().to_owned())
+                .collect();
+            format!("possible values: {}", valid.join(", "))
+        }
+    };
+    Some(ParseError::Env {
+        message: format!("invalid value '{value}' in {var} (the variable for {flag}): {why}"),
+        var,
+    })
 }
 
 /// `--explain-filter TARGET`: the filter decision for one file or module, explained.
@@ -389,6 +516,13 @@ fn find_module_file(py: Python<'_>, module: &str) -> PyResult<Option<PathBuf>> {
 
 /// Writes a command's output to stdout; a closed pipe (`| head`) ends quietly with status
 /// 0 instead of a panic. Returns the exit status.
+/// Writes `shell`'s completion script for `cmd` to stdout; returns the exit status.
+pub fn print_completions(shell: clap_complete::Shell, mut cmd: clap::Command, name: &str) -> i32 {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, name, &mut script);
+    print_out(&String::from_utf8_lossy(&script))
+}
+
 pub fn print_out(text: &str) -> i32 {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
@@ -419,13 +553,20 @@ pub fn main(py: Python<'_>, argv: Vec<OsString>) -> PyResult<i32> {
     let args = match parse(&argv) {
         Ok(a) => a,
         Err(e) => {
-            let _ = e.print();
+            e.print();
             return Ok(e.exit_code());
         }
     };
-    if let Err(msg) = init_logging(args.log_level, args.log_file.as_ref()) {
+    if let Err(msg) = crate::logging::init(
+        args.log_level,
+        args.log_level_source,
+        args.log_file.as_deref(),
+    ) {
         eprintln!("ct-record: {msg}");
         return Ok(2);
+    }
+    if let Some(shell) = args.completions {
+        return Ok(print_completions(shell, RecordArgs::command(), "ct-record"));
     }
     let program_dir = match &args.script {
         Some(script) if args.module.is_none() => {
@@ -494,11 +635,10 @@ pub fn main(py: Python<'_>, argv: Vec<OsString>) -> PyResult<i32> {
         "metrics_required",
         args.metrics_on_error == MetricsOnError::Fail,
     )?;
-    if !(args.metrics_linger.is_finite() && args.metrics_linger >= 0.0) {
-        eprintln!("ct-record: error: --metrics-linger must be a number of seconds >= 0");
-        return Ok(2);
-    }
-    rec.set_item("metrics_linger", args.metrics_linger)?;
+    rec.set_item(
+        "metrics_linger",
+        args.metrics_linger.unwrap_or_default().as_secs_f64(),
+    )?;
     rec.set_item("metrics_push", &args.metrics_push)?;
     rec.set_item("quiet", args.quiet)?;
     rec.set_item("command", &argv)?;

@@ -19,10 +19,12 @@
 pub mod cli;
 pub mod encode;
 pub mod filters;
+pub mod logging;
 pub mod naming;
 pub mod policy;
 pub mod process;
 pub mod rollout_cli;
+pub mod rundir;
 pub mod session;
 pub mod tracer;
 pub mod writer;
@@ -150,6 +152,19 @@ fn rollout_main(argv: Vec<std::ffi::OsString>) -> i32 {
     rollout_cli::main(argv)
 }
 
+/// A file name's bytes as text for the trace: UTF-8 as it is; each byte that is not part of
+/// valid UTF-8 as `\xNN` (readable, and one entry per file however it is reached).
+pub fn path_text(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
 /// Starts recording the current process into `trace_dir`.
 #[pyfunction]
 #[pyo3(signature = (trace_dir, *, format = "json", program = None, args = Vec::new(), own_dir = None, on_error = "disable", skip_current_stack = false, finish_on_sigterm = false, trace_filters = Vec::new(), default_filter = true, program_dir = None, shadow_sample = None, shadow_budget = None, metrics_addr = None, metrics_required = true, metrics_linger = 0.0, metrics_push = None, quiet = false, command = Vec::<std::ffi::OsString>::new()))]
@@ -199,13 +214,16 @@ fn start(
             .and_then(|v| v.extract::<PathBuf>())
             .unwrap_or_default(),
     };
-    // Names in the trace files are text: a non-UTF-8 byte shows as U+FFFD there.
-    let program = program.to_string_lossy().into_owned();
+    // Names in the trace files are text: a non-UTF-8 byte shows as `\xNN` there, the same
+    // way as in the code objects' file names, so the program has one path entry.
+    let program = path_text(program.as_os_str().as_encoded_bytes());
     let args: Vec<String> = args
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let own_dir = own_dir.map(|d| d.to_string_lossy().into_owned());
+    let metrics_linger = cli::linger_from_seconds(metrics_linger)
+        .map_err(|e| ConfigError::new_err(format!("metrics_linger={metrics_linger}: {e}")))?;
     if finish_on_sigterm {
         process::install_sigterm_handler().map_err(|e| {
             pyo3::exceptions::PyOSError::new_err(format!("cannot install the SIGTERM handler: {e}"))

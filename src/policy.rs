@@ -444,7 +444,9 @@ pub fn find_pyproject(start_dir: &Path) -> Option<PathBuf> {
     start
         .ancestors()
         .map(|dir| dir.join("pyproject.toml"))
-        .find(|p| p.is_file())
+        // Anything of that name counts: a directory called pyproject.toml is reported when
+        // it is read, not skipped in favour of an ancestor's file.
+        .find(|p| p.exists())
 }
 
 /// 1-based line and column (in characters) of byte `offset` in `text`.

@@ -170,6 +170,13 @@ enum Command {
         #[arg(long)]
         no_verify: bool,
     },
+    /// Print a shell completion script for ct-rollout (e.g. `ct-rollout completions bash >
+    /// ~/.local/share/bash-completion/completions/ct-rollout`).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -224,6 +231,14 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     };
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let result = match cli.command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            Ok(crate::cli::print_completions(
+                shell,
+                RolloutCli::command(),
+                "ct-rollout",
+            ))
+        }
         Command::Report {
             evidence,
             format,

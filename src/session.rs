@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use serde::Serialize;
 
 use crate::encode::Limits;
+use crate::rundir::{self, RunMarker, RunState};
 use std::sync::Arc;
 
 use ct_shadow::{Budget, Metrics, MetricsServer, RunMeta, Sampler, ShadowConfig, ShadowSession};
@@ -24,7 +25,7 @@ use crate::tracer::{
     threads, EventCounts, Naming, NamingCounts, OnError, Recorder, RecorderOptions,
     DROPPED_REENTRANT, RECORDER,
 };
-use crate::writer::{write_atomically, EventSink, TraceBuilder, TraceFormat};
+use crate::writer::{EventSink, TraceBuilder, TraceFormat};
 
 pub struct SessionConfig {
     pub trace_dir: PathBuf,
@@ -59,7 +60,7 @@ pub struct ShadowOptions {
     /// (`--metrics-on-error fail`, the default) rather than carry on without `/metrics`.
     pub metrics_required: bool,
     /// `--metrics-linger SECONDS`: keep serving after the program ends.
-    pub metrics_linger: f64,
+    pub metrics_linger: std::time::Duration,
     /// `--metrics-push URL`: push the final metrics to a Pushgateway.
     pub metrics_push: Option<String>,
     /// `--quiet`: no end-of-run summary on stderr.
@@ -180,6 +181,8 @@ struct SessionInfo {
     policy_json: serde_json::Value,
     filter_summary: FilterSummary,
     metrics: Option<MetricsRuntime>,
+    /// `run.json` as written at start; completed at stop.
+    marker: RunMarker,
 }
 
 static SESSION: Mutex<Option<SessionInfo>> = Mutex::new(None);
@@ -198,6 +201,8 @@ pub struct SessionSummary {
     pub duration_seconds: f64,
     pub naming: NamingCounts,
     pub filters: FilterStats,
+    /// Stretches of threads not recorded because `sys.settrace` replaced the hook.
+    pub recording_gaps: Vec<threads::RecordingGap>,
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -261,9 +266,24 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
     // Filters first: a bad filter file stops everything before anything is written.
     let chain =
         FilterChain::load(&cfg.filters).map_err(|e| crate::ConfigError::new_err(e.to_string()))?;
+    for s in chain.sources() {
+        tracing::info!(
+            source = s.name(),
+            path = %s.path().map(|p| p.display().to_string()).unwrap_or_else(|| "-".into()),
+            rules = s.rule_count(),
+            "filter loaded"
+        );
+    }
     let filter_summary = chain.summary();
     let (engine, engine_layer) =
         primary_engine(&cfg.policy).map_err(crate::ConfigError::new_err)?;
+    tracing::info!(
+        engine = engine.as_str(),
+        chosen_by = %engine_layer,
+        source = cfg.policy.module_name_from_globals.source.as_deref().unwrap_or("-"),
+        shadow_compare = cfg.policy.shadow_compare.value,
+        "primary naming engine chosen"
+    );
     let shadow_on = cfg.policy.shadow_compare.value;
     let shadow_namer = if shadow_on {
         let other = match engine {
@@ -287,12 +307,31 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
         Some(b) => Some(Budget::parse(b).map_err(|e| bad("--shadow-budget", &e))?),
         None => None,
     };
+    if shadow_on {
+        tracing::info!(
+            sample = sampler.rate(),
+            budget = ?budget.as_ref().map(Budget::fraction),
+            "shadow comparison on: sampling files at this rate, within this budget"
+        );
+    }
     // A push URL that can never work (https, credentials, garbage) is refused now, not
     // after the program has run.
     if let Some(url) = &cfg.shadow.metrics_push {
+        // Without a scheme (`notaurl`, `127.0.0.1:1`) the URL can only fail at the push.
+        if !url.contains("://") {
+            return Err(crate::ConfigError::new_err(format!(
+                "--metrics-push {url:?}: not a URL (no scheme); give the Pushgateway as \
+                 http://HOST:PORT"
+            )));
+        }
         ct_shadow::push::Gateway::parse(url)
             .map_err(|e| crate::ConfigError::new_err(e.to_string()))?;
     }
+    let started_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    // One id for the run: run.json, the shadow summary and the metrics all carry it.
+    let run_id = format!("{}-{}", started_at.as_secs(), std::process::id());
     let metrics_wanted =
         shadow_on || cfg.shadow.metrics_addr.is_some() || cfg.shadow.metrics_push.is_some();
     let mut metrics_rt = None;
@@ -314,19 +353,23 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
             Some(addr) => {
                 match MetricsServer::start(&with_default_host(addr), metrics.registry().clone()) {
                     Ok(server) => {
-                        eprintln!(
+                        say(&format!(
                             "ct-record: serving metrics on http://{}/metrics",
                             server.local_addr()
-                        );
+                        ));
+                        tracing::info!(addr = %server.local_addr(), "metrics server bound");
+                        if let Some(warning) = exposure_warning(addr, server.local_addr()) {
+                            say(&warning);
+                        }
                         Some(server)
                     }
                     Err(e) if cfg.shadow.metrics_required => {
                         return Err(bad("--metrics-addr", &e));
                     }
                     Err(e) => {
-                        eprintln!(
+                        say(&format!(
                             "ct-record: warning: --metrics-addr: {e}; carrying on without /metrics"
-                        );
+                        ));
                         None
                     }
                 }
@@ -337,7 +380,7 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
             metrics,
             server,
             shadow_on,
-            run_id: format!("{}-{}", started.as_secs(), std::process::id()),
+            run_id: run_id.clone(),
             opts: cfg.shadow.clone(),
         });
     }
@@ -355,17 +398,55 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
             given_dir.display()
         ))
     })?;
+    let cannot_write = |e: &dyn std::fmt::Display| {
+        PyOSError::new_err(format!(
+            "cannot write the trace directory '{}': {e}",
+            given_dir.display()
+        ))
+    };
+    let undo = |dir: &Path| {
+        if !existed {
+            let _ = std::fs::remove_file(RunMarker::path(dir));
+            let _ = std::fs::remove_dir(dir);
+        }
+    };
+    // The directory now belongs to this run: first the marker (so that from here on the
+    // directory says "running"), then the previous run's artifacts go (docs/recording.md).
+    let stale = match rundir::previous_run_files(&cfg.trace_dir) {
+        Ok(stale) => stale,
+        Err(e) => {
+            undo(&cfg.trace_dir);
+            return Err(cannot_write(&e));
+        }
+    };
+    let marker = RunMarker {
+        schema: rundir::MARKER_SCHEMA,
+        run_id,
+        state: RunState::Running,
+        pid: std::process::id(),
+        recorder_version: env!("CARGO_PKG_VERSION").to_owned(),
+        program: cfg.program.clone(),
+        args: cfg.args.clone(),
+        started_unix: started_at.as_secs_f64(),
+        events_file: cfg.format.events_file_name().to_owned(),
+        shadow_compare: shadow_on,
+        finished_unix: None,
+        exit_code: None,
+        stop_errors: Vec::new(),
+    };
+    if let Err(e) = marker.write(&cfg.trace_dir) {
+        undo(&cfg.trace_dir);
+        return Err(cannot_write(&format!("{}: {e}", rundir::MARKER_FILE)));
+    }
+    if let Err(e) = rundir::remove_files(&cfg.trace_dir, &stale) {
+        return Err(cannot_write(&e));
+    }
     let program_path = PathBuf::from(&cfg.program);
     let sink = match EventSink::create(&cfg.trace_dir, cfg.format, &cfg.program, &cfg.args) {
         Ok(sink) => sink,
         Err(e) => {
-            if !existed {
-                let _ = std::fs::remove_dir(&cfg.trace_dir);
-            }
-            return Err(PyOSError::new_err(format!(
-                "cannot write the trace directory '{}': {e}",
-                given_dir.display()
-            )));
+            undo(&cfg.trace_dir);
+            return Err(cannot_write(&e));
         }
     };
     let builder = TraceBuilder::new(sink, &program_path);
@@ -390,7 +471,7 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
                     Some(ShadowSide::new(namer, session, digest))
                 }
                 Err(e) => {
-                    eprintln!("ct-record: warning: shadow mode off for this run: cannot write the shadow artifacts: {e}");
+                    say(&format!("ct-record: warning: shadow mode off for this run: cannot write the shadow artifacts: {e}"));
                     None
                 }
             }
@@ -440,12 +521,14 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
         policy_json: cfg.policy.to_json(),
         filter_summary,
         metrics: metrics_rt,
+        marker,
     });
     drop(session);
     if let Err(e) = threads::install_all(py) {
         let _ = stop(py, None);
         return Err(e);
     }
+    tracing::info!(engine = engine.as_str(), "recording session started");
     Ok(())
 }
 
@@ -458,7 +541,19 @@ pub fn flush() {
     }
 }
 
+/// Ends the recording. Every step runs even when an earlier one fails, in this order: the
+/// events file, `trace_paths.json`, `trace_metadata.json`, the shadow artifacts (or
+/// `metrics.prom`), `run.json` marked finished (listing the steps that failed), the push,
+/// then the human summary on stderr and the metrics linger. Nothing here panics or stops
+/// early on a broken stderr. Returns an error naming every failed step, after all have run.
 pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSummary>> {
+    let _span = tracing::info_span!("session_stop", exit_code = ?exit_code).entered();
+    // Before the hooks go: which threads lost theirs to sys.settrace.
+    let lost = if is_recording() {
+        threads::threads_without_hook(py)
+    } else {
+        Vec::new()
+    };
     threads::uninstall_all(py);
     let Some(mut info) = SESSION.lock().ok().and_then(|mut s| s.take()) else {
         return Ok(None);
@@ -467,12 +562,25 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
     let Some(mut recorder) = recorder else {
         return Ok(None);
     };
+    let mut failures: Vec<String> = Vec::new();
     recorder.sync_metrics();
     let legacy_resolvers = recorder.legacy_resolver_reports();
     let shadow_side = recorder.shadow.take();
     let counts = recorder.counts();
     let errors = std::mem::take(&mut recorder.errors);
     let error_count = recorder.error_count;
+    let mut recording_gaps = recorder.take_gaps();
+    // Only threads that were recorded can have lost anything.
+    recording_gaps.extend(
+        lost.into_iter()
+            .filter(|g| recorder.has_seen_thread(g.thread))
+            .map(|mut g| {
+                g.at = recorder
+                    .innermost_position(py, g.thread)
+                    .unwrap_or_else(|| "?".into());
+                g
+            }),
+    );
     let mut naming = std::mem::take(&mut recorder.naming_counts);
     naming.legacy_resolvers = legacy_resolvers;
     let filters = FilterStats {
@@ -486,7 +594,13 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
     let finished = builder.finish();
     // Code objects are released here, with the GIL held.
     drop(recorder);
-    let events = finished.map_err(|e| PyOSError::new_err(e.to_string()))?;
+    let events = match finished {
+        Ok(n) => n,
+        Err(e) => {
+            failures.push(format!("writing {}: {e}", events_file.display()));
+            0
+        }
+    };
     let summary = SessionSummary {
         trace_dir: info.trace_dir.to_string_lossy().into_owned(),
         events_file: events_file.to_string_lossy().into_owned(),
@@ -498,9 +612,33 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
         duration_seconds: info.started.elapsed().as_secs_f64(),
         naming,
         filters,
+        recording_gaps,
     };
-    finish_metrics(py, &mut info, shadow_side, exit_code);
-    let python: String = py.import("sys")?.getattr("version")?.extract()?;
+    if !summary.recording_gaps.is_empty() {
+        let threads: std::collections::BTreeSet<u64> =
+            summary.recording_gaps.iter().map(|g| g.thread).collect();
+        say(&format!(
+            "ct-record: warning: sys.settrace replaced the recorder's trace function on {} \
+             thread(s); {} stretch(es) were not recorded (first at {}); see recording_gaps in \
+             trace_metadata.json",
+            threads.len(),
+            summary.recording_gaps.len(),
+            summary.recording_gaps[0].at
+        ));
+    }
+    let write = |name: &str, bytes: &[u8], failures: &mut Vec<String>| {
+        let path = info.trace_dir.join(name);
+        let result = ct_shadow::artifacts::write_atomic(&path, |w| w.write_all(bytes));
+        if let Err(e) = result {
+            failures.push(format!("writing {}: {e}", path.display()));
+        }
+    };
+    write("trace_paths.json", &paths, &mut failures);
+    let python = py
+        .import("sys")
+        .and_then(|s| s.getattr("version"))
+        .and_then(|v| v.extract::<String>())
+        .unwrap_or_default();
     let metadata = Metadata {
         workdir: info.workdir.to_string_lossy().into_owned(),
         program: &info.program,
@@ -520,21 +658,73 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
         filters: &info.filter_summary,
         summary: &summary,
     };
-    let write = |name: &str, bytes: &[u8]| {
-        write_atomically(&info.trace_dir.join(name), bytes).map_err(|e| {
-            PyOSError::new_err(format!(
-                "writing {}: {e}",
-                info.trace_dir.join(name).display()
-            ))
-        })
-    };
-    write("trace_paths.json", &paths)?;
-    write(
-        "trace_metadata.json",
-        &serde_json::to_vec_pretty(&metadata)
-            .map_err(|e| PyOSError::new_err(format!("trace_metadata.json: {e}")))?,
-    )?;
-    Ok(Some(summary))
+    match serde_json::to_vec_pretty(&metadata) {
+        Ok(bytes) => write("trace_metadata.json", &bytes, &mut failures),
+        Err(e) => failures.push(format!("trace_metadata.json: {e}")),
+    }
+    let metrics = info.metrics.take();
+    let human = metrics.as_ref().and_then(|rt| {
+        write_metrics_artifacts(py, &info, rt, shadow_side, exit_code, &mut failures)
+    });
+    // Last of the durable artifacts: the marker says the directory is complete.
+    let mut marker = info.marker.clone();
+    marker.state = RunState::Finished;
+    marker.finished_unix = Some(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0),
+    );
+    marker.exit_code = exit_code;
+    marker.stop_errors = failures.clone();
+    if let Err(e) = marker.write(&info.trace_dir) {
+        failures.push(format!(
+            "writing {}: {e}",
+            RunMarker::path(&info.trace_dir).display()
+        ));
+    }
+    if let Some(rt) = metrics {
+        push_metrics(&rt);
+        if let Some(text) = human {
+            say(&text);
+        }
+        linger(py, rt);
+    }
+    tracing::info!(
+        trace_dir = %info.trace_dir.display(),
+        events = summary.events,
+        failed_steps = failures.len(),
+        "recording session stopped"
+    );
+    if failures.is_empty() {
+        Ok(Some(summary))
+    } else {
+        Err(PyOSError::new_err(failures.join("; ")))
+    }
+}
+
+/// Writes `text` (plus a newline unless it ends with one) to stderr. A stderr that cannot be
+/// written (closed pipe, full disk) never stops the caller: the text goes to the recorder's
+/// log instead, which is the `--log-file` when one is set.
+pub fn say(text: &str) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let newline = if text.ends_with('\n') { "" } else { "\n" };
+    let result = write!(err, "{text}{newline}").and_then(|()| err.flush());
+    if let Err(e) = result {
+        tracing::error!("could not write to stderr ({e}); the message was:\n{text}");
+    }
+}
+
+/// The warning for a metrics server bound to `local` (given as `addr`) that other machines
+/// may reach: any address but a loopback one (`0.0.0.0` and `::` included).
+fn exposure_warning(addr: &str, local: std::net::SocketAddr) -> Option<String> {
+    (!local.ip().is_loopback()).then(|| {
+        format!(
+            "ct-record: warning: --metrics-addr {addr}: /metrics is exposed to the network \
+             (not a loopback address); anyone who can reach it can read the run's metrics"
+        )
+    })
 }
 
 /// `HOST:PORT`, with `127.0.0.1` when only `:PORT` or `PORT` is given.
@@ -556,17 +746,39 @@ fn session_roots(py: Python<'_>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// End of run for metrics and shadow mode: artifacts, the stderr summary, the push, and
-/// lingering for a last scrape. Failures are reported, never raised: the trace matters more.
-fn finish_metrics(
+/// How the program was started, from ct-record's argv: the recorder's part ends with
+/// `SCRIPT` or `-m MODULE` (`cli::split_argv`). No argv: a program that called
+/// `ct_recorder.start()` itself.
+fn entry_of(command: &[String]) -> ct_shadow::Entry {
+    use clap::CommandFactory;
+    if command.is_empty() {
+        return ct_shadow::Entry::api();
+    }
+    let argv: Vec<std::ffi::OsString> = command.iter().map(Into::into).collect();
+    let (ours, _) = crate::cli::split_argv(&crate::cli::RecordArgs::command(), &argv);
+    let ours: Vec<String> = ours
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    match ours.as_slice() {
+        [.., m, module] if m == "-m" => ct_shadow::Entry::new(true, module),
+        [.., m] if m.starts_with("-m") && m.len() > 2 => ct_shadow::Entry::new(true, &m[2..]),
+        [_, .., script] => ct_shadow::Entry::new(false, script),
+        _ => ct_shadow::Entry::api(),
+    }
+}
+
+/// End of run for metrics and shadow mode, the durable part: the shadow artifacts
+/// (`summary.json`, `metrics.prom`), or `metrics.prom` alone without shadow mode. Returns the
+/// human summary to print once everything durable is written. Failures are collected.
+fn write_metrics_artifacts(
     py: Python<'_>,
-    info: &mut SessionInfo,
+    info: &SessionInfo,
+    rt: &MetricsRuntime,
     shadow: Option<ShadowSide>,
     exit_code: Option<i32>,
-) {
-    let Some(rt) = info.metrics.take() else {
-        return;
-    };
+    failures: &mut Vec<String>,
+) -> Option<String> {
     let python_version = py
         .import("sys")
         .and_then(|s| s.getattr("version"))
@@ -578,39 +790,85 @@ fn finish_metrics(
         started_unix_seconds: info.started_unix,
         python_version,
         exit_code,
+        entry: Some(entry_of(&rt.opts.command)),
     };
     // The counts are final: the artifacts, the push and any later scrape say so.
     rt.metrics.set_finished();
     match (&shadow, rt.shadow_on) {
         (Some(side), _) => match side.session.finish(&meta) {
-            Ok(summary) => {
-                if !rt.opts.quiet {
-                    eprint!("{}", ct_shadow::render_summary(&summary));
-                }
+            Ok(summary) => (!rt.opts.quiet).then(|| ct_shadow::render_summary(&summary)),
+            Err(e) => {
+                failures.push(format!("writing the shadow artifacts: {e}"));
+                None
             }
-            Err(e) => eprintln!("ct-record: error: writing the shadow artifacts failed: {e}"),
         },
         _ => {
             if let Err(e) = ct_shadow::write_metrics_file(&info.trace_dir, &rt.metrics) {
-                eprintln!("ct-record: error: writing metrics.prom failed: {e}");
+                failures.push(format!("writing metrics.prom: {e}"));
             }
+            None
         }
     }
+}
+
+/// `--metrics-push`: a failed push is a warning (the run's artifacts are already written).
+fn push_metrics(rt: &MetricsRuntime) {
     if let Some(url) = &rt.opts.metrics_push {
         match ct_shadow::push::push(url, "ct-record", &rt.run_id, rt.metrics.registry()) {
             Ok(()) => tracing::info!(
                 "pushed metrics to {url} (job ct-record, run_id {})",
                 rt.run_id
             ),
-            Err(e) => eprintln!("ct-record: warning: --metrics-push {url}: {e}"),
+            Err(e) => say(&format!("ct-record: warning: --metrics-push {url}: {e}")),
         }
     }
+}
+
+/// `--metrics-linger`: keep serving for a last scrape, then stop the server.
+fn linger(py: Python<'_>, rt: MetricsRuntime) {
     if let Some(server) = rt.server {
-        if rt.opts.metrics_linger > 0.0 {
-            let linger = std::time::Duration::from_secs_f64(rt.opts.metrics_linger);
+        if !rt.opts.metrics_linger.is_zero() {
+            tracing::info!(
+                "serving final metrics at http://{}/metrics for {:?}",
+                server.local_addr(),
+                rt.opts.metrics_linger
+            );
             // Scrapes never need the GIL; let other threads run while we wait.
-            py.allow_threads(|| std::thread::sleep(linger));
+            py.allow_threads(|| std::thread::sleep(rt.opts.metrics_linger));
         }
         server.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_addresses_are_quiet() {
+        for quiet in ["127.0.0.1:9464", "127.1.2.3:1", "[::1]:9464"] {
+            assert_eq!(
+                exposure_warning(quiet, quiet.parse().unwrap()),
+                None,
+                "{quiet}"
+            );
+        }
+        for exposed in [
+            "0.0.0.0:9464",
+            "[::]:9464",
+            "192.168.1.5:9464",
+            "[2001:db8::1]:1",
+        ] {
+            let w = exposure_warning(exposed, exposed.parse().unwrap()).expect(exposed);
+            assert!(
+                w.contains(exposed) && w.contains("exposed to the network"),
+                "{w}"
+            );
+        }
+        // What `:PORT` and `PORT` bind is loopback.
+        for short in [":9464", "9464"] {
+            let bound = with_default_host(short).parse().unwrap();
+            assert_eq!(exposure_warning(short, bound), None);
+        }
     }
 }

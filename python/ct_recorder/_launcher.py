@@ -42,15 +42,26 @@ _sigint_exit = False
 _exit_status = None
 
 
+def _say(text):
+    """Write a line to stderr; a stderr that cannot be written (closed pipe, full disk) is
+    never a reason to skip the rest of the stop."""
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
 def _finish_recording():
-    """Stop the recorder and write the trace; report recorder trouble on stderr."""
+    """Stop the recorder and write the trace; report recorder trouble on stderr. Every step
+    of the stop runs inside ``_native.stop`` even when one fails; the error names them."""
     try:
         summary = _native.stop(exit_code=_exit_status)
     except Exception as exc:  # the trace could not be written: say so, keep the status
-        sys.stderr.write(f"ct-record: error: writing the trace failed: {exc}\n")
+        _say(f"ct-record: error: writing the trace failed: {exc}\n")
         return
     if summary and summary.get("recorder_error_count"):
-        sys.stderr.write(
+        _say(
             f"ct-record: warning: the recorder hit {summary['recorder_error_count']} error(s) and "
             f"stopped recording early: {summary['recorder_errors'][0]}\n"
         )
@@ -149,17 +160,70 @@ def _is_zip_app(path):
         return False
 
 
-def _module_findable(name):
-    """Whether the top-level package of ``name`` can be found, without importing it."""
-    import importlib.util  # `python -m` imports it too (through runpy)
+_FILE_LOADERS = (SourceFileLoader, SourcelessFileLoader)
 
-    top = name.partition(".")[0]
-    if not top or top in sys.modules:
-        return bool(top)
+
+def _module_findable(name):
+    """Whether ``python -m name`` can get as far as running the module, decided without
+    importing anything (no code of the program runs here). False only when it certainly
+    cannot: the top-level name is not found, a part of the dotted name is found nowhere a
+    package could look for it, or the module is a package without ``__main__``. Then the
+    launcher lets runpy fail exactly as ``python -m`` does, with nothing recorded.
+
+    A parent package's ``__path__`` is only known once its ``__init__`` has run; without
+    running it, a sub-module is looked for in the package's own directories and, as
+    ``pkgutil.extend_path`` would add them, in the same sub-directory of every ``sys.path``
+    entry. A package that builds ``__path__`` some other way is given the benefit of the
+    doubt (recorded as usual)."""
+    import importlib.util  # `python -m` imports it too (through runpy)
+    import importlib.machinery
+
+    parts = name.split(".")
+    top = parts[0]
+    if not top:
+        return False
+    if top in sys.modules or not all(parts):
+        return True  # runpy decides; nothing to tell without importing
     try:
-        return importlib.util.find_spec(top) is not None
+        spec = importlib.util.find_spec(top)
     except (ImportError, ValueError):
         return False
+    if spec is None:
+        return False
+    if spec.origin is not None and not isinstance(spec.loader, _FILE_LOADERS):
+        return True  # a built-in, frozen, zipped or custom module: runpy decides
+    locations = spec.submodule_search_locations
+    for i in range(1, len(parts) + 1):
+        if locations is None:
+            # A plain module: runnable when it is the target, else "'a' is not a package".
+            return i == len(parts)
+        part = parts[i] if i < len(parts) else "__main__"  # a package runs its __main__
+        search = list(locations) + [os.path.join(entry or os.getcwd(), *parts[:i])
+                                    for entry in sys.path if isinstance(entry, str)]
+        found, locations = _find_in_dirs(part, search)
+        if not found:
+            return False
+        if part == "__main__":
+            return True
+    return True
+
+
+def _find_in_dirs(part, dirs):
+    """Looks for the module or package ``part`` in ``dirs`` as the path finder does, on the
+    file system only: ``(found, sub-module locations)``; the locations are None for a plain
+    module, the package's directories for a package (all portions of a namespace package)."""
+    from importlib.machinery import all_suffixes
+
+    portions = []
+    for d in dirs:
+        base = os.path.join(d, part)
+        if os.path.isfile(os.path.join(base, "__init__.py")) or os.path.isfile(os.path.join(base, "__init__.pyc")):
+            return True, [base]
+        if any(os.path.isfile(base + suffix) for suffix in all_suffixes()):
+            return True, None
+        if os.path.isdir(base):
+            portions.append(base)
+    return bool(portions), portions or None
 
 
 def _enter_as_python_does(func, *args):

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ct_shadow::summary::KindCount;
+use ct_shadow::summary::{EntryKind, KindCount};
 use ct_shadow::{Divergence, DivergenceKind, Engine, Exec, RuleRef, Severity};
 use serde::Serialize;
 
@@ -51,6 +51,28 @@ pub struct Aggregate {
     pub duplicates: Vec<DuplicateRun>,
     /// What `--prometheus` contributed (`None` without it).
     pub prometheus: Option<PrometheusCoverage>,
+    /// What kinds of programs the runs were.
+    pub programs: ProgramCoverage,
+}
+
+/// How many runs were of each kind of program (from `summary.json`'s `program`). A run can
+/// be several at once: `-m pytest` with threads is a module, a test runner and threaded.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProgramCoverage {
+    /// `ct-record SCRIPT`.
+    pub scripts: u64,
+    /// `ct-record -m MODULE`.
+    pub modules: u64,
+    /// `ct_recorder.start()` inside a program.
+    pub api: u64,
+    /// Test runners (`pytest`, `unittest`…), by either entry.
+    pub test_runners: u64,
+    /// Code run through `runpy` (`-m`, or `runpy.run_*` in the program).
+    pub runpy: u64,
+    /// More than one thread compared.
+    pub threaded: u64,
+    /// Runs whose kind is not known: from Prometheus, or summaries of older recorders.
+    pub unknown: u64,
 }
 
 /// One run, in brief.
@@ -128,13 +150,18 @@ pub struct RuleChange {
     pub example: NamePair,
 }
 
-/// A code object and both engines' names for it.
+/// A code object, both engines' names for it, and the module names their filters judged.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct NamePair {
     pub filename: String,
     pub qualname: String,
     pub globals_name: Option<String>,
     pub legacy_name: Option<String>,
+    /// The module name the globals engine's filters tested (`None`: none, or not recorded).
+    pub globals_filter_name: Option<String>,
+    /// The module name the legacy filters tested: the filter engine's own resolver (spec L7),
+    /// which can differ from `legacy_name` and is then why a rule flips.
+    pub legacy_filter_name: Option<String>,
 }
 
 impl NamePair {
@@ -144,8 +171,21 @@ impl NamePair {
             qualname: d.qualname.clone(),
             globals_name: d.globals().name.clone(),
             legacy_name: d.legacy().name.clone(),
+            globals_filter_name: judged(d.globals()),
+            legacy_filter_name: judged(d.legacy()),
         }
     }
+
+    /// Whether a filter judged another name than its engine's label name, so the names
+    /// alone do not explain the decisions.
+    pub fn filters_judged_other_names(&self) -> bool {
+        (self.legacy_filter_name.is_some() && self.legacy_filter_name != self.legacy_name)
+            || (self.globals_filter_name.is_some() && self.globals_filter_name != self.globals_name)
+    }
+}
+
+fn judged(r: &ct_shadow::EngineRecord) -> Option<String> {
+    r.filter.as_ref().and_then(|f| f.module_name.clone())
 }
 
 /// Unexpected divergences of one kind on one code object (file and qualname), across runs.
@@ -185,6 +225,7 @@ pub fn aggregate_with(runs: &[RunReport], top: usize) -> Aggregate {
         distinct_unexpected: 0,
         duplicates: Vec::new(),
         prometheus: None,
+        programs: ProgramCoverage::default(),
     };
     let mut rules = RuleTally::default();
     let mut groups = GroupTally::default();
@@ -225,6 +266,23 @@ fn add_summary(agg: &mut Aggregate, run: &RunReport) {
         notes: run.notes(),
     });
     agg.comparisons += s.comparisons;
+    let p = &mut agg.programs;
+    match s.program.as_ref() {
+        None => p.unknown += 1,
+        Some(prog) => {
+            match prog.entry.as_ref().map(|e| e.kind) {
+                Some(EntryKind::Script) => p.scripts += 1,
+                Some(EntryKind::Module) => p.modules += 1,
+                Some(EntryKind::Api) => p.api += 1,
+                None => p.unknown += 1,
+            }
+            if prog.entry.as_ref().is_some_and(|e| e.test_runner.is_some()) {
+                p.test_runners += 1;
+            }
+            p.runpy += u64::from(prog.runpy);
+            p.threaded += u64::from(prog.threads > 1);
+        }
+    }
     agg.skipped.sampled_out += s.skipped.sampled_out;
     agg.skipped.budget_exhausted += s.skipped.budget_exhausted;
 

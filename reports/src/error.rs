@@ -13,8 +13,24 @@ use std::path::PathBuf;
 pub enum ReportError {
     /// The run directory does not exist or is not a directory.
     NotADirectory { path: PathBuf },
+    /// The path exists but is a file, not a directory.
+    NotADirectoryButFile { path: PathBuf },
     /// The run directory has no `shadow/summary.json`.
     MissingSummary { dir: PathBuf },
+    /// `run.json` says the run is still `running`: it was killed or ended without finishing
+    /// its artifacts, so what is there is partial.
+    Unfinished { dir: PathBuf, run_id: String },
+    /// `run.json` cannot be read.
+    MalformedMarker { reason: String },
+    /// `run.json` and `summary.json` name different runs: the summary is not this run's.
+    StaleSummary {
+        dir: PathBuf,
+        marker_run_id: String,
+        summary_run_id: String,
+    },
+    /// Counts in `summary.json` that no run can produce (more divergences than comparisons,
+    /// parts that do not add up, values near overflow).
+    ImpossibleCounts { path: PathBuf, reason: String },
     /// A file exists but could not be read.
     Io { path: PathBuf, source: io::Error },
     /// `summary.json` is not valid JSON, or does not have the fields of its schema.
@@ -59,6 +75,34 @@ impl fmt::Display for ReportError {
                     "{}: not a run directory (no such directory)",
                     path.display()
                 )
+            }
+            ReportError::NotADirectoryButFile { path } => {
+                write!(
+                    f,
+                    "{}: not a run directory (not a directory)",
+                    path.display()
+                )
+            }
+            ReportError::Unfinished { dir, run_id } => write!(
+                f,
+                "{}: run {run_id} did not finish (run.json still says \"running\": the \
+                 recorder was killed or the process ended before the stop); its artifacts are \
+                 partial and are not reported",
+                dir.display()
+            ),
+            ReportError::MalformedMarker { reason } => write!(f, "{reason}"),
+            ReportError::StaleSummary {
+                dir,
+                marker_run_id,
+                summary_run_id,
+            } => write!(
+                f,
+                "{}: shadow/summary.json is from run {summary_run_id}, but the directory holds \
+                 run {marker_run_id} (run.json): a stale summary is not reported",
+                dir.display()
+            ),
+            ReportError::ImpossibleCounts { path, reason } => {
+                write!(f, "{}: a broken run: {reason}", path.display())
             }
             ReportError::MissingSummary { dir } => write!(
                 f,

@@ -90,6 +90,26 @@ pub(crate) fn elide(s: &str, max: usize) -> String {
     head
 }
 
+/// `s` cut to at most `max` columns by replacing its start with `…`.
+pub(crate) fn elide_head(s: &str, max: usize) -> String {
+    if width(s) <= max {
+        return s.to_owned();
+    }
+    let mut tail: Vec<char> = Vec::new();
+    let mut used = 1;
+    for c in s.chars().rev() {
+        let w = char_width(c);
+        if used + w > max {
+            break;
+        }
+        used += w;
+        tail.push(c);
+    }
+    let mut out = String::from(if max == 0 { "" } else { "…" });
+    out.extend(tail.into_iter().rev());
+    out
+}
+
 /// Greedy word wrap of `text` to lines of at most `max` columns, each starting with
 /// `indent`; a word longer than the room is elided.
 pub(crate) fn wrap(text: &str, indent: &str, max: usize) -> Vec<String> {
@@ -151,6 +171,8 @@ mod tests {
         assert!(e.starts_with("/srv/app/"), "{e}");
         assert!(e.ends_with("module_name.py"), "{e}");
         assert_eq!(elide("short", 30), "short");
+        assert_eq!(elide_head("/srv/ci/runs/nightly-3", 11), "…/nightly-3");
+        assert_eq!(elide_head("short", 12), "short");
     }
 
     #[test]

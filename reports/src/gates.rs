@@ -164,6 +164,32 @@ pub fn all_passed(results: &[GateResult]) -> bool {
     results.iter().all(|r| r.passed)
 }
 
+/// How to get more comparisons: raising `--shadow-sample` or `--shadow-budget` only helps
+/// when the runs skipped code objects for that reason.
+fn more_comparisons_advice(agg: &Aggregate) -> String {
+    let s = &agg.skipped;
+    let mut ways = vec!["record more or larger runs".to_owned()];
+    if s.sampled_out > 0 {
+        ways.push(format!(
+            "raise --shadow-sample ({} sampled out)",
+            count(s.sampled_out)
+        ));
+    }
+    if s.budget_exhausted > 0 {
+        ways.push(format!(
+            "raise --shadow-budget ({} skipped after the time budget ran out)",
+            count(s.budget_exhausted)
+        ));
+    }
+    if ways.len() == 1 {
+        return "record more or larger runs (every code object was already compared: none \
+                sampled out, none skipped by the time budget)"
+            .to_owned();
+    }
+    let last = ways.pop().unwrap_or_default();
+    format!("{}, or {last}", ways.join(", "))
+}
+
 /// Checks `agg` against each configured gate, in the manifest's documented order
 /// (`min_runs`, `min_comparisons`, `max_unexpected_divergence_rate`,
 /// `max_filter_decision_changes`), then one failing result per unknown key.
@@ -211,13 +237,10 @@ pub fn check(agg: &Aggregate, gates: &Gates) -> Vec<GateResult> {
                 )
             } else {
                 format!(
-                    "{}, at least {} required: not enough evidence yet; record more or \
-                     larger runs, or raise --shadow-sample ({} sampled out, {} skipped by \
-                     the time budget)",
+                    "{}, at least {} required: not enough evidence yet; {}",
                     n_of(n, "comparison", "comparisons"),
                     count(min),
-                    count(agg.skipped.sampled_out),
-                    count(agg.skipped.budget_exhausted)
+                    more_comparisons_advice(agg)
                 )
             },
         });

@@ -91,7 +91,7 @@ mod render;
 
 pub use aggregate::{
     aggregate, aggregate_with, Aggregate, DivergenceGroup, DivergenceTotals, FilterChanges,
-    NamePair, RuleChange, RunLine, SkippedTotals, DEFAULT_TOP,
+    NamePair, ProgramCoverage, RuleChange, RunLine, SkippedTotals, DEFAULT_TOP,
 };
 pub use confidence::RateBound;
 pub use error::ReportError;

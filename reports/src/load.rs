@@ -5,8 +5,9 @@ use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use ct_shadow::artifacts::{DIVERGENCES_FILE, SHADOW_DIR, SUMMARY_FILE};
+use ct_shadow::run_marker::{RunMarker, RunState, MARKER_SCHEMA};
 use ct_shadow::summary::SUMMARY_SCHEMA;
-use ct_shadow::{Divergence, Summary, DIVERGENCE_SCHEMA};
+use ct_shadow::{Divergence, Summary, DIVERGENCE_SCHEMA, DIVERGENCE_SCHEMAS_READ};
 use serde::Serialize;
 
 use crate::error::ReportError;
@@ -24,6 +25,9 @@ pub struct RunReport {
     pub divergences: Vec<Divergence>,
     /// What became of `divergences.ndjson`.
     pub log: LogState,
+    /// `run.json` (`None` for a directory written without one: by the `ct-shadow` library
+    /// directly, or by a recorder older than run markers).
+    pub marker: Option<RunMarker>,
 }
 
 /// What [`load_run`] found in place of `divergences.ndjson`.
@@ -58,6 +62,15 @@ impl RunReport {
     pub fn notes(&self) -> Vec<String> {
         let s = &self.summary;
         let mut notes = Vec::new();
+        // Without a marker (the ct-shadow library, or a recorder older than markers), the
+        // summary itself shows that the stop ran: it is written only there.
+        if let Some(m) = self.marker.as_ref().filter(|m| !m.stop_errors.is_empty()) {
+            notes.push(format!(
+                "the run finished, but {} step(s) of its stop failed (first: {})",
+                m.stop_errors.len(),
+                m.stop_errors[0]
+            ));
+        }
         match self.log {
             LogState::Missing if s.divergences.total > 0 => notes.push(format!(
                 "{DIVERGENCES_FILE} is missing: the counts come from {SUMMARY_FILE}, \
@@ -133,7 +146,36 @@ impl RunReport {
 pub fn load_run(dir: impl AsRef<Path>) -> Result<RunReport, ReportError> {
     let dir = dir.as_ref();
     let shadow = shadow_dir(dir)?;
-    let summary = read_summary(&shadow.join(SUMMARY_FILE))?;
+    // The marker first: an unfinished run is reported as such, whatever else it left.
+    let run_dir = if shadow == dir && dir.join(SUMMARY_FILE).exists() {
+        dir.parent().unwrap_or(dir)
+    } else {
+        dir
+    };
+    let marker = read_marker(run_dir)?;
+    if let Some(m) = &marker {
+        if m.state == RunState::Running {
+            return Err(ReportError::Unfinished {
+                dir: dir.to_owned(),
+                run_id: m.run_id.clone(),
+            });
+        }
+    }
+    let summary_path = shadow.join(SUMMARY_FILE);
+    let summary = read_summary(&summary_path)?;
+    if let Some(m) = &marker {
+        if m.run_id != summary.run.meta.run_id {
+            return Err(ReportError::StaleSummary {
+                dir: dir.to_owned(),
+                marker_run_id: m.run_id.clone(),
+                summary_run_id: summary.run.meta.run_id.clone(),
+            });
+        }
+    }
+    check_counts(&summary).map_err(|reason| ReportError::ImpossibleCounts {
+        path: summary_path.clone(),
+        reason,
+    })?;
     let log_path = shadow.join(DIVERGENCES_FILE);
     let (divergences, log) = match File::open(&log_path) {
         Ok(file) => {
@@ -157,7 +199,100 @@ pub fn load_run(dir: impl AsRef<Path>) -> Result<RunReport, ReportError> {
         summary,
         divergences,
         log,
+        marker,
     })
+}
+
+/// `run.json` of `run_dir`, if any; one of another schema or that cannot be read is an error.
+fn read_marker(run_dir: &Path) -> Result<Option<RunMarker>, ReportError> {
+    let path = RunMarker::path(run_dir);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(ReportError::Io { path, source }),
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| ReportError::MalformedMarker {
+            reason: format!("{}: not JSON: {e}", path.display()),
+        })?;
+    let schema = value.get("schema").and_then(|s| s.as_u64());
+    if schema != Some(u64::from(MARKER_SCHEMA)) {
+        return Err(ReportError::MalformedMarker {
+            reason: format!(
+                "{}: schema {} is not supported (this ct-reports reads {MARKER_SCHEMA})",
+                path.display(),
+                value
+                    .get("schema")
+                    .map_or("(none)".into(), |s| s.to_string())
+            ),
+        });
+    }
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(|e| ReportError::MalformedMarker {
+            reason: format!("{}: not a run marker: {e}", path.display()),
+        })
+}
+
+/// The largest count a summary may hold: 2^48 (about 2.8e14) comparisons is beyond any run,
+/// and keeps the sum of 65,536 runs' counts inside u64, so aggregating never wraps.
+pub const MAX_COUNT: u64 = 1 << 48;
+
+/// Counts that no run can produce make the summary a broken run, not numbers to add up.
+fn check_counts(s: &Summary) -> Result<(), String> {
+    let d = &s.divergences;
+    let mut counts = vec![
+        ("comparisons", s.comparisons),
+        ("divergences.total", d.total),
+        ("divergences.expected", d.expected),
+        ("divergences.unexpected", d.unexpected),
+        ("skipped.sampled_out", s.skipped.sampled_out),
+        ("skipped.budget_exhausted", s.skipped.budget_exhausted),
+        (
+            "filter_decision_changes.trace_to_skip",
+            s.filter_decision_changes.trace_to_skip,
+        ),
+        (
+            "filter_decision_changes.skip_to_trace",
+            s.filter_decision_changes.skip_to_trace,
+        ),
+    ];
+    for c in d.by_kind.values() {
+        counts.push(("divergences.by_kind", c.expected));
+        counts.push(("divergences.by_kind", c.unexpected));
+    }
+    for by_reason in s.fallbacks.values() {
+        counts.extend(by_reason.values().map(|n| ("fallbacks", *n)));
+    }
+    counts.extend(s.engine_errors.values().map(|n| ("engine_errors", *n)));
+    if let Some((name, n)) = counts.iter().find(|(_, n)| *n > MAX_COUNT) {
+        return Err(format!(
+            "{name} is {n}, beyond any real run (at most {MAX_COUNT})"
+        ));
+    }
+    if d.expected + d.unexpected != d.total {
+        return Err(format!(
+            "divergences: expected {} + unexpected {} is not the total {}",
+            d.expected, d.unexpected, d.total
+        ));
+    }
+    if d.total > s.comparisons {
+        return Err(format!(
+            "{} divergences but only {} comparisons",
+            d.total, s.comparisons
+        ));
+    }
+    let (e, u) = d
+        .by_kind
+        .values()
+        .fold((0u64, 0u64), |(e, u), c| (e + c.expected, u + c.unexpected));
+    if (e, u) != (d.expected, d.unexpected) {
+        return Err(format!(
+            "divergences by kind add up to {e} expected and {u} unexpected, the totals say {} and {}",
+            d.expected, d.unexpected
+        ));
+    }
+    Ok(())
 }
 
 /// `<dir>/shadow`, or `dir` itself when it is a shadow directory.
@@ -169,10 +304,23 @@ fn shadow_dir(dir: &Path) -> Result<PathBuf, ReportError> {
     if dir.file_name().is_some_and(|n| n == SHADOW_DIR) && dir.join(SUMMARY_FILE).exists() {
         return Ok(dir.to_owned());
     }
+    if dir.exists() && !dir.is_dir() {
+        return Err(ReportError::NotADirectoryButFile {
+            path: dir.to_owned(),
+        });
+    }
     if !dir.is_dir() {
         return Err(ReportError::NotADirectory {
             path: dir.to_owned(),
         });
+    }
+    if let Ok(Some(m)) = RunMarker::read(dir) {
+        if m.state == RunState::Running {
+            return Err(ReportError::Unfinished {
+                dir: dir.to_owned(),
+                run_id: m.run_id,
+            });
+        }
     }
     Err(ReportError::MissingSummary {
         dir: dir.to_owned(),
@@ -276,7 +424,7 @@ fn parse_record(line: &[u8]) -> Result<Divergence, LineError> {
     let value: serde_json::Value =
         serde_json::from_slice(line).map_err(|e| LineError::NotJson(format!("not JSON: {e}")))?;
     match value.get("schema").and_then(|s| s.as_str()) {
-        Some(DIVERGENCE_SCHEMA) => {}
+        Some(s) if DIVERGENCE_SCHEMAS_READ.contains(&s) => {}
         found => return Err(LineError::Schema(found.map(str::to_owned))),
     }
     serde_json::from_value(value)

@@ -503,6 +503,7 @@ fn run_report(id: &str, run: &RunValues) -> RunReport {
                 started_unix_seconds: start,
                 python_version: None,
                 exit_code: None,
+                entry: None,
             },
             recorder_version: info_label("version").unwrap_or_default(),
             primary: info_label("primary")
@@ -548,6 +549,8 @@ fn run_report(id: &str, run: &RunValues) -> RunReport {
             write_errors: run.count(ARTIFACT_ERRORS, &[]),
             first_write_error: None,
         },
+        // How the program was started is only in summary.json.
+        program: None,
     };
     RunReport {
         dir: PathBuf::from(format!("prometheus{{{}}}", run.target)),
@@ -556,6 +559,8 @@ fn run_report(id: &str, run: &RunValues) -> RunReport {
         log: LogState::FromMetrics {
             finished: run.finished(),
         },
+        // Scraped or pushed runs have no run directory, so no run.json.
+        marker: None,
     }
 }
 

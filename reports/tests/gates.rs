@@ -334,3 +334,30 @@ fn filter_decision_changes_over_the_maximum_fail() {
         r.explanation
     );
 }
+
+#[test]
+fn min_comparisons_advice_suggests_only_what_would_help() {
+    let g = gates("[gates]\nmin_comparisons = 10000\n");
+    let why = |agg: &Aggregate| check(agg, &g)[0].explanation.clone();
+    // Everything was compared: raising the sample or the budget cannot help.
+    let mut agg = evidence(1, 3, &[]);
+    let full = why(&agg);
+    assert!(full.contains("record more or larger runs"), "{full}");
+    assert!(!full.contains("raise --shadow-sample"), "{full}");
+    assert!(!full.contains("raise --shadow-budget"), "{full}");
+    assert!(
+        full.contains("every code object was already compared"),
+        "{full}"
+    );
+    // Code objects were sampled out: now raising --shadow-sample helps, the budget does not.
+    agg.skipped.sampled_out = 40;
+    let sampled = why(&agg);
+    assert!(
+        sampled.contains("raise --shadow-sample (40 sampled out)"),
+        "{sampled}"
+    );
+    assert!(!sampled.contains("--shadow-budget"), "{sampled}");
+    agg.skipped.budget_exhausted = 7;
+    let both = why(&agg);
+    assert!(both.contains("raise --shadow-budget (7 skipped"), "{both}");
+}

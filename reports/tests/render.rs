@@ -417,3 +417,51 @@ fn table_counts_wide_glyphs_as_two_columns() {
         .collect();
     assert!(starts.iter().all(|&s| s == starts[0]), "{starts:?}\n{text}");
 }
+
+#[test]
+fn runs_table_names_each_run_by_id_and_directory() {
+    let runs = Runs::new();
+    let dirs = [
+        runs.record("1796144562-14046", Engine::Legacy, &[agree(0)]),
+        runs.record("1796144563-14054", Engine::Legacy, &[agree(0)]),
+    ];
+    let reports: Vec<_> = dirs.iter().map(|d| load_run(d).unwrap()).collect();
+    let agg = aggregate(&reports);
+    let text = render(&agg, &[], Format::Table);
+    for (dir, id) in dirs.iter().zip(["1796144562-14046", "1796144563-14054"]) {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(id))
+            .unwrap_or_else(|| panic!("no row for {id} in\n{text}"));
+        // The directory is the last cell; a long one keeps its tail (the run's own name).
+        let shown = line.split_whitespace().last().unwrap();
+        let dir = dir.display().to_string();
+        assert!(
+            dir.ends_with(shown.trim_start_matches('…')),
+            "{shown} vs {dir}"
+        );
+        assert!(display_width(line) <= 100, "{line}");
+    }
+    let md = render(&agg, &[], Format::Markdown);
+    assert!(md.contains(&format!("`{}`", dirs[0].display())), "{md}");
+    assert!(md.contains("<summary>2 runs</summary>"), "{md}");
+    let one = render(&aggregate(&reports[..1]), &[], Format::Markdown);
+    assert!(one.contains("<summary>1 run</summary>"), "{one}");
+    assert!(one.contains("**1** run · "), "{one}");
+}
+
+#[test]
+fn markdown_of_nothing_keeps_its_tables_whole() {
+    let text = render(&aggregate(&[]), &[], Format::Markdown);
+    // A header row without its delimiter row is not a table in GitHub-flavoured Markdown.
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        if line.starts_with('|') && (i == 0 || !lines[i - 1].starts_with('|')) {
+            let next = lines.get(i + 1).copied().unwrap_or("");
+            assert!(
+                next.starts_with("|-") || next.starts_with("|:"),
+                "header without delimiter: {line}\n{text}"
+            );
+        }
+    }
+}

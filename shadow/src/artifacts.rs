@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::compare::{Divergence, DIVERGENCE_SCHEMA};
+use crate::compare::{Divergence, DIVERGENCE_SCHEMAS_READ};
 
 /// The sub-directory of the run directory holding the shadow artifacts.
 pub const SHADOW_DIR: &str = "shadow";
@@ -191,7 +191,7 @@ pub fn read_divergences(path: &Path) -> Result<Vec<Divergence>, ArtifactError> {
             source: io::Error::new(io::ErrorKind::InvalidData, format!("line {n}: {msg}")),
         };
         let d: Divergence = serde_json::from_str(&line).map_err(|e| bad(e.to_string()))?;
-        if d.schema != DIVERGENCE_SCHEMA {
+        if !DIVERGENCE_SCHEMAS_READ.contains(&d.schema.as_str()) {
             return Err(bad(format!("unknown schema {:?}", d.schema)));
         }
         out.push(d);
@@ -219,6 +219,7 @@ impl RootsFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compare::DIVERGENCE_SCHEMA;
 
     #[test]
     fn roots_digest_is_order_sensitive_and_unambiguous() {

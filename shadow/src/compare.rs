@@ -13,7 +13,11 @@ use crate::model::{
 use crate::taxonomy::{DivergenceKind, Severity};
 
 /// The `schema` value of every line of `divergences.ndjson`.
-pub const DIVERGENCE_SCHEMA: &str = "ct-shadow/divergence/v1";
+pub const DIVERGENCE_SCHEMA: &str = "ct-shadow/divergence/v2";
+
+/// Every divergence schema a reader accepts: v1 records lack the filters' judged module
+/// names (`filter.module_name` reads as `null`), otherwise they are v2 records.
+pub const DIVERGENCE_SCHEMAS_READ: [&str; 2] = ["ct-shadow/divergence/v1", DIVERGENCE_SCHEMA];
 
 /// Where the third opinion came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -653,6 +657,7 @@ mod tests {
             Some("src.mypkg.core"),
         );
         o.primary.filter = Some(FilterOutcome {
+            module_name: None,
             exec: Exec::Trace,
             rule: Some(RuleRef {
                 source: "/srv/app/.codetracer/trace-filter.toml".into(),
@@ -661,6 +666,7 @@ mod tests {
             }),
         });
         o.shadow.filter = Some(FilterOutcome {
+            module_name: None,
             exec: Exec::Skip,
             rule: None,
         });
@@ -684,10 +690,12 @@ mod tests {
             Some("m"),
         );
         let skip = FilterOutcome {
+            module_name: None,
             exec: Exec::Skip,
             rule: None,
         };
         let trace = FilterOutcome {
+            module_name: None,
             exec: Exec::Trace,
             rule: None,
         };
@@ -711,6 +719,7 @@ mod tests {
         );
         odd.primary.filter = Some(skip);
         odd.shadow.filter = Some(FilterOutcome {
+            module_name: None,
             exec: Exec::Trace,
             rule: None,
         });
@@ -867,10 +876,12 @@ mod tests {
         f.primary.name = Some("compat".into());
         seen.insert(compare(&f).unwrap().kind);
         f.primary.filter = Some(FilterOutcome {
+            module_name: None,
             exec: Exec::Trace,
             rule: None,
         });
         f.shadow.filter = Some(FilterOutcome {
+            module_name: None,
             exec: Exec::Skip,
             rule: None,
         });

@@ -78,6 +78,7 @@ pub mod compare;
 pub mod metrics;
 pub mod model;
 pub mod push;
+pub mod run_marker;
 pub mod sampling;
 pub mod server;
 pub mod session;
@@ -87,7 +88,7 @@ pub mod taxonomy;
 pub use artifacts::{read_divergences, roots_digest, write_atomic, ArtifactError, DivergenceLog};
 pub use compare::{
     compare, third_opinion, Divergence, EngineRecord, OpinionSource, ThirdOpinion,
-    DIVERGENCE_SCHEMA,
+    DIVERGENCE_SCHEMA, DIVERGENCE_SCHEMAS_READ,
 };
 pub use metrics::{Metrics, Outcome, RecorderInfo, SkipReason, TraceEvent};
 pub use model::{
@@ -98,5 +99,5 @@ pub use push::PushError;
 pub use sampling::{fnv1a64, Budget, BudgetState, RateError, Sampler, DEFAULT_BUDGET_FLOOR};
 pub use server::{MetricsServer, ServerConfig, ServerError};
 pub use session::{write_metrics_file, Gate, ShadowConfig, ShadowSession};
-pub use summary::{render_summary, RunMeta, Summary};
+pub use summary::{render_summary, Entry, EntryKind, ProgramSection, RunMeta, Summary};
 pub use taxonomy::{DivergenceKind, KindInfo, Severity};

@@ -104,7 +104,8 @@ impl Exec {
 pub struct RuleRef {
     /// The filter source: a file path, or `builtin`.
     pub source: String,
-    /// The rule's index in the composed chain.
+    /// The rule's 0-based index among the `[[scope.rules]]` of its source (`source` and
+    /// `index` locate the rule to edit).
     pub index: usize,
     /// The rule's selector as written, e.g. `pkg:glob:mypkg.*`.
     pub selector: String,
@@ -115,6 +116,12 @@ pub struct RuleRef {
 pub struct FilterOutcome {
     pub exec: Exec,
     pub rule: Option<RuleRef>,
+    /// The module name the filters judged (`pkg:` rules test it; spec F4.3 for legacy, N5
+    /// for globals). For legacy it comes from the filter engine's own resolver (spec L7), so
+    /// it can differ from the label name: `src.shop.pricing` judged, `shop.pricing` named.
+    /// `None`: no module name (or a record of schema v1, which did not carry it).
+    #[serde(default)]
+    pub module_name: Option<String>,
 }
 
 /// What one engine produced for one code object.

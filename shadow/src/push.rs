@@ -7,16 +7,15 @@
 //! runs it has consumed (or run the Pushgateway with a short-lived store); the recorder itself
 //! never deletes.
 //!
-//! Plain HTTP/1.1 over a std `TcpStream`: `http://host[:port][/prefix]` (the scheme may be
-//! left out). `https://` and credentials in the URL are refused with a clear error rather than
-//! sent in the clear; put a local proxy in front if the gateway needs TLS. Grouping values made
-//! only of URL-unreserved characters go as they are; anything else (a `/`, a space, an empty
-//! value) uses the Pushgateway's `label@base64/<urlsafe base64>` form. The body is sent after
-//! `100 Continue` (or 2 s of silence), so a refusal is read back intact instead of being lost
-//! to a connection reset. Timeouts: 5 s to connect, 10 s for each read or write.
+//! Plain HTTP/1.1 through `ureq` (built without TLS): `http://host[:port][/prefix]` (the
+//! scheme may be left out). `https://` and credentials in the URL are refused with a clear
+//! error rather than sent in the clear; put a local proxy in front if the gateway needs TLS.
+//! Grouping values made only of URL-unreserved characters go as they are; anything else (a
+//! `/`, a space, an empty value) uses the Pushgateway's `label@base64/<urlsafe base64>` form.
+//! A refusal (non-2xx) is reported with its status and the start of the gateway's message.
+//! Timeouts: 5 s to resolve and to connect, 10 s for each send or receive step; no redirects.
 
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::io;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -26,8 +25,6 @@ use crate::metrics::{render_registry, TEXT_FORMAT};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long to wait for `100 Continue` before sending the body regardless.
-const CONTINUE_WAIT: Duration = Duration::from_secs(2);
 
 /// Why a push or delete failed.
 #[derive(Debug)]
@@ -80,10 +77,8 @@ impl std::error::Error for PushError {
 /// A parsed Pushgateway base URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Gateway {
-    /// `host[:port]` as written, for the `Host` header.
+    /// `host[:port]` as written: where to connect (port 80 when none is given).
     host_header: String,
-    /// `host:port`, for connecting.
-    connect_to: String,
     /// Path prefix without a trailing `/` (empty for none).
     prefix: String,
     /// The URL as given, for messages.
@@ -122,18 +117,8 @@ impl Gateway {
         if authority.contains('@') {
             return Err(bad("credentials in the URL are not supported"));
         }
-        let has_port = match authority.rfind(']') {
-            Some(close) => authority[close..].contains(':'),
-            None => authority.contains(':'),
-        };
-        let connect_to = if has_port {
-            authority.to_owned()
-        } else {
-            format!("{authority}:80")
-        };
         Ok(Gateway {
             host_header: authority.to_owned(),
-            connect_to,
             prefix: path.trim_end_matches('/').to_owned(),
             url: t.to_owned(),
         })
@@ -155,117 +140,85 @@ impl Gateway {
             self.url.trim_end_matches('/'),
             &path[self.prefix.len()..]
         );
-        let unreachable = |source| PushError::Unreachable {
-            url: url.clone(),
-            source,
+        let target = format!("http://{}{path}", self.host_header);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_resolve(Some(CONNECT_TIMEOUT))
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_send_request(Some(IO_TIMEOUT))
+            .timeout_send_body(Some(IO_TIMEOUT))
+            .timeout_recv_response(Some(IO_TIMEOUT))
+            .timeout_recv_body(Some(IO_TIMEOUT))
+            .user_agent(concat!("ct-recorder/", env!("CARGO_PKG_VERSION")))
+            // A refusal is an answer to report with its body, not a transport error.
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build()
+            .into();
+        let sent = match method {
+            "PUT" => agent
+                .put(&target)
+                .header("Content-Type", TEXT_FORMAT)
+                .send(body),
+            "DELETE" => agent.delete(&target).call(),
+            other => unreachable!("no {other} requests are made"),
         };
-        let addrs: Vec<SocketAddr> = self
-            .connect_to
-            .to_socket_addrs()
-            .map_err(unreachable)?
-            .collect();
-        let mut last = io::Error::new(io::ErrorKind::NotFound, "host resolves to no address");
-        let mut stream = None;
-        for a in &addrs {
-            match TcpStream::connect_timeout(a, CONNECT_TIMEOUT) {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last = e,
-            }
-        }
-        let mut stream = stream.ok_or_else(|| unreachable(last))?;
-        let io_err = |source| PushError::Io {
-            url: url.clone(),
-            source,
-        };
-        stream.set_read_timeout(Some(IO_TIMEOUT)).map_err(io_err)?;
-        stream.set_write_timeout(Some(IO_TIMEOUT)).map_err(io_err)?;
-        // `Expect: 100-continue`: a gateway that rejects the request answers before reading
-        // the body and closes; had we sent the body anyway, the unread bytes would make its
-        // kernel reset the connection and the error response would be lost.
-        let expect = if body.is_empty() {
-            ""
-        } else {
-            "Expect: 100-continue\r\n"
-        };
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ct-recorder/{}\r\n\
-             Content-Type: {TEXT_FORMAT}\r\nContent-Length: {}\r\n{expect}Connection: close\r\n\r\n",
-            self.host_header,
-            env!("CARGO_PKG_VERSION"),
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).map_err(io_err)?;
-        let mut reply = Vec::new();
-        if !body.is_empty() {
-            let interim = read_interim(&mut stream, &mut reply).map_err(io_err)?;
-            if interim {
-                stream.write_all(body).map_err(io_err)?;
-            }
-        }
-        stream.flush().map_err(io_err)?;
-        stream.set_read_timeout(Some(IO_TIMEOUT)).map_err(io_err)?;
-        if let Err(e) = stream.read_to_end(&mut reply) {
-            // A reset after a complete status line still tells us the outcome.
-            if !(e.kind() == io::ErrorKind::ConnectionReset && reply.starts_with(b"HTTP/")) {
-                return Err(io_err(e));
-            }
-        }
-        let text = String::from_utf8_lossy(&reply);
-        let status: u16 = text
-            .lines()
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| {
-                io_err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "not an HTTP response",
-                ))
-            })?;
+        let mut response = sent.map_err(|e| classify(&url, e))?;
+        let status = response.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(());
         }
-        let body = text
-            .split_once("\r\n\r\n")
-            .map_or("", |(_, b)| b)
-            .chars()
-            .take(500)
-            .collect();
-        Err(PushError::Status { url, status, body })
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024)
+            .read_to_string()
+            .unwrap_or_default();
+        Err(PushError::Status {
+            url,
+            status,
+            body: text.chars().take(500).collect(),
+        })
     }
 }
 
-/// Waits (up to [`CONTINUE_WAIT`]) for the server's answer to `Expect: 100-continue`. Returns
-/// whether to send the body: yes after `100 Continue` or silence (servers may ignore
-/// `Expect`), no when a final response has begun; its bytes are left in `reply`.
-fn read_interim(stream: &mut TcpStream, reply: &mut Vec<u8>) -> io::Result<bool> {
-    stream.set_read_timeout(Some(CONTINUE_WAIT))?;
-    let mut chunk = [0u8; 1024];
-    loop {
-        if let Some(end) = reply.windows(4).position(|w| w == b"\r\n\r\n") {
-            if reply.starts_with(b"HTTP/1.1 100") || reply.starts_with(b"HTTP/1.0 100") {
-                reply.drain(..end + 4);
-                return Ok(true);
-            }
-            return Ok(false);
+/// A transport failure: before a connection (nothing was sent) is `Unreachable`, after it
+/// `Io`.
+fn classify(url: &str, e: ureq::Error) -> PushError {
+    use ureq::Timeout;
+    let unreachable = |source| PushError::Unreachable {
+        url: url.to_owned(),
+        source,
+    };
+    match e {
+        ureq::Error::HostNotFound => unreachable(io::Error::new(
+            io::ErrorKind::NotFound,
+            "the host name does not resolve",
+        )),
+        ureq::Error::ConnectionFailed => unreachable(io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            "the connection failed",
+        )),
+        ureq::Error::Timeout(t @ (Timeout::Resolve | Timeout::Connect)) => unreachable(
+            io::Error::new(io::ErrorKind::TimedOut, format!("{t} timed out")),
+        ),
+        ureq::Error::Io(source)
+            if matches!(
+                source.kind(),
+                io::ErrorKind::ConnectionRefused
+                    | io::ErrorKind::AddrNotAvailable
+                    | io::ErrorKind::NotFound
+            ) =>
+        {
+            unreachable(source)
         }
-        match stream.read(&mut chunk) {
-            Ok(0) => return Ok(false),
-            Ok(n) => reply.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Ok(reply.is_empty())
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+        ureq::Error::Io(source) => PushError::Io {
+            url: url.to_owned(),
+            source,
+        },
+        other => PushError::Io {
+            url: url.to_owned(),
+            source: io::Error::other(other.to_string()),
+        },
     }
 }
 
@@ -308,19 +261,18 @@ mod tests {
     #[test]
     fn urls() {
         let g = Gateway::parse("http://127.0.0.1:9091").unwrap();
-        assert_eq!(g.connect_to, "127.0.0.1:9091");
+        assert_eq!(g.host_header, "127.0.0.1:9091");
         assert_eq!(
             g.group_path("ct-record", "r1"),
             "/metrics/job/ct-record/run_id/r1"
         );
         let g = Gateway::parse("gw.internal/pgw/").unwrap();
-        assert_eq!(g.connect_to, "gw.internal:80");
         assert_eq!(g.host_header, "gw.internal");
         assert_eq!(g.group_path("j", "r"), "/pgw/metrics/job/j/run_id/r");
         let g = Gateway::parse("http://[::1]:9091").unwrap();
-        assert_eq!(g.connect_to, "[::1]:9091");
+        assert_eq!(g.host_header, "[::1]:9091");
         let g = Gateway::parse("http://[::1]").unwrap();
-        assert_eq!(g.connect_to, "[::1]:80");
+        assert_eq!(g.host_header, "[::1]");
         for bad in [
             "https://gw:9091",
             "ftp://gw",

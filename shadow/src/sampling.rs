@@ -149,11 +149,12 @@ pub struct BudgetState {
 impl Budget {
     /// A budget of `fraction` of the run time (`0 < fraction`), with the warm-up `floor`.
     pub fn new(fraction: f64, floor: Duration) -> Result<Self, RateError> {
-        if !(fraction.is_finite() && fraction > 0.0) {
+        // More than 1 would never run out (the shadow's time is part of the run's).
+        if !(fraction.is_finite() && fraction > 0.0 && fraction <= 1.0) {
             return Err(RateError {
                 flag: "--shadow-budget",
                 value: fraction.to_string(),
-                reason: "must be a positive fraction of run time, such as 0.05 or 5%",
+                reason: "must be a fraction of run time above 0 and at most 1 (100%), such as 0.05 or 5%",
             });
         }
         Ok(Budget {
@@ -197,6 +198,12 @@ impl Budget {
         }
         if !self.exhausted.swap(true, Ordering::Relaxed) {
             *self.exhausted_at.lock().unwrap_or_else(|p| p.into_inner()) = Some((run_ns, spent));
+            tracing::info!(
+                fraction = self.fraction,
+                shadow_seconds = spent as f64 / 1e9,
+                run_seconds = run_ns as f64 / 1e9,
+                "shadow budget exhausted: comparing stops for the rest of the run"
+            );
         }
         false
     }

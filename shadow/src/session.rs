@@ -63,6 +63,8 @@ pub struct ShadowSession {
     /// `[kind][0 = expected, 1 = unexpected]`.
     split: Vec<[AtomicU64; 2]>,
     first_error: Mutex<Option<String>>,
+    /// Threads whose code objects were compared (`summary.json` `program.threads`).
+    threads: Mutex<std::collections::BTreeSet<u64>>,
 }
 
 impl ShadowSession {
@@ -86,6 +88,7 @@ impl ShadowSession {
                 .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
                 .collect(),
             first_error: Mutex::new(None),
+            threads: Mutex::new(std::collections::BTreeSet::new()),
         })
     }
 
@@ -107,12 +110,15 @@ impl ShadowSession {
     pub fn gate(&self, filename: &str) -> Gate {
         if self.budget.as_ref().is_some_and(Budget::is_exhausted) {
             self.metrics.inc_skipped(SkipReason::BudgetExhausted);
+            tracing::trace!(file = filename, "shadow: not compared, budget exhausted");
             return Gate::BudgetExhausted;
         }
         if !self.sampler.should_compare(filename) {
             self.metrics.inc_skipped(SkipReason::SampledOut);
+            tracing::trace!(file = filename, "shadow: not compared, sampled out");
             return Gate::SampledOut;
         }
+        tracing::trace!(file = filename, "shadow: compared");
         Gate::Compare
     }
 
@@ -150,6 +156,10 @@ impl ShadowSession {
             }
         }
         m.inc_comparisons();
+        self.threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(obs.thread_id);
         if let (Some(p), Some(s)) = (&obs.primary.filter, &obs.shadow.filter) {
             let (legacy, globals) = if obs.primary.engine == Engine::Legacy {
                 (p.exec, s.exec)
@@ -220,6 +230,7 @@ impl ShadowSession {
                 rate: self.sampler.rate(),
             },
             budget: self.budget_state(),
+            threads: self.threads.lock().unwrap_or_else(|p| p.into_inner()).len() as u64,
             artifacts: ArtifactState {
                 dir: self.dir.display().to_string(),
                 divergence_lines: self.log.lock().unwrap_or_else(|p| p.into_inner()).lines(),

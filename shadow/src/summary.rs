@@ -25,6 +25,88 @@ pub struct RunMeta {
     pub python_version: Option<String>,
     /// The traced program's exit status, when it exited normally.
     pub exit_code: Option<i32>,
+    /// How the program was started (`None`: not known, e.g. a library caller).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<Entry>,
+}
+
+/// How the recorded program was started: what kind of program the evidence covers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// `script` (`ct-record SCRIPT`), `module` (`ct-record -m MODULE`) or `api`
+    /// (`ct_recorder.start()` inside a running program).
+    pub kind: EntryKind,
+    /// The script as given, or the module name; `None` for `api`.
+    pub target: Option<String>,
+    /// The test runner the program is (`pytest`, `unittest`, `nose2`…), when it is one.
+    pub test_runner: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    Script,
+    Module,
+    Api,
+}
+
+impl EntryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Script => "script",
+            EntryKind::Module => "module",
+            EntryKind::Api => "api",
+        }
+    }
+}
+
+/// Test runners recognised by their module name (`-m NAME`) or script name.
+pub const TEST_RUNNERS: &[&str] = &["pytest", "py.test", "unittest", "nose2", "nose", "trial"];
+
+impl Entry {
+    /// The entry of `ct-record SCRIPT` (`module = false`) or `ct-record -m MODULE`.
+    pub fn new(module: bool, target: &str) -> Entry {
+        let top = if module {
+            target.split('.').next().unwrap_or(target)
+        } else {
+            let base = target.rsplit(['/', '\\']).next().unwrap_or(target);
+            base.strip_suffix(".py").unwrap_or(base)
+        };
+        let top = top.strip_suffix("-script").unwrap_or(top);
+        Entry {
+            kind: if module {
+                EntryKind::Module
+            } else {
+                EntryKind::Script
+            },
+            target: Some(target.to_owned()),
+            test_runner: TEST_RUNNERS
+                .iter()
+                .find(|r| **r == top)
+                .map(|r| (*r).to_owned()),
+        }
+    }
+
+    /// A program that called `ct_recorder.start()` itself.
+    pub fn api() -> Entry {
+        Entry {
+            kind: EntryKind::Api,
+            target: None,
+            test_runner: None,
+        }
+    }
+}
+
+/// What kind of program the run was, as `summary.json` records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramSection {
+    /// How it was started, when known.
+    pub entry: Option<Entry>,
+    /// Threads whose code objects the shadow compared.
+    pub threads: u64,
+    /// Whether code ran through `runpy` (`-m`, or `runpy.run_module`/`run_path` inside the
+    /// program: `runpy_alias` divergences).
+    pub runpy: bool,
 }
 
 /// Run metadata as written in the summary.
@@ -123,6 +205,9 @@ pub struct Summary {
     pub sampling: SamplingState,
     pub budget: BudgetState,
     pub artifacts: ArtifactState,
+    /// What kind of program this was (absent in summaries of older recorders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<ProgramSection>,
 }
 
 /// What the session adds to the metrics to build a summary.
@@ -135,6 +220,8 @@ pub(crate) struct SummaryInputs<'a> {
     pub sampling: SamplingState,
     pub budget: BudgetState,
     pub artifacts: ArtifactState,
+    /// Distinct threads seen in comparisons.
+    pub threads: u64,
 }
 
 pub(crate) fn build(i: SummaryInputs<'_>) -> Summary {
@@ -199,15 +286,39 @@ pub(crate) fn build(i: SummaryInputs<'_>) -> Summary {
         sampling: i.sampling,
         budget: i.budget,
         artifacts: i.artifacts,
+        program: Some(ProgramSection {
+            entry: i.meta.entry.clone(),
+            threads: i.threads,
+            runpy: i
+                .meta
+                .entry
+                .as_ref()
+                .is_some_and(|e| e.kind == EntryKind::Module)
+                || i.split[DivergenceKind::RunpyAlias as usize]
+                    .iter()
+                    .sum::<u64>()
+                    > 0,
+        }),
     }
 }
 
 /// Kinds listed one per line before the rest are folded into one line.
 const KIND_ROWS: usize = 8;
 
-/// A one-screen (at most 25 lines) human summary for stderr.
+/// The rule above and below [`render_summary`]'s text, so the recorder's lines stand apart
+/// from the program's own output on a shared terminal.
+pub const SUMMARY_RULE: &str =
+    "──────────────────────────────────────────────────────────────────────── ct-record ──";
+
+/// `n` and its noun, singular for one: `1 line`, `2 lines`.
+fn n_of(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// A one-screen (at most 25 lines) human summary for stderr, between two [`SUMMARY_RULE`]s
+/// and after a blank line.
 pub fn render_summary(s: &Summary) -> String {
-    let mut out: Vec<String> = Vec::new();
+    let mut out: Vec<String> = vec![String::new(), SUMMARY_RULE.to_owned()];
     let r = &s.run;
     out.push(format!(
         "ct-record shadow summary: run {} · primary {} · shadow {} · {}",
@@ -234,8 +345,8 @@ pub fn render_summary(s: &Summary) -> String {
         ),
     };
     out.push(format!(
-        "compared {} code objects · sample {} ({} skipped) · {} ({} skipped)",
-        s.comparisons,
+        "compared {} · sample {} ({} skipped) · {} ({} skipped)",
+        n_of(s.comparisons, "code object", "code objects"),
         percent(s.sampling.rate),
         s.skipped.sampled_out,
         budget,
@@ -267,10 +378,11 @@ pub fn render_summary(s: &Summary) -> String {
             .iter()
             .map(|(_, c)| c.expected + c.unexpected)
             .sum();
+        let hidden = kinds.len() - KIND_ROWS;
         out.push(format!(
-            "  … {} more kinds, {} divergences (see summary.json)",
-            kinds.len() - KIND_ROWS,
-            rest
+            "  … {hidden} more {}, {} (see summary.json)",
+            if hidden == 1 { "kind" } else { "kinds" },
+            n_of(rest, "divergence", "divergences")
         ));
     }
     let f = &s.filter_decision_changes;
@@ -310,8 +422,9 @@ pub fn render_summary(s: &Summary) -> String {
     }
     let a = &s.artifacts;
     out.push(format!(
-        "details: {}/divergences.ndjson ({} lines), summary.json, metrics.prom",
-        a.dir, a.divergence_lines
+        "details: {}/divergences.ndjson ({}), summary.json, metrics.prom",
+        a.dir,
+        n_of(a.divergence_lines, "line", "lines")
     ));
     if a.write_errors > 0 {
         out.push(format!(
@@ -320,6 +433,7 @@ pub fn render_summary(s: &Summary) -> String {
             a.first_write_error.as_deref().unwrap_or("?")
         ));
     }
+    out.push(SUMMARY_RULE.to_owned());
     let mut text = out.join("\n");
     text.push('\n');
     text
@@ -349,6 +463,34 @@ pub fn human_seconds(s: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn entry_names_the_test_runner_by_module_or_script() {
+        assert_eq!(
+            Entry::new(true, "pytest").test_runner.as_deref(),
+            Some("pytest")
+        );
+        assert_eq!(
+            Entry::new(true, "unittest.__main__").test_runner.as_deref(),
+            Some("unittest")
+        );
+        assert_eq!(
+            Entry::new(false, "/venv/bin/py.test")
+                .test_runner
+                .as_deref(),
+            Some("py.test")
+        );
+        assert_eq!(
+            Entry::new(false, "C:\\venv\\Scripts\\pytest-script.py")
+                .test_runner
+                .as_deref(),
+            Some("pytest")
+        );
+        let app = Entry::new(false, "tools/pytest_helpers.py");
+        assert_eq!((app.kind, app.test_runner), (EntryKind::Script, None));
+        assert_eq!(Entry::new(true, "pkg.cli").kind, EntryKind::Module);
+        assert_eq!(Entry::api().target, None);
+    }
+
     use super::*;
 
     #[test]

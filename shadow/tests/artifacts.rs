@@ -122,7 +122,7 @@ fn a_killed_writer_loses_at_most_the_last_line() {
     );
     for (i, l) in complete.iter().enumerate() {
         let d: Divergence = serde_json::from_str(l).unwrap_or_else(|e| panic!("line {i}: {e}"));
-        assert_eq!(d.schema, "ct-shadow/divergence/v1");
+        assert_eq!(d.schema, "ct-shadow/divergence/v2");
         assert_eq!(d.filename, format!("/srv/app/src/mypkg/mod_{i}.py"));
     }
     // At most one torn line, at the end; the reader skips it.
@@ -240,10 +240,12 @@ fn session_writes_log_roots_summary_and_metrics() {
     ];
     let mut changed = root_ambiguity(2);
     changed.primary.filter = Some(FilterOutcome {
+        module_name: None,
         exec: Exec::Trace,
         rule: None,
     });
     changed.shadow.filter = Some(FilterOutcome {
+        module_name: None,
         exec: Exec::Skip,
         rule: Some(RuleRef {
             source: "builtin".into(),
@@ -442,7 +444,7 @@ fn summary_fits_one_screen_even_when_everything_diverges() {
     assert!(lines.len() <= 25, "{} lines:\n{text}", lines.len());
     assert!(lines.iter().all(|l| l.chars().count() <= 120), "{text}");
     assert!(text.contains("nightly-2024-05-01"));
-    assert!(text.contains("more kinds"), "{text}");
+    assert!(text.contains("… 3 more kinds, 3 divergences"), "{text}");
     // The worst rows come first: unexpected kinds lead the table.
     let first_row = lines
         .iter()

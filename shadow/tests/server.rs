@@ -159,7 +159,6 @@ fn malformed_requests_get_400_and_the_server_lives_on() {
 #[test]
 fn a_slow_client_does_not_block_other_scrapes() {
     let (server, _m) = start(ServerConfig {
-        workers: 2,
         request_timeout: Duration::from_millis(3000),
         ..ServerConfig::default()
     });
@@ -272,4 +271,128 @@ fn shutdown_stops_serving_and_returns_promptly() {
         TcpStream::connect(a).is_err(),
         "still accepting after shutdown"
     );
+}
+
+/// A request deadline no test waits for: an answer that came had no reason to wait.
+const NEVER: Duration = Duration::from_secs(3600);
+
+/// Whether the server has neither answered nor closed `s` (a non-blocking read would block).
+fn still_waiting(s: &TcpStream) -> bool {
+    s.set_nonblocking(true).unwrap();
+    let mut byte = [0u8; 1];
+    let waiting = matches!(
+        (&*s).read(&mut byte),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+    );
+    s.set_nonblocking(false).unwrap();
+    waiting
+}
+
+#[test]
+fn two_hundred_idle_and_trickling_connections_do_not_starve_a_scrape() {
+    let (server, _m) = start(ServerConfig {
+        request_timeout: NEVER,
+        ..ServerConfig::default()
+    });
+    let a = server.local_addr();
+    let idle: Vec<TcpStream> = (0..200).map(|_| TcpStream::connect(a).unwrap()).collect();
+    let mut trickling: Vec<TcpStream> = (0..200).map(|_| TcpStream::connect(a).unwrap()).collect();
+    for s in trickling.iter_mut() {
+        s.write_all(b"GET /metrics HTTP/1.1\r\nX-Slow: ").unwrap();
+    }
+    // The idle clients never time out (NEVER), so a server that waits for them would never
+    // answer: the scrape's own 20 s read timeout would fail the test.
+    for round in 0..5 {
+        for s in trickling.iter_mut() {
+            s.write_all(b"y").unwrap();
+        }
+        let t = Instant::now();
+        let r = get(a, "/metrics");
+        eprintln!(
+            "scrape {round} with 400 open connections: {:?}",
+            t.elapsed()
+        );
+        assert_eq!(r.status, 200);
+        assert!(r.body.contains("ct_recorder_info{"), "{}", r.body);
+    }
+    // All 400 are still open and unanswered: the scrape did not wait for any of them.
+    assert!(idle.iter().chain(&trickling).all(still_waiting));
+    server.shutdown();
+}
+
+#[test]
+fn bytes_that_cannot_start_a_request_get_400_at_once() {
+    let (server, _m) = start(ServerConfig {
+        request_timeout: NEVER,
+        ..ServerConfig::default()
+    });
+    let a = server.local_addr();
+    // No end of head in any of these: only the early check can answer them (else NEVER).
+    for junk in [
+        &b"\x00\xff\xfe\x01"[..],
+        b"G(T /metrics",
+        b"GET /metrics HTTP/2",
+        b"GET /metrics HTTP/1.1 extra",
+        b"GET /metrics\r\nHost: x\r\n",
+        b" /metrics HTTP/1.1",
+    ] {
+        assert_eq!(exchange(a, junk).status, 400, "{junk:?}");
+    }
+    // A valid beginning is waited for, not refused.
+    let mut s = TcpStream::connect(a).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.").unwrap();
+    assert_eq!(get(a, "/metrics").status, 200);
+    assert!(still_waiting(&s));
+}
+
+#[test]
+fn a_half_closed_request_gets_an_answer() {
+    let (server, _m) = start(ServerConfig {
+        request_timeout: NEVER,
+        ..ServerConfig::default()
+    });
+    let a = server.local_addr();
+    let reply = |raw: &[u8]| {
+        let mut s = TcpStream::connect(a).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(raw).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    // A whole request line, then EOF instead of the blank line: served.
+    let full = reply(b"GET /metrics HTTP/1.1\r\nHost: x\r\n");
+    assert!(full.starts_with("HTTP/1.1 200 "), "{full:?}");
+    assert!(full.contains("ct_recorder_info{"));
+    // Cut inside the request line: 400, not silence.
+    let partial = reply(b"GET /metr");
+    assert!(partial.starts_with("HTTP/1.1 400 "), "{partial:?}");
+}
+
+#[test]
+fn when_full_the_oldest_waiting_connection_makes_room() {
+    let (server, _m) = start(ServerConfig {
+        max_connections: 4,
+        request_timeout: NEVER,
+        ..ServerConfig::default()
+    });
+    let a = server.local_addr();
+    let first = TcpStream::connect(a).unwrap();
+    // Accepted in order: each is known to the server before the next connects.
+    std::thread::sleep(Duration::from_millis(50));
+    let others: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(a).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(50));
+    // The scrape is the fifth connection: the oldest idle one is closed for it.
+    assert_eq!(get(a, "/metrics").status, 200);
+    first
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut out = Vec::new();
+    assert_eq!(
+        (&first).read_to_end(&mut out).unwrap(),
+        0,
+        "closed without an answer"
+    );
+    assert!(others.iter().all(still_waiting));
 }

@@ -158,6 +158,8 @@ pub struct Recorder {
     cur_stack: Vec<Entry>,
     stacks: FxHashMap<u64, Vec<Entry>>,
     seen_threads: FxHashSet<u64>,
+    /// Stretches not recorded because `sys.settrace` replaced the hook.
+    gaps: Vec<threads::RecordingGap>,
     own_dir: Option<String>,
     resume_opcode: u8,
     /// Read arguments straight from the frame's fast locals (3.11 layout verified at
@@ -202,6 +204,7 @@ impl Recorder {
             cur_stack: Vec::with_capacity(64),
             stacks: FxHashMap::default(),
             seen_threads: FxHashSet::default(),
+            gaps: Vec::new(),
             own_dir: opts.own_dir,
             resume_opcode,
             fast_locals: fast_locals_layout_ok(py),
@@ -238,6 +241,40 @@ impl Recorder {
 
     pub fn counts(&self) -> EventCounts {
         self.counts
+    }
+
+    pub fn has_seen_thread(&self, tid: u64) -> bool {
+        self.seen_threads.contains(&tid)
+    }
+
+    /// Notes a stretch of a thread that was not recorded (see [`threads`]).
+    pub fn note_gap(&mut self, gap: threads::RecordingGap) {
+        if self.gaps.len() < 100 {
+            self.gaps.push(gap);
+        }
+    }
+
+    /// The innermost recorded function on thread `tid` as last seen: `name (file:line)`.
+    pub fn innermost_position(&self, py: Python<'_>, tid: u64) -> Option<String> {
+        let stack = if tid == self.cur_tid {
+            &self.cur_stack
+        } else {
+            self.stacks.get(&tid)?
+        };
+        let info = stack
+            .iter()
+            .rev()
+            .map(|e| &self.codes[e.code as usize])
+            .find(|info| info.record)?;
+        let code = info._code.bind(py);
+        let file: String = code.getattr("co_filename").ok()?.extract().ok()?;
+        let line: i64 = code.getattr("co_firstlineno").ok()?.extract().ok()?;
+        Some(format!("{} ({file}:{line})", info.name))
+    }
+
+    /// The gaps noted so far.
+    pub fn take_gaps(&mut self) -> Vec<threads::RecordingGap> {
+        std::mem::take(&mut self.gaps)
     }
 
     fn current_thread(&mut self) {
@@ -296,7 +333,26 @@ impl Recorder {
                 .map_err(|e| e.to_string())?;
             Ok(s.to_string_lossy().into_owned())
         };
-        let filename = text(intern!(py, "co_filename"))?;
+        let filename = {
+            let value = code.getattr(intern!(py, "co_filename")).map_err(err)?;
+            let s = value
+                .downcast_into::<PyString>()
+                .map_err(|e| e.to_string())?;
+            match s.to_str() {
+                Ok(s) => s.to_owned(),
+                // Surrogate escapes: back to the file system's bytes, as the program path.
+                Err(_) => {
+                    let bytes = unsafe {
+                        Bound::from_owned_ptr_or_err(py, py::PyUnicode_EncodeFSDefault(s.as_ptr()))
+                    }
+                    .map_err(err)?;
+                    let bytes = bytes
+                        .downcast_into::<pyo3::types::PyBytes>()
+                        .map_err(|e| e.to_string())?;
+                    crate::path_text(bytes.as_bytes())
+                }
+            }
+        };
         let qualname = text(intern!(py, "co_qualname"))?;
         let mut record = !self.is_own_code(&filename) && !is_synthetic_filename(&filename);
         let mut decision = None;
@@ -322,6 +378,15 @@ impl Recorder {
             let primary_naming = f
                 .is_module
                 .then(|| self.naming.primary.name(&f, &self.naming.modules));
+            if let Some(reason) = primary_naming.as_ref().and_then(|n| n.fallback) {
+                tracing::info!(
+                    engine = engine.as_str(),
+                    reason = shadow::fallback_label(reason),
+                    detail = ?reason,
+                    file = %filename,
+                    "module name fell back to <module>"
+                );
+            }
             let (ctx, d) = self.scoping.decide(engine, &f, &self.naming.modules);
             if self.metrics.is_some() || self.shadow.is_some() {
                 let elapsed_ns = started.elapsed().as_nanos() as u64;
@@ -335,7 +400,7 @@ impl Recorder {
                 let mut result = ct_shadow::EngineResult::unnamed(shadow::shadow_engine(engine));
                 result.name = name;
                 result.fallback = fallback.map(shadow::fallback_label);
-                result.filter = Some(shadow::filter_outcome(&self.scoping.chain, &d));
+                result.filter = Some(shadow::filter_outcome(&self.scoping.chain, &ctx, &d));
                 result.elapsed_ns = elapsed_ns;
                 if let Some(m) = &self.metrics {
                     m.observe_resolution(&result);

@@ -22,7 +22,7 @@ use ct_shadow::{
 use pyo3::ffi as py;
 
 use super::scope::Scoping;
-use crate::filters::{Decision, Exec, FilterChain};
+use crate::filters::{Decision, Exec, FilterChain, ScopeContext};
 use crate::naming::{
     CodeFacts, Engine, FallbackReason, GlobalsName, ModuleNamer, Naming, PySysModules,
 };
@@ -96,7 +96,7 @@ impl ShadowSide {
         let fault = self.fault;
         let namer = &mut self.namer;
         let outcome = catch_unwind(AssertUnwindSafe(
-            || -> Result<(Option<String>, Option<FallbackReason>, Decision), String> {
+            || -> Result<(Option<String>, Option<FallbackReason>, ScopeContext, Decision), String> {
                 match fault {
                     Some(Fault::Panic) => panic!("injected shadow-engine panic"),
                     Some(Fault::Error) => return Err("injected shadow-engine error".into()),
@@ -106,7 +106,7 @@ impl ShadowSide {
                 let naming = namer.name(facts, modules);
                 let (ctx, decision) = scoping.decide(engine, facts, modules);
                 let (name, fallback) = compared_name(facts, naming, ctx.module_name.clone());
-                Ok((name, fallback, decision))
+                Ok((name, fallback, ctx, decision))
             },
         ));
         // The guest never leaves a Python error behind.
@@ -119,10 +119,10 @@ impl ShadowSide {
         let mut shadow = EngineResult::unnamed(shadow_engine(engine));
         shadow.elapsed_ns = elapsed_ns;
         match outcome {
-            Ok(Ok((name, fallback, decision))) => {
+            Ok(Ok((name, fallback, ctx, decision))) => {
                 shadow.name = name;
                 shadow.fallback = fallback.map(fallback_label);
-                shadow.filter = Some(filter_outcome(&scoping.chain, &decision));
+                shadow.filter = Some(filter_outcome(&scoping.chain, &ctx, &decision));
             }
             Ok(Err(e)) => shadow.error = Some(e),
             Err(panic) => shadow.error = Some(format!("panic: {}", panic_message(&panic))),
@@ -194,8 +194,10 @@ pub fn shadow_globals_name(g: &GlobalsName) -> ct_shadow::GlobalsName {
     }
 }
 
-pub fn filter_outcome(chain: &FilterChain, d: &Decision) -> FilterOutcome {
+/// The decision for the shadow artifacts, with the module name the filters judged (`ctx`).
+pub fn filter_outcome(chain: &FilterChain, ctx: &ScopeContext, d: &Decision) -> FilterOutcome {
     FilterOutcome {
+        module_name: ctx.module_name.clone(),
         exec: match d.exec() {
             Exec::Trace => ct_shadow::Exec::Trace,
             Exec::Skip => ct_shadow::Exec::Skip,

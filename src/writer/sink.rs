@@ -100,6 +100,12 @@ impl EventSink {
                         Message::Batch(mut events) => {
                             written += events.len() as u64;
                             output.write_batch(&mut events).map_err(|e| e.to_string())?;
+                            tracing::debug!(
+                                events = events.len(),
+                                total_events = written,
+                                bytes_on_disk = file_len(&path),
+                                "trace writer: batch written"
+                            );
                             events.clear();
                             let _ = give_back.try_send(events);
                         }
@@ -107,6 +113,12 @@ impl EventSink {
                     }
                 }
                 output.finish().map_err(|e| e.to_string())?;
+                tracing::info!(
+                    events = written,
+                    bytes = file_len(&path),
+                    path = %path.display(),
+                    "trace writer: events file closed"
+                );
                 Ok(written)
             })
             .map_err(|e| WriterError(format!("cannot start the trace writer thread: {e}")))?;
@@ -202,6 +214,11 @@ impl Drop for EventSink {
     fn drop(&mut self) {
         let _ = self.finish();
     }
+}
+
+/// The events file's size so far (what the writer has handed to the OS).
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
 enum Output {

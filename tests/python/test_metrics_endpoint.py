@@ -176,17 +176,39 @@ def test_slow_clients_time_out_and_do_not_block_scrapers(server):
         assert REQUEST_TIMEOUT - 0.5 <= elapsed <= REQUEST_TIMEOUT + 5, elapsed
 
 
-def test_slow_clients_on_every_worker_only_delay_scrapes(server):
-    """Eight half requests hold all eight workers (docs/metrics.md): a scrape waits in the
-    queue, and is answered as soon as the deadline frees the workers, not starved."""
+def _unanswered(sock):
+    """The server has neither answered nor closed `sock` (a read would block)."""
+    sock.setblocking(False)
+    try:
+        sock.recv(1)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.setblocking(True)
+    return False
+
+
+def test_two_hundred_idle_and_trickling_connections_do_not_starve_scrapes(server):
+    """Issue #13 D7: 200 idle and 200 trickling connections are open on the recording's
+    /metrics while it is scraped. Every scrape is answered while all 400 are still open and
+    unanswered, so no scrape waited for one of them (their deadline is 5 s away)."""
     addr, url = server["addr"], server["url"]
-    half = b"GET /metrics HTTP/1.1\r\n"
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        slow = [pool.submit(raw_exchange, addr, half, 30) for _ in range(8)]
-        time.sleep(0.5)
-        assert_scrape_ok(url, within=REQUEST_TIMEOUT + 5)
-        statuses = [f.result(timeout=60)[0] for f in slow]
-    assert statuses == [408] * 8
+    idle = [socket.create_connection(addr, timeout=10) for _ in range(200)]
+    trickling = [socket.create_connection(addr, timeout=10) for _ in range(200)]
+    try:
+        for s in trickling:
+            s.sendall(b"GET /metrics HTTP/1.1\r\nX-Slow: ")
+        for _ in range(5):
+            for s in trickling:
+                s.sendall(b"y")
+            status, _, body = http_request(url, timeout=REQUEST_TIMEOUT - 1)
+            assert status == 200 and b"ct_recorder_info{" in body
+        assert all(_unanswered(s) for s in idle + trickling)
+    finally:
+        for s in idle + trickling:
+            s.close()
     assert_scrape_ok(url, within=1.0)
 
 

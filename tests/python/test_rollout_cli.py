@@ -87,9 +87,12 @@ def test_table_keeps_engine_names_and_rule_selectors_whole(tmp_path):
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert all(len(line) <= 100 for line in lines), table.stdout
-    # The runs table: primary legacy, shadow globals, both whole.
-    header = next(i for i, line in enumerate(lines) if line.split()[:3] == ["run", "primary", "shadow"])
-    assert lines[header + 1].split()[1:3] == ["legacy", "globals"], table.stdout
+    # The runs table: primary legacy, shadow globals, both whole; the run directory last.
+    header = next(i for i, line in enumerate(lines)
+                  if line.split()[:4] == ["run", "id", "primary", "shadow"])
+    row = lines[header + 1].split()
+    assert row[1:3] == ["legacy", "globals"], table.stdout
+    assert str(run_dir).endswith(row[-1].lstrip("…")), table.stdout
     # The globals rule keeps its selector whole; the long source path goes below it.
     at = next(i for i, line in enumerate(lines) if line.strip().startswith("globals rule:"))
     assert lines[at].rstrip().endswith("pkg:glob:shop.pricing"), table.stdout
@@ -136,3 +139,38 @@ def test_rate_gate_shows_the_bound_and_how_much_more_would_pass(tmp_path):
     flat = " ".join(done.stdout.split())  # the table wraps long lines
     assert f"{more:,} more comparisons without an unexpected divergence would pass" in flat, flat
     assert f"0 of {n} comparisons = 0%; 95% upper bound" in flat, flat
+
+
+def test_summary_records_the_entry_kind_and_the_report_its_coverage(tmp_path):
+    proj = tmp_path / "kinds"
+    (proj / "pkg").mkdir(parents=True)
+    (proj / "pkg" / "__init__.py").write_text("")
+    (proj / "pkg" / "cli.py").write_text("def main():\n    return 1\n\nmain()\n")
+    (proj / "threaded.py").write_text(
+        "import threading\n"
+        "def work():\n    import pkg.cli\n"
+        "t = threading.Thread(target=work)\nt.start()\nt.join()\n")
+    (proj / "test_it.py").write_text("def test_one():\n    assert 1 + 1 == 2\n")
+    runs = {}
+    for name, args in [("script", ["threaded.py"]), ("module", ["-m", "pkg.cli"]),
+                       ("pytest", ["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_it.py"])]:
+        d = tmp_path / f"run-{name}"
+        done = subprocess.run([CT_RECORD, "--shadow-compare", "--quiet", "--trace-dir", str(d), *args],
+                              cwd=proj, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        runs[name] = d
+    prog = {k: json.loads((d / "shadow" / "summary.json").read_text())["program"]
+            for k, d in runs.items()}
+    assert prog["script"]["entry"] == {"kind": "script", "target": "threaded.py", "test_runner": None}
+    assert prog["script"]["threads"] == 2 and prog["script"]["runpy"] is False
+    assert prog["module"]["entry"] == {"kind": "module", "target": "pkg.cli", "test_runner": None}
+    assert prog["module"]["runpy"] is True
+    assert prog["pytest"]["entry"]["test_runner"] == "pytest"
+    data = json.loads(_rollout("report", "--format", "json", *map(str, runs.values()),
+                               cwd=tmp_path).stdout)
+    assert data["aggregate"]["programs"] == {
+        "scripts": 1, "modules": 2, "api": 0, "test_runners": 1, "runpy": 2, "threaded": 1,
+        "unknown": 0}
+    table = _rollout("report", *map(str, runs.values()), cwd=tmp_path).stdout
+    assert "PROGRAMS COVERED" in table
+    assert "scripts 1 · -m 2 · ct_recorder.start() 0 · test runners 1 · runpy 2 · threaded 1" in table

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -22,14 +23,20 @@ from shadow_support import (
 from shadow_support.servers import Prometheus, Pushgateway
 
 CT_ROLLOUT = os.path.join(os.path.dirname(sys.executable), "ct-rollout")
+MONITORING = Path(__file__).resolve().parents[2] / "docs" / "monitoring"
+RULES = MONITORING / "ct-recorder.rules.yml"
+DASHBOARD = MONITORING / "ct-recorder-dashboard.json"
 LINGER = 6
 
 
-def program(n_early, n_late):
-    """Imports `n_early` modules, waits for the stop file, imports `n_late` more."""
+def program(n_early, n_late, pool=400):
+    """Imports `n_early` modules, then one more every 0.2 s until the stop file appears (so
+    the counters rise while Prometheus scrapes), then `n_late` more."""
     return {
         "mods/__init__.py": "",
         **{f"mods/m{i}.py": f"def f():\n    return {i}\n" for i in range(n_early + n_late)},
+        "pool/__init__.py": "",
+        **{f"pool/p{i}.py": f"def g():\n    return {i}\n" for i in range(pool)},
         "main.py": f"""
             import importlib
             import os
@@ -40,8 +47,12 @@ def program(n_early, n_late):
             for i in range({n_early}):
                 importlib.import_module(f"mods.m{{i}}").f()
             deadline = time.monotonic() + 120
+            j = 0
             while stop_file and not os.path.exists(stop_file) and time.monotonic() < deadline:
-                time.sleep(0.05)
+                if j < {pool}:
+                    importlib.import_module(f"pool.p{{j}}").g()
+                    j += 1
+                time.sleep(0.2)
             for i in range({n_early}, {n_early + n_late}):
                 importlib.import_module(f"mods.m{{i}}").f()
             print("done")
@@ -57,7 +68,7 @@ def rollout(*args, cwd):
 @pytest.fixture(scope="module")
 def fleet():
     with dotted_tempdir() as tmp:
-        with Prometheus(tmp / "prometheus", scrape_interval="1s") as prom, \
+        with Prometheus(tmp / "prometheus", scrape_interval="1s", rule_files=[RULES]) as prom, \
                 Pushgateway(tmp / "pushgateway") as pg:
             run_dirs = []
             # Two pushed runs, finished before anything scrapes.
@@ -84,6 +95,12 @@ def fleet():
                 wait_until(lambda: len(prom.query("ct_recorder_run_finished == 0")) >= 3, 90,
                            interval=0.5, what="Prometheus to scrape the three running recorders")
                 assert all(rec.proc.poll() is None for rec, _ in live)
+                # The dashboard's queries, while the recordings are scraped (and the recording
+                # rules have been evaluated over them).
+                wait_until(lambda: prom.query("ct:shadow_unexpected_rate_upper95:ratio1d"), 60,
+                           interval=0.5, what="the recording rules to have a value")
+                dashboard = dashboard_results(prom)
+                assert all(rec.proc.poll() is None for rec, _ in live)
                 for _, stop in live:
                     stop.write_text("stop")
                 # ... and after its end (--metrics-linger), like the two pushed runs.
@@ -96,7 +113,26 @@ def fleet():
                     rec.kill()
             summaries = [json.loads((d / "shadow" / "summary.json").read_text()) for d in run_dirs]
             yield {"tmp": tmp, "prom": prom, "pg": pg, "run_dirs": run_dirs,
-                   "summaries": summaries}
+                   "summaries": summaries, "dashboard": dashboard}
+
+
+def dashboard_queries():
+    doc = json.loads(DASHBOARD.read_text())
+    return [(p["title"], t["expr"]) for p in doc["panels"] for t in p["targets"]]
+
+
+def dashboard_results(prom):
+    """`{(panel, expr): (status, result)}` of every dashboard query, through the query API
+    (errors kept, not raised, so the test can name the failing query)."""
+    import urllib.parse
+
+    from shadow_support import http_request
+    out = {}
+    for title, expr in dashboard_queries():
+        url = prom.base + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        status, _, body = http_request(url, timeout=10)
+        out[(title, expr)] = (status, json.loads(body))
+    return out
 
 
 def totals(summaries):
@@ -191,3 +227,14 @@ def test_unreachable_or_not_prometheus_is_status_2(fleet):
     assert bad.returncode == 2 and "--since" in bad.stderr, bad.stderr
     usage = rollout("report", "--since", "1h", cwd=fleet["tmp"])
     assert usage.returncode == 2  # --since needs --prometheus
+
+
+def test_every_dashboard_query_runs_and_returns_data(fleet):
+    results = fleet["dashboard"]
+    assert len(results) == len(dashboard_queries()) >= 10
+    for (title, expr), (status, doc) in results.items():
+        assert status == 200 and doc["status"] == "success", (title, expr, doc)
+        assert doc["data"]["result"], f"{title}: {expr} returned no data while runs were scraped"
+    # The numbers are the recordings' own: comparisons were counted, by kind too.
+    by_title = {t: d for (t, _), (_, d) in results.items()}
+    assert float(by_title["Comparisons (last day)"]["data"]["result"][0]["value"][1]) > 0

@@ -162,7 +162,7 @@ def of_project(records, proj):
 
 def assert_record(r, kind, *, globals_name, legacy_name, opinion, opinion_source,
                   cause=None, expected=True):
-    assert r["schema"] == "ct-shadow/divergence/v1"
+    assert r["schema"] == "ct-shadow/divergence/v2"
     assert r["kind"] == kind, r
     assert r["severity"] == SEVERITY[kind]
     assert r["expected_by_adr"] is expected
@@ -523,7 +523,10 @@ def test_filter_decision_changed_src_layout(primary):
             g, l = side(r, "globals"), side(r, "legacy")
             assert g["name"] == "mypkg.core"
             assert l["name"] == legacy_name
-            assert g["filter"] == {"exec": "skip", "rule": project_rule}
+            assert g["filter"] == {"exec": "skip", "rule": project_rule,
+                                   "module_name": "mypkg.core"}
+            # The legacy filters judged the src-layout name even where the label is right.
+            assert l["filter"]["module_name"] == "src.mypkg.core"
             assert l["filter"]["exec"] == "trace"
             assert l["filter"]["rule"]["source"] == "<builtin>"
             assert l["filter"]["rule"]["selector"] == "pkg:glob:*"
@@ -645,7 +648,10 @@ def test_stderr_summary_fits_one_screen():
         assert run.stdout == ZOO_STDOUT
         lines = run.stderr.splitlines()
         assert 1 < len(lines) <= 25, run.stderr
-        assert lines[0].startswith("ct-record shadow summary:")
+        # Set apart from the program's output: a blank line, then the summary between rules.
+        assert lines[0] == "" and lines[1].endswith(" ct-record ──"), run.stderr
+        assert lines[-1] == lines[1], run.stderr
+        assert lines[2].startswith("ct-record shadow summary:")
         summary = run.artifacts.summary
         by_kind = {k: e for k, e in summary["divergences"]["by_kind"].items()
                    if e["expected"] + e["unexpected"]}
@@ -661,9 +667,11 @@ def test_stderr_summary_fits_one_screen():
         hidden = len(by_kind) - len(listed)
         if hidden:
             more = [line for line in lines if line.strip().startswith("…")]
-            assert len(more) == 1 and f"{hidden} more kinds" in more[0], run.stderr
+            kinds = "kind" if hidden == 1 else "kinds"
+            assert len(more) == 1 and f"{hidden} more {kinds}," in more[0], run.stderr
             hidden_count = summary["divergences"]["total"] - sum(listed.values())
-            assert f"{hidden_count} divergences" in more[0]
+            noun = "divergence" if hidden_count == 1 else "divergences"
+            assert f"{hidden_count} {noun} (" in more[0], more[0]
         assert f"divergences {summary['divergences']['total']} " in run.stderr
         assert str(tmp / "trace" / "shadow" / "divergences.ndjson") in run.stderr
         assert f"compared {summary['comparisons']} code objects" in run.stderr

@@ -59,3 +59,30 @@ pub(super) fn duplicate_notes(agg: &Aggregate) -> Vec<String> {
         .chain(agg.duplicates.iter().map(|d| d.note()))
         .collect()
 }
+
+/// The heading of the programs section.
+pub(super) fn programs_heading() -> &'static str {
+    "Programs covered"
+}
+
+/// One line: how many runs were scripts, `-m`, API, test runners, runpy, threaded.
+pub(super) fn programs_line(agg: &Aggregate) -> String {
+    let p = &agg.programs;
+    let mut line = format!(
+        "scripts {} · -m {} · ct_recorder.start() {} · test runners {} · runpy {} · \
+         threaded {}",
+        count(p.scripts),
+        count(p.modules),
+        count(p.api),
+        count(p.test_runners),
+        count(p.runpy),
+        count(p.threaded)
+    );
+    if p.unknown > 0 {
+        line.push_str(&format!(
+            " · not known {} (from Prometheus, or older summaries)",
+            count(p.unknown)
+        ));
+    }
+    line
+}

@@ -7,7 +7,8 @@ use tabled::settings::object::Columns;
 use tabled::settings::style::LineChar;
 use tabled::settings::{Alignment, Margin, Padding, Style};
 
-use crate::format::elide;
+use super::TABLE_WIDTH;
+use crate::format::{elide, elide_head, width};
 
 /// How a column lines up its cells.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,18 +23,45 @@ fn one_line(s: &str) -> String {
     s.replace(['\n', '\r', '\t'], " ")
 }
 
+/// The `max` width of a terminal column that takes whatever room the others leave within
+/// [`TABLE_WIDTH`] (at least [`REST_MIN`] columns). Meant for a path: a cell too wide for it
+/// keeps only its tail (`…/runs/nightly-3`), the part that tells runs apart.
+pub(crate) const REST: usize = 0;
+const REST_MIN: usize = 12;
+
 /// A terminal table: columns two spaces apart, indented by two, each column as wide as its
 /// widest cell but at most its `max` width (wider cells lose their middle, so a path keeps its
-/// file name). Returns the lines, header first, then one line per row, without trailing blanks.
+/// file name; [`REST`]: the room left). Returns the lines, header first, then one line per
+/// row, without trailing blanks.
 pub(crate) fn terminal(
     columns: &[(usize, Align)],
     header: &[&str],
     rows: &[Vec<String>],
 ) -> Vec<String> {
+    // The widest cell of each fixed column, after its cap.
+    let mut used = 1 + 2 * columns.len();
+    for (i, (max, _)) in columns.iter().enumerate() {
+        if *max == REST {
+            continue;
+        }
+        let widest = std::iter::once(header.get(i).copied().unwrap_or(""))
+            .chain(rows.iter().map(|r| r.get(i).map_or("", String::as_str)))
+            .map(|c| width(&one_line(c)).min(*max))
+            .max()
+            .unwrap_or(0);
+        used += widest;
+    }
+    let rest = TABLE_WIDTH.saturating_sub(used).max(REST_MIN);
     let fit = |cells: &mut dyn Iterator<Item = &str>| -> Vec<String> {
         cells
             .zip(columns)
-            .map(|(c, (max, _))| elide(&one_line(c), *max))
+            .map(|(c, (max, _))| {
+                if *max == REST {
+                    elide_head(&one_line(c), rest)
+                } else {
+                    elide(&one_line(c), *max)
+                }
+            })
             .collect()
     };
     let mut b = Builder::default();

@@ -3,7 +3,7 @@
 //! page or a table.
 
 use crate::aggregate::Aggregate;
-use crate::format::{count, name_or_none, rate};
+use crate::format::{count, n_of, name_or_none, rate};
 use crate::gates::{all_passed, GateResult};
 
 use super::grid::{self, Align};
@@ -63,6 +63,12 @@ fn evidence_sections(agg: &Aggregate, gates: &[GateResult], out: &mut Vec<String
         out.push(String::new());
         out.extend(lines.iter().map(|l| format!("- {}", text(l))));
     }
+    if agg.run_count > 0 {
+        out.push(String::new());
+        out.push(format!("### {}", super::evidence::programs_heading()));
+        out.push(String::new());
+        out.push(text(&super::evidence::programs_line(agg)));
+    }
     let dups = super::evidence::duplicate_notes(agg);
     if !dups.is_empty() {
         out.push(String::new());
@@ -84,17 +90,24 @@ pub(super) fn render(agg: &Aggregate, gates: &[GateResult]) -> String {
     out.push(format!("## Rollout report: {verdict}"));
     out.push(String::new());
     let d = &agg.divergences;
+    // `**3** runs`, `**1** run`: the number bold, the noun agreeing with it.
+    let bold = |n: u64, one: &str, many: &str| {
+        format!("**{}** {}", count(n), if n == 1 { one } else { many })
+    };
     out.push(format!(
-        "**{}** runs · **{}** comparisons · **{}** divergences, **{}** unexpected ({}) · \
-         **{}** filter decision changes · not compared: {} sampled out, {} after the time \
-         budget",
-        count(agg.run_count),
-        count(agg.comparisons),
-        count(d.total),
+        "{} · {} · {}, **{}** unexpected ({}) · {} · not compared: {} sampled out, {} after \
+         the time budget",
+        bold(agg.run_count, "run", "runs"),
+        bold(agg.comparisons, "comparison", "comparisons"),
+        bold(d.total, "divergence", "divergences"),
         count(d.unexpected),
         agg.unexpected_rate
             .map_or_else(|| "no rate".to_owned(), rate),
-        count(agg.filter_decision_changes.total),
+        bold(
+            agg.filter_decision_changes.total,
+            "filter decision change",
+            "filter decision changes"
+        ),
         count(agg.skipped.sampled_out),
         count(agg.skipped.budget_exhausted),
     ));
@@ -171,18 +184,26 @@ pub(super) fn render(agg: &Aggregate, gates: &[GateResult]) -> String {
                 .iter()
                 .map(|r| {
                     let e = &r.example;
+                    let mut example = format!(
+                        "{} {}: legacy {}, globals {}",
+                        code(&e.filename),
+                        code(&e.qualname),
+                        code(name_or_none(e.legacy_name.as_deref())),
+                        code(name_or_none(e.globals_name.as_deref()))
+                    );
+                    if e.filters_judged_other_names() {
+                        example.push_str(&format!(
+                            "; filters judged legacy {}, globals {}",
+                            code(name_or_none(e.legacy_filter_name.as_deref())),
+                            code(name_or_none(e.globals_filter_name.as_deref()))
+                        ));
+                    }
                     vec![
                         format!("{}→{}", r.from.as_str(), r.to.as_str()),
                         count(r.count),
                         code(&rule_text(&r.legacy_rule)),
                         code(&rule_text(&r.globals_rule)),
-                        format!(
-                            "{} {}: legacy {}, globals {}",
-                            code(&e.filename),
-                            code(&e.qualname),
-                            code(name_or_none(e.legacy_name.as_deref())),
-                            code(name_or_none(e.globals_name.as_deref()))
-                        ),
+                        example,
                     ]
                 })
                 .collect();
@@ -265,8 +286,8 @@ pub(super) fn render(agg: &Aggregate, gates: &[GateResult]) -> String {
 
     out.push(String::new());
     out.push(format!(
-        "<details><summary>{} runs</summary>",
-        count(agg.run_count)
+        "<details><summary>{}</summary>",
+        n_of(agg.run_count, "run", "runs")
     ));
     out.push(String::new());
     let rows = agg
@@ -274,11 +295,8 @@ pub(super) fn render(agg: &Aggregate, gates: &[GateResult]) -> String {
         .iter()
         .map(|r| {
             vec![
-                code(if r.run_id.is_empty() {
-                    &r.dir
-                } else {
-                    &r.run_id
-                }),
+                code(if r.run_id.is_empty() { "-" } else { &r.run_id }),
+                code(&r.dir),
                 format!(
                     "{} / {}",
                     r.primary.as_str(),
@@ -299,7 +317,8 @@ pub(super) fn render(agg: &Aggregate, gates: &[GateResult]) -> String {
     table(
         &mut out,
         &[
-            "run",
+            "run id",
+            "directory",
             "primary / shadow",
             "compared",
             "divergences",
@@ -307,7 +326,7 @@ pub(super) fn render(agg: &Aggregate, gates: &[GateResult]) -> String {
             "filter changes",
             "notes",
         ],
-        "llrrrrl",
+        "lllrrrrl",
         rows,
     );
     out.push(String::new());

@@ -5,7 +5,7 @@ use crate::aggregate::{Aggregate, DivergenceGroup};
 use crate::format::{count, elide, n_of, name_or_none, rate, width, wrap};
 use crate::gates::{all_passed, GateResult};
 
-use super::grid::{terminal, Align};
+use super::grid::{terminal, Align, REST};
 use super::{rule_text, TABLE_WIDTH};
 
 const W: usize = TABLE_WIDTH;
@@ -126,6 +126,11 @@ fn confidence_section(agg: &Aggregate, gates: &[GateResult], out: &mut Vec<Strin
         }
         out.push(String::new());
     }
+    if agg.run_count > 0 {
+        out.push(super::evidence::programs_heading().to_uppercase());
+        out.extend(hanging(&super::evidence::programs_line(agg)));
+        out.push(String::new());
+    }
     let dups = super::evidence::duplicate_notes(agg);
     if !dups.is_empty() {
         out.push("EVIDENCE (EACH RUN COUNTED ONCE)".to_owned());
@@ -198,12 +203,22 @@ fn filter_section(agg: &Aggregate, out: &mut Vec<String>) {
             name_or_none(e.legacy_name.as_deref()),
             name_or_none(e.globals_name.as_deref())
         );
-        out.push(indented(12, &format!("names:         {names}")));
+        out.push(indented(12, &format!("names:          {names}")));
+        if e.filters_judged_other_names() {
+            // The filters tested other names than the labels: without them the rules below
+            // would contradict the names above.
+            let judged = format!(
+                "legacy {} · globals {}",
+                name_or_none(e.legacy_filter_name.as_deref()),
+                name_or_none(e.globals_filter_name.as_deref())
+            );
+            out.push(indented(12, &format!("filters judged: {judged}")));
+        }
         for (label, rule) in [
-            ("legacy rule: ", &r.legacy_rule),
+            ("legacy rule:", &r.legacy_rule),
             ("globals rule:", &r.globals_rule),
         ] {
-            let prefix = format!("{label}  ");
+            let prefix = format!("{label:<16}");
             let whole = format!("{prefix}{}", rule_text(rule));
             match rule {
                 // Too long for one line: the selector whole on its own, the source below
@@ -354,35 +369,43 @@ fn runs_section(agg: &Aggregate, out: &mut Vec<String>) {
         .iter()
         .map(|r| {
             vec![
-                label(r),
+                if r.run_id.is_empty() {
+                    "-".to_owned()
+                } else {
+                    r.run_id.clone()
+                },
                 r.primary.as_str().to_owned(),
                 r.shadow.map_or("none", |e| e.as_str()).to_owned(),
                 count(r.comparisons),
                 count(r.divergences),
                 count(r.unexpected),
                 count(r.filter_decision_changes),
+                r.dir.clone(),
             ]
         })
         .collect();
-    // Engine columns fit the longest engine name ("globals") whole.
+    // Engine columns fit the longest engine name ("globals") whole; the directory (where
+    // the run's files are) gets the room that is left and keeps its tail.
     out.extend(terminal(
         &[
-            (28, Align::Left),
+            (24, Align::Left),
             (7, Align::Left),
             (7, Align::Left),
             (10, Align::Right),
             (11, Align::Right),
             (10, Align::Right),
             (8, Align::Right),
+            (REST, Align::Left),
         ],
         &[
-            "run",
+            "run id",
             "primary",
             "shadow",
             "compared",
             "divergences",
             "unexpected",
             "filter",
+            "directory",
         ],
         &rows,
     ));

@@ -115,10 +115,12 @@ pub fn filter_change(i: usize, from: Exec, globals_rule: RuleRef) -> Case {
         Exec::Trace
     };
     c.legacy.filter = Some(FilterOutcome {
+        module_name: c.legacy.name.clone(),
         exec: from,
         rule: None,
     });
     c.globals.filter = Some(FilterOutcome {
+        module_name: c.globals.name.clone(),
         exec: to,
         rule: Some(globals_rule),
     });
@@ -147,6 +149,7 @@ pub fn record_run(dir: &Path, run_id: &str, primary: Engine, cases: &[Case]) -> 
             started_unix_seconds: 1_700_000_000.0,
             python_version: Some("3.12.1".into()),
             exit_code: Some(0),
+            entry: Some(Entry::new(false, "app.py")),
         })
         .unwrap()
 }

@@ -88,7 +88,7 @@ class Prometheus(_Daemon):
 
     name = "prometheus"
 
-    def __init__(self, workdir, scrape_interval="1s"):
+    def __init__(self, workdir, scrape_interval="1s", rule_files=()):
         super().__init__(workdir)
         self.binary = require_tool("prometheus")
         self.targets_file = self.workdir / "targets.json"
@@ -102,6 +102,7 @@ class Prometheus(_Daemon):
                 "job_name": "ct-record",
                 "file_sd_configs": [{"files": [str(self.targets_file)], "refresh_interval": "1s"}],
             }],
+            "rule_files": [str(f) for f in rule_files],
         }, indent=2))
 
     def _command(self, port):
