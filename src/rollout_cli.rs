@@ -231,6 +231,14 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
     };
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let result = match cli.command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            Ok(crate::cli::print_completions(
+                shell,
+                RolloutCli::command(),
+                "ct-rollout",
+            ))
+        }
         Command::Report {
             evidence,
             format,
@@ -250,14 +258,6 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
             change,
             no_verify,
         } => cmd_delete(cli.repo.as_deref(), &cwd, &evidence, &change, no_verify),
-        Command::Completions { shell } => {
-            use clap::CommandFactory;
-            Ok(crate::cli::print_completions(
-                shell,
-                RolloutCli::command(),
-                "ct-rollout",
-            ))
-        }
     };
     match result {
         Ok(status) => status,
