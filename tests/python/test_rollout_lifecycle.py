@@ -230,9 +230,23 @@ def test_delete_dry_run_and_refusals(scratch, tmp_path):
     assert before != flipped
 
 
+def _cargo_env(target_dir):
+    """Cargo builds the clone for the interpreter running this suite (the Makefile exports
+    3.11's PYO3_PYTHON for the Rust suites, which would give a 3.12 run a 3.11 extension)."""
+    return {"CARGO_TARGET_DIR": str(target_dir), "CARGO_INCREMENTAL": "0",
+            "PYO3_PYTHON": sys.executable}
+
+
+def _shared_target_dir():
+    """The main build's target dir for this interpreter (the Makefile's layout: `target` for
+    3.11, `target/py3.X` for the others), so the clone's dependencies are already built."""
+    major, minor = sys.version_info[:2]
+    return REPO / "target" if (major, minor) == (3, 11) else REPO / "target" / f"py{major}.{minor}"
+
+
 def _build_recorder(clone, target_dir, out_dir):
     """A ct-record from the clone: its cdylib (dev profile) beside its Python package."""
-    env = {"CARGO_TARGET_DIR": str(target_dir), "CARGO_INCREMENTAL": "0"}
+    env = _cargo_env(target_dir)
     triple = _run(["rustc", "-vV"], clone).stdout.split("host: ")[1].split()[0]
     # An explicit --target keeps the clone's libct_recorder.so apart from the main build's
     # (same target dir, so the dependencies are shared and nothing is rebuilt twice).
@@ -254,9 +268,9 @@ def test_delete_with_evidence_builds_and_refuses_legacy(scratch, tmp_path):
         f.write('\n[lifecycle]\nverify = ["cargo check --quiet --workspace --all-targets"]\n')
     _forced_flip(scratch)
     run = _shadow_run(tmp_path, "globals-run", env={"CODETRACER_MODULE_NAME_FROM_GLOBALS": "1"})
-    target = REPO / "target"
+    target = _shared_target_dir()
     done = _run([CT_ROLLOUT, "delete-legacy", "--yes", str(run)], scratch,
-                env={"CARGO_TARGET_DIR": str(target), "CARGO_INCREMENTAL": "0"}, timeout=1200)
+                env=_cargo_env(target), timeout=1200)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "verify: cargo check" in done.stderr
     assert not (scratch / "src" / "naming" / "legacy").exists()
