@@ -28,6 +28,33 @@ pub struct RunMeta {
     /// How the program was started (`None`: not known, e.g. a library caller).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry: Option<Entry>,
+    /// What the run wrote besides the evidence: a trace, or nothing (`--evidence-only`).
+    /// Summaries written before the field existed are trace runs.
+    #[serde(default)]
+    pub recording: Recording,
+}
+
+/// Whether a shadow run also wrote a trace. Evidence-only runs are full evidence: the
+/// comparison is the same, only the events file is missing.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Recording {
+    /// `ct-record --shadow-compare`: the trace and the evidence.
+    #[default]
+    Trace,
+    /// `ct-record --shadow-compare --evidence-only`: the evidence only, no trace.
+    EvidenceOnly,
+}
+
+impl Recording {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Recording::Trace => "trace",
+            Recording::EvidenceOnly => "evidence-only",
+        }
+    }
 }
 
 /// How the recorded program was started: what kind of program the evidence covers.

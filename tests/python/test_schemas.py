@@ -45,6 +45,8 @@ def runs(tmp_path_factory):
         "globals": (["--module-name-from-globals"], {}),
         "module": ([], {"PYTHONPATH": "src"}),
         "shadow-error": ([], {"CT_RECORDER_TEST_SHADOW_FAULT": "error"}),
+        # No trace: the schemas hold for what an evidence-only run writes too.
+        "evidence-only": (["--evidence-only"], {}),
     }
     dirs = []
     for name, (opts, extra) in cases.items():
