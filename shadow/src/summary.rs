@@ -358,6 +358,9 @@ pub fn render_summary(s: &Summary) -> String {
         r.shadow.map_or("none", Engine::as_str),
         human_seconds(r.duration_seconds)
     ));
+    if r.meta.recording == Recording::EvidenceOnly {
+        out.push("evidence-only: no trace was written (--evidence-only)".to_owned());
+    }
     let budget = match (&s.budget.fraction, s.budget.exhausted_at_seconds) {
         (None, _) => "no budget".to_owned(),
         (Some(f), Some(at)) => format!(

@@ -136,8 +136,9 @@ def test_run_directory_holds_the_evidence_and_nothing_else(tmp_path):
     summary = json.loads((run_dir / "shadow" / "summary.json").read_text())
     assert summary["run"]["recording"] == "evidence-only"
     assert summary["comparisons"] > 0 and summary["divergences"]["total"] > 0
-    # The one-screen summary is printed as for any shadow run.
-    assert "comparisons" in run.stderr
+    # The one-screen summary is printed as for any shadow run, and says there is no trace.
+    assert "ct-record shadow summary" in run.stderr
+    assert "evidence-only: no trace was written" in run.stderr
 
 
 def test_a_previous_runs_trace_is_removed(tmp_path):
@@ -258,9 +259,12 @@ def test_threads_and_the_programs_own_trace_function(tmp_path):
             t.join()
         """,
         "worker.py": """
+            import runpy
+
+
             def work():
-                import thread_only
-                print("worker", thread_only.VALUE)
+                # run by runpy under another name: a runpy_alias divergence, found in the thread
+                print("worker", runpy.run_module("thread_only", run_name="__main__")["VALUE"])
         """,
         "thread_only.py": "VALUE = 42\n",
     })
@@ -269,12 +273,12 @@ def test_threads_and_the_programs_own_trace_function(tmp_path):
     assert ran.stdout == plain.stdout
     assert "own trace lines 3" in ran.stdout
     # thread_only.py's module body was first seen in the thread: compared there.
-    files = {json.loads(line)["filename"] for line in
-             (tmp_path / "r" / "shadow" / "divergences.ndjson").read_text().splitlines()}
+    records = [json.loads(line) for line in
+               (tmp_path / "r" / "shadow" / "divergences.ndjson").read_text().splitlines()]
     summary = json.loads((tmp_path / "r" / "shadow" / "summary.json").read_text())
     assert summary["program"]["threads"] >= 2, summary["program"]
-    assert summary["comparisons"] >= 5
-    assert str(proj / "prog.py") in files  # main_script, at least
+    assert {r["kind"] for r in records if r["filename"] == str(proj / "thread_only.py")} == {
+        "runpy_alias"}, records
 
 
 # --- the report -------------------------------------------------------------------------
@@ -301,7 +305,8 @@ def test_report_takes_evidence_only_runs_as_full_evidence(tmp_path):
     assert agg["comparisons"] == 3 * one["comparisons"]
     table = subprocess.run([CT_ROLLOUT, "report", *runs], cwd=tmp_path, capture_output=True,
                            text=True, timeout=60)
-    assert table.returncode == 0 and "evidence-only 2" in table.stdout, table.stdout
+    assert table.returncode == 0, table.stderr
+    assert "evidence-only 2" in " ".join(table.stdout.split()), table.stdout
     # The gates count them: a manifest asking for two runs passes on the two evidence runs.
     manifest = tmp_path / "rollout.toml"
     manifest.write_text("[gates]\nmin_runs = 2\n")
