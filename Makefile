@@ -26,7 +26,7 @@ PYTHONS      ?= 3.11
 SKIP_PYTHONS ?=
 venv_of      = $(if $(filter 3.11,$(1)),$(VENV),$(VENV)-$(1))
 
-.PHONY: help setup build demo test test-rust test-python test-pythons bench bench-rust lint clean pytest-3.11
+.PHONY: help setup build demo test test-rust test-python test-pythons bench bench-rust bench-formats lint clean pytest-3.11
 
 help:
 	@echo "make demo   - set up, build, record the bundled example, print the summary"
@@ -35,6 +35,7 @@ help:
 	@echo "make bench  - whole-process benchmarks (overhead ratios, peak memory)"
 	@echo "make bench-rust - Criterion benches of the Rust internals"
 	@echo "make bench-evidence - evidence-only mode per interpreter (EVIDENCE_BENCH_PYTHONS)"
+	@echo "make bench-formats - the format crate's writer (codetracer_trace_writer) beside ours"
 	@echo "make lint   - cargo fmt --check and cargo clippy"
 
 # --- set-up -------------------------------------------------------------------------------
@@ -164,6 +165,12 @@ bench-evidence-%: $(STAMPS)/venv-% bench/requirements.txt
 bench-rust: setup
 	export LD_LIBRARY_PATH="$(PY_LIBDIR)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}"
 	cargo bench --bench naming --bench naming_sys_modules --bench filters --bench hot_path
+
+# The CodeTracer format's own writer crate beside ours on the call-heavy event stream (wall,
+# CPU, bytes per event, callgrind instructions); the crate is built only for this.
+bench-formats: setup
+	export LD_LIBRARY_PATH="$(PY_LIBDIR)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}"
+	cargo bench --features format-crates-bench --bench format_writers -- --callgrind
 
 lint:
 	cargo fmt --all -- --check

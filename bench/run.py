@@ -29,10 +29,11 @@ no-op C profile function on 3.11, a C-level PY_START callback returning DISABLE 
 bench/floor_runner.py), on the call-heavy workload and on importing every module of real
 packages (bench/requirements.txt: sympy, mpmath, networkx; about 2,200 modules), plus
 callgrind instruction counts at a reduced size. It runs on the interpreter running this
-script: `make bench-evidence PYTHONS="3.11 3.12"` runs it per interpreter.
+script: `make bench-evidence` runs it per interpreter (EVIDENCE_BENCH_PYTHONS="3.11 3.12").
 
 Usage: python bench/run.py [--repeat N] [--quick]
-                           [--naming-only | --shadow-only | --evidence-only | --no-shadow]
+       [--naming-only | --shadow-only | --evidence-only | --no-shadow | --recording-only |
+        --instructions-only]
 """
 
 import argparse
@@ -279,6 +280,8 @@ def main():
     group.add_argument("--no-shadow", action="store_true", help="skip the shadow-mode benchmarks")
     group.add_argument("--recording-only", action="store_true",
                        help="only recording (wall, memory, bytes/event), readers and instructions")
+    group.add_argument("--instructions-only", action="store_true",
+                       help="only the callgrind instruction counts (reduced size; minutes, not hours)")
     ap.add_argument("--record-repeat", type=int, default=3,
                     help="runs per configuration of the (long) user-size recording workloads")
     opts = ap.parse_args()
@@ -300,6 +303,9 @@ def main():
         n_modules = int(2000 * scale)
         generate_tree(tree, n_modules)
         run([PY, os.path.join(HERE, "workloads", "import_heavy.py"), tree, str(n_modules)], work)
+        if opts.instructions_only:
+            instructions_benchmark(work, tree)
+            return
         results = recording_benchmark(work, 2 if opts.quick else opts.record_repeat, scale, tree, n_modules)
         call_heavy = next(iter(results))
         traces = results[call_heavy][3]
