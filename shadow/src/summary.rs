@@ -494,6 +494,24 @@ pub fn human_seconds(s: f64) -> String {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn recording_kind_defaults_to_trace_for_older_summaries() {
+        let old: RunMeta = serde_json::from_str(
+            r#"{"run_id": "1-2", "command": [], "started_unix_seconds": 1.0,
+                "python_version": null, "exit_code": 0}"#,
+        )
+        .unwrap();
+        assert_eq!(old.recording, Recording::Trace);
+        let meta = RunMeta {
+            recording: Recording::EvidenceOnly,
+            ..RunMeta::default()
+        };
+        let json = serde_json::to_value(&meta).unwrap();
+        assert_eq!(json["recording"], "evidence-only");
+        let back: RunMeta = serde_json::from_value(json).unwrap();
+        assert_eq!(back.recording, Recording::EvidenceOnly);
+    }
+
+    #[test]
     fn entry_names_the_test_runner_by_module_or_script() {
         assert_eq!(
             Entry::new(true, "pytest").test_runner.as_deref(),
