@@ -467,7 +467,9 @@ def test_callbacks_are_counted_per_code_object_not_per_call(tmp_path):
     assert small["code_objects"] == large["code_objects"] > 0
     if MONITORING:
         assert large["callbacks"] == small["callbacks"]
-        # One PY_START per code object first seen, and the entry code's PY_RETURN.
-        assert small["callbacks"] <= small["code_objects"] + 2, small
+        # One PY_START per code object first seen; beyond that only the entry code's
+        # PY_RETURN and the few exceptions that leave a frame while the program starts.
+        assert small["code_objects"] <= small["callbacks"] + 10, small
+        assert small["callbacks"] <= small["code_objects"] + 10, small
     else:
         assert large["callbacks"] - small["callbacks"] == 2000
