@@ -444,9 +444,6 @@ def shadow_benchmarks(repeat, quick):
         shutil.rmtree(work, ignore_errors=True)
 
 
-if __name__ == "__main__":
-    main()
-
 
 # --- evidence-only mode --------------------------------------------------------------------
 
@@ -554,3 +551,7 @@ def evidence_benchmarks(repeat, quick):
             print(f"{'  / floor':30} " + " ".join(f"{counts[c] / counts['floor']:15.3f}x" for c in names))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
