@@ -601,7 +601,19 @@ pub fn main(py: Python<'_>, argv: Vec<OsString>) -> PyResult<i32> {
         }
     };
     if args.print_policy {
-        return Ok(print_out(&policy.render_table()));
+        // What a recording would use, so a build without the legacy engine shows its
+        // fallback and refuses an explicit request for legacy exactly as a recording does.
+        return match crate::session::engines_in_force(&policy) {
+            Ok((primary, chosen_by, shadow)) => Ok(print_out(&policy.render_table_with(
+                primary.as_str(),
+                &chosen_by,
+                shadow.map(crate::naming::Engine::as_str),
+            ))),
+            Err(e) => {
+                eprintln!("ct-record: error: {e}");
+                Ok(2)
+            }
+        };
     }
     if let Some(target) = &args.explain_filter {
         return explain_filter(py, target, &args, &policy);

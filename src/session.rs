@@ -168,6 +168,27 @@ pub fn primary_engine(policy: &Policy) -> Result<(Engine, String), String> {
     }
 }
 
+/// The engines a recording with `policy` uses in this build: the primary (and the layer
+/// that chose it) and the shadow engine, if shadow compare is on. `Err`: the policy asks for
+/// an engine this build does not have (the message a recording would stop with).
+pub fn engines_in_force(policy: &Policy) -> Result<(Engine, String, Option<Engine>), String> {
+    let (primary, layer) = primary_engine(policy)?;
+    if !policy.shadow_compare.value {
+        return Ok((primary, layer, None));
+    }
+    let shadow = match primary {
+        Engine::Globals => Engine::Legacy,
+        Engine::Legacy => Engine::Globals,
+    };
+    if shadow == Engine::Legacy && legacy_engine().is_none() {
+        return Err(format!(
+            "--shadow-compare: this build has {}",
+            no_legacy_engine()
+        ));
+    }
+    Ok((primary, layer, Some(shadow)))
+}
+
 struct SessionInfo {
     trace_dir: PathBuf,
     format: TraceFormat,
