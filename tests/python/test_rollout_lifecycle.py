@@ -1,9 +1,12 @@
 """`ct-rollout status`, `flip-default` and `delete-legacy` as a user runs them: the real
 `ct-rollout` on a scratch `git clone` of this repository, checking files and exit codes.
 
-The last test deletes the legacy engine from the clone, checks the result with `cargo check`
-and builds a `ct-record` from it (CARGO_TARGET_DIR shared with the main build, so only the
-recorder crate itself is compiled again)."""
+Two tests build a recorder from the clone (CARGO_TARGET_DIR shared with the main build and
+with each other, so only the recorder crate itself is compiled again): one after
+`flip-default` alone (the globals engine by default, every opt-out still selecting legacy),
+one after `delete-legacy` (checked with `cargo check`, then recording as `<__main__>`,
+refusing legacy with status 2, and the clone's own Python tests of the legacy engine
+skipped with the recorder's reason)."""
 
 import hashlib
 import json
@@ -16,6 +19,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
+# The lifecycle carries the legacy engine to its deletion: every test records shadow
+# evidence, flips or deletes the engine, so none can run on a build that no longer has it.
+pytestmark = pytest.mark.legacy_engine
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = os.path.dirname(sys.executable)
@@ -346,6 +353,23 @@ def test_fresh_build_after_flip_defaults_to_globals_and_opt_outs_select_legacy(s
     assert _engine_seen(tmp_path / "t-api") == ("legacy", "python-api")
 
 
+def _venv_with(pkg, venv):
+    """A venv whose `ct_recorder` is the package built from the clone, with the console
+    scripts the suite runs (ct-record, ct-rollout) and this venv's other packages (pytest…)
+    behind its own."""
+    done = _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], venv.parent)
+    assert done.returncode == 0, done.stderr
+    py = venv / "bin" / "python"
+    site = Path(_run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], venv.parent).stdout.strip())
+    shutil.copytree(pkg / "ct_recorder", site / "ct_recorder")
+    (site / "zz_suite_packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    for name, func in (("ct-record", "ct_record"), ("ct-rollout", "ct_rollout")):
+        script = venv / "bin" / name
+        script.write_text(f"#!{py}\nimport sys\nfrom ct_recorder.cli import {func}\nsys.exit({func}())\n")
+        script.chmod(0o755)
+    return py
+
+
 def test_delete_with_evidence_builds_and_refuses_legacy(scratch, tmp_path):
     _gates(scratch, min_runs=1)
     # The project check: `cargo check` of the whole result (the default is a build plus the
@@ -392,6 +416,24 @@ def test_delete_with_evidence_builds_and_refuses_legacy(scratch, tmp_path):
         refused = _run(asked, proj, {**env, **extra})
         assert refused.returncode == 2, refused.stderr
         assert "legacy-deleted" in refused.stderr and "hi" not in refused.stdout
+    shadow = _run([*launcher, "--shadow-compare", "app.py"], proj, env)
+    assert shadow.returncode == 2 and "legacy-deleted" in shadow.stderr and "hi" not in shadow.stdout
+    refused = _run([*launcher, "--print-policy", "--no-module-name-from-globals"], proj, env)
+    assert refused.returncode == 2 and "legacy-deleted" in refused.stderr, refused.stdout + refused.stderr
+
+    # The copy's own Python suite on the copy's recorder: the tests that need the deleted
+    # engine (a marked module; the legacy case of an `engine`-parametrized test) are skipped
+    # with the recorder's reason and counted out loud, the rest pass.
+    py = _venv_with(pkg, tmp_path / "venv")
+    suite = _run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+                  "tests/python/test_naming_legacy_counters.py",
+                  "tests/python/test_filters_engines.py::test_obj_rule_on_main_function"],
+                 scratch, {"PYTHONPATH": None}, timeout=600)
+    out = suite.stdout
+    assert suite.returncode == 0, out[-3000:] + suite.stderr[-2000:]
+    assert "legacy engine: NOT built" in out and "1 passed, 3 skipped" in out, out[-3000:]
+    assert "needs the legacy engine: this build has no legacy engine: it was deleted (rollout phase legacy-deleted" in out, out[-3000:]
+    assert "3 test(s) marked `legacy_engine` were SKIPPED" in out, out[-3000:]
 
 
 def test_report_reads_the_repository_manifest_at_run_time(scratch, tmp_path):

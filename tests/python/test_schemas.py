@@ -63,6 +63,7 @@ def test_schemas_are_valid_draft_2020_12():
     registry()
 
 
+@pytest.mark.legacy_engine
 def test_summary_and_metadata_of_real_runs(runs):
     summary, metadata = validator("summary"), validator("trace-metadata")
     for run in runs:
@@ -70,6 +71,7 @@ def test_summary_and_metadata_of_real_runs(runs):
         metadata.validate(json.loads((run / "trace_metadata.json").read_text()))
 
 
+@pytest.mark.legacy_engine
 def test_run_markers_of_real_runs(runs, tmp_path):
     v = validator("run")
     for run in runs:
@@ -87,6 +89,7 @@ def test_run_markers_of_real_runs(runs, tmp_path):
         v.validate({**marker, "state": "finished"})  # finished without finished_unix
 
 
+@pytest.mark.legacy_engine
 def test_every_divergence_line_of_real_runs(runs):
     v = validator("divergence")
     kinds = set()
@@ -101,6 +104,7 @@ def test_every_divergence_line_of_real_runs(runs):
     assert {"filter_decision_changed", "root_ambiguity", "shadow_error"} <= kinds, kinds
 
 
+@pytest.mark.legacy_engine
 def test_report_json_over_real_runs(runs):
     done = subprocess.run([str(BIN / "ct-rollout"), "report", "--format", "json",
                            *map(str, runs)], capture_output=True, text=True, timeout=60)
@@ -110,6 +114,7 @@ def test_report_json_over_real_runs(runs):
     assert report["aggregate"]["top_unexpected"], "the shadow errors are unexpected"
 
 
+@pytest.mark.legacy_engine
 def test_the_schemas_reject_what_the_docs_do_not_allow(runs):
     record = json.loads((runs[0] / "shadow" / "divergences.ndjson").read_text().splitlines()[0])
     v = validator("divergence")
