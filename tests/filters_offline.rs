@@ -38,12 +38,24 @@ fn offline_decisions_equal_the_loaded_chains() {
 
     let at = |rel: &str| proj.join(rel).display().to_string();
     let queries = vec![
-        (at("src/shop/pricing.py"), Some("src.shop.pricing"), "<module>"),
-        (at("src/shop/pricing.py"), Some("shop.pricing"), "secret_price"),
+        (
+            at("src/shop/pricing.py"),
+            Some("src.shop.pricing"),
+            "<module>",
+        ),
+        (
+            at("src/shop/pricing.py"),
+            Some("shop.pricing"),
+            "secret_price",
+        ),
         (at("src/shop/pricing.py"), Some("shop.pricing"), "price"),
         (at("tools/run.py"), Some("__main__"), "<module>"),
         (at("app.py"), None, "<module>"),
-        ("/usr/lib/python3.11/json/__init__.py".to_owned(), Some("json"), "<module>"),
+        (
+            "/usr/lib/python3.11/json/__init__.py".to_owned(),
+            Some("json"),
+            "<module>",
+        ),
         ("<string>".to_owned(), Some("x"), "<module>"),
     ];
     let queries: Vec<Query> = queries
@@ -73,7 +85,8 @@ fn offline_decisions_equal_the_loaded_chains() {
         assert_eq!(v.exec, exec, "{q:?}");
         assert_eq!(
             v.rule,
-            d.matched_rule().map(|m| (m.source_index, m.index_in_source)),
+            d.matched_rule()
+                .map(|m| (m.source_index, m.index_in_source)),
             "{q:?}"
         );
         assert_eq!(v.file_subject.as_deref(), ctx.file_subject(), "{q:?}");

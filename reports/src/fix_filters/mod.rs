@@ -125,6 +125,9 @@ pub struct Change {
 pub struct Proposal {
     /// The filter file (absolute path).
     pub file: PathBuf,
+    /// The file as the diff shows it (relative to the directory the command ran in, when
+    /// under it).
+    pub shown: String,
     /// The rule it goes after (index in the file, as it is now) and that rule's selector.
     pub anchor: usize,
     pub anchor_selector: String,
@@ -163,6 +166,10 @@ struct ChainKey(Vec<(String, bool)>);
 
 const BUILTIN: &str = "<builtin>";
 
+/// What makes two records the same change: the chain, the code object (file, qualname) and
+/// the two judged names.
+type ChangeKey = (usize, String, String, Option<String>, Option<String>);
+
 /// Builds the plan from the evidence: the records, the proposals, the edited files and the
 /// re-evaluation. Reads the filter files; writes nothing. `root` is the directory the diff's
 /// paths are shown relative to (files outside it are shown with their absolute path).
@@ -182,8 +189,7 @@ pub fn plan(
     let mut chains: Vec<ChainKey> = Vec::new();
     let mut changes: Vec<Change> = Vec::new();
     let mut records = 0;
-    let mut index: BTreeMap<(usize, String, String, Option<String>, Option<String>), usize> =
-        BTreeMap::new();
+    let mut index: BTreeMap<ChangeKey, usize> = BTreeMap::new();
     for run in &evidence.runs {
         let chain = chain_of(run, &mut notes);
         let chain_index = match chains.iter().position(|c| *c == chain) {
@@ -301,6 +307,7 @@ pub fn plan(
                 chain,
                 &files,
                 engine.builtin_text(),
+                root,
                 &mut proposals,
             );
         }
@@ -479,6 +486,7 @@ fn propose(
     chain: &ChainKey,
     files: &BTreeMap<PathBuf, String>,
     builtin_text: &str,
+    root: &Path,
     proposals: &mut Vec<Proposal>,
 ) -> Result<usize, String> {
     // The later deciding rule in chain order is the anchor (None: the chain default).
@@ -546,7 +554,17 @@ fn propose(
     // The rule whose decision (and value settings) is kept: R_L, when a rule decided.
     let template = vl.rule.and_then(|(s, i)| doc_of(s)?.rule(i));
     let exec = change.target;
-    let table = edit::new_rule(template, &selector, exec.as_str());
+    let mut table = edit::new_rule(template, &selector, exec.as_str());
+    if !anchor_is_legacy {
+        // The copied reason was the legacy-deciding rule's; this rule's is the exception.
+        table.insert(
+            "reason",
+            toml_edit::value(format!(
+                "exception to `{anchor_selector}`: the decision the legacy name `{}` gets",
+                change.legacy_name.as_deref().unwrap_or("<none>")
+            )),
+        );
+    }
     let mut one = toml_edit::DocumentMut::new();
     let mut rules = toml_edit::ArrayOfTables::new();
     rules.push(table);
@@ -574,6 +592,7 @@ fn propose(
         )
     };
     let proposal = Proposal {
+        shown: display_path(root, Path::new(file_name)),
         file: PathBuf::from(file_name),
         anchor: anchor.1,
         anchor_selector: anchor_selector.clone(),
@@ -697,7 +716,7 @@ pub fn render(plan: &FixPlan, write: bool) -> String {
                 out,
                 "    fix: after `{}` in {}, add `{}` (exec = \"{}\")",
                 p.anchor_selector,
-                p.file.display(),
+                p.shown,
                 p.selector,
                 p.exec.as_str()
             );
