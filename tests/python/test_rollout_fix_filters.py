@@ -293,3 +293,51 @@ def test_completions_offer_fix_filters_and_write(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert [line.split("\t")[0] for line in done.stdout.splitlines()] == ["--write"], done.stdout
+
+
+def test_several_filter_files_are_written_all_or_none(tmp_path):
+    """Rules to fix in the project filter and in a --trace-filter file: one diff for both,
+    a failure after the first file is replaced restores it (nothing changed), then a clean
+    --write edits both and a fresh run has no change left."""
+    proj = write_tree(tmp_path / "proj", {
+        ".codetracer/trace-filter.toml": FILTER_HEAD + """
+[[scope.rules]]
+selector = "pkg:src.shop.*"
+exec = "skip"
+""",
+        "filters/extra.toml": FILTER_HEAD.replace('name = "proj"', 'name = "extra"') + """
+[[scope.rules]]
+selector = "pkg:src.gen.*"
+exec = "skip"
+""",
+        "src/shop/__init__.py": "",
+        "src/shop/pricing.py": "def price(x):\n    return x * 2\n",
+        "src/gen/__init__.py": "",
+        "src/gen/models.py": "X = 1\n",
+        "main.py": "import shop.pricing, gen.models\nprint(shop.pricing.price(2), gen.models.X)\n",
+    })
+    env = {"PYTHONPATH": str(proj / "src")}
+    target = ["--trace-filter", "filters/extra.toml", "main.py"]
+    assert shadow_run(proj, tmp_path / "run1", *target, env=env)
+    digest = tree_digest(proj)
+
+    failing = subprocess.run([CT_ROLLOUT, "fix-filters", "--write", str(tmp_path / "run1")], cwd=proj,
+                             capture_output=True, text=True, timeout=120,
+                             env=dict(os.environ, CT_ROLLOUT_TEST_FAIL_AFTER="1"))
+    assert failing.returncode == 1, failing.stdout + failing.stderr
+    assert "every file was restored, nothing changed" in failing.stderr, failing.stderr
+    assert tree_digest(proj) == digest
+
+    wrote = fix_filters(tmp_path / "run1", "--write", cwd=proj)
+    assert wrote.returncode == 0, wrote.stdout + wrote.stderr
+    assert "diff --ct-rollout a/.codetracer/trace-filter.toml" in wrote.stdout
+    assert "diff --ct-rollout a/filters/extra.toml" in wrote.stdout
+    assert "ct-rollout: done: 2 filter file(s) edited" in wrote.stdout, wrote.stdout
+    extra = tomllib.loads((proj / "filters" / "extra.toml").read_text())["scope"]["rules"]
+    assert [r["selector"] for r in extra] == ["pkg:src.gen.*", "pkg:glob:gen.*"]
+    assert shadow_run(proj, tmp_path / "run2", *target, env=env) == []
+
+    # The old evidence against the edited files: nothing remains, and the note says why.
+    old = fix_filters(tmp_path / "run1", cwd=proj)
+    assert old.returncode == 0, old.stdout
+    assert "changed since run" in old.stdout and "0 of " in old.stdout, old.stdout

@@ -45,6 +45,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use ct_shadow::{DivergenceKind, Exec};
+use sha2::Digest;
 
 use crate::lifecycle::ChangeSet;
 use crate::{Evidence, RunReport};
@@ -280,6 +281,24 @@ pub fn plan(
             files.insert(path, text);
         }
     }
+    // A file edited since a run (by hand, or by an earlier --write) is judged as it is now.
+    let mut changed: BTreeSet<(String, String)> = BTreeSet::new();
+    for run in &evidence.runs {
+        for s in &run.summary.run.meta.filter_chain {
+            let Some(text) = files.get(Path::new(&s.source)) else {
+                continue;
+            };
+            let now = format!("{:x}", sha2::Sha256::digest(text.as_bytes()));
+            if now != s.sha256 {
+                changed.insert((s.source.clone(), run.label()));
+            }
+        }
+    }
+    for (source, run) in changed {
+        notes.push(format!(
+            "{source} changed since run {run}: its records are judged with the file as it is now"
+        ));
+    }
     FilterDoc::parse(engine.builtin_text())
         .map_err(|e| FixError(format!("the builtin filter: {e}")))?;
 
@@ -508,48 +527,44 @@ fn propose(
     let anchor_selector = anchor_doc
         .selector(anchor.1)
         .ok_or_else(|| format!("rule #{} is not in its filter file any more", anchor.1))?;
-    let kind = anchor_selector.split(':').next().unwrap_or("").to_owned();
+    // The selector to adapt: the rule that set the decision being kept (case A: legacy's) or
+    // overridden (case B: globals'), which may come before the anchor when the last match
+    // sets no `exec` (a catch-all with value patterns, say).
+    let basis_rule = if anchor_is_legacy {
+        vl.exec_rule
+    } else {
+        vg.exec_rule
+    };
+    let basis = basis_rule
+        .and_then(|(s, r)| doc_of(s)?.selector(r))
+        .unwrap_or_else(|| anchor_selector.clone());
+    let kind = basis.split(':').next().unwrap_or("").to_owned();
     let main_like = matches!(change.globals_name.as_deref(), None | Some("__main__"));
-    let selector = match kind.as_str() {
-        "pkg" | "obj" if main_like => {
-            if kind == "obj" {
-                return Err(format!(
-                    "the rule `{anchor_selector}` names an object, and under the globals engine \
-                     this code's module is `{}`: a selector cannot combine a file and an \
-                     object; split the rule by hand (e.g. a `file:` rule for the script)",
-                    change.globals_name.as_deref().unwrap_or("<none>")
-                ));
-            }
-            let Some(path) = &vg.file_subject else {
-                return Err("the code object has no file path to select".into());
-            };
-            format!("file:literal:{path}")
-        }
-        "pkg" => {
-            let globals = change.globals_name.clone().unwrap_or_default();
-            if anchor_is_legacy {
-                rewrite_prefix(&anchor_selector, change.legacy_name.as_deref(), &globals)
-                    .unwrap_or_else(|| format!("pkg:literal:{globals}"))
-            } else {
-                format!("pkg:literal:{globals}")
-            }
-        }
-        "obj" => {
-            let Some(globals_obj) = &vg.object_name else {
-                return Err("the code object has no object name under the globals engine".into());
-            };
-            if anchor_is_legacy {
-                rewrite_prefix(&anchor_selector, vl.object_name.as_deref(), globals_obj)
-                    .unwrap_or_else(|| format!("obj:literal:{globals_obj}"))
-            } else {
-                format!("obj:literal:{globals_obj}")
-            }
-        }
-        _ => {
+    let selector = if kind == "obj" {
+        let Some(globals_obj) = vg.object_name.as_ref().filter(|_| !main_like) else {
             return Err(format!(
-                "the deciding rule `{anchor_selector}` selects files, which both engines see alike"
-            ))
-        }
+                "the rule `{basis}` names an object, and under the globals engine this \
+                 code's module is `{}`: a selector cannot combine a file and an object; \
+                 split the rule by hand (e.g. a `file:` rule for the script)",
+                change.globals_name.as_deref().unwrap_or("<none>")
+            ));
+        };
+        anchor_is_legacy
+            .then(|| rewrite_prefix(&basis, vl.object_name.as_deref(), globals_obj))
+            .flatten()
+            .unwrap_or_else(|| format!("obj:literal:{globals_obj}"))
+    } else if main_like {
+        // `pkg:__main__` would match every script: select this one by its path.
+        let Some(path) = &vg.file_subject else {
+            return Err("the code object has no file path to select".into());
+        };
+        format!("file:literal:{path}")
+    } else {
+        let globals = change.globals_name.clone().unwrap_or_default();
+        (anchor_is_legacy && kind == "pkg")
+            .then(|| rewrite_prefix(&basis, change.legacy_name.as_deref(), &globals))
+            .flatten()
+            .unwrap_or_else(|| format!("pkg:literal:{globals}"))
     };
     // The rule whose decision (and value settings) is kept: R_L, when a rule decided.
     let template = vl.rule.and_then(|(s, i)| doc_of(s)?.rule(i));
@@ -560,7 +575,7 @@ fn propose(
         table.insert(
             "reason",
             toml_edit::value(format!(
-                "exception to `{anchor_selector}`: the decision the legacy name `{}` gets",
+                "exception to `{basis}`: the decision the legacy name `{}` gets",
                 change.legacy_name.as_deref().unwrap_or("<none>")
             )),
         );
@@ -578,14 +593,14 @@ fn propose(
     let globals = change.globals_name.as_deref().unwrap_or("<none>");
     let why = if anchor_is_legacy {
         format!(
-            "Added by `ct-rollout fix-filters`: the rule above decides ({}) for the legacy\n\
-             module name `{legacy}`; the globals engine (ADR 0016) names the same code\n\
-             `{globals}`, which this selector matches.",
+            "Added by `ct-rollout fix-filters`: `{basis}` decides ({}) for the\n\
+             legacy module name `{legacy}`; the globals engine (ADR 0016) names the same\n\
+             code `{globals}`, which this selector matches.",
             exec.as_str()
         )
     } else {
         format!(
-            "Added by `ct-rollout fix-filters`: the rule above did not match the legacy\n\
+            "Added by `ct-rollout fix-filters`: `{basis}` did not match the legacy\n\
              module name `{legacy}`, but matches the globals engine's `{globals}` (ADR 0016);\n\
              this exception keeps the decision the legacy name gets ({}).",
             exec.as_str()
