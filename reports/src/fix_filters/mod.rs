@@ -10,9 +10,11 @@
 //!
 //! ## How an edit is chosen
 //!
-//! Of the rule that decided for the legacy name (R_L) and the one that decided for the
+//! Of the last rule that matched the legacy name (R_L) and the last that matched the
 //! globals name (R_G), the later in chain order is the *anchor*: a new rule right after it
-//! is the last to match the globals name, so it decides (spec F5: the last match wins).
+//! is the last to match the globals name, so it decides (spec F5: the last match wins). The
+//! selector adapted is the one of the rule that set the `exec` in question, which can be an
+//! earlier rule when the last match sets none (a catch-all that only sets value patterns).
 //! - **R_L is the anchor** (a rule written for the legacy name, e.g. `pkg:src.shop.*` or
 //!   `pkg:literal:pkg.cli`): the new rule is a copy of R_L — its `exec`, value default and
 //!   value patterns — with a selector for the globals name. When the legacy name is the
