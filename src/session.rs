@@ -578,6 +578,7 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
     // Only threads that were recorded can have lost anything, and only from a recorder that
     // did not remove its hooks itself (after an error, or at the size cap).
     let lost = if recorder.disabled { Vec::new() } else { lost };
+    recording_gaps.extend(recorder.threads_ended_without_hook(py));
     recording_gaps.extend(
         lost.into_iter()
             .filter(|g| recorder.has_seen_thread(g.thread))

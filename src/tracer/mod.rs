@@ -387,6 +387,46 @@ impl Recorder {
         Some(format!("{} ({file}:{line})", info.name))
     }
 
+    /// Threads that lost the hook and ended before stop (3.11): seen by the recorder, no
+    /// longer alive, and with recorded frames still open on their stack — a thread that
+    /// ends with the hook returns from every frame it entered. Not after the recorder
+    /// stopped following events itself (disabled, or at the size cap).
+    pub fn threads_ended_without_hook(&self, py: Python<'_>) -> Vec<settrace::RecordingGap> {
+        if self.disabled || self.capped || Backend::for_interpreter(py) != Backend::SetTrace {
+            return Vec::new();
+        }
+        let live: FxHashSet<u64> = settrace::live_thread_ids().into_iter().collect();
+        let mut ended: Vec<u64> = self
+            .seen_threads
+            .iter()
+            .copied()
+            .filter(|tid| !live.contains(tid))
+            .filter(|tid| {
+                let stack = if *tid == self.cur_tid {
+                    &self.cur_stack
+                } else {
+                    match self.stacks.get(tid) {
+                        Some(s) => s,
+                        None => return false,
+                    }
+                };
+                stack.iter().any(|e| self.codes[e.code as usize].record)
+            })
+            .collect();
+        ended.sort_unstable();
+        ended
+            .into_iter()
+            .map(|tid| settrace::RecordingGap {
+                thread: tid,
+                state: "lost",
+                at: self
+                    .innermost_position(py, tid)
+                    .unwrap_or_else(|| "?".into()),
+                why: settrace::ENDED_WITHOUT_HOOK,
+            })
+            .collect()
+    }
+
     /// The gaps noted so far.
     pub fn take_gaps(&mut self) -> Vec<settrace::RecordingGap> {
         std::mem::take(&mut self.gaps)

@@ -291,6 +291,19 @@ fn for_each_thread_state(mut f: impl FnMut(*mut py::PyThreadState)) {
     }
 }
 
+/// The ids (as in the trace) of the threads alive now.
+pub fn live_thread_ids() -> Vec<u64> {
+    let mut ids = Vec::new();
+    // SAFETY: GIL held by the caller (see `for_each_thread_state`).
+    for_each_thread_state(|ts| ids.push(unsafe { ffi::PyThreadState_GetID(ts) }));
+    ids
+}
+
+/// Why a thread that ended with recorded frames still open is a gap.
+pub const ENDED_WITHOUT_HOOK: &str = "the thread ended with recorded calls whose returns never \
+     came: another trace function (or none) was set with sys.settrace and the recorder's was \
+     not handed back; the thread was not recorded from then on";
+
 /// `threading.settrace` target: runs once at the start of each new thread.
 #[pyfunction]
 #[pyo3(name = "_thread_bootstrap")]
