@@ -206,6 +206,9 @@ pub struct Recorder {
     pub(crate) capped: bool,
     /// The size cap's warning was printed (exactly once per run).
     cap_warned: bool,
+    /// Naming goes on after the size cap: there is evidence to gather (shadow comparison
+    /// or metrics). Fixed at start: the stop takes the shadow side away before reporting.
+    names_after_cap: bool,
     pub(crate) errors: Vec<String>,
     pub(crate) error_count: u64,
     pub(crate) counts: EventCounts,
@@ -238,6 +241,7 @@ impl Recorder {
             size_cap,
             capped: false,
             cap_warned: false,
+            names_after_cap: opts.shadow.is_some() || opts.metrics.is_some(),
             builder,
             naming: opts.naming,
             naming_counts: NamingCounts::default(),
@@ -273,7 +277,7 @@ impl Recorder {
     /// Whether naming goes on after the size cap: only for the evidence (shadow
     /// comparisons, metrics); a plain recording has nothing left to do.
     pub fn names_after_cap(&self) -> bool {
-        self.shadow.is_some() || self.metrics.is_some()
+        self.names_after_cap
     }
 
     /// The events file reached `--max-trace-size` (seen at the next callback): recording
