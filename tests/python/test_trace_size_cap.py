@@ -119,8 +119,14 @@ def test_the_cap_stops_recording_and_the_program_runs_on_unchanged(prog, tmp_pat
     # Past the cap by at most one batch (bounded by the largest event of the file, as JSON).
     largest = max(len(json.dumps(e, separators=(",", ":"))) for e in events)
     assert LIMIT[fmt] <= size <= LIMIT[fmt] + BATCH_EVENTS * (largest + 2) + 1024, (size, largest)
-    # The run finished normally.
+    # The run finished normally, and the trace summary says where it was cut.
     assert json.loads((trace / "run.json").read_text())["state"] == "finished"
+    summary = run([PYTHON, "-m", "ct_recorder.summary", str(trace)], tmp_path)
+    assert summary.returncode == 0, summary.describe()
+    text = summary.stdout.decode()
+    assert "status:    complete" in text
+    assert (f"cut:       at --max-trace-size ({LIMIT[fmt]} bytes) after "
+            f"{cap['events_written']} events") in text, text
 
 
 def test_below_the_cap_nothing_changes_and_the_default_is_recorded(prog, tmp_path):
