@@ -505,6 +505,7 @@ fn run_report(id: &str, run: &RunValues) -> RunReport {
                 exit_code: None,
                 entry: None,
                 trace_cut: None,
+                filter_chain: Vec::new(),
             },
             recorder_version: info_label("version").unwrap_or_default(),
             primary: info_label("primary")

@@ -32,6 +32,11 @@ pub struct RunMeta {
     /// Comparisons of new code objects went on after the cut.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_cut: Option<TraceCut>,
+    /// The trace filter chain the run's decisions were made with, in chain order (empty: not
+    /// known, e.g. a summary written before this field existed). `ct-rollout fix-filters`
+    /// re-evaluates the run's filter decision changes against it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filter_chain: Vec<FilterSourceRef>,
 }
 
 /// The trace reached the recorder's size cap: recording stopped, the evidence went on.
@@ -43,6 +48,18 @@ pub struct TraceCut {
     pub events: u64,
     /// The events file's size.
     pub bytes: u64,
+}
+
+/// One source of a run's filter chain, as `summary.json` records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterSourceRef {
+    /// The file's absolute path, or the builtin's name (`<builtin>`); the same text the
+    /// divergence records' `rule.source` use.
+    pub source: String,
+    /// Whether this is the builtin filter (never edited by tools).
+    pub builtin: bool,
+    /// Lower-case hex SHA-256 of the source's bytes when the run loaded it.
+    pub sha256: String,
 }
 
 /// How the recorded program was started: what kind of program the evidence covers.

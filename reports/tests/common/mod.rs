@@ -151,6 +151,7 @@ pub fn record_run(dir: &Path, run_id: &str, primary: Engine, cases: &[Case]) -> 
             exit_code: Some(0),
             entry: Some(Entry::new(false, "app.py")),
             trace_cut: None,
+            filter_chain: Vec::new(),
         })
         .unwrap()
 }
