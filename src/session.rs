@@ -37,6 +37,8 @@ pub struct SessionConfig {
     pub own_dir: Option<String>,
     pub on_error: OnError,
     pub limits: Limits,
+    /// `--max-trace-size`: the events file's cap in bytes (`None`: no cap).
+    pub max_trace_size: Option<u64>,
     /// Do not record the code running on the calling thread's stack (the launcher's).
     pub skip_current_stack: bool,
     /// Where the trace filter chain comes from (spec F1).
@@ -224,6 +226,8 @@ pub struct SessionSummary {
     pub filters: FilterStats,
     /// Stretches of threads not recorded because `sys.settrace` replaced the hook.
     pub recording_gaps: Vec<crate::tracer::settrace::RecordingGap>,
+    /// `--max-trace-size`, and where the trace stops when it was reached.
+    pub trace_size_cap: crate::tracer::SizeCapReport,
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -470,6 +474,7 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
             return Err(cannot_write(&e));
         }
     };
+    sink.set_max_bytes(cfg.max_trace_size);
     let builder = TraceBuilder::new(sink, &program_path);
     // The legacy engine snapshots sys.path and the cwd now: after the launcher has set
     // sys.path[0] the way python would.
@@ -591,7 +596,10 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
     let errors = std::mem::take(&mut recorder.errors);
     let error_count = recorder.error_count;
     let mut recording_gaps = recorder.take_gaps();
-    // Only threads that were recorded can have lost anything.
+    // Only threads that were recorded can have lost anything, and only from a recorder that
+    // did not remove its hooks itself (after an error, or at the size cap).
+    let lost = if recorder.disabled { Vec::new() } else { lost };
+    recording_gaps.extend(recorder.threads_ended_without_hook(py));
     recording_gaps.extend(
         lost.into_iter()
             .filter(|g| recorder.has_seen_thread(g.thread))
@@ -613,6 +621,9 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
     let paths = serde_json::to_vec(builder.path_list()).unwrap_or_else(|_| b"[]".to_vec());
     let events_file = builder.events_path().to_path_buf();
     let finished = builder.finish();
+    // After the events file is closed: its last batch may be what reached the cap.
+    recorder.warn_size_cap();
+    let trace_size_cap = recorder.size_cap_report();
     // Code objects are released here, with the GIL held.
     drop(recorder);
     let events = match finished {
@@ -634,6 +645,7 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
         naming,
         filters,
         recording_gaps,
+        trace_size_cap,
     };
     if !summary.recording_gaps.is_empty() {
         let threads: std::collections::BTreeSet<u64> =
@@ -685,7 +697,24 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
     }
     let metrics = info.metrics.take();
     let human = metrics.as_ref().and_then(|rt| {
-        write_metrics_artifacts(py, &info, rt, shadow_side, exit_code, &mut failures)
+        let cut = &summary.trace_size_cap;
+        let trace_cut = match (cut.limit_bytes, cut.events_written, cut.bytes_written) {
+            (Some(limit_bytes), Some(events), Some(bytes)) => Some(ct_shadow::TraceCut {
+                limit_bytes,
+                events,
+                bytes,
+            }),
+            _ => None,
+        };
+        write_metrics_artifacts(
+            py,
+            &info,
+            rt,
+            shadow_side,
+            exit_code,
+            trace_cut,
+            &mut failures,
+        )
     });
     // Last of the durable artifacts: the marker says the directory is complete.
     let mut marker = info.marker.clone();
@@ -798,6 +827,7 @@ fn write_metrics_artifacts(
     rt: &MetricsRuntime,
     shadow: Option<ShadowSide>,
     exit_code: Option<i32>,
+    trace_cut: Option<ct_shadow::TraceCut>,
     failures: &mut Vec<String>,
 ) -> Option<String> {
     let python_version = py
@@ -812,6 +842,7 @@ fn write_metrics_artifacts(
         python_version,
         exit_code,
         entry: Some(entry_of(&rt.opts.command)),
+        trace_cut,
         filter_chain: info
             .filter_summary
             .sources

@@ -28,11 +28,26 @@ pub struct RunMeta {
     /// How the program was started (`None`: not known, e.g. a library caller).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry: Option<Entry>,
+    /// Where the recorder's trace stopped at its size cap (`--max-trace-size`), when it did.
+    /// Comparisons of new code objects went on after the cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_cut: Option<TraceCut>,
     /// The trace filter chain the run's decisions were made with, in chain order (empty: not
     /// known, e.g. a summary written before this field existed). `ct-rollout fix-filters`
     /// re-evaluates the run's filter decision changes against it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub filter_chain: Vec<FilterSourceRef>,
+}
+
+/// The trace reached the recorder's size cap: recording stopped, the evidence went on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceCut {
+    /// The cap, in bytes.
+    pub limit_bytes: u64,
+    /// Events in the trace (it ends there).
+    pub events: u64,
+    /// The events file's size.
+    pub bytes: u64,
 }
 
 /// One source of a run's filter chain, as `summary.json` records it.
@@ -369,6 +384,13 @@ pub fn render_summary(s: &Summary) -> String {
         budget,
         s.skipped.budget_exhausted
     ));
+    if let Some(cut) = &r.meta.trace_cut {
+        out.push(format!(
+            "trace cut at --max-trace-size ({} bytes) after {}: comparing went on",
+            cut.limit_bytes,
+            n_of(cut.events, "event", "events")
+        ));
+    }
     let d = &s.divergences;
     out.push(format!(
         "divergences {} · expected by ADR 0016 {} · UNEXPECTED {}",
