@@ -165,9 +165,32 @@ pub fn path_text(bytes: &[u8]) -> String {
     out
 }
 
+/// `max_trace_size=` of `start()`: `None` for the default (as `ct-record`), a number of bytes,
+/// or a size as `--max-trace-size` takes it (`"500M"`, `"unlimited"`).
+fn max_trace_size_of(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u64>> {
+    let bad = |e: String| ConfigError::new_err(format!("max_trace_size: {e}"));
+    let parsed = match value {
+        None => cli::parse_max_trace_size(cli::DEFAULT_MAX_TRACE_SIZE),
+        Some(v) if v.is_none() => cli::parse_max_trace_size(cli::DEFAULT_MAX_TRACE_SIZE),
+        Some(v) if v.is_instance_of::<pyo3::types::PyBool>() => {
+            return Err(bad(
+                "expected a number of bytes or a size such as '500M'".into()
+            ))
+        }
+        Some(v) => match v.extract::<u64>() {
+            Ok(n) => cli::parse_max_trace_size(&n.to_string()),
+            Err(_) => match v.extract::<String>() {
+                Ok(text) => cli::parse_max_trace_size(&text),
+                Err(_) => Err("expected a number of bytes or a size such as '500M'".into()),
+            },
+        },
+    };
+    parsed.map(|m| m.0).map_err(bad)
+}
+
 /// Starts recording the current process into `trace_dir`.
 #[pyfunction]
-#[pyo3(signature = (trace_dir, *, format = None, program = None, args = Vec::new(), own_dir = None, on_error = "disable", skip_current_stack = false, finish_on_sigterm = false, trace_filters = Vec::new(), default_filter = true, program_dir = None, shadow_sample = None, shadow_budget = None, metrics_addr = None, metrics_required = true, metrics_linger = 0.0, metrics_push = None, quiet = false, command = Vec::<std::ffi::OsString>::new()))]
+#[pyo3(signature = (trace_dir, *, format = None, program = None, args = Vec::new(), own_dir = None, on_error = "disable", skip_current_stack = false, finish_on_sigterm = false, trace_filters = Vec::new(), default_filter = true, program_dir = None, shadow_sample = None, shadow_budget = None, metrics_addr = None, metrics_required = true, metrics_linger = 0.0, metrics_push = None, quiet = false, command = Vec::<std::ffi::OsString>::new(), max_trace_size = None))]
 #[allow(clippy::too_many_arguments)]
 fn start(
     py: Python<'_>,
@@ -190,7 +213,10 @@ fn start(
     metrics_push: Option<String>,
     quiet: bool,
     command: Vec<std::ffi::OsString>,
+    max_trace_size: Option<Bound<'_, PyAny>>,
 ) -> PyResult<()> {
+    let cap_given = max_trace_size.as_ref().is_some_and(|v| !v.is_none());
+    let max_trace_size = max_trace_size_of(max_trace_size.as_ref())?;
     let command: Vec<String> = command
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
@@ -239,11 +265,16 @@ fn start(
             session::build_policy(&dir, None).map_err(|e| ConfigError::new_err(e.to_string()))?
         }
     };
-    if policy.evidence_only.value && format_given {
-        return Err(ConfigError::new_err(
-            "format= cannot be combined with evidence-only mode: an evidence-only run writes \
-             no trace",
-        ));
+    if policy.evidence_only.value && (format_given || cap_given) {
+        let option = if format_given {
+            "format="
+        } else {
+            "max_trace_size="
+        };
+        return Err(ConfigError::new_err(format!(
+            "{option} cannot be combined with evidence-only mode: an evidence-only run writes \
+             no trace"
+        )));
     }
     session::start(
         py,
@@ -255,6 +286,7 @@ fn start(
             own_dir,
             on_error,
             limits: Limits::default(),
+            max_trace_size,
             skip_current_stack,
             policy,
             shadow: session::ShadowOptions {

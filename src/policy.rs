@@ -346,6 +346,22 @@ impl Policy {
 
     /// The `--print-policy` text: one aligned row per setting, then the engines.
     pub fn render_table(&self) -> String {
+        self.render_table_with(
+            self.primary_engine(),
+            &self.module_name_from_globals.layer.to_string(),
+            self.shadow_engine(),
+        )
+    }
+
+    /// The table with the engines a recording of this build would use (which can differ from
+    /// what the settings say: a build without the legacy engine names with globals when
+    /// legacy only comes from the built-in default).
+    pub fn render_table_with(
+        &self,
+        primary: &str,
+        chosen_by: &str,
+        shadow: Option<&str>,
+    ) -> String {
         let mut b = tabled::builder::Builder::default();
         b.push_record(["setting", "value", "layer", "source"]);
         for s in SETTINGS.iter() {
@@ -369,9 +385,9 @@ impl Policy {
         }
         out.push_str(&format!(
             "\nprimary engine: {} (chosen by {})\nshadow engine:  {}\nrollout phase:  {} (built-in default {} = {})\n",
-            self.primary_engine(),
-            self.module_name_from_globals.layer,
-            self.shadow_engine().unwrap_or("none"),
+            primary,
+            chosen_by,
+            shadow.unwrap_or("none"),
             rollout::PHASE,
             rollout::FLAG_NAME,
             rollout::MODULE_NAME_FROM_GLOBALS_DEFAULT,

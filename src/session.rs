@@ -37,6 +37,8 @@ pub struct SessionConfig {
     pub own_dir: Option<String>,
     pub on_error: OnError,
     pub limits: Limits,
+    /// `--max-trace-size`: the events file's cap in bytes (`None`: no cap).
+    pub max_trace_size: Option<u64>,
     /// Do not record the code running on the calling thread's stack (the launcher's).
     pub skip_current_stack: bool,
     /// Where the trace filter chain comes from (spec F1).
@@ -176,6 +178,27 @@ pub fn primary_engine(policy: &Policy) -> Result<(Engine, String), String> {
     }
 }
 
+/// The engines a recording with `policy` uses in this build: the primary (and the layer
+/// that chose it) and the shadow engine, if shadow compare is on. `Err`: the policy asks for
+/// an engine this build does not have (the message a recording would stop with).
+pub fn engines_in_force(policy: &Policy) -> Result<(Engine, String, Option<Engine>), String> {
+    let (primary, layer) = primary_engine(policy)?;
+    if !policy.shadow_compare.value {
+        return Ok((primary, layer, None));
+    }
+    let shadow = match primary {
+        Engine::Globals => Engine::Legacy,
+        Engine::Legacy => Engine::Globals,
+    };
+    if shadow == Engine::Legacy && legacy_engine().is_none() {
+        return Err(format!(
+            "--shadow-compare: this build has {}",
+            no_legacy_engine()
+        ));
+    }
+    Ok((primary, layer, Some(shadow)))
+}
+
 struct SessionInfo {
     trace_dir: PathBuf,
     format: TraceFormat,
@@ -214,6 +237,8 @@ pub struct SessionSummary {
     pub filters: FilterStats,
     /// Stretches of threads not recorded because `sys.settrace` replaced the hook.
     pub recording_gaps: Vec<crate::tracer::settrace::RecordingGap>,
+    /// `--max-trace-size`, and where the trace stops when it was reached.
+    pub trace_size_cap: crate::tracer::SizeCapReport,
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -465,7 +490,10 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
         None
     } else {
         match EventSink::create(&cfg.trace_dir, cfg.format, &cfg.program, &cfg.args) {
-            Ok(sink) => Some(TraceBuilder::new(sink, &program_path)),
+            Ok(sink) => {
+                sink.set_max_bytes(cfg.max_trace_size);
+                Some(TraceBuilder::new(sink, &program_path))
+            }
             Err(e) => {
                 undo(&cfg.trace_dir);
                 return Err(cannot_write(&e));
@@ -595,7 +623,10 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
     let errors = std::mem::take(&mut recorder.errors);
     let error_count = recorder.error_count;
     let mut recording_gaps = recorder.take_gaps();
-    // Only threads that were recorded can have lost anything.
+    // Only threads that were recorded can have lost anything, and only from a recorder that
+    // did not remove its hooks itself (after an error, or at the size cap).
+    let lost = if recorder.disabled { Vec::new() } else { lost };
+    recording_gaps.extend(recorder.threads_ended_without_hook(py));
     recording_gaps.extend(
         lost.into_iter()
             .filter(|g| recorder.has_seen_thread(g.thread))
@@ -619,6 +650,9 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
         let events_file = builder.events_path().to_path_buf();
         (paths, events_file, builder.finish())
     });
+    // After the events file is closed: its last batch may be what reached the cap.
+    recorder.warn_size_cap();
+    let trace_size_cap = recorder.size_cap_report();
     // Code objects are released here, with the GIL held.
     drop(recorder);
     let (paths, events_file, events) = match trace {
@@ -646,6 +680,7 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
         naming,
         filters,
         recording_gaps,
+        trace_size_cap,
     };
     if !summary.recording_gaps.is_empty() {
         let threads: std::collections::BTreeSet<u64> =
@@ -704,7 +739,24 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
     }
     let metrics = info.metrics.take();
     let human = metrics.as_ref().and_then(|rt| {
-        write_metrics_artifacts(py, &info, rt, shadow_side, exit_code, &mut failures)
+        let cut = &summary.trace_size_cap;
+        let trace_cut = match (cut.limit_bytes, cut.events_written, cut.bytes_written) {
+            (Some(limit_bytes), Some(events), Some(bytes)) => Some(ct_shadow::TraceCut {
+                limit_bytes,
+                events,
+                bytes,
+            }),
+            _ => None,
+        };
+        write_metrics_artifacts(
+            py,
+            &info,
+            rt,
+            shadow_side,
+            exit_code,
+            trace_cut,
+            &mut failures,
+        )
     });
     // Last of the durable artifacts: the marker says the directory is complete.
     let mut marker = info.marker.clone();
@@ -817,6 +869,7 @@ fn write_metrics_artifacts(
     rt: &MetricsRuntime,
     shadow: Option<ShadowSide>,
     exit_code: Option<i32>,
+    trace_cut: Option<ct_shadow::TraceCut>,
     failures: &mut Vec<String>,
 ) -> Option<String> {
     let python_version = py
@@ -836,6 +889,17 @@ fn write_metrics_artifacts(
         } else {
             ct_shadow::Recording::Trace
         },
+        trace_cut,
+        filter_chain: info
+            .filter_summary
+            .sources
+            .iter()
+            .map(|s| ct_shadow::FilterSourceRef {
+                source: s.path.clone(),
+                builtin: s.origin == crate::filters::SourceOrigin::Builtin,
+                sha256: s.sha256.clone(),
+            })
+            .collect(),
     };
     // The counts are final: the artifacts, the push and any later scrape say so.
     rt.metrics.set_finished();

@@ -32,6 +32,15 @@ pub struct RunMeta {
     /// Summaries written before the field existed are trace runs.
     #[serde(default)]
     pub recording: Recording,
+    /// Where the recorder's trace stopped at its size cap (`--max-trace-size`), when it did.
+    /// Comparisons of new code objects went on after the cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_cut: Option<TraceCut>,
+    /// The trace filter chain the run's decisions were made with, in chain order (empty: not
+    /// known, e.g. a summary written before this field existed). `ct-rollout fix-filters`
+    /// re-evaluates the run's filter decision changes against it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filter_chain: Vec<FilterSourceRef>,
 }
 
 /// Whether a shadow run also wrote a trace. Evidence-only runs are full evidence: the
@@ -55,6 +64,29 @@ impl Recording {
             Recording::EvidenceOnly => "evidence-only",
         }
     }
+}
+
+/// The trace reached the recorder's size cap: recording stopped, the evidence went on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceCut {
+    /// The cap, in bytes.
+    pub limit_bytes: u64,
+    /// Events in the trace (it ends there).
+    pub events: u64,
+    /// The events file's size.
+    pub bytes: u64,
+}
+
+/// One source of a run's filter chain, as `summary.json` records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterSourceRef {
+    /// The file's absolute path, or the builtin's name (`<builtin>`); the same text the
+    /// divergence records' `rule.source` use.
+    pub source: String,
+    /// Whether this is the builtin filter (never edited by tools).
+    pub builtin: bool,
+    /// Lower-case hex SHA-256 of the source's bytes when the run loaded it.
+    pub sha256: String,
 }
 
 /// How the recorded program was started: what kind of program the evidence covers.
@@ -382,6 +414,13 @@ pub fn render_summary(s: &Summary) -> String {
         budget,
         s.skipped.budget_exhausted
     ));
+    if let Some(cut) = &r.meta.trace_cut {
+        out.push(format!(
+            "trace cut at --max-trace-size ({} bytes) after {}: comparing went on",
+            cut.limit_bytes,
+            n_of(cut.events, "event", "events")
+        ));
+    }
     let d = &s.divergences;
     out.push(format!(
         "divergences {} · expected by ADR 0016 {} · UNEXPECTED {}",

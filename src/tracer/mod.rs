@@ -121,6 +121,22 @@ impl CodeInfo {
     }
 }
 
+/// `--max-trace-size` in `trace_metadata.json` (`summary.trace_size_cap`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SizeCapReport {
+    /// The cap in bytes; `null`: no cap (`--max-trace-size unlimited`).
+    pub limit_bytes: Option<u64>,
+    /// The events file reached the cap and recording stopped there.
+    pub reached: bool,
+    /// When reached: the events in the file (it ends after the batch that reached the cap).
+    pub events_written: Option<u64>,
+    /// When reached: the events file's size, closed.
+    pub bytes_written: Option<u64>,
+    /// When reached: what went on after the cut: `naming` (shadow comparisons and metrics
+    /// of new code objects) or `nothing` (the hooks were removed).
+    pub after_cut: Option<&'static str>,
+}
+
 /// One parameter: its fast-locals index is its position in `co_varnames`.
 struct ArgSlot {
     name: Py<PyString>,
@@ -186,6 +202,17 @@ pub struct Recorder {
     pub(crate) entry_cut: Option<(usize, usize)>,
     on_error: OnError,
     pub(crate) disabled: bool,
+    /// The events file's size cap, as the writer thread reports it.
+    size_cap: std::sync::Arc<crate::writer::SizeCap>,
+    /// The events file reached `--max-trace-size`: nothing more is recorded. The back ends
+    /// keep only naming (new code objects are still named, compared and counted) while
+    /// shadow comparison or metrics are on; otherwise the hooks are gone.
+    pub(crate) capped: bool,
+    /// The size cap's warning was printed (exactly once per run).
+    cap_warned: bool,
+    /// Naming goes on after the size cap: there is evidence to gather (shadow comparison
+    /// or metrics). Fixed at start: the stop takes the shadow side away before reporting.
+    names_after_cap: bool,
     pub(crate) errors: Vec<String>,
     pub(crate) error_count: u64,
     pub(crate) counts: EventCounts,
@@ -218,7 +245,16 @@ impl Recorder {
             Backend::Monitoring if get_var_ok(py) => ArgAccess::GetVar,
             _ => ArgAccess::Locals,
         };
+        // Evidence-only: no events file, so a cap that is never reached.
+        let size_cap = builder
+            .as_ref()
+            .map(|b| b.size_cap().clone())
+            .unwrap_or_default();
         Ok(Recorder {
+            size_cap,
+            capped: false,
+            cap_warned: false,
+            names_after_cap: opts.shadow.is_some() || opts.metrics.is_some(),
             builder,
             naming: opts.naming,
             naming_counts: NamingCounts::default(),
@@ -255,6 +291,72 @@ impl Recorder {
     /// No trace: first sights are compared, nothing is recorded.
     pub fn evidence_only(&self) -> bool {
         self.builder.is_none()
+    }
+
+    /// Whether naming goes on after the size cap: only for the evidence (shadow
+    /// comparisons, metrics); a plain recording has nothing left to do.
+    pub fn names_after_cap(&self) -> bool {
+        self.names_after_cap
+    }
+
+    /// The events file reached `--max-trace-size` (seen at the next callback): recording
+    /// stops here, with the run's one warning. Returns whether the hooks stay (for naming
+    /// alone); if not, the recorder is disabled and the caller removes them.
+    fn reach_size_cap(&mut self) -> bool {
+        self.capped = true;
+        let keep = self.names_after_cap();
+        if !keep {
+            self.disabled = true;
+        }
+        self.warn_size_cap();
+        keep
+    }
+
+    /// Prints the size cap's warning, once, when the cap was reached. Also called at stop:
+    /// the cap may be reached after the program's last callback.
+    pub fn warn_size_cap(&mut self) {
+        if self.cap_warned {
+            return;
+        }
+        let (Some(cut), Some(limit)) = (self.size_cap.cut(), self.size_cap.limit()) else {
+            return;
+        };
+        self.cap_warned = true;
+        let file = self
+            .builder
+            .as_ref()
+            .and_then(|b| b.events_path().file_name())
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let after = if self.names_after_cap() {
+            "; shadow comparisons and metrics go on"
+        } else {
+            ""
+        };
+        crate::session::say(&format!(
+            "ct-record: warning: the trace reached --max-trace-size ({limit} bytes): recording \
+             stopped after event {} ({file} closed at {} bytes); the program runs on \
+             unchanged{after}. See trace_size_cap in trace_metadata.json.",
+            cut.events, cut.bytes
+        ));
+    }
+
+    /// What `trace_metadata.json` says about the size cap.
+    pub fn size_cap_report(&self) -> SizeCapReport {
+        let cut = self.size_cap.cut();
+        SizeCapReport {
+            limit_bytes: self.size_cap.limit(),
+            reached: cut.is_some(),
+            events_written: cut.map(|c| c.events),
+            bytes_written: cut.map(|c| c.bytes),
+            after_cut: cut.map(|_| {
+                if self.names_after_cap() {
+                    "naming"
+                } else {
+                    "nothing"
+                }
+            }),
+        }
     }
 
     /// The legacy resolvers' counters, keyed by what they name (see `NamingCounts`).
@@ -309,6 +411,50 @@ impl Recorder {
         let file: String = code.getattr("co_filename").ok()?.extract().ok()?;
         let line: i64 = code.getattr("co_firstlineno").ok()?.extract().ok()?;
         Some(format!("{} ({file}:{line})", info.name))
+    }
+
+    /// Threads that lost the hook and ended before stop (3.11): seen by the recorder, no
+    /// longer alive, and with recorded frames still open on their stack — a thread that
+    /// ends with the hook returns from every frame it entered. Not after the recorder
+    /// stopped following events itself (disabled, or at the size cap).
+    pub fn threads_ended_without_hook(&self, py: Python<'_>) -> Vec<settrace::RecordingGap> {
+        if self.disabled
+            || self.capped
+            || self.evidence_only()
+            || Backend::for_interpreter(py) != Backend::SetTrace
+        {
+            return Vec::new();
+        }
+        let live: FxHashSet<u64> = settrace::live_thread_ids().into_iter().collect();
+        let mut ended: Vec<u64> = self
+            .seen_threads
+            .iter()
+            .copied()
+            .filter(|tid| !live.contains(tid))
+            .filter(|tid| {
+                let stack = if *tid == self.cur_tid {
+                    &self.cur_stack
+                } else {
+                    match self.stacks.get(tid) {
+                        Some(s) => s,
+                        None => return false,
+                    }
+                };
+                stack.iter().any(|e| self.codes[e.code as usize].record)
+            })
+            .collect();
+        ended.sort_unstable();
+        ended
+            .into_iter()
+            .map(|tid| settrace::RecordingGap {
+                thread: tid,
+                state: "lost",
+                at: self
+                    .innermost_position(py, tid)
+                    .unwrap_or_else(|| "?".into()),
+                why: settrace::ENDED_WITHOUT_HOOK,
+            })
+            .collect()
     }
 
     /// The gaps noted so far.
@@ -1131,6 +1277,13 @@ pub(crate) unsafe fn run_hook<T>(
     }
     rec.counts.callbacks += 1;
     let py = Python::assume_gil_acquired();
+    // One atomic load per callback; the writer thread sets it once (see `SizeCap`).
+    if !rec.capped && rec.size_cap.is_reached() && !rec.reach_size_cap() {
+        // Nothing goes on after the cut: the hooks go, as after a recorder error.
+        drop(guard);
+        uninstall(py);
+        return Hook::Idle;
+    }
     let outcome = catch_unwind(AssertUnwindSafe(|| work(py, rec)));
     let failure = match outcome {
         Ok(Ok(value)) => return Hook::Done(value),

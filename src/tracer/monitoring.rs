@@ -105,6 +105,23 @@ fn lookup(py: Python<'_>, rec: &mut Recorder, code: *mut py::PyObject) -> Result
     Ok(idx)
 }
 
+/// `PY_START` after the size cap, with naming going on ([`Recorder::capped`]): the code is
+/// named at first sight (shadow comparison, metrics), no local events are switched on, and
+/// `DISABLE` ends this code's `PY_START` callbacks: one callback per code object, as in
+/// evidence-only mode.
+fn name_after_cap(
+    py: Python<'_>,
+    rec: &mut Recorder,
+    code: *mut py::PyObject,
+) -> Result<bool, String> {
+    rec.code_idx(py, code, || {
+        // SAFETY: GIL held; borrowed globals of the frame the event fires in.
+        let globals = unsafe { py::PyEval_GetGlobals() };
+        (!globals.is_null()).then(|| unsafe { Bound::from_borrowed_ptr(py, globals) })
+    })?;
+    Ok(true)
+}
+
 /// Replies `DISABLE` (`true`) or `None`, or NULL with the recorder's error set.
 #[inline]
 unsafe fn reply(hook: Hook<bool>) -> *mut py::PyObject {
@@ -137,6 +154,9 @@ unsafe extern "C" fn py_start(
 ) -> *mut py::PyObject {
     let code = *args;
     reply(run_hook(|py, rec| {
+        if rec.capped {
+            return name_after_cap(py, rec, code);
+        }
         let idx = lookup(py, rec, code)?;
         if cut_entry_frame(code) && !rec.is_recorded(idx) {
             // Unrecorded entry code (runpy's, for -m): its return must still come, to
@@ -161,6 +181,9 @@ unsafe extern "C" fn py_resume(
 ) -> *mut py::PyObject {
     let code = *args;
     reply(run_hook(|py, rec| {
+        if rec.capped {
+            return Ok(true);
+        }
         let idx = lookup(py, rec, code)?;
         if !rec.is_recorded(idx) {
             return Ok(true);
@@ -178,6 +201,9 @@ unsafe extern "C" fn py_throw(
 ) -> *mut py::PyObject {
     let code = *args;
     reply(run_hook(|py, rec| {
+        if rec.capped {
+            return Ok(false);
+        }
         let idx = lookup(py, rec, code)?;
         if rec.is_recorded(idx) {
             rec.enter(py, code as usize, idx, false, std::ptr::null_mut);
@@ -195,6 +221,9 @@ unsafe extern "C" fn py_return(
     let (code, value) = (*args, *args.add(2));
     reply(run_hook(|py, rec| {
         restore_entry_frame(code);
+        if rec.capped {
+            return Ok(true);
+        }
         let idx = lookup(py, rec, code)?;
         if !rec.is_recorded(idx) {
             return Ok(true);
@@ -222,6 +251,9 @@ unsafe extern "C" fn py_unwind(
     let code = *args;
     reply(run_hook(|py, rec| {
         restore_entry_frame(code);
+        if rec.capped {
+            return Ok(false);
+        }
         let idx = lookup(py, rec, code)?;
         if rec.is_recorded(idx) {
             rec.leave(py, code as usize, None);
@@ -250,6 +282,9 @@ unsafe extern "C" fn line(
 ) -> *mut py::PyObject {
     let (code, lineno) = (*args, *args.add(1));
     reply(run_hook(|py, rec| {
+        if rec.capped {
+            return Ok(true);
+        }
         rec.current_thread();
         let idx = match rec.top_code(code as usize) {
             Some(idx) => idx,
@@ -276,6 +311,9 @@ unsafe extern "C" fn raise(
 ) -> *mut py::PyObject {
     let (code, exc) = (*args, *args.add(2));
     reply(run_hook(|py, rec| {
+        if rec.capped {
+            return Ok(false);
+        }
         let idx = lookup(py, rec, code)?;
         rec.exception(py, idx, exc);
         Ok(false)

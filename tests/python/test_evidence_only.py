@@ -335,6 +335,8 @@ def ct_record(args, cwd, env=None):
     ([*EVIDENCE, "--format", "binary"], None, "--format cannot be combined"),
     ([*EVIDENCE, "--format=json"], None, "--format cannot be combined"),
     (EVIDENCE, {"CODETRACER_TRACE_FORMAT": "binary"}, "--format cannot be combined"),
+    ([*EVIDENCE, "--max-trace-size", "1G"], None, "--max-trace-size cannot be combined"),
+    (EVIDENCE, {"CODETRACER_MAX_TRACE_SIZE": "unlimited"}, "--max-trace-size cannot be combined"),
     (EVIDENCE, {"CODETRACER_EVIDENCE_ONLY": "maybe"}, "CODETRACER_EVIDENCE_ONLY"),
 ])
 def test_usage_errors_are_status_2_and_run_nothing(tmp_path, args, env, says):
@@ -381,7 +383,7 @@ def test_help_names_the_option_and_its_conflicts():
     assert done.returncode == 0
     text = " ".join(done.stdout.split())
     assert "--evidence-only" in text and "Needs --shadow-compare" in text
-    assert "cannot be combined with --format" in text
+    assert "cannot be combined with --format or --max-trace-size" in text
 
 
 def test_python_api(tmp_path):

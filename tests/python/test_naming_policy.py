@@ -100,6 +100,7 @@ def test_builtin_layer_in_trace(tmp_path):
     assert engine_seen(run, proj) == BUILTIN_ENGINE
 
 
+@pytest.mark.legacy_engine
 def test_project_config_layer(tmp_path):
     proj = write_tree(tmp_path / "proj", dict(PROBE_FILES, **{
         "pyproject.toml": """
@@ -177,7 +178,7 @@ def test_project_config_of_a_symlinked_script(tmp_path):
 
 @pytest.mark.parametrize("raw, value", [
     ("1", True), ("true", True), ("YES", True), (" On\t", True), ("TrUe", True),
-    ("0", False), ("false", False), ("no", False), ("OFF ", False),
+    *(pytest.param(raw, False, marks=pytest.mark.legacy_engine) for raw in ("0", "false", "no", "OFF ")),
 ])
 def test_env_layer_values(tmp_path, raw, value):
     rows, foot = print_policy(tmp_path, env=clean_env(**{ENV_VAR: raw}))
@@ -194,6 +195,7 @@ def test_env_blank_means_unset(tmp_path, raw):
     assert rows["shadow_compare"] == ("false", "built-in", "-")
 
 
+@pytest.mark.legacy_engine
 def test_env_layer_in_trace(tmp_path):
     proj = write_tree(tmp_path / "proj", PROBE_FILES)
     for raw, engine in (("1", "globals"), ("0", "legacy")):
@@ -222,6 +224,7 @@ def test_invalid_env_value_is_refused(tmp_path, var, raw):
     assert ct_record_raw(["--print-policy"], cwd=proj, env=clean_env(**{var: raw})).returncode == 2
 
 
+@pytest.mark.legacy_engine
 def test_cli_layer(tmp_path):
     proj = write_tree(tmp_path / "proj", dict(PROBE_FILES, **{
         "pyproject.toml": "[tool.ct-recorder]\nmodule-name-from-globals = true\n",
@@ -245,6 +248,7 @@ def test_cli_layer(tmp_path):
     assert engine_seen(run, proj) == "globals"
 
 
+@pytest.mark.legacy_engine
 def test_precedence_is_per_setting_and_by_layer(tmp_path):
     proj = write_tree(tmp_path / "proj", dict(PROBE_FILES, **{
         "pyproject.toml": "[tool.ct-recorder]\nmodule-name-from-globals = false\nshadow-compare = true\n",
@@ -406,6 +410,7 @@ def test_configure_policy_and_snapshot(tmp_path):
     assert run.labels_of(os.path.join(proj, "probe.py")) == {"<probe_custom>"}
 
 
+@pytest.mark.legacy_engine
 def test_last_engine_flag_wins(tmp_path):
     rows, _ = print_policy(tmp_path, "--module-name-from-globals", "--no-module-name-from-globals", env=clean_env())
     assert rows["module_name_from_globals"] == ("false", "cli", "--no-module-name-from-globals")

@@ -6,6 +6,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.legacy_engine  # every test here needs the legacy engine
+
 BIN = os.path.dirname(sys.executable)
 CT_RECORD = os.path.join(BIN, "ct-record")
 CT_ROLLOUT = os.path.join(BIN, "ct-rollout")
