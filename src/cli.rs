@@ -43,6 +43,10 @@ pub struct RecordArgs {
     #[arg(long, value_enum, default_value_t = TraceFormat::Json, env = "CODETRACER_TRACE_FORMAT")]
     pub format: TraceFormat,
 
+    /// Whether `format` was given (on the command line or in its variable), set by [`parse`].
+    #[arg(skip)]
+    pub format_given: bool,
+
     /// Stop recording when the events file reaches SIZE bytes (`500M`, `2G`, `1.5GiB`,
     /// `750000000`; K/M/G/T are powers of 1000, KiB/MiB/GiB/TiB powers of 1024), or
     /// `unlimited`. The program runs on unchanged; one warning says where the trace stops.
@@ -54,6 +58,10 @@ pub struct RecordArgs {
         value_parser = parse_max_trace_size
     )]
     pub max_trace_size: MaxTraceSize,
+
+    /// Whether `max_trace_size` was given (on the command line or in its variable).
+    #[arg(skip)]
+    pub max_trace_size_given: bool,
 
     /// When the recorder itself fails: `disable` stops recording and lets the program
     /// finish untouched; `abort` raises ct_recorder.RecorderError and exits with status 70.
@@ -100,6 +108,18 @@ pub struct RecordArgs {
     /// Do not run a shadow engine (overrides the project config and the environment).
     #[arg(long, overrides_with = "shadow_compare")]
     pub no_shadow_compare: bool,
+
+    /// With --shadow-compare: gather the evidence only, write no trace. Both engines still
+    /// compare every new code object; metrics, /metrics, --metrics-push and shadow/ are
+    /// produced as usual; the run directory holds no events file. Costs about one callback
+    /// per code object (docs/shadow-mode.md). Needs --shadow-compare; cannot be combined
+    /// with --format or --max-trace-size (or their variables), which only concern the trace.
+    #[arg(long, overrides_with = "no_evidence_only")]
+    pub evidence_only: bool,
+
+    /// Write the trace (overrides evidence-only from the project config or the environment).
+    #[arg(long, overrides_with = "evidence_only")]
+    pub no_evidence_only: bool,
 
     /// Compare only this fraction of files (`0.1` or `10%`, from 0 to 1), chosen
     /// deterministically by a hash of the file name.
@@ -407,6 +427,14 @@ pub fn parse(argv: &[OsString]) -> Result<RecordArgs, ParseError> {
         Some(clap::parser::ValueSource::EnvVariable) => crate::logging::LevelSource::Environment,
         _ => crate::logging::LevelSource::Default,
     };
+    let given = |id: &str| {
+        matches!(
+            matches.value_source(id),
+            Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
+        )
+    };
+    parsed.format_given = given("format");
+    parsed.max_trace_size_given = given("max_trace_size");
     parsed.args.extend(program_args);
     Ok(parsed)
 }
@@ -590,6 +618,34 @@ pub fn print_out(text: &str) -> i32 {
     }
 }
 
+/// Usage errors of evidence-only mode: it needs shadow comparison, and options that only
+/// concern the trace make no sense without one.
+fn evidence_only_conflicts(
+    policy: &crate::policy::Policy,
+    args: &RecordArgs,
+) -> Result<(), String> {
+    policy.check()?;
+    let trace_only = [
+        ("--format", args.format_given),
+        ("--max-trace-size", args.max_trace_size_given),
+    ];
+    for (option, given) in trace_only {
+        if policy.evidence_only.value && given {
+            return Err(format!(
+                "{option} cannot be combined with evidence-only mode ({} from {}): an \
+                 evidence-only run writes no trace",
+                policy
+                    .evidence_only
+                    .source
+                    .as_deref()
+                    .unwrap_or("evidence_only"),
+                policy.evidence_only.layer
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `--x` / `--no-x` (clap keeps only the last one given) as an optional override.
 fn flag_pair(yes: bool, no: bool) -> Option<bool> {
     match (yes, no) {
@@ -643,6 +699,7 @@ pub fn main(py: Python<'_>, argv: Vec<OsString>) -> PyResult<i32> {
             args.no_module_name_from_globals,
         ),
         shadow_compare: flag_pair(args.shadow_compare, args.no_shadow_compare),
+        evidence_only: flag_pair(args.evidence_only, args.no_evidence_only),
     };
     let policy = match crate::session::build_policy(&program_dir, Some(&overrides)) {
         Ok(p) => p,
@@ -652,11 +709,28 @@ pub fn main(py: Python<'_>, argv: Vec<OsString>) -> PyResult<i32> {
         }
     };
     if args.print_policy {
-        return Ok(print_out(&policy.render_table()));
+        // What a recording would use, so a build without the legacy engine shows its
+        // fallback and refuses an explicit request for legacy exactly as a recording does.
+        return match crate::session::engines_in_force(&policy) {
+            Ok((primary, chosen_by, shadow)) => Ok(print_out(&policy.render_table_with(
+                primary.as_str(),
+                &chosen_by,
+                shadow.map(crate::naming::Engine::as_str),
+            ))),
+            Err(e) => {
+                eprintln!("ct-record: error: {e}");
+                Ok(2)
+            }
+        };
     }
     if let Some(target) = &args.explain_filter {
         return explain_filter(py, target, &args, &policy);
     }
+    if let Err(e) = evidence_only_conflicts(&policy, &args) {
+        eprintln!("ct-record: error: {e}");
+        return Ok(2);
+    }
+    let evidence_only = policy.evidence_only.value;
     crate::session::set_pending_policy(policy);
     let opts = PyDict::new(py);
     match (&args.module, &args.script) {
@@ -692,14 +766,18 @@ pub fn main(py: Python<'_>, argv: Vec<OsString>) -> PyResult<i32> {
     )?;
     rec.set_item("metrics_push", &args.metrics_push)?;
     rec.set_item("quiet", args.quiet)?;
-    match args.max_trace_size.0 {
-        Some(bytes) => rec.set_item("max_trace_size", bytes)?,
-        None => rec.set_item("max_trace_size", "unlimited")?,
+    // Evidence-only runs have no trace to cap (giving a cap is refused above).
+    if !evidence_only {
+        match args.max_trace_size.0 {
+            Some(bytes) => rec.set_item("max_trace_size", bytes)?,
+            None => rec.set_item("max_trace_size", "unlimited")?,
+        }
     }
     rec.set_item("command", &argv)?;
     opts.set_item("recorder", rec)?;
     opts.set_item("trace_dir", args.trace_dir.as_os_str())?;
-    opts.set_item("format", args.format.as_str())?;
+    // Evidence-only runs have no trace format (giving one is refused above).
+    opts.set_item("format", (!evidence_only).then(|| args.format.as_str()))?;
     opts.set_item(
         "on_error",
         match args.on_recorder_error {

@@ -506,6 +506,8 @@ fn run_report(id: &str, run: &RunValues) -> RunReport {
                 entry: None,
                 trace_cut: None,
                 filter_chain: Vec::new(),
+                // Not in the metrics: a run seen through Prometheus counts as a trace run.
+                recording: Default::default(),
             },
             recorder_version: info_label("version").unwrap_or_default(),
             primary: info_label("primary")

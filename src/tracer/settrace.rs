@@ -167,7 +167,7 @@ fn code_of_frame(
 /// and CPython returns from an entry frame through the C call chain, not through its
 /// `previous` link — so that link is cleared while the frame runs (restored at its
 /// return), and the program sees its own frames only.
-fn cut_entry_frame(rec: &mut Recorder, frame: *mut py::PyFrameObject) {
+pub(crate) fn cut_entry_frame(rec: &mut Recorder, frame: *mut py::PyFrameObject) {
     let entry = ENTRY_CODE.load(Ordering::Relaxed);
     if entry == 0 || !rec.fast_locals {
         return;
@@ -187,7 +187,7 @@ fn cut_entry_frame(rec: &mut Recorder, frame: *mut py::PyFrameObject) {
     }
 }
 
-fn restore_entry_frame(rec: &mut Recorder, frame: *mut py::PyFrameObject) {
+pub(crate) fn restore_entry_frame(rec: &mut Recorder, frame: *mut py::PyFrameObject) {
     if let Some((f, saved)) = rec.entry_cut {
         if f == frame as usize {
             let (link, _) = unsafe { ffi::entry_link(frame) };
@@ -277,7 +277,7 @@ fn set_trace(
     0
 }
 
-fn for_each_thread_state(mut f: impl FnMut(*mut py::PyThreadState)) {
+pub(crate) fn for_each_thread_state(mut f: impl FnMut(*mut py::PyThreadState)) {
     // SAFETY: the caller holds the GIL; thread states are only created and destroyed by
     // threads that hold it (CPython 3.11 keeps the list consistent under the GIL for the
     // threads we can see).

@@ -60,6 +60,7 @@ def prog(tmp_path):
 # --- D1: one run per directory --------------------------------------------------------------
 
 
+@pytest.mark.legacy_engine
 def test_a_killed_run_in_a_reused_directory_leaves_no_stale_artifacts(prog):
     first = ct(prog, "-q", "--shadow-compare", "--trace-dir", "mix", "prog.py")
     assert first.returncode == 0, first.describe()
@@ -94,6 +95,7 @@ def test_a_killed_run_in_a_reused_directory_leaves_no_stale_artifacts(prog):
     assert first_id not in report.stdout + report.stderr
 
 
+@pytest.mark.legacy_engine
 def test_a_plain_run_in_a_former_shadow_directory_drops_the_old_evidence(prog):
     assert ct(prog, "-q", "--shadow-compare", "--trace-dir", "d", "prog.py").returncode == 0
     assert rollout(prog, "report", "d").returncode == 0
@@ -207,6 +209,7 @@ def _overflow(s):
     ],
     ids=["more-divergences-than-comparisons", "parts-do-not-add-up", "overflow"],
 )
+@pytest.mark.legacy_engine
 def test_impossible_summary_counts_are_a_broken_run(prog, change, says):
     assert ct(prog, "-q", "--shadow-compare", "--trace-dir", "d", "prog.py").returncode == 0
     assert rollout(prog, "report", "d").returncode == 0
@@ -231,6 +234,7 @@ def _stop_artifacts_complete(d):
     json.loads((d / "trace_metadata.json").read_text())
 
 
+@pytest.mark.legacy_engine
 def test_a_full_stderr_loses_nothing(prog):
     py = subprocess.run([PYTHON, "prog.py"], cwd=prog, capture_output=True, env=clean_env())
     with open("/dev/full", "w") as full:
@@ -243,6 +247,7 @@ def test_a_full_stderr_loses_nothing(prog):
     _stop_artifacts_complete(prog / "t")
 
 
+@pytest.mark.legacy_engine
 def test_a_closed_stderr_pipe_loses_nothing_and_the_summary_goes_to_the_log_file(prog):
     p = subprocess.Popen(
         [CT_RECORD, "--shadow-compare", "--trace-dir", "t", "--log-file", "rec.log", "prog.py"],

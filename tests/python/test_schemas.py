@@ -45,6 +45,8 @@ def runs(tmp_path_factory):
         "globals": (["--module-name-from-globals"], {}),
         "module": ([], {"PYTHONPATH": "src"}),
         "shadow-error": ([], {"CT_RECORDER_TEST_SHADOW_FAULT": "error"}),
+        # No trace: the schemas hold for what an evidence-only run writes too.
+        "evidence-only": (["--evidence-only"], {}),
         # A trace cut at --max-trace-size: its metadata and summary have the cut's fields.
         "capped": (["--max-trace-size", "2K"], {}),
     }
@@ -65,6 +67,7 @@ def test_schemas_are_valid_draft_2020_12():
     registry()
 
 
+@pytest.mark.legacy_engine
 def test_summary_and_metadata_of_real_runs(runs):
     summary, metadata = validator("summary"), validator("trace-metadata")
     for run in runs:
@@ -76,6 +79,7 @@ def test_summary_and_metadata_of_real_runs(runs):
     assert "trace_cut" in json.loads((runs[-1] / "shadow" / "summary.json").read_text())["run"]
 
 
+@pytest.mark.legacy_engine
 def test_run_markers_of_real_runs(runs, tmp_path):
     v = validator("run")
     for run in runs:
@@ -93,6 +97,7 @@ def test_run_markers_of_real_runs(runs, tmp_path):
         v.validate({**marker, "state": "finished"})  # finished without finished_unix
 
 
+@pytest.mark.legacy_engine
 def test_every_divergence_line_of_real_runs(runs):
     v = validator("divergence")
     kinds = set()
@@ -107,6 +112,7 @@ def test_every_divergence_line_of_real_runs(runs):
     assert {"filter_decision_changed", "root_ambiguity", "shadow_error"} <= kinds, kinds
 
 
+@pytest.mark.legacy_engine
 def test_report_json_over_real_runs(runs):
     done = subprocess.run([str(BIN / "ct-rollout"), "report", "--format", "json",
                            *map(str, runs)], capture_output=True, text=True, timeout=60)
@@ -116,6 +122,7 @@ def test_report_json_over_real_runs(runs):
     assert report["aggregate"]["top_unexpected"], "the shadow errors are unexpected"
 
 
+@pytest.mark.legacy_engine
 def test_the_schemas_reject_what_the_docs_do_not_allow(runs):
     record = json.loads((runs[0] / "shadow" / "divergences.ndjson").read_text().splitlines()[0])
     v = validator("divergence")

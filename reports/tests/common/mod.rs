@@ -152,6 +152,7 @@ pub fn record_run(dir: &Path, run_id: &str, primary: Engine, cases: &[Case]) -> 
             entry: Some(Entry::new(false, "app.py")),
             trace_cut: None,
             filter_chain: Vec::new(),
+            ..RunMeta::default()
         })
         .unwrap()
 }
