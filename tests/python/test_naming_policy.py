@@ -79,6 +79,7 @@ def test_print_policy_builtin(tmp_path):
     assert rows == {
         "module_name_from_globals": (tbool(BUILTIN_DEFAULT), "built-in", "rollout.toml"),
         "shadow_compare": ("false", "built-in", "-"),
+        "evidence_only": ("false", "built-in", "-"),
     }
     assert foot == [
         f"primary engine: {BUILTIN_ENGINE} (chosen by built-in)",
@@ -116,6 +117,7 @@ def test_project_config_layer(tmp_path):
     expected = {
         "module_name_from_globals": ("true", "project-config", pyproject),
         "shadow_compare": ("true", "project-config", pyproject),
+        "evidence_only": ("false", "built-in", "-"),
     }
     # -m / no program: the current directory; a script: its directory, then upwards.
     assert print_policy(proj, env=clean_env())[0] == expected
@@ -132,6 +134,7 @@ def test_project_config_layer(tmp_path):
     assert meta["policy"]["settings"] == {
         "module_name_from_globals": {"value": True, "layer": "project-config", "source": pyproject},
         "shadow_compare": {"value": True, "layer": "project-config", "source": pyproject},
+        "evidence_only": {"value": False, "layer": "built-in", "source": None},
     }
     assert engine_seen(run, proj) == "globals"
     # -m: the project of the current directory
@@ -257,6 +260,7 @@ def test_precedence_is_per_setting_and_by_layer(tmp_path):
     assert rows == {
         "module_name_from_globals": ("true", "env", ENV_VAR),
         "shadow_compare": ("true", "project-config", pyproject),
+        "evidence_only": ("false", "built-in", "-"),
     }
     assert foot == ["primary engine: globals (chosen by env)", "shadow engine:  legacy", rollout_line()]
     run = record("main.py", cwd=proj, trace_dir=tmp_path / "t", env=env).check()
@@ -265,6 +269,7 @@ def test_precedence_is_per_setting_and_by_layer(tmp_path):
     assert policy["settings"] == {
         "module_name_from_globals": {"value": True, "layer": "env", "source": ENV_VAR},
         "shadow_compare": {"value": True, "layer": "project-config", "source": pyproject},
+        "evidence_only": {"value": False, "layer": "built-in", "source": None},
     }
     assert run.metadata["module_naming"] == {"engine": "globals", "layer": "env"}
     # shadow mode never changes the recording: the primary engine's labels
@@ -275,6 +280,7 @@ def test_precedence_is_per_setting_and_by_layer(tmp_path):
     assert rows == {
         "module_name_from_globals": ("true", "env", ENV_VAR),
         "shadow_compare": ("false", "cli", "--no-shadow-compare"),
+        "evidence_only": ("false", "built-in", "-"),
     }
     assert foot[:2] == ["primary engine: globals (chosen by env)", "shadow engine:  none"]
 
@@ -395,6 +401,7 @@ def test_configure_policy_and_snapshot(tmp_path):
         "module_name_from_globals": api,
         "shadow_compare": {"value": True, "layer": "project-config",
                            "source": os.path.join(proj, "withconfig", "pyproject.toml")},
+        "evidence_only": {"value": False, "layer": "built-in", "source": None},
     }
 
     run = Run(0, "", "", str(trace))

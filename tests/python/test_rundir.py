@@ -153,6 +153,28 @@ def test_no_temporary_file_is_left_when_an_artifact_cannot_be_written(prog):
     assert (prog / "t" / "trace_paths.json").is_file()  # the other steps still ran
 
 
+@pytest.mark.parametrize("program_status", [0, 3])
+def test_a_failed_stop_step_exits_70_with_abort(prog, program_status):
+    # As documented for --on-recorder-error abort: a recorder failure, here the metadata
+    # write at stop, ends the run with status 70; the program's output is untouched and
+    # every other stop step still ran.
+    write(prog, "squat.py", "import os, sys\nprint('program output')\n"
+          "os.mkdir(os.path.join(sys.argv[1], 'trace_metadata.json'))\n"
+          f"sys.exit({program_status})\n")
+    (prog / "t").mkdir()
+    r = ct(prog, "-q", "--on-recorder-error", "abort", "--trace-dir", "t", "squat.py", str(prog / "t"))
+    assert r.returncode == 70, r.describe()
+    assert r.stdout == b"program output\n"
+    assert b"ct-record: error: writing the trace failed" in r.stderr, r.stderr
+    m = marker(prog / "t")
+    assert m["state"] == "finished" and m["exit_code"] == program_status, m
+    assert any("trace_metadata.json" in e for e in m["stop_errors"]), m
+    # The default (disable) keeps the program's status.
+    (prog / "t2").mkdir()
+    r = ct(prog, "-q", "--trace-dir", "t2", "squat.py", str(prog / "t2"))
+    assert r.returncode == program_status, r.describe()
+
+
 def test_report_on_a_file_says_not_a_directory(prog):
     r = rollout(prog, "report", "prog.py")
     assert r.returncode == 2
@@ -298,7 +320,7 @@ def test_blank_environment_values_count_as_unset(prog):
             "CODETRACER_LOG_LEVEL", "CODETRACER_LOG_FILE", "CODETRACER_SHADOW_SAMPLE",
             "CODETRACER_SHADOW_BUDGET", "CODETRACER_METRICS_ADDR", "CODETRACER_METRICS_ON_ERROR",
             "CODETRACER_METRICS_LINGER", "CODETRACER_METRICS_PUSH", "CODETRACER_TRACE_FILTER",
-            "CODETRACER_MODULE_NAME_FROM_GLOBALS", "CODETRACER_SHADOW_COMPARE",
+            "CODETRACER_MODULE_NAME_FROM_GLOBALS", "CODETRACER_SHADOW_COMPARE", "CODETRACER_MAX_TRACE_SIZE",
         ]
     }
     blank["CODETRACER_METRICS_LINGER"] = "  "

@@ -45,6 +45,10 @@ def runs(tmp_path_factory):
         "globals": (["--module-name-from-globals"], {}),
         "module": ([], {"PYTHONPATH": "src"}),
         "shadow-error": ([], {"CT_RECORDER_TEST_SHADOW_FAULT": "error"}),
+        # No trace: the schemas hold for what an evidence-only run writes too.
+        "evidence-only": (["--evidence-only"], {}),
+        # A trace cut at --max-trace-size: its metadata and summary have the cut's fields.
+        "capped": (["--max-trace-size", "2K"], {}),
     }
     dirs = []
     for name, (opts, extra) in cases.items():
@@ -69,6 +73,10 @@ def test_summary_and_metadata_of_real_runs(runs):
     for run in runs:
         summary.validate(json.loads((run / "shadow" / "summary.json").read_text()))
         metadata.validate(json.loads((run / "trace_metadata.json").read_text()))
+    cut = [run.name for run in runs
+           if json.loads((run / "trace_metadata.json").read_text())["summary"]["trace_size_cap"]["reached"]]
+    assert cut == ["capped"], "one run covers the size cap's fields"
+    assert "trace_cut" in json.loads((runs[-1] / "shadow" / "summary.json").read_text())["run"]
 
 
 @pytest.mark.legacy_engine
@@ -129,3 +137,10 @@ def test_the_schemas_reject_what_the_docs_do_not_allow(runs):
     summary = json.loads((runs[0] / "shadow" / "summary.json").read_text())
     with pytest.raises(jsonschema.ValidationError):
         validator("summary").validate({**summary, "comparisons": -1})
+    meta = json.loads((runs[-1] / "trace_metadata.json").read_text())
+    cap = meta["summary"]["trace_size_cap"]
+    for broken_cap in ({**cap, "events_written": None}, {**cap, "after_cut": "everything"},
+                       {**cap, "limit_bytes": 0}):
+        with pytest.raises(jsonschema.ValidationError):
+            validator("trace-metadata").validate({**meta, "summary": {**meta["summary"],
+                                                                      "trace_size_cap": broken_cap}})
