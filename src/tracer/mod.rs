@@ -41,9 +41,7 @@ use pyo3::ffi as py;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
-use runtime_tracing::{
-    EventLogKind, FullValueRecord, FunctionId, PathId, TypeKind, ValueRecord, VariableId,
-};
+use runtime_tracing::{EventLogKind, FunctionId, PathId, TypeKind, ValueRecord, VariableId};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::encode::{truncate, Encoder, Limits};
@@ -635,70 +633,59 @@ impl Recorder {
         }
         let info = &self.codes[idx as usize];
         let function_id = info.function_id;
-        let mut args = Vec::new();
         if fresh && !info.args.is_empty() {
             let frame = frame();
             if !frame.is_null() {
-                args = self.read_args(py, frame, idx);
+                self.record_args(py, frame, idx);
             }
         }
-        self.builder.call(function_id, args);
+        self.builder.call(function_id);
     }
 
-    /// Argument values of a fresh frame, encoded.
-    fn read_args(
-        &mut self,
-        py: Python<'_>,
-        frame: *mut py::PyFrameObject,
-        idx: u32,
-    ) -> Vec<FullValueRecord> {
+    /// Argument values of a fresh frame, encoded and appended one by one (`arg` records,
+    /// before the call's): nothing is collected, so a call whose arguments are scalars
+    /// allocates nothing.
+    fn record_args(&mut self, py: Python<'_>, frame: *mut py::PyFrameObject, idx: u32) {
         let info = &self.codes[idx as usize];
-        let n = info.args.len();
-        let mut values: Vec<(VariableId, ValueAction, Option<Bound<'_, PyAny>>)> =
-            Vec::with_capacity(n);
-        match self.args_from {
-            ArgAccess::FastLocals => {
-                for (i, slot) in info.args.iter().enumerate() {
+        let locals = match self.args_from {
+            ArgAccess::Locals => {
+                // A dict on 3.11 and 3.12, a write-through proxy on 3.13 (PEP 667).
+                let locals = unsafe { ffi::PyFrame_GetLocals(frame) };
+                if locals.is_null() {
+                    unsafe { py::PyErr_Clear() };
+                    return;
+                }
+                Some(unsafe { Bound::from_owned_ptr(py, locals) })
+            }
+            _ => None,
+        };
+        for (i, slot) in info.args.iter().enumerate() {
+            let v: Option<Bound<'_, PyAny>> = match self.args_from {
+                ArgAccess::FastLocals => {
                     // SAFETY: layout verified at start; i < nargs <= co_nlocalsplus.
                     let mut v = unsafe { ffi::fast_local(frame, i) };
                     if slot.is_cell && !v.is_null() && unsafe { ffi::is_cell(v) } {
                         v = unsafe { ffi::cell_contents(v) };
                     }
                     // SAFETY: borrowed from the live frame.
-                    let v = (!v.is_null()).then(|| unsafe { Bound::from_borrowed_ptr(py, v) });
-                    values.push((slot.variable, arg_action(info, slot), v));
+                    (!v.is_null()).then(|| unsafe { Bound::from_borrowed_ptr(py, v) })
                 }
-            }
-            ArgAccess::GetVar => {
-                for slot in &info.args {
+                ArgAccess::GetVar => {
                     // New reference, or NULL with NameError for an unbound name.
                     let v = unsafe { ffi::PyFrame_GetVar(frame, slot.name.as_ptr()) };
-                    let v = if v.is_null() {
+                    if v.is_null() {
                         unsafe { py::PyErr_Clear() };
                         None
                     } else {
                         Some(unsafe { Bound::from_owned_ptr(py, v) })
-                    };
-                    values.push((slot.variable, arg_action(info, slot), v));
+                    }
                 }
-            }
-            ArgAccess::Locals => {
-                // A dict on 3.11 and 3.12, a write-through proxy on 3.13 (PEP 667).
-                let locals = unsafe { ffi::PyFrame_GetLocals(frame) };
-                if locals.is_null() {
-                    unsafe { py::PyErr_Clear() };
-                    return Vec::new();
-                }
-                let locals = unsafe { Bound::from_owned_ptr(py, locals) };
-                for slot in &info.args {
-                    // A missing name is recorded as None.
-                    let v = locals.get_item(slot.name.bind(py)).ok();
-                    values.push((slot.variable, arg_action(info, slot), v));
-                }
-            }
-        }
-        let mut args = Vec::with_capacity(n);
-        for (variable_id, action, v) in values {
+                // A missing name is recorded as None.
+                ArgAccess::Locals => locals
+                    .as_ref()
+                    .and_then(|l| l.get_item(slot.name.bind(py)).ok()),
+            };
+            let action = arg_action(info, slot);
             self.scoping.values.count(ValueKind::Arg, action);
             let value = if action == ValueAction::Drop {
                 continue;
@@ -710,9 +697,8 @@ impl Recorder {
                     Some(v) => self.encoder.encode(&mut self.builder, &v),
                 }
             };
-            args.push(FullValueRecord { variable_id, value });
+            self.builder.arg(slot.variable, value);
         }
-        args
     }
 
     /// The code index on top of the thread's stack when its key is `key` (the common case
