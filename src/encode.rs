@@ -84,10 +84,24 @@ impl Encoder {
         }
         if let Ok(f) = obj.downcast::<PyFloat>() {
             let type_id = type_id_of(b, obj, TypeKind::Float);
-            return ValueRecord::Float {
-                f: f.value(),
-                type_id,
-            };
+            let v = f.value();
+            if !v.is_finite() {
+                // JSON has no NaN or infinity (serde_json writes null, which no reader of
+                // the format decodes as a float): recorded by their Python repr instead,
+                // the same in both formats.
+                let r = if v.is_nan() {
+                    "nan"
+                } else if v > 0.0 {
+                    "inf"
+                } else {
+                    "-inf"
+                };
+                return ValueRecord::Raw {
+                    r: r.into(),
+                    type_id,
+                };
+            }
+            return ValueRecord::Float { f: v, type_id };
         }
         if let Ok(s) = obj.downcast::<PyString>() {
             let type_id = type_id_of(b, obj, TypeKind::String);
