@@ -95,9 +95,11 @@ struct CodeInfo {
     /// the code's `RESUME 0`.
     start_lasti: c_int,
     args: Vec<ArgSlot>,
-    /// The filter decision (value policies are consulted on every recorded value).
-    decision: Option<Decision>,
-    /// Identifier `ret:` value patterns test: the function's name (`co_name`).
+    /// What the filter decision's value policy does with this code's return values
+    /// (`ret:` patterns test the function's name, `co_name`): decided once, here, rather
+    /// than by a pattern match per return.
+    ret_action: ValueAction,
+    /// The function's name (`co_name`), for messages.
     name: String,
 }
 
@@ -112,7 +114,7 @@ impl CodeInfo {
             function_id: FunctionId(0),
             start_lasti: -1,
             args: Vec::new(),
-            decision: None,
+            ret_action: ValueAction::Allow,
             name: String::new(),
         }
     }
@@ -121,10 +123,12 @@ impl CodeInfo {
 /// One parameter: its fast-locals index is its position in `co_varnames`.
 struct ArgSlot {
     name: Py<PyString>,
-    ident: String,
     variable: VariableId,
     /// Captured by an inner function: by the call event the slot already holds a cell.
     is_cell: bool,
+    /// What the filter decision's value policy does with this argument (`arg:` patterns
+    /// test its name), decided once per code object.
+    action: ValueAction,
 }
 
 #[derive(Clone, Copy)]
@@ -505,11 +509,16 @@ impl Recorder {
             let ident = name.to_string_lossy().into_owned();
             let variable = self.builder.variable_id(&ident);
             let is_cell = cellvars.contains(&name).unwrap_or(false);
+            let action = decision
+                .as_ref()
+                .map_or(ValueAction::Allow, |d: &Decision| {
+                    d.value_action(ValueKind::Arg, &ident)
+                });
             args.push(ArgSlot {
                 name: name.unbind(),
-                ident,
                 variable,
                 is_cell,
+                action,
             });
         }
 
@@ -533,7 +542,9 @@ impl Recorder {
             function_id,
             start_lasti,
             args,
-            decision,
+            ret_action: decision.as_ref().map_or(ValueAction::Allow, |d| {
+                d.value_action(ValueKind::Return, &co_name)
+            }),
             name: co_name,
         });
         self.code_index.insert(code.as_ptr() as usize, idx);
@@ -685,7 +696,7 @@ impl Recorder {
                     .as_ref()
                     .and_then(|l| l.get_item(slot.name.bind(py)).ok()),
             };
-            let action = arg_action(info, slot);
+            let action = arg_action(slot);
             self.scoping.values.count(ValueKind::Arg, action);
             let value = if action == ValueAction::Drop {
                 continue;
@@ -747,9 +758,7 @@ impl Recorder {
         if !info.record {
             return;
         }
-        let action = info.decision.as_ref().map_or(ValueAction::Allow, |d| {
-            d.value_action(ValueKind::Return, &info.name)
-        });
+        let action = info.ret_action;
         self.counts.returns += 1;
         self.scoping.values.count(ValueKind::Return, action);
         let value = if action == ValueAction::Redact {
@@ -882,10 +891,8 @@ unsafe fn describe_exception(py: Python<'_>, value: *mut py::PyObject) -> String
     name
 }
 
-fn arg_action(info: &CodeInfo, slot: &ArgSlot) -> ValueAction {
-    info.decision.as_ref().map_or(ValueAction::Allow, |d| {
-        d.value_action(ValueKind::Arg, &slot.ident)
-    })
+fn arg_action(slot: &ArgSlot) -> ValueAction {
+    slot.action
 }
 
 /// Checks, on a real frame, that [`ffi::fast_local`] reads what `PyFrame_GetLocals`
