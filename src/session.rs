@@ -791,6 +791,16 @@ fn write_metrics_artifacts(
         python_version,
         exit_code,
         entry: Some(entry_of(&rt.opts.command)),
+        filter_chain: info
+            .filter_summary
+            .sources
+            .iter()
+            .map(|s| ct_shadow::FilterSourceRef {
+                source: s.path.clone(),
+                builtin: s.origin == crate::filters::SourceOrigin::Builtin,
+                sha256: s.sha256.clone(),
+            })
+            .collect(),
     };
     // The counts are final: the artifacts, the push and any later scrape say so.
     rt.metrics.set_finished();

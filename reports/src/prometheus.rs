@@ -504,6 +504,7 @@ fn run_report(id: &str, run: &RunValues) -> RunReport {
                 python_version: None,
                 exit_code: None,
                 entry: None,
+                filter_chain: Vec::new(),
             },
             recorder_version: info_label("version").unwrap_or_default(),
             primary: info_label("primary")

@@ -28,6 +28,23 @@ pub struct RunMeta {
     /// How the program was started (`None`: not known, e.g. a library caller).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry: Option<Entry>,
+    /// The trace filter chain the run's decisions were made with, in chain order (empty: not
+    /// known, e.g. a summary written before this field existed). `ct-rollout fix-filters`
+    /// re-evaluates the run's filter decision changes against it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filter_chain: Vec<FilterSourceRef>,
+}
+
+/// One source of a run's filter chain, as `summary.json` records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterSourceRef {
+    /// The file's absolute path, or the builtin's name (`<builtin>`); the same text the
+    /// divergence records' `rule.source` use.
+    pub source: String,
+    /// Whether this is the builtin filter (never edited by tools).
+    pub builtin: bool,
+    /// Lower-case hex SHA-256 of the source's bytes when the run loaded it.
+    pub sha256: String,
 }
 
 /// How the recorded program was started: what kind of program the evidence covers.
