@@ -32,8 +32,8 @@ class TraceEvents:
         self._chunks = _native.EventChunks(os.fspath(path), chunk, sorted(kinds) if kinds else None)
 
     def __iter__(self):
-        for chunk in self._chunks:  # lists of events, decoded in Rust
-            yield from chunk
+        for chunk in self._chunks:
+            yield from json.loads(chunk)
 
     @property
     def complete(self):

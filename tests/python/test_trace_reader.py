@@ -120,10 +120,10 @@ take(Thing(), range(3), key="v", other=[None])
 
 
 def test_trace_events_are_what_json_loads_makes_of_the_trace_file(tmp_path):
-    """`TraceEvents` builds the frequent events as Python objects in Rust: they must be
-    exactly what Python's own `json` module makes of the recorder's JSON file, for every
-    kind of value the encoder writes (scalars, big ints, non-finite floats, strings,
-    bytes, nested and truncated containers, objects)."""
+    """`TraceEvents` gives exactly what Python's own `json` module makes of the recorder's
+    JSON file, for every kind of value the encoder writes (scalars, big ints, non-finite
+    floats, strings, bytes, nested and truncated containers, objects); and the file is
+    one the format's serde reader decodes (a NaN once made it unreadable)."""
     (tmp_path / "prog.py").write_text(VALUES_PROGRAM)
     subprocess.run(
         [CT_RECORD, "--format", "json", "--trace-dir", str(tmp_path / "t"), "prog.py"],
@@ -133,6 +133,8 @@ def test_trace_events_are_what_json_loads_makes_of_the_trace_file(tmp_path):
         expected = json.load(f)
     got = list(TraceEvents(tmp_path / "t", chunk=7))
     assert got == expected
+    # The summary decodes every Call record with serde: it must not fail on any value.
+    assert _native.scan_trace(str(tmp_path / "t"))["complete"] is True
     # The comparison covered what it is meant to: calls with many kinds of values.
     kinds = set()
 
