@@ -10,6 +10,8 @@ import sys
 import textwrap
 import tomllib
 
+import pytest
+
 BIN = os.path.dirname(sys.executable)
 CT_RECORD = os.path.join(BIN, "ct-record")
 CT_ROLLOUT = os.path.join(BIN, "ct-rollout")
@@ -100,6 +102,7 @@ def check_fixed_by_write(tmp_path, proj, target, env=None, expect_in_diff=()):
     return after
 
 
+@pytest.mark.legacy_engine  # records with --shadow-compare
 def test_rule_keyed_on_a_src_prefixed_name(tmp_path):
     """`pkg:src.shop.*` skip: legacy's filters judge the src layout as `src.shop.pricing`
     (skipped); the globals engine names it `shop.pricing` (traced). The fix copies the rule
@@ -130,6 +133,7 @@ reason = "generated"
     assert "# Added by `ct-rollout fix-filters`" in after
 
 
+@pytest.mark.legacy_engine  # records with --shadow-compare
 def test_rule_keyed_on_a_scripts_path_derived_name(tmp_path):
     """A script is `tools.report` for legacy's filters (its project-relative path) and
     `__main__` for the globals engine: the fix is a `file:` selector."""
@@ -151,6 +155,7 @@ exec = "skip"
         "selector": "file:literal:tools/report.py", "exec": "skip"}
 
 
+@pytest.mark.legacy_engine  # records with --shadow-compare
 def test_module_run_with_dash_m(tmp_path):
     """`pkg:literal:pkg.cli` skip and `ct-record -m pkg.cli`: globals names it `__main__`."""
     proj = write_tree(tmp_path / "proj", {
@@ -171,6 +176,7 @@ exec = "skip"
     assert "# the command line entry point" in after
 
 
+@pytest.mark.legacy_engine  # records with --shadow-compare
 def test_rule_that_now_matches_gets_an_exception_with_the_legacy_value_policy(tmp_path):
     """`pkg:glob:shop.*` skip never matched legacy's `src.shop.pricing` (traced, values
     redacted by the builtin's catch-all); the globals engine's `shop.pricing` matches. The
@@ -201,6 +207,7 @@ exec = "skip"
     assert any(p["selector"].startswith("local:regex:") for p in added["value_patterns"])
 
 
+@pytest.mark.legacy_engine  # records with --shadow-compare
 def test_what_cannot_be_fixed_is_named_and_exits_1(tmp_path):
     """An `obj:` rule for a script (no selector combines a file and an object) and a
     decision of the builtin filter (never edited: advice for the project filter)."""
@@ -231,6 +238,7 @@ exec = "skip"
     assert tree_digest(proj) == digest
 
 
+@pytest.mark.legacy_engine  # records with --shadow-compare
 def test_bad_input_is_status_2_and_changes_nothing(tmp_path):
     proj = write_tree(tmp_path / "proj", {
         ".codetracer/trace-filter.toml": FILTER_HEAD + """
@@ -295,6 +303,7 @@ def test_completions_offer_fix_filters_and_write(tmp_path):
     assert [line.split("\t")[0] for line in done.stdout.splitlines()] == ["--write"], done.stdout
 
 
+@pytest.mark.legacy_engine  # records with --shadow-compare
 def test_several_filter_files_are_written_all_or_none(tmp_path):
     """Rules to fix in the project filter and in a --trace-filter file: one diff for both,
     a failure after the first file is replaced restores it (nothing changed), then a clean
