@@ -134,24 +134,15 @@ impl Ours {
 
 impl Writer for Ours {
     fn call_fib(&mut self, n: i64) {
-        let args = vec![rt::FullValueRecord {
-            variable_id: self.n,
-            value: self.int(n),
-        }];
-        self.b.call(self.fib, args);
+        let v = self.int(n);
+        self.b.arg(self.n, v);
+        self.b.call(self.fib);
     }
     fn call_add(&mut self, a: i64, b: i64) {
-        let args = vec![
-            rt::FullValueRecord {
-                variable_id: self.a,
-                value: self.int(a),
-            },
-            rt::FullValueRecord {
-                variable_id: self.bv,
-                value: self.int(b),
-            },
-        ];
-        self.b.call(self.add, args);
+        let (va, vb) = (self.int(a), self.int(b));
+        self.b.arg(self.a, va);
+        self.b.arg(self.bv, vb);
+        self.b.call(self.add);
     }
     fn step(&mut self, line: i64) {
         self.b.step(self.path, line);

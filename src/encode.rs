@@ -71,27 +71,40 @@ impl Encoder {
         if obj.is_none() {
             return Self::none();
         }
-        let tname = type_name(obj);
         // bool before int: bool is an int subclass.
         if obj.is_exact_instance_of::<pyo3::types::PyBool>() {
-            let type_id = b.type_id(TypeKind::Bool, "bool");
+            let type_id = type_id_of(b, obj, TypeKind::Bool);
             return ValueRecord::Bool {
                 b: obj.is_truthy().unwrap_or(false),
                 type_id,
             };
         }
         if let Ok(i) = obj.downcast::<PyInt>() {
-            return encode_int(b, i, tname);
+            return encode_int(b, i);
         }
         if let Ok(f) = obj.downcast::<PyFloat>() {
-            let type_id = b.type_id(TypeKind::Float, tname);
-            return ValueRecord::Float {
-                f: f.value(),
-                type_id,
-            };
+            let type_id = type_id_of(b, obj, TypeKind::Float);
+            let v = f.value();
+            if !v.is_finite() {
+                // JSON has no NaN or infinity (serde_json writes null, which no reader of
+                // the format decodes as a float): recorded by their Python repr instead,
+                // the same in both formats.
+                let r = if v.is_nan() {
+                    "nan"
+                } else if v > 0.0 {
+                    "inf"
+                } else {
+                    "-inf"
+                };
+                return ValueRecord::Raw {
+                    r: r.into(),
+                    type_id,
+                };
+            }
+            return ValueRecord::Float { f: v, type_id };
         }
         if let Ok(s) = obj.downcast::<PyString>() {
-            let type_id = b.type_id(TypeKind::String, tname);
+            let type_id = type_id_of(b, obj, TypeKind::String);
             let text = match s.to_str() {
                 Ok(t) => truncate(t, self.limits.max_str),
                 // Lone surrogates cannot be UTF-8: record the escaped form instead.
@@ -100,7 +113,7 @@ impl Encoder {
             return ValueRecord::String { text, type_id };
         }
         if let Ok(by) = obj.downcast::<PyBytes>() {
-            let type_id = b.type_id(TypeKind::Raw, tname);
+            let type_id = type_id_of(b, obj, TypeKind::Raw);
             return ValueRecord::Raw {
                 r: bytes_repr(by.as_bytes(), self.limits.max_str),
                 type_id,
@@ -112,7 +125,8 @@ impl Encoder {
             || obj.downcast::<PySet>().is_ok()
             || obj.downcast::<PyFrozenSet>().is_ok();
         if container && depth >= self.limits.max_depth {
-            let type_id = b.type_id(TypeKind::NonExpanded, tname);
+            let tname = type_name(obj);
+            let type_id = type_id_of(b, obj, TypeKind::NonExpanded);
             let len = obj.len().unwrap_or(0);
             return ValueRecord::Raw {
                 r: format!("<{tname} of {len} items>"),
@@ -120,7 +134,7 @@ impl Encoder {
             };
         }
         if let Ok(list) = obj.downcast::<PyList>() {
-            let type_id = b.type_id(TypeKind::Seq, tname);
+            let type_id = type_id_of(b, obj, TypeKind::Seq);
             let len = list.len();
             let mut elements = Vec::with_capacity(len.min(self.limits.max_items + 1));
             for i in 0..len.min(self.limits.max_items) {
@@ -138,7 +152,7 @@ impl Encoder {
             };
         }
         if let Ok(tuple) = obj.downcast::<PyTuple>() {
-            let type_id = b.type_id(TypeKind::Tuple, tname);
+            let type_id = type_id_of(b, obj, TypeKind::Tuple);
             let len = tuple.len();
             let mut elements = Vec::with_capacity(len.min(self.limits.max_items + 1));
             for item in tuple.iter().take(self.limits.max_items) {
@@ -149,7 +163,7 @@ impl Encoder {
         }
         if let Ok(dict) = obj.downcast::<PyDict>() {
             // A dict is recorded as a sequence of (key, value) tuples.
-            let type_id = b.type_id(TypeKind::TableKind, tname);
+            let type_id = type_id_of(b, obj, TypeKind::TableKind);
             let pair_type = b.type_id(TypeKind::Tuple, "tuple");
             let len = dict.len();
             let mut elements = Vec::with_capacity(len.min(self.limits.max_items + 1));
@@ -183,7 +197,7 @@ impl Encoder {
             };
         }
         if obj.downcast::<PySet>().is_ok() || obj.downcast::<PyFrozenSet>().is_ok() {
-            let type_id = b.type_id(TypeKind::Set, tname);
+            let type_id = type_id_of(b, obj, TypeKind::Set);
             let len = obj.len().unwrap_or(0);
             let mut elements = Vec::with_capacity(len.min(self.limits.max_items + 1));
             // `_PySet_NextEntry` reads the set's storage without running `__iter__`.
@@ -205,7 +219,7 @@ impl Encoder {
                 type_id,
             };
         }
-        self.encode_other(b, obj, tname)
+        self.encode_other(b, obj, type_name(obj))
     }
 
     /// Appends a marker saying how many items were left out.
@@ -225,7 +239,7 @@ impl Encoder {
         obj: &Bound<'_, PyAny>,
         tname: &str,
     ) -> ValueRecord {
-        let type_id = b.type_id(TypeKind::Raw, tname);
+        let type_id = type_id_of(b, obj, TypeKind::Raw);
         let r = if is_python_defined_type(obj) {
             format!("<{tname} object at {:#x}>", obj.as_ptr() as usize)
         } else {
@@ -243,11 +257,11 @@ impl Encoder {
     }
 }
 
-fn encode_int(b: &mut TraceBuilder, i: &Bound<'_, PyInt>, tname: &str) -> ValueRecord {
+fn encode_int(b: &mut TraceBuilder, i: &Bound<'_, PyInt>) -> ValueRecord {
     let mut overflow: std::os::raw::c_int = 0;
     // SAFETY: `i` is an int (or subclass); the call reads its digits, no user code.
     let v = unsafe { ffi::PyLong_AsLongLongAndOverflow(i.as_ptr(), &mut overflow) };
-    let type_id: TypeId = b.type_id(TypeKind::Int, tname);
+    let type_id: TypeId = type_id_of(b, i.as_any(), TypeKind::Int);
     if overflow == 0 {
         return ValueRecord::Int { i: v, type_id };
     }
@@ -269,6 +283,21 @@ fn encode_int(b: &mut TraceBuilder, i: &Bound<'_, PyInt>, tname: &str) -> ValueR
             msg: "<int too large to record>".into(),
             type_id,
         },
+    }
+}
+
+/// The type id of `obj`'s type. A static type (a builtin: not a heap type) lives as long
+/// as the interpreter and keeps its name, so it is looked up by address, without reading
+/// or hashing its name; classes created at run time (heap types) go by name, since their
+/// address may be reused by another class once they are freed.
+#[inline]
+fn type_id_of(b: &mut TraceBuilder, obj: &Bound<'_, PyAny>, kind: TypeKind) -> TypeId {
+    if is_python_defined_type(obj) {
+        b.type_id(kind, type_name(obj))
+    } else {
+        // SAFETY: every object has a type.
+        let tp = unsafe { ffi::Py_TYPE(obj.as_ptr()) } as usize;
+        b.static_type_id(tp, kind, || type_name(obj))
     }
 }
 

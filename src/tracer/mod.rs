@@ -42,9 +42,7 @@ use pyo3::ffi as py;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
-use runtime_tracing::{
-    EventLogKind, FullValueRecord, FunctionId, PathId, TypeKind, ValueRecord, VariableId,
-};
+use runtime_tracing::{EventLogKind, FunctionId, PathId, TypeKind, ValueRecord, VariableId};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::encode::{truncate, Encoder, Limits};
@@ -98,9 +96,11 @@ struct CodeInfo {
     /// the code's `RESUME 0`.
     start_lasti: c_int,
     args: Vec<ArgSlot>,
-    /// The filter decision (value policies are consulted on every recorded value).
-    decision: Option<Decision>,
-    /// Identifier `ret:` value patterns test: the function's name (`co_name`).
+    /// What the filter decision's value policy does with this code's return values
+    /// (`ret:` patterns test the function's name, `co_name`): decided once, here, rather
+    /// than by a pattern match per return.
+    ret_action: ValueAction,
+    /// The function's name (`co_name`), for messages.
     name: String,
 }
 
@@ -115,7 +115,7 @@ impl CodeInfo {
             function_id: FunctionId(0),
             start_lasti: -1,
             args: Vec::new(),
-            decision: None,
+            ret_action: ValueAction::Allow,
             name: String::new(),
         }
     }
@@ -140,10 +140,12 @@ pub struct SizeCapReport {
 /// One parameter: its fast-locals index is its position in `co_varnames`.
 struct ArgSlot {
     name: Py<PyString>,
-    ident: String,
     variable: VariableId,
     /// Captured by an inner function: by the call event the slot already holds a cell.
     is_cell: bool,
+    /// What the filter decision's value policy does with this argument (`arg:` patterns
+    /// test its name), decided once per code object.
+    action: ValueAction,
 }
 
 #[derive(Clone, Copy)]
@@ -686,11 +688,16 @@ impl Recorder {
             let ident = name.to_string_lossy().into_owned();
             let variable = builder.variable_id(&ident);
             let is_cell = cellvars.contains(&name).unwrap_or(false);
+            let action = decision
+                .as_ref()
+                .map_or(ValueAction::Allow, |d: &Decision| {
+                    d.value_action(ValueKind::Arg, &ident)
+                });
             args.push(ArgSlot {
                 name: name.unbind(),
-                ident,
                 variable,
                 is_cell,
+                action,
             });
         }
 
@@ -717,7 +724,9 @@ impl Recorder {
             function_id,
             start_lasti,
             args,
-            decision,
+            ret_action: decision.as_ref().map_or(ValueAction::Allow, |d| {
+                d.value_action(ValueKind::Return, &co_name)
+            }),
             name: co_name,
         });
         self.code_index.insert(code.as_ptr() as usize, idx);
@@ -817,75 +826,64 @@ impl Recorder {
         }
         let info = &self.codes[idx as usize];
         let function_id = info.function_id;
-        let mut args = Vec::new();
         if fresh && !info.args.is_empty() {
             let frame = frame();
             if !frame.is_null() {
-                args = self.read_args(py, frame, idx);
+                self.record_args(py, frame, idx);
             }
         }
         if let Some(builder) = self.builder.as_mut() {
-            builder.call(function_id, args);
+            builder.call(function_id);
         }
     }
 
-    /// Argument values of a fresh frame, encoded.
-    fn read_args(
-        &mut self,
-        py: Python<'_>,
-        frame: *mut py::PyFrameObject,
-        idx: u32,
-    ) -> Vec<FullValueRecord> {
+    /// Argument values of a fresh frame, encoded and appended one by one (`arg` records,
+    /// before the call's): nothing is collected, so a call whose arguments are scalars
+    /// allocates nothing.
+    fn record_args(&mut self, py: Python<'_>, frame: *mut py::PyFrameObject, idx: u32) {
+        let Some(builder) = self.builder.as_mut() else {
+            return;
+        };
         let info = &self.codes[idx as usize];
-        let n = info.args.len();
-        let mut values: Vec<(VariableId, ValueAction, Option<Bound<'_, PyAny>>)> =
-            Vec::with_capacity(n);
-        match self.args_from {
-            ArgAccess::FastLocals => {
-                for (i, slot) in info.args.iter().enumerate() {
+        let locals = match self.args_from {
+            ArgAccess::Locals => {
+                // A dict on 3.11 and 3.12, a write-through proxy on 3.13 (PEP 667).
+                let locals = unsafe { ffi::PyFrame_GetLocals(frame) };
+                if locals.is_null() {
+                    unsafe { py::PyErr_Clear() };
+                    return;
+                }
+                Some(unsafe { Bound::from_owned_ptr(py, locals) })
+            }
+            _ => None,
+        };
+        for (i, slot) in info.args.iter().enumerate() {
+            let v: Option<Bound<'_, PyAny>> = match self.args_from {
+                ArgAccess::FastLocals => {
                     // SAFETY: layout verified at start; i < nargs <= co_nlocalsplus.
                     let mut v = unsafe { ffi::fast_local(frame, i) };
                     if slot.is_cell && !v.is_null() && unsafe { ffi::is_cell(v) } {
                         v = unsafe { ffi::cell_contents(v) };
                     }
                     // SAFETY: borrowed from the live frame.
-                    let v = (!v.is_null()).then(|| unsafe { Bound::from_borrowed_ptr(py, v) });
-                    values.push((slot.variable, arg_action(info, slot), v));
+                    (!v.is_null()).then(|| unsafe { Bound::from_borrowed_ptr(py, v) })
                 }
-            }
-            ArgAccess::GetVar => {
-                for slot in &info.args {
+                ArgAccess::GetVar => {
                     // New reference, or NULL with NameError for an unbound name.
                     let v = unsafe { ffi::PyFrame_GetVar(frame, slot.name.as_ptr()) };
-                    let v = if v.is_null() {
+                    if v.is_null() {
                         unsafe { py::PyErr_Clear() };
                         None
                     } else {
                         Some(unsafe { Bound::from_owned_ptr(py, v) })
-                    };
-                    values.push((slot.variable, arg_action(info, slot), v));
+                    }
                 }
-            }
-            ArgAccess::Locals => {
-                // A dict on 3.11 and 3.12, a write-through proxy on 3.13 (PEP 667).
-                let locals = unsafe { ffi::PyFrame_GetLocals(frame) };
-                if locals.is_null() {
-                    unsafe { py::PyErr_Clear() };
-                    return Vec::new();
-                }
-                let locals = unsafe { Bound::from_owned_ptr(py, locals) };
-                for slot in &info.args {
-                    // A missing name is recorded as None.
-                    let v = locals.get_item(slot.name.bind(py)).ok();
-                    values.push((slot.variable, arg_action(info, slot), v));
-                }
-            }
-        }
-        let mut args = Vec::with_capacity(n);
-        let Some(builder) = self.builder.as_mut() else {
-            return args;
-        };
-        for (variable_id, action, v) in values {
+                // A missing name is recorded as None.
+                ArgAccess::Locals => locals
+                    .as_ref()
+                    .and_then(|l| l.get_item(slot.name.bind(py)).ok()),
+            };
+            let action = arg_action(slot);
             self.scoping.values.count(ValueKind::Arg, action);
             let value = if action == ValueAction::Drop {
                 continue;
@@ -897,9 +895,8 @@ impl Recorder {
                     Some(v) => self.encoder.encode(builder, &v),
                 }
             };
-            args.push(FullValueRecord { variable_id, value });
+            builder.arg(slot.variable, value);
         }
-        args
     }
 
     /// The code index on top of the thread's stack when its key is `key` (the common case
@@ -950,9 +947,7 @@ impl Recorder {
         let (true, Some(builder)) = (info.record, self.builder.as_mut()) else {
             return;
         };
-        let action = info.decision.as_ref().map_or(ValueAction::Allow, |d| {
-            d.value_action(ValueKind::Return, &info.name)
-        });
+        let action = info.ret_action;
         self.counts.returns += 1;
         self.scoping.values.count(ValueKind::Return, action);
         let value = if action == ValueAction::Redact {
@@ -1097,10 +1092,8 @@ unsafe fn describe_exception(py: Python<'_>, value: *mut py::PyObject) -> String
     name
 }
 
-fn arg_action(info: &CodeInfo, slot: &ArgSlot) -> ValueAction {
-    info.decision.as_ref().map_or(ValueAction::Allow, |d| {
-        d.value_action(ValueKind::Arg, &slot.ident)
-    })
+fn arg_action(slot: &ArgSlot) -> ValueAction {
+    slot.action
 }
 
 /// Checks, on a real frame, that [`ffi::fast_local`] reads what `PyFrame_GetLocals`

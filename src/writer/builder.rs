@@ -4,11 +4,12 @@ use std::path::{Path, PathBuf};
 
 use runtime_tracing::{
     CallRecord, EventLogKind, FullValueRecord, FunctionId, FunctionRecord, Line, PathId,
-    RecordEvent, ReturnRecord, StepRecord, ThreadId, TraceLowLevelEvent, TypeId, TypeKind,
-    TypeRecord, TypeSpecificInfo, ValueRecord, VariableId,
+    RecordEvent, StepRecord, ThreadId, TraceLowLevelEvent, TypeId, TypeKind, TypeRecord,
+    TypeSpecificInfo, ValueRecord, VariableId,
 };
 use rustc_hash::FxHashMap;
 
+use super::record::{Rec, Val};
 use super::EventSink;
 
 /// Builds a well-formed event stream: every id is announced (`Path`, `Function`, `Type`,
@@ -23,6 +24,11 @@ pub struct TraceBuilder {
     function_lines: Vec<(PathId, Line)>,
     types: FxHashMap<String, TypeId>,
     variables: FxHashMap<String, VariableId>,
+    /// Type ids of static (non-heap) Python types by type object address: their names
+    /// never change, so the encoder skips reading and hashing the name.
+    static_types: FxHashMap<usize, TypeId>,
+    /// `arg` records since the last `call`.
+    pending_args: u32,
     events: u64,
 }
 
@@ -38,6 +44,8 @@ impl TraceBuilder {
             function_lines: Vec::new(),
             types: FxHashMap::default(),
             variables: FxHashMap::default(),
+            static_types: FxHashMap::default(),
+            pending_args: 0,
             events: 0,
         };
         let top = b.function_id("<toplevel>", program, 1);
@@ -51,10 +59,17 @@ impl TraceBuilder {
         b
     }
 
-    #[inline]
+    /// Rare events (interning, threads, events): boxed.
     fn emit(&mut self, event: TraceLowLevelEvent) {
         self.events += 1;
         self.sink.push(event);
+    }
+
+    /// The hot path: one fixed-size record.
+    #[inline]
+    fn emit_rec(&mut self, rec: Rec) {
+        self.events += 1;
+        self.sink.push_rec(rec);
     }
 
     pub fn events_emitted(&self) -> u64 {
@@ -107,6 +122,23 @@ impl TraceBuilder {
         id
     }
 
+    /// The type id of a static type (one that lives as long as the interpreter and whose
+    /// name never changes), by its address; `name` is read on first sight only.
+    #[inline]
+    pub fn static_type_id<'n>(
+        &mut self,
+        address: usize,
+        kind: TypeKind,
+        name: impl FnOnce() -> &'n str,
+    ) -> TypeId {
+        if let Some(id) = self.static_types.get(&address) {
+            return *id;
+        }
+        let id = self.type_id(kind, name());
+        self.static_types.insert(address, id);
+        id
+    }
+
     pub fn variable_id(&mut self, name: &str) -> VariableId {
         if let Some(id) = self.variables.get(name) {
             return *id;
@@ -119,26 +151,56 @@ impl TraceBuilder {
 
     #[inline]
     pub fn step(&mut self, path_id: PathId, line: i64) {
-        self.emit(TraceLowLevelEvent::Step(StepRecord {
-            path_id,
-            line: Line(line),
-        }));
+        match u32::try_from(path_id.0) {
+            Ok(path) => self.emit_rec(Rec::Step { path, line }),
+            Err(_) => self.emit(TraceLowLevelEvent::Step(StepRecord {
+                path_id,
+                line: Line(line),
+            })),
+        }
     }
 
-    /// A call: argument values, a step on the function's first line, then the call record
-    /// (the layout `runtime_tracing`'s own writer produces).
-    pub fn call(&mut self, function_id: FunctionId, args: Vec<FullValueRecord>) {
-        for arg in &args {
-            self.emit(TraceLowLevelEvent::Value(arg.clone()));
-        }
+    /// One argument of the call about to be recorded: a `Value` event. The arguments of a
+    /// call come before its [`TraceBuilder::call`], which repeats them in the `Call`
+    /// record (the layout `runtime_tracing`'s own writer produces). Scalars cost no
+    /// allocation.
+    #[inline]
+    pub fn arg(&mut self, variable_id: VariableId, value: ValueRecord) {
+        // Ids are interned names and code objects: never near 4 G of them (the tables
+        // would take over 100 GB).
+        debug_assert!(variable_id.0 <= u32::MAX as usize);
+        self.emit_rec(Rec::Arg {
+            variable: variable_id.0 as u32,
+            value: Val::from_record(value),
+        });
+        self.pending_args += 1;
+    }
+
+    /// A call whose arguments were given with [`TraceBuilder::arg`] since the last call: a
+    /// step on the function's first line, then the call record.
+    #[inline]
+    pub fn call(&mut self, function_id: FunctionId) {
         let (path_id, line) = self.function_lines[function_id.0];
-        self.emit(TraceLowLevelEvent::Step(StepRecord { path_id, line }));
-        self.emit(TraceLowLevelEvent::Call(CallRecord { function_id, args }));
+        self.step(path_id, line.0);
+        let nargs = std::mem::take(&mut self.pending_args);
+        debug_assert!(function_id.0 <= u32::MAX as usize);
+        self.emit_rec(Rec::Call {
+            function: function_id.0 as u32,
+            nargs,
+        });
+    }
+
+    /// A call with its argument list built by the caller (arguments, step, call).
+    pub fn call_with_args(&mut self, function_id: FunctionId, args: Vec<FullValueRecord>) {
+        for arg in args {
+            self.arg(arg.variable_id, arg.value);
+        }
+        self.call(function_id);
     }
 
     #[inline]
     pub fn ret(&mut self, return_value: ValueRecord) {
-        self.emit(TraceLowLevelEvent::Return(ReturnRecord { return_value }));
+        self.emit_rec(Rec::Return(Val::from_record(return_value)));
     }
 
     pub fn event(&mut self, kind: EventLogKind, metadata: &str, content: String) {

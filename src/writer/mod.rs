@@ -2,10 +2,12 @@
 //!
 //! The recorder thread only *builds* events: [`TraceBuilder`] interns paths, functions,
 //! types and variable names (so every `Path`/`Function`/`Type`/`VariableName` record comes
-//! before its first use, as the format requires) and appends events to a batch. Full
-//! batches go over a bounded channel to a writer thread that serialises them, so the
-//! traced program never waits on `serde` or the disk, and memory stays bounded however long
-//! the run is: at most [`MAX_BATCHES_IN_FLIGHT`] batches exist at once.
+//! before its first use, as the format requires) and appends fixed-size records
+//! ([`record::Rec`], 24 bytes, no heap memory for scalar values) to a recycled batch. Full
+//! batches go over a bounded channel to a writer thread that turns the records into the
+//! format's events and encodes them, so the traced program never waits on encoding or the
+//! disk, and memory stays bounded however long the run is: at most
+//! [`MAX_BATCHES_IN_FLIGHT`] batches exist at once.
 //!
 //! Formats:
 //! - `json`: `trace.json`, one JSON array of events, streamed element by element. It is
@@ -17,6 +19,7 @@
 mod builder;
 pub mod py;
 pub mod reader;
+pub mod record;
 mod sink;
 mod slab;
 

@@ -12,6 +12,7 @@ use std::time::Instant;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use runtime_tracing::TraceLowLevelEvent;
 
+use super::record::{Rec, RecordEncoder};
 use super::slab::Slab;
 use super::{BATCH_EVENTS, BATCH_POOL, FLUSH_INTERVAL, MAX_BATCHES_IN_FLIGHT};
 
@@ -217,8 +218,14 @@ impl EventSink {
         &self.cap
     }
 
-    #[inline]
+    /// Appends any event (a compact record where it has that shape).
     pub fn push(&mut self, event: TraceLowLevelEvent) {
+        self.push_rec(Rec::from_event(event));
+    }
+
+    /// Appends one record: the hot path (a slot write and a release store).
+    #[inline]
+    pub fn push_rec(&mut self, event: Rec) {
         // SAFETY: this is the recording thread's current slab and `filled` its count; the
         // slab is shipped as soon as it is full, so `filled` stays below the capacity.
         unsafe { self.current.push(self.filled, event) };
@@ -420,6 +427,7 @@ enum Output {
     Json {
         out: BufWriter<File>,
         first: bool,
+        records: RecordEncoder,
     },
     /// The format's binary v1 layout (header, then CBOR records in seekable zstd), written
     /// here rather than through `runtime_tracing`'s writer so that every flush ends a
@@ -427,6 +435,7 @@ enum Output {
     Binary {
         enc: zeekstd::Encoder<'static, BufWriter<File>>,
         buf: Vec<u8>,
+        records: RecordEncoder,
         /// Raw bytes given to the encoder since its last flush (for the size cap).
         pending: u64,
     },
@@ -438,7 +447,11 @@ impl Output {
         match format {
             TraceFormat::Json => {
                 out.write_all(b"[")?;
-                Ok(Output::Json { out, first: true })
+                Ok(Output::Json {
+                    out,
+                    first: true,
+                    records: RecordEncoder::new(),
+                })
             }
             TraceFormat::Binary => {
                 out.write_all(BINARY_HEADER_V1)?;
@@ -452,42 +465,41 @@ impl Output {
                 Ok(Output::Binary {
                     enc,
                     buf: Vec::with_capacity(1 << 16),
+                    records: RecordEncoder::new(),
                     pending: 0,
                 })
             }
         }
     }
 
-    fn write_events(&mut self, events: &[TraceLowLevelEvent]) -> std::io::Result<()> {
+    fn write_events(&mut self, events: &[Rec]) -> std::io::Result<()> {
         match self {
-            Output::Json { out, first } => {
+            Output::Json {
+                out,
+                first,
+                records,
+            } => {
                 for event in events {
                     if !*first {
                         out.write_all(b",\n")?;
                     }
                     *first = false;
-                    write_json_event(out, event)?;
+                    records.json(out, event)?;
                 }
                 Ok(())
             }
-            Output::Binary { enc, buf, pending } => {
+            Output::Binary {
+                enc,
+                buf,
+                records,
+                pending,
+            } => {
                 buf.clear();
-                let mut bytes = std::mem::take(buf);
                 for event in events {
-                    match event {
-                        TraceLowLevelEvent::Step(step) => {
-                            write_cbor_step(&mut bytes, step.path_id.0 as u64, step.line.0)
-                        }
-                        other => {
-                            bytes = cbor4ii::serde::to_vec(bytes, other)
-                                .map_err(|e| std::io::Error::other(e.to_string()))?
-                        }
-                    }
+                    records.cbor(buf, event)?;
                 }
-                let r = enc.write_all(&bytes);
-                *pending += bytes.len() as u64;
-                *buf = bytes;
-                r
+                *pending += buf.len() as u64;
+                enc.write_all(buf)
             }
         }
     }
@@ -543,59 +555,6 @@ impl Output {
     }
 }
 
-/// One event as JSON, exactly as `serde_json` writes it. Steps are half of all events, so
-/// they take a hand-written path (integers only, no string escaping); everything else goes
-/// through serde.
-fn write_json_event(out: &mut impl Write, event: &TraceLowLevelEvent) -> std::io::Result<()> {
-    match event {
-        TraceLowLevelEvent::Step(step) => {
-            let mut buf = itoa::Buffer::new();
-            out.write_all(b"{\"Step\":{\"path_id\":")?;
-            out.write_all(buf.format(step.path_id.0).as_bytes())?;
-            out.write_all(b",\"line\":")?;
-            out.write_all(buf.format(step.line.0).as_bytes())?;
-            out.write_all(b"}}")
-        }
-        other => serde_json::to_writer(out, other).map_err(std::io::Error::from),
-    }
-}
-
-/// A CBOR head: major type and argument, in the shortest form (as every CBOR encoder
-/// writes it).
-fn cbor_head(out: &mut Vec<u8>, major: u8, arg: u64) {
-    let m = major << 5;
-    match arg {
-        0..=23 => out.push(m | arg as u8),
-        24..=0xff => out.extend_from_slice(&[m | 24, arg as u8]),
-        0x100..=0xffff => {
-            out.push(m | 25);
-            out.extend_from_slice(&(arg as u16).to_be_bytes());
-        }
-        0x1_0000..=0xffff_ffff => {
-            out.push(m | 26);
-            out.extend_from_slice(&(arg as u32).to_be_bytes());
-        }
-        _ => {
-            out.push(m | 27);
-            out.extend_from_slice(&arg.to_be_bytes());
-        }
-    }
-}
-
-/// A `Step` event in CBOR, byte for byte what serde (`cbor4ii`) writes: a one-entry map
-/// from `"Step"` to the map `{"path_id": …, "line": …}`. Steps are about half of all
-/// events; this skips serde's generic path for them.
-fn write_cbor_step(out: &mut Vec<u8>, path_id: u64, line: i64) {
-    out.extend_from_slice(b"\xa1\x64Step\xa2\x67path_id");
-    cbor_head(out, 0, path_id);
-    out.extend_from_slice(b"\x64line");
-    if line >= 0 {
-        cbor_head(out, 0, line as u64);
-    } else {
-        cbor_head(out, 1, !(line as u64));
-    }
-}
-
 /// Writes `contents` to `path` through a temporary file and a rename, so readers never see
 /// a half-written file.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
@@ -623,7 +582,9 @@ mod tests {
                 line: Line(l),
             });
             let mut ours = Vec::new();
-            write_json_event(&mut ours, &ev).unwrap();
+            RecordEncoder::new()
+                .json(&mut ours, &Rec::from_event(ev.clone()))
+                .unwrap();
             assert_eq!(
                 String::from_utf8(ours).unwrap(),
                 serde_json::to_string(&ev).unwrap()
@@ -650,7 +611,9 @@ mod tests {
                 line: Line(l),
             });
             let mut ours = Vec::new();
-            write_cbor_step(&mut ours, p as u64, l);
+            RecordEncoder::new()
+                .cbor(&mut ours, &Rec::from_event(ev.clone()))
+                .unwrap();
             assert_eq!(
                 ours,
                 cbor4ii::serde::to_vec(Vec::new(), &ev).unwrap(),

@@ -20,7 +20,7 @@ use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use runtime_tracing::TraceLowLevelEvent;
+use super::record::Rec;
 
 pub struct Slab {
     /// Which batch of the run this is (0, 1, 2, …): the writer thread writes batches in
@@ -28,11 +28,11 @@ pub struct Slab {
     seq: AtomicU64,
     /// Slots `0..len` hold initialised events, published by the recording thread.
     len: AtomicUsize,
-    slots: Box<[UnsafeCell<MaybeUninit<TraceLowLevelEvent>>]>,
+    slots: Box<[UnsafeCell<MaybeUninit<Rec>>]>,
 }
 
 // SAFETY: slots below `len` are only read (by any thread); slots at or above `len` are only
-// written by the single recording thread (module docs). Events are plain data (`Send + Sync`).
+// written by the single recording thread (module docs). Records are plain data (`Send + Sync`).
 unsafe impl Sync for Slab {}
 unsafe impl Send for Slab {}
 
@@ -64,7 +64,7 @@ impl Slab {
     /// Only the recording thread, on its current slab, with `at` equal to the number of
     /// events pushed so far and below the capacity.
     #[inline]
-    pub unsafe fn push(&self, at: usize, event: TraceLowLevelEvent) {
+    pub unsafe fn push(&self, at: usize, event: Rec) {
         debug_assert!(at < self.slots.len());
         debug_assert_eq!(self.len.load(Ordering::Relaxed), at);
         (*self.slots.get_unchecked(at).get()).write(event);
@@ -72,11 +72,11 @@ impl Slab {
     }
 
     /// The events published so far.
-    pub fn published(&self) -> &[TraceLowLevelEvent] {
+    pub fn published(&self) -> &[Rec] {
         let len = self.len.load(Ordering::Acquire);
         // SAFETY: slots below `len` are initialised and no longer written; the cell and
         // `MaybeUninit` wrappers are `repr(transparent)`, so the layout is a `[T]`.
-        unsafe { std::slice::from_raw_parts(self.slots.as_ptr() as *const TraceLowLevelEvent, len) }
+        unsafe { std::slice::from_raw_parts(self.slots.as_ptr() as *const Rec, len) }
     }
 
     /// Drops the events and empties the slab for reuse.
@@ -102,14 +102,11 @@ impl Drop for Slab {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runtime_tracing::{Line, PathId, StepRecord};
+    use runtime_tracing::TraceLowLevelEvent;
     use std::sync::Arc;
 
-    fn step(line: i64) -> TraceLowLevelEvent {
-        TraceLowLevelEvent::Step(StepRecord {
-            path_id: PathId(0),
-            line: Line(line),
-        })
+    fn step(line: i64) -> Rec {
+        Rec::Step { path: 0, line }
     }
 
     #[test]
@@ -124,7 +121,7 @@ mod tests {
                     let p = slab.published();
                     assert!(p.len() >= seen);
                     for (i, e) in p.iter().enumerate().skip(seen) {
-                        assert!(matches!(e, TraceLowLevelEvent::Step(s) if s.line.0 == i as i64));
+                        assert!(matches!(e, Rec::Step { line, .. } if *line == i as i64));
                     }
                     seen = p.len();
                 }
@@ -142,8 +139,14 @@ mod tests {
     fn clear_drops_owned_event_data() {
         let slab = Slab::new(4);
         unsafe {
-            slab.push(0, TraceLowLevelEvent::Path("/a/b.py".into()));
-            slab.push(1, TraceLowLevelEvent::VariableName("x".into()));
+            slab.push(
+                0,
+                Rec::Event(Box::new(TraceLowLevelEvent::Path("/a/b.py".into()))),
+            );
+            slab.push(
+                1,
+                Rec::Event(Box::new(TraceLowLevelEvent::VariableName("x".into()))),
+            );
         }
         assert_eq!(slab.published().len(), 2);
         unsafe { slab.clear() };

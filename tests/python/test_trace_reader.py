@@ -101,3 +101,50 @@ def test_the_summary_scan_counts_what_the_events_hold(traces, fmt):
     assert dict(scan["calls"]) == calls
     assert calls["greet"] == 150
     assert scan["paths"] == [e["Path"] for e in events if "Path" in e]
+
+
+VALUES_PROGRAM = '''\
+class Thing:
+    pass
+
+def take(*values, **named):
+    return values
+
+big = 2 ** 80
+take(0, -1, 255, -(2 ** 63), 2 ** 63 - 1, big, -big)
+take(1.5, -0.0, float("nan"), float("inf"), float("-inf"), 1e300)
+take(True, False, None, "é \\"q\\" \\n\\t", b"\\x00b'", "x" * 600)
+take([1, [2, [3, [4, [5]]]]], (1, "a"), {"k": (1, 2)}, {3}, frozenset(), list(range(40)))
+take(Thing(), range(3), key="v", other=[None])
+'''
+
+
+def test_trace_events_are_what_json_loads_makes_of_the_trace_file(tmp_path):
+    """`TraceEvents` gives exactly what Python's own `json` module makes of the recorder's
+    JSON file, for every kind of value the encoder writes (scalars, big ints, non-finite
+    floats, strings, bytes, nested and truncated containers, objects); and the file is
+    one the format's serde reader decodes (a NaN once made it unreadable)."""
+    (tmp_path / "prog.py").write_text(VALUES_PROGRAM)
+    subprocess.run(
+        [CT_RECORD, "--format", "json", "--trace-dir", str(tmp_path / "t"), "prog.py"],
+        cwd=tmp_path, check=True, capture_output=True, env=clean_env(), timeout=TIMEOUT,
+    )
+    with open(tmp_path / "t" / "trace.json", encoding="utf-8") as f:
+        expected = json.load(f)
+    got = list(TraceEvents(tmp_path / "t", chunk=7))
+    assert got == expected
+    # The summary decodes every Call record with serde: it must not fail on any value.
+    assert _native.scan_trace(str(tmp_path / "t"))["complete"] is True
+    # The comparison covered what it is meant to: calls with many kinds of values.
+    kinds = set()
+
+    def walk(v):
+        kinds.add(v["kind"])
+        for item in v.get("elements", ()):
+            walk(item)
+
+    for e in got:
+        if isinstance(e, dict) and "Call" in e:
+            for a in e["Call"]["args"]:
+                walk(a["value"])
+    assert {"Int", "BigInt", "Float", "Bool", "None", "String", "Raw", "Sequence", "Tuple"} <= kinds
