@@ -24,7 +24,7 @@ PYTHONS      ?= $(SUPPORTED_PYTHONS)
 SKIP_PYTHONS ?=
 venv_of      = $(if $(filter 3.11,$(1)),$(VENV),$(VENV)-$(1))
 
-.PHONY: help setup build demo test test-rust test-python test-pythons pythons bench bench-rust lint clean pytest-3.11
+.PHONY: help setup build demo test test-rust test-python test-pythons pythons bench bench-rust bench-formats lint clean pytest-3.11
 
 help:
 	@echo "make demo   - set up, build, record the bundled example, print the summary"
@@ -32,6 +32,7 @@ help:
 	@echo "              interpreter in PYTHONS (default: $(PYTHONS); SKIP_PYTHONS=3.13 leaves one out)"
 	@echo "make bench  - whole-process benchmarks (overhead ratios, peak memory)"
 	@echo "make bench-rust - Criterion benches of the Rust internals"
+	@echo "make bench-formats - the format crate's writer (codetracer_trace_writer) beside ours"
 	@echo "make lint   - cargo fmt --check and cargo clippy"
 
 # --- set-up -------------------------------------------------------------------------------
@@ -154,6 +155,12 @@ bench: setup $(STAMPS)/bench-venv
 bench-rust: setup
 	export LD_LIBRARY_PATH="$(PY_LIBDIR)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}"
 	cargo bench --bench naming --bench naming_sys_modules --bench filters --bench hot_path
+
+# The CodeTracer format's own writer crate beside ours on the call-heavy event stream (wall,
+# CPU, bytes per event, callgrind instructions); the crate is built only for this.
+bench-formats: setup
+	export LD_LIBRARY_PATH="$(PY_LIBDIR)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}"
+	cargo bench --features format-crates-bench --bench format_writers -- --callgrind
 
 lint:
 	cargo fmt --all -- --check

@@ -23,7 +23,8 @@ Shadow mode (`--shadow-compare`) has its own section: its extra cost over primar
 recording on the call-heavy workload and on an import-heavy tree of 5,000 generated modules,
 and the latency of `/metrics` scrapes while the traced program is CPU-bound.
 
-Usage: python bench/run.py [--repeat N] [--quick] [--naming-only | --shadow-only | --no-shadow]
+Usage: python bench/run.py [--repeat N] [--quick]
+       [--naming-only | --shadow-only | --no-shadow | --recording-only | --instructions-only]
 """
 
 import argparse
@@ -268,6 +269,8 @@ def main():
     group.add_argument("--no-shadow", action="store_true", help="skip the shadow-mode benchmarks")
     group.add_argument("--recording-only", action="store_true",
                        help="only recording (wall, memory, bytes/event), readers and instructions")
+    group.add_argument("--instructions-only", action="store_true",
+                       help="only the callgrind instruction counts (reduced size; minutes, not hours)")
     ap.add_argument("--record-repeat", type=int, default=3,
                     help="runs per configuration of the (long) user-size recording workloads")
     opts = ap.parse_args()
@@ -286,6 +289,9 @@ def main():
         n_modules = int(2000 * scale)
         generate_tree(tree, n_modules)
         run([PY, os.path.join(HERE, "workloads", "import_heavy.py"), tree, str(n_modules)], work)
+        if opts.instructions_only:
+            instructions_benchmark(work, tree)
+            return
         results = recording_benchmark(work, 2 if opts.quick else opts.record_repeat, scale, tree, n_modules)
         call_heavy = next(iter(results))
         traces = results[call_heavy][3]
