@@ -199,7 +199,7 @@ fn dict_version(dict: *mut ffi::PyObject) -> u64 {
 /// word sees it. `None` when the layout check failed.
 #[cfg(Py_3_13)]
 unsafe fn inline_value_words(dict: *mut ffi::PyObject) -> Option<Vec<*const usize>> {
-    if !*INLINE_VALUES_LAYOUT.get_or_init(|| check_inline_values_layout()) {
+    if !*INLINE_VALUES_LAYOUT.get_or_init(check_inline_values_layout) {
         return None;
     }
     Some(inline_words_unchecked(dict))
@@ -495,6 +495,9 @@ impl<'py> Reader<'py> {
             }
             let mut deep = None;
             if self.record {
+                // The object itself stays alive with the stamp: on 3.13 the dict's values
+                // may be the object's inline values, whose words the stamp watches.
+                self.keep.push(obj.clone().unbind());
                 if let Some(d) = &dict {
                     let first = self.watches.len();
                     self.watch_dict(d.as_ptr());

@@ -121,7 +121,7 @@ unsafe extern "C" fn on_dict_event(
 /// # Safety
 /// `dict` is a live dict and the GIL is held.
 pub(crate) unsafe fn counter_of(dict: *mut ffi::PyObject) -> Option<*const usize> {
-    let id = (*WATCHER.get_or_init(|| add_checked_watcher()))?;
+    let id = (*WATCHER.get_or_init(add_checked_watcher))?;
     counter_with(id, dict)
 }
 
