@@ -22,6 +22,7 @@ PY_LIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("
 SUPPORTED_PYTHONS := 3.11 3.12 3.13
 PYTHONS      ?= $(SUPPORTED_PYTHONS)
 SKIP_PYTHONS ?=
+BENCH_ARGS   ?=
 venv_of      = $(if $(filter 3.11,$(1)),$(VENV),$(VENV)-$(1))
 
 .PHONY: help setup build demo test test-rust test-python test-pythons pythons bench bench-rust bench-formats lint clean pytest-3.11
@@ -30,7 +31,8 @@ help:
 	@echo "make demo   - set up, build, record the bundled example, print the summary"
 	@echo "make test   - set up, build, run the Rust suites once and the Python suite on every"
 	@echo "              interpreter in PYTHONS (default: $(PYTHONS); SKIP_PYTHONS=3.13 leaves one out)"
-	@echo "make bench  - whole-process benchmarks (overhead ratios, peak memory)"
+	@echo "make bench  - whole-process benchmarks (overhead ratios, peak memory) on 3.11;"
+	@echo "              make bench-3.12 / bench-3.13 on the others (BENCH_ARGS=--naming-only ...)"
 	@echo "make bench-rust - Criterion benches of the Rust internals"
 	@echo "make bench-formats - the format crate's writer (codetracer_trace_writer) beside ours"
 	@echo "make lint   - cargo fmt --check and cargo clippy"
@@ -48,6 +50,10 @@ $(STAMPS)/venv: $(STAMPS)/system requirements-dev.txt
 	touch $@
 
 setup: $(STAMPS)/venv
+
+# Stamps made through pattern rules are kept (make would delete them as intermediate files
+# and set the venv up again in the next sub-make).
+.PRECIOUS: $(STAMPS)/venv-% $(STAMPS)/bench-venv-%
 
 # The venv of another supported interpreter (3.11's is $(VENV), above).
 $(STAMPS)/venv-%: $(STAMPS)/system requirements-dev.txt
@@ -149,7 +155,22 @@ $(STAMPS)/bench-venv: $(STAMPS)/venv bench/requirements.txt
 bench: setup $(STAMPS)/bench-venv
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
 	  $(VENV)/bin/maturin develop --profile profiling --quiet
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The same benchmarks on another interpreter (`make bench-3.12`, `make bench-3.13
+# BENCH_ARGS=--naming-only`): its own venv and target dir, the `profiling` profile. Like
+# `make bench`, this leaves the profiling build installed; `make test` reinstalls the release.
+bench-3.11: bench
+
+$(STAMPS)/bench-venv-%: $(STAMPS)/venv-% bench/requirements.txt
+	$(VENV)-$*/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
+bench-%: $(STAMPS)/bench-venv-%
+	VIRTUAL_ENV=$(abspath $(VENV)-$*) PATH=$(abspath $(VENV)-$*)/bin:$$PATH \
+	  CARGO_TARGET_DIR=$(abspath target)/py$* PYO3_PYTHON=$(abspath $(VENV)-$*)/bin/python \
+	  $(VENV)-$*/bin/maturin develop --profile profiling --quiet
+	$(VENV)-$*/bin/python bench/run.py $(BENCH_ARGS)
 
 # Criterion benches of the Rust internals (naming engines, filters).
 bench-rust: setup
