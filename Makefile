@@ -34,6 +34,7 @@ help:
 	@echo "make bench  - whole-process benchmarks (overhead ratios, peak memory) on 3.11;"
 	@echo "              make bench-3.12 / bench-3.13 on the others (BENCH_ARGS=--naming-only ...)"
 	@echo "make bench-rust - Criterion benches of the Rust internals"
+	@echo "make bench-evidence - evidence-only mode per interpreter (EVIDENCE_BENCH_PYTHONS)"
 	@echo "make bench-formats - the format crate's writer (codetracer_trace_writer) beside ours"
 	@echo "make lint   - cargo fmt --check and cargo clippy"
 
@@ -171,6 +172,29 @@ bench-%: $(STAMPS)/bench-venv-%
 	  CARGO_TARGET_DIR=$(abspath target)/py$* PYO3_PYTHON=$(abspath $(VENV)-$*)/bin/python \
 	  $(VENV)-$*/bin/maturin develop --profile profiling --quiet
 	$(VENV)-$*/bin/python bench/run.py $(BENCH_ARGS)
+
+# Evidence-only mode (`--shadow-compare --evidence-only`) per interpreter: wall times against
+# untraced python and the no-op floor, callgrind counts (bench/run.py --evidence-only). The
+# 3.11 rows also end `make bench`; this runs them on each of EVIDENCE_BENCH_PYTHONS.
+EVIDENCE_BENCH_PYTHONS ?= 3.11 3.12
+.PHONY: bench-evidence
+bench-evidence:
+	for v in $(EVIDENCE_BENCH_PYTHONS); do
+	  echo "make bench-evidence: CPython $$v"
+	  $(MAKE) --no-print-directory bench-evidence-$$v
+	done
+
+bench-evidence-3.11: setup $(STAMPS)/bench-venv
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
+	  $(VENV)/bin/maturin develop --profile profiling --quiet
+	$(PY) bench/run.py --evidence-only
+
+bench-evidence-%: $(STAMPS)/venv-% bench/requirements.txt
+	$(VENV)-$*/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	VIRTUAL_ENV=$(abspath $(VENV)-$*) PATH=$(abspath $(VENV)-$*)/bin:$$PATH \
+	  CARGO_TARGET_DIR=$(abspath target)/py$* PYO3_PYTHON=$(abspath $(VENV)-$*)/bin/python \
+	  $(VENV)-$*/bin/maturin develop --profile profiling --quiet
+	$(VENV)-$*/bin/python bench/run.py --evidence-only
 
 # Criterion benches of the Rust internals (naming engines, filters).
 bench-rust: setup

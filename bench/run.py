@@ -23,8 +23,17 @@ Shadow mode (`--shadow-compare`) has its own section: its extra cost over primar
 recording on the call-heavy workload and on an import-heavy tree of 5,000 generated modules,
 and the latency of `/metrics` scrapes while the traced program is CPU-bound.
 
+Evidence-only mode (`--shadow-compare --evidence-only`, no trace) has its own section too:
+its wall time against untraced python and against the cheapest hook it could be built on (a
+no-op C profile function on 3.11, a C-level PY_START callback returning DISABLE on 3.12+;
+bench/floor_runner.py), on the call-heavy workload and on importing every module of real
+packages (bench/requirements.txt: sympy, mpmath, networkx; about 2,200 modules), plus
+callgrind instruction counts at a reduced size. It runs on the interpreter running this
+script: `make bench-evidence` runs it per interpreter (EVIDENCE_BENCH_PYTHONS="3.11 3.12").
+
 Usage: python bench/run.py [--repeat N] [--quick]
-       [--naming-only | --shadow-only | --no-shadow | --recording-only | --instructions-only]
+       [--naming-only | --shadow-only | --evidence-only | --no-shadow | --recording-only |
+        --instructions-only]
 """
 
 import argparse
@@ -266,6 +275,8 @@ def main():
     group.add_argument("--naming-only", action="store_true",
                        help=f"run only the naming-engine workload ({NAMING_MODULES} modules)")
     group.add_argument("--shadow-only", action="store_true", help="only the shadow-mode benchmarks")
+    group.add_argument("--evidence-only", action="store_true",
+                       help="only the evidence-only benchmarks (--shadow-compare --evidence-only)")
     group.add_argument("--no-shadow", action="store_true", help="skip the shadow-mode benchmarks")
     group.add_argument("--recording-only", action="store_true",
                        help="only recording (wall, memory, bytes/event), readers and instructions")
@@ -278,6 +289,9 @@ def main():
     scale = 0.5 if opts.quick else 1.0
     if opts.shadow_only:
         shadow_benchmarks(repeat, opts.quick)
+        return
+    if opts.evidence_only:
+        evidence_benchmarks(2 if opts.quick else opts.record_repeat, opts.quick)
         return
 
     work = tempfile.mkdtemp(prefix="ct-bench-")
@@ -305,6 +319,8 @@ def main():
     if not (opts.no_shadow or opts.recording_only):
         print()
         shadow_benchmarks(repeat, opts.quick)
+        print()
+        evidence_benchmarks(2 if opts.quick else opts.record_repeat, opts.quick)
 
 
 # --- shadow mode ---------------------------------------------------------------------------
@@ -424,6 +440,115 @@ def shadow_benchmarks(repeat, quick):
         print(f"/metrics scrape latency, {100 if quick else 200} scrapes while the recorded program "
               f"is CPU-bound: p50 {p50 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms, max {worst * 1e3:.2f} ms "
               f"(target p99 < {SCRAPE_P99_TARGET * 1e3:.0f} ms: {'ok' if p99 < SCRAPE_P99_TARGET else 'OVER'})")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+
+# --- evidence-only mode --------------------------------------------------------------------
+
+# Targets of issue #11, as ratios to untraced python (3.12+), and the 3.11 target: no more
+# than the floor (a no-op profile function) costs.
+EVIDENCE_TARGETS = {"call-heavy": 1.05, "import-real": 1.15}
+REAL_PACKAGES = ("sympy", "mpmath", "networkx")
+
+LIST_SCRIPT = """
+import importlib, pkgutil, sys
+out, packages = sys.argv[1], sys.argv[2:]
+names = []
+for pkg in packages:
+    top = importlib.import_module(pkg)
+    names.append(pkg)
+    names.extend(m.name for m in pkgutil.walk_packages(top.__path__, pkg + ".", onerror=lambda n: None))
+with open(out, "w") as f:
+    f.write("\\n".join(names) + "\\n")
+print(len(names))
+"""
+
+
+def real_module_list(work):
+    """Every module of REAL_PACKAGES (their tests included), listed by a separate process
+    (walking packages imports them)."""
+    out = os.path.join(work, "real-modules.txt")
+    done = subprocess.run([PY, "-c", LIST_SCRIPT, out, *REAL_PACKAGES], cwd=work,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"cannot list the real packages' modules (pip install -r "
+                         f"bench/requirements.txt): {done.stderr.strip().splitlines()[-1:]}")
+    return out, int(done.stdout.split()[0])
+
+
+def evidence_configs(workload_cmd, run_dir):
+    record = [CT_RECORD, "--quiet", "--shadow-compare", "--evidence-only", "--trace-dir", run_dir]
+    return {
+        "untraced": [PY] + workload_cmd,
+        "floor": [PY, os.path.join(HERE, "floor_runner.py")] + workload_cmd,
+        "evidence": record + workload_cmd,
+        "evidence/globals": record + ["--module-name-from-globals"] + workload_cmd,
+    }
+
+
+def evidence_benchmarks(repeat, quick):
+    """Evidence-only against untraced python and the floor, runs interleaved; then
+    instruction counts (callgrind) at a reduced size."""
+    floor_kind = ("C PY_START callback returning DISABLE" if sys.version_info >= (3, 12)
+                  else "no-op C profile function")
+    work = tempfile.mkdtemp(prefix="ct-bench-evidence-")
+    try:
+        wl = os.path.join(HERE, "workloads")
+        listing, n_real = real_module_list(work)
+        fib_n = 27 if quick else 32
+        workloads = {
+            f"call-heavy fib({fib_n})": ("call-heavy", [os.path.join(wl, "call_heavy.py"), str(fib_n)]),
+            f"import-real ({n_real} modules)": ("import-real", [os.path.join(wl, "import_real.py"), listing]),
+        }
+        run_dir = os.path.join(work, "run")
+        # Untimed: compiles the packages' bytecode, so every timed run reads the same files.
+        run([PY, os.path.join(wl, "import_real.py"), listing], work)
+        names = list(evidence_configs([], "").keys())
+        print(f"evidence-only (--shadow-compare --evidence-only, no trace): median wall time of "
+              f"{repeat} interleaved runs, python {sys.version.split()[0]}; floor = {floor_kind}; "
+              f"evidence = default primary (rollout.toml), evidence/globals = globals primary")
+        print(f"{'workload':30} " + " ".join(f"{c:>16}" for c in names))
+        for label, (kind, cmd) in workloads.items():
+            cmds = evidence_configs(cmd, run_dir)
+            samples = {c: [] for c in names}
+            for _ in range(repeat):
+                for c in names:
+                    samples[c].append(run(cmds[c], work)[0])
+            wall = {c: statistics.median(v) for c, v in samples.items()}
+            base, floor = wall["untraced"], wall["floor"]
+            print(f"{label:30} " + " ".join(f"{wall[c]:15.2f}s" for c in names))
+            print(f"{'  / untraced':30} " + " ".join(f"{wall[c] / base:15.3f}x" for c in names))
+            print(f"{'  / floor':30} " + " ".join(f"{wall[c] / floor:15.3f}x" for c in names))
+            if sys.version_info >= (3, 12):
+                target = EVIDENCE_TARGETS[kind]
+                worst = max(wall["evidence"], wall["evidence/globals"]) / base
+                print(f"  target (3.12+): evidence <= {target:.2f}x untraced: "
+                      f"{'ok' if worst <= target else 'OVER'} ({worst:.3f}x)")
+            else:
+                worst = max(wall["evidence"], wall["evidence/globals"]) / floor
+                print(f"  target (3.11): evidence <= the floor: {'ok' if worst <= 1.0 else 'OVER'} "
+                      f"({worst:.3f}x the floor)")
+        if shutil.which("valgrind") is None:
+            raise SystemExit("valgrind is needed for the instruction counts (apt-get install valgrind)")
+        tree = os.path.join(work, "tree")
+        generate_tree(tree, 200)
+        run([PY, os.path.join(wl, "import_heavy.py"), tree, "200"], work)
+        small = {
+            "call-heavy fib(20)": [os.path.join(wl, "call_heavy.py"), "20"],
+            "import-heavy (200 generated)": [os.path.join(wl, "import_heavy.py"), tree, "200"],
+        }
+        print()
+        print("evidence-only instructions (callgrind, all threads, reduced size); ratios to untraced "
+              "and to the floor")
+        print(f"{'workload':30} " + " ".join(f"{c:>16}" for c in names))
+        for label, cmd in small.items():
+            cmds = evidence_configs(cmd, run_dir)
+            counts = {c: callgrind_instructions(cmds[c], work, os.path.join(work, "cg.out")) for c in names}
+            print(f"{label:30} " + " ".join(f"{counts[c] / 1e6:15.1f}M" for c in names))
+            print(f"{'  / untraced':30} " + " ".join(f"{counts[c] / counts['untraced']:15.3f}x" for c in names))
+            print(f"{'  / floor':30} " + " ".join(f"{counts[c] / counts['floor']:15.3f}x" for c in names))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -43,6 +43,26 @@ pub struct RecordArgs {
     #[arg(long, value_enum, default_value_t = TraceFormat::Json, env = "CODETRACER_TRACE_FORMAT")]
     pub format: TraceFormat,
 
+    /// Whether `format` was given (on the command line or in its variable), set by [`parse`].
+    #[arg(skip)]
+    pub format_given: bool,
+
+    /// Stop recording when the events file reaches SIZE bytes (`500M`, `2G`, `1.5GiB`,
+    /// `750000000`; K/M/G/T are powers of 1000, KiB/MiB/GiB/TiB powers of 1024), or
+    /// `unlimited`. The program runs on unchanged; one warning says where the trace stops.
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = DEFAULT_MAX_TRACE_SIZE,
+        env = "CODETRACER_MAX_TRACE_SIZE",
+        value_parser = parse_max_trace_size
+    )]
+    pub max_trace_size: MaxTraceSize,
+
+    /// Whether `max_trace_size` was given (on the command line or in its variable).
+    #[arg(skip)]
+    pub max_trace_size_given: bool,
+
     /// When the recorder itself fails: `disable` stops recording and lets the program
     /// finish untouched; `abort` raises ct_recorder.RecorderError and exits with status 70.
     #[arg(long, value_enum, default_value_t = OnError::Disable, env = "CODETRACER_ON_RECORDER_ERROR")]
@@ -88,6 +108,18 @@ pub struct RecordArgs {
     /// Do not run a shadow engine (overrides the project config and the environment).
     #[arg(long, overrides_with = "shadow_compare")]
     pub no_shadow_compare: bool,
+
+    /// With --shadow-compare: gather the evidence only, write no trace. Both engines still
+    /// compare every new code object; metrics, /metrics, --metrics-push and shadow/ are
+    /// produced as usual; the run directory holds no events file. Costs about one callback
+    /// per code object (docs/shadow-mode.md). Needs --shadow-compare; cannot be combined
+    /// with --format or --max-trace-size (or their variables), which only concern the trace.
+    #[arg(long, overrides_with = "no_evidence_only")]
+    pub evidence_only: bool,
+
+    /// Write the trace (overrides evidence-only from the project config or the environment).
+    #[arg(long, overrides_with = "evidence_only")]
+    pub no_evidence_only: bool,
 
     /// Compare only this fraction of files (`0.1` or `10%`, from 0 to 1), chosen
     /// deterministically by a hash of the file name.
@@ -184,6 +216,45 @@ impl LogLevel {
             LogLevel::Debug => "debug",
             LogLevel::Trace => "trace",
         }
+    }
+}
+
+/// `--max-trace-size`'s default: 5 GB (decimal) holds tens of millions of events, more than
+/// anyone steps through, and stops a runaway recording (a whole test suite) long before it
+/// fills a disk (docs/recording.md, "Trace size cap").
+pub const DEFAULT_MAX_TRACE_SIZE: &str = "5G";
+
+/// `--max-trace-size`: the events file's cap in bytes, or none (`unlimited`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxTraceSize(pub Option<u64>);
+
+/// `--max-trace-size SIZE`: bytes with an optional unit, SI (`K`, `M`, `G`, `T`, also with `B`:
+/// powers of 1000) or IEC (`KiB`, `MiB`, `GiB`, `TiB`: powers of 1024), case-insensitive, a
+/// fraction allowed (`1.5GiB`); or `unlimited` / `none` for no cap. Zero is refused: it
+/// would record nothing, and `0` meaning "no limit" in some tools makes it ambiguous.
+pub fn parse_max_trace_size(text: &str) -> Result<MaxTraceSize, String> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("unlimited") || t.eq_ignore_ascii_case("none") {
+        return Ok(MaxTraceSize(None));
+    }
+    let hint = "expected a size such as 500M, 2G or 1.5GiB (K/M/G/T = 1000^n, \
+                KiB/MiB/GiB/TiB = 1024^n), or 'unlimited'";
+    // A number first (no sign, no word such as `inf`): one message for every value that is
+    // not a size at all.
+    if !t.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+        return Err(hint.to_owned());
+    }
+    match parse_size::parse_size(t) {
+        Ok(0) => Err(
+            "a cap of 0 bytes would record nothing; to record without a cap, \
+                      give 'unlimited'"
+                .to_owned(),
+        ),
+        Ok(n) => Ok(MaxTraceSize(Some(n))),
+        Err(parse_size::Error::PosOverflow) => {
+            Err(format!("too large (at most {} bytes); {hint}", u64::MAX))
+        }
+        Err(_) => Err(hint.to_owned()),
     }
 }
 
@@ -356,6 +427,14 @@ pub fn parse(argv: &[OsString]) -> Result<RecordArgs, ParseError> {
         Some(clap::parser::ValueSource::EnvVariable) => crate::logging::LevelSource::Environment,
         _ => crate::logging::LevelSource::Default,
     };
+    let given = |id: &str| {
+        matches!(
+            matches.value_source(id),
+            Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
+        )
+    };
+    parsed.format_given = given("format");
+    parsed.max_trace_size_given = given("max_trace_size");
     parsed.args.extend(program_args);
     Ok(parsed)
 }
@@ -539,6 +618,34 @@ pub fn print_out(text: &str) -> i32 {
     }
 }
 
+/// Usage errors of evidence-only mode: it needs shadow comparison, and options that only
+/// concern the trace make no sense without one.
+fn evidence_only_conflicts(
+    policy: &crate::policy::Policy,
+    args: &RecordArgs,
+) -> Result<(), String> {
+    policy.check()?;
+    let trace_only = [
+        ("--format", args.format_given),
+        ("--max-trace-size", args.max_trace_size_given),
+    ];
+    for (option, given) in trace_only {
+        if policy.evidence_only.value && given {
+            return Err(format!(
+                "{option} cannot be combined with evidence-only mode ({} from {}): an \
+                 evidence-only run writes no trace",
+                policy
+                    .evidence_only
+                    .source
+                    .as_deref()
+                    .unwrap_or("evidence_only"),
+                policy.evidence_only.layer
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `--x` / `--no-x` (clap keeps only the last one given) as an optional override.
 fn flag_pair(yes: bool, no: bool) -> Option<bool> {
     match (yes, no) {
@@ -592,6 +699,7 @@ pub fn main(py: Python<'_>, argv: Vec<OsString>) -> PyResult<i32> {
             args.no_module_name_from_globals,
         ),
         shadow_compare: flag_pair(args.shadow_compare, args.no_shadow_compare),
+        evidence_only: flag_pair(args.evidence_only, args.no_evidence_only),
     };
     let policy = match crate::session::build_policy(&program_dir, Some(&overrides)) {
         Ok(p) => p,
@@ -601,11 +709,28 @@ pub fn main(py: Python<'_>, argv: Vec<OsString>) -> PyResult<i32> {
         }
     };
     if args.print_policy {
-        return Ok(print_out(&policy.render_table()));
+        // What a recording would use, so a build without the legacy engine shows its
+        // fallback and refuses an explicit request for legacy exactly as a recording does.
+        return match crate::session::engines_in_force(&policy) {
+            Ok((primary, chosen_by, shadow)) => Ok(print_out(&policy.render_table_with(
+                primary.as_str(),
+                &chosen_by,
+                shadow.map(crate::naming::Engine::as_str),
+            ))),
+            Err(e) => {
+                eprintln!("ct-record: error: {e}");
+                Ok(2)
+            }
+        };
     }
     if let Some(target) = &args.explain_filter {
         return explain_filter(py, target, &args, &policy);
     }
+    if let Err(e) = evidence_only_conflicts(&policy, &args) {
+        eprintln!("ct-record: error: {e}");
+        return Ok(2);
+    }
+    let evidence_only = policy.evidence_only.value;
     crate::session::set_pending_policy(policy);
     let opts = PyDict::new(py);
     match (&args.module, &args.script) {
@@ -641,10 +766,18 @@ pub fn main(py: Python<'_>, argv: Vec<OsString>) -> PyResult<i32> {
     )?;
     rec.set_item("metrics_push", &args.metrics_push)?;
     rec.set_item("quiet", args.quiet)?;
+    // Evidence-only runs have no trace to cap (giving a cap is refused above).
+    if !evidence_only {
+        match args.max_trace_size.0 {
+            Some(bytes) => rec.set_item("max_trace_size", bytes)?,
+            None => rec.set_item("max_trace_size", "unlimited")?,
+        }
+    }
     rec.set_item("command", &argv)?;
     opts.set_item("recorder", rec)?;
     opts.set_item("trace_dir", args.trace_dir.as_os_str())?;
-    opts.set_item("format", args.format.as_str())?;
+    // Evidence-only runs have no trace format (giving one is refused above).
+    opts.set_item("format", (!evidence_only).then(|| args.format.as_str()))?;
     opts.set_item(
         "on_error",
         match args.on_recorder_error {
@@ -710,6 +843,41 @@ mod tests {
     #[test]
     fn unknown_option_is_a_usage_error_with_status_2() {
         let e = parse(&s(&["ct-record", "--no-such-flag", "app.py"])).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn trace_sizes_take_si_and_iec_units() {
+        let bytes = |t: &str| parse_max_trace_size(t).map(|m| m.0);
+        assert_eq!(bytes("750000000"), Ok(Some(750_000_000)));
+        assert_eq!(bytes("500M"), Ok(Some(500_000_000)));
+        assert_eq!(bytes("500MB"), Ok(Some(500_000_000)));
+        assert_eq!(bytes("2g"), Ok(Some(2_000_000_000)));
+        assert_eq!(bytes("1.5GiB"), Ok(Some(1_610_612_736)));
+        assert_eq!(bytes("64KiB"), Ok(Some(65_536)));
+        assert_eq!(bytes(" 1 T "), Ok(Some(1_000_000_000_000)));
+        assert_eq!(bytes("unlimited"), Ok(None));
+        assert_eq!(bytes("NONE"), Ok(None));
+        assert_eq!(
+            bytes(DEFAULT_MAX_TRACE_SIZE),
+            Ok(Some(5_000_000_000)),
+            "the documented default"
+        );
+    }
+
+    #[test]
+    fn bad_trace_sizes_are_refused_with_the_reason() {
+        for bad in [
+            "", "-1", "-5M", "abc", "5X", "0x10", "inf", "nan", "1e30", "M",
+        ] {
+            let e = parse_max_trace_size(bad).unwrap_err();
+            assert!(e.contains("500M") || e.contains("too large"), "{bad}: {e}");
+        }
+        assert!(parse_max_trace_size("0").unwrap_err().contains("unlimited"));
+        assert!(parse_max_trace_size("0K")
+            .unwrap_err()
+            .contains("unlimited"));
+        let e = parse(&s(&["ct-record", "--max-trace-size", "lots", "app.py"])).unwrap_err();
         assert_eq!(e.exit_code(), 2);
     }
 

@@ -165,14 +165,37 @@ pub fn path_text(bytes: &[u8]) -> String {
     out
 }
 
+/// `max_trace_size=` of `start()`: `None` for the default (as `ct-record`), a number of bytes,
+/// or a size as `--max-trace-size` takes it (`"500M"`, `"unlimited"`).
+fn max_trace_size_of(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u64>> {
+    let bad = |e: String| ConfigError::new_err(format!("max_trace_size: {e}"));
+    let parsed = match value {
+        None => cli::parse_max_trace_size(cli::DEFAULT_MAX_TRACE_SIZE),
+        Some(v) if v.is_none() => cli::parse_max_trace_size(cli::DEFAULT_MAX_TRACE_SIZE),
+        Some(v) if v.is_instance_of::<pyo3::types::PyBool>() => {
+            return Err(bad(
+                "expected a number of bytes or a size such as '500M'".into()
+            ))
+        }
+        Some(v) => match v.extract::<u64>() {
+            Ok(n) => cli::parse_max_trace_size(&n.to_string()),
+            Err(_) => match v.extract::<String>() {
+                Ok(text) => cli::parse_max_trace_size(&text),
+                Err(_) => Err("expected a number of bytes or a size such as '500M'".into()),
+            },
+        },
+    };
+    parsed.map(|m| m.0).map_err(bad)
+}
+
 /// Starts recording the current process into `trace_dir`.
 #[pyfunction]
-#[pyo3(signature = (trace_dir, *, format = "json", program = None, args = Vec::new(), own_dir = None, on_error = "disable", skip_current_stack = false, finish_on_sigterm = false, trace_filters = Vec::new(), default_filter = true, program_dir = None, shadow_sample = None, shadow_budget = None, metrics_addr = None, metrics_required = true, metrics_linger = 0.0, metrics_push = None, quiet = false, command = Vec::<std::ffi::OsString>::new()))]
+#[pyo3(signature = (trace_dir, *, format = None, program = None, args = Vec::new(), own_dir = None, on_error = "disable", skip_current_stack = false, finish_on_sigterm = false, trace_filters = Vec::new(), default_filter = true, program_dir = None, shadow_sample = None, shadow_budget = None, metrics_addr = None, metrics_required = true, metrics_linger = 0.0, metrics_push = None, quiet = false, command = Vec::<std::ffi::OsString>::new(), max_trace_size = None))]
 #[allow(clippy::too_many_arguments)]
 fn start(
     py: Python<'_>,
     trace_dir: PathBuf,
-    format: &str,
+    format: Option<&str>,
     program: Option<PathBuf>,
     args: Vec<std::ffi::OsString>,
     own_dir: Option<PathBuf>,
@@ -190,11 +213,16 @@ fn start(
     metrics_push: Option<String>,
     quiet: bool,
     command: Vec<std::ffi::OsString>,
+    max_trace_size: Option<Bound<'_, PyAny>>,
 ) -> PyResult<()> {
+    let cap_given = max_trace_size.as_ref().is_some_and(|v| !v.is_none());
+    let max_trace_size = max_trace_size_of(max_trace_size.as_ref())?;
     let command: Vec<String> = command
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    let format_given = format.is_some();
+    let format = format.unwrap_or("json");
     let format = <TraceFormat as clap::ValueEnum>::from_str(format, false).map_err(|_| {
         PyValueError::new_err(format!(
             "unknown trace format {format:?} (expected 'json' or 'binary')"
@@ -237,6 +265,17 @@ fn start(
             session::build_policy(&dir, None).map_err(|e| ConfigError::new_err(e.to_string()))?
         }
     };
+    if policy.evidence_only.value && (format_given || cap_given) {
+        let option = if format_given {
+            "format="
+        } else {
+            "max_trace_size="
+        };
+        return Err(ConfigError::new_err(format!(
+            "{option} cannot be combined with evidence-only mode: an evidence-only run writes \
+             no trace"
+        )));
+    }
     session::start(
         py,
         SessionConfig {
@@ -247,6 +286,7 @@ fn start(
             own_dir,
             on_error,
             limits: Limits::default(),
+            max_trace_size,
             skip_current_stack,
             policy,
             shadow: session::ShadowOptions {
@@ -289,9 +329,17 @@ fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<PyObject> {
 /// `ct_recorder.configure_policy(...)`: the highest policy layer, for recordings started
 /// later in this process. `None` leaves a setting to the lower layers.
 #[pyfunction]
-#[pyo3(signature = (*, module_name_from_globals = None, shadow_compare = None))]
-fn configure_policy(module_name_from_globals: Option<bool>, shadow_compare: Option<bool>) {
-    session::configure_python_api(module_name_from_globals, shadow_compare);
+#[pyo3(signature = (*, module_name_from_globals = None, shadow_compare = None, evidence_only = None))]
+fn configure_policy(
+    module_name_from_globals: Option<bool>,
+    shadow_compare: Option<bool>,
+    evidence_only: Option<bool>,
+) {
+    session::configure_python_api(policy::PythonApiValues {
+        module_name_from_globals,
+        shadow_compare,
+        evidence_only,
+    });
 }
 
 /// The effective policy for a program in `program_dir` (default: the working directory),
@@ -363,6 +411,68 @@ fn _bench_install_noop_hook() {
     unsafe { pyo3::ffi::PyEval_SetTrace(Some(noop_trace_hook), std::ptr::null_mut()) };
 }
 
+unsafe extern "C" fn noop_profile_hook(
+    _obj: *mut pyo3::ffi::PyObject,
+    _frame: *mut pyo3::ffi::PyFrameObject,
+    _what: std::os::raw::c_int,
+    _arg: *mut pyo3::ffi::PyObject,
+) -> std::os::raw::c_int {
+    0
+}
+
+/// Benchmark floor only (3.11 evidence-only): installs a C-level profile function that
+/// does nothing on the calling thread. A profile hook costs at least this.
+#[pyfunction]
+fn _bench_install_noop_profile() {
+    // SAFETY: called from Python, so the GIL is held.
+    unsafe { pyo3::ffi::PyEval_SetProfile(Some(noop_profile_hook), std::ptr::null_mut()) };
+}
+
+/// A `METH_FASTCALL` function that returns its `self` (new reference): built over
+/// `sys.monitoring.DISABLE`, the cheapest possible C-level `PY_START` callback.
+unsafe extern "C" fn return_self(
+    slf: *mut pyo3::ffi::PyObject,
+    _args: *mut *mut pyo3::ffi::PyObject,
+    _nargs: pyo3::ffi::Py_ssize_t,
+) -> *mut pyo3::ffi::PyObject {
+    pyo3::ffi::Py_INCREF(slf);
+    slf
+}
+
+struct BenchDef(pyo3::ffi::PyMethodDef);
+// SAFETY: immutable after construction, only read by CPython.
+unsafe impl Sync for BenchDef {}
+// SAFETY: as above.
+unsafe impl Send for BenchDef {}
+static RETURN_SELF_DEF: std::sync::OnceLock<BenchDef> = std::sync::OnceLock::new();
+
+/// Benchmark floor only (3.12+ evidence-only): a C-level callback (`METH_FASTCALL`) that
+/// returns `value`, e.g. `sys.monitoring.DISABLE` for a `PY_START` that costs one call per
+/// code object and does nothing.
+#[pyfunction]
+fn _bench_c_callback_returning(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+    let def = RETURN_SELF_DEF.get_or_init(|| {
+        BenchDef(pyo3::ffi::PyMethodDef {
+            ml_name: c"ct_recorder_bench_noop_callback".as_ptr(),
+            ml_meth: pyo3::ffi::PyMethodDefPointer {
+                PyCFunctionFast: return_self,
+            },
+            ml_flags: pyo3::ffi::METH_FASTCALL,
+            ml_doc: std::ptr::null(),
+        })
+    });
+    let def = &def.0 as *const pyo3::ffi::PyMethodDef as *mut pyo3::ffi::PyMethodDef;
+    // SAFETY: GIL held; `def` lives for the process; `value` becomes the function's self
+    // (PyCFunction_NewEx takes its own reference).
+    unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            pyo3::ffi::PyCFunction_NewEx(def, value.as_ptr(), std::ptr::null_mut()),
+        )
+        .map(|f| f.unbind())
+    }
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Every panic in this library is caught (trace hook, shadow engine) and reported by the
@@ -390,5 +500,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(writer::py::scan_trace, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::settrace::thread_bootstrap, m)?)?;
     m.add_function(wrap_pyfunction!(_bench_install_noop_hook, m)?)?;
+    m.add_function(wrap_pyfunction!(_bench_install_noop_profile, m)?)?;
+    m.add_function(wrap_pyfunction!(_bench_c_callback_returning, m)?)?;
     Ok(())
 }

@@ -186,7 +186,7 @@ impl fmt::Debug for BoolSetting {
 }
 
 /// Every policy setting, in display order.
-pub static SETTINGS: [BoolSetting; 2] = [
+pub static SETTINGS: [BoolSetting; 3] = [
     BoolSetting {
         name: "module_name_from_globals",
         config_key: "module-name-from-globals",
@@ -202,6 +202,14 @@ pub static SETTINGS: [BoolSetting; 2] = [
         cli_flag: "--shadow-compare",
         get: |p| &p.shadow_compare,
         get_mut: |p| &mut p.shadow_compare,
+    },
+    BoolSetting {
+        name: "evidence_only",
+        config_key: "evidence-only",
+        env_var: "CODETRACER_EVIDENCE_ONLY",
+        cli_flag: "--evidence-only",
+        get: |p| &p.evidence_only,
+        get_mut: |p| &mut p.evidence_only,
     },
 ];
 
@@ -219,6 +227,9 @@ pub struct Policy {
     pub module_name_from_globals: Setting<bool>,
     /// Also run the other engine and compare (shadow mode).
     pub shadow_compare: Setting<bool>,
+    /// Gather the shadow comparison only: no trace is written (needs `shadow_compare`; see
+    /// docs/shadow-mode.md, "Evidence-only mode").
+    pub evidence_only: Setting<bool>,
 }
 
 impl Default for Policy {
@@ -237,6 +248,7 @@ impl Policy {
                 Some("rollout.toml".to_string()),
             ),
             shadow_compare: Setting::new(false, Layer::BuiltIn, None),
+            evidence_only: Setting::new(false, Layer::BuiltIn, None),
         }
     }
 
@@ -252,14 +264,43 @@ impl Policy {
         module_name_from_globals: Option<bool>,
         shadow_compare: Option<bool>,
     ) {
-        for (setting, value) in SETTINGS
-            .iter()
-            .zip([module_name_from_globals, shadow_compare])
-        {
+        self.apply_python_api_values(&PythonApiValues {
+            module_name_from_globals,
+            shadow_compare,
+            evidence_only: None,
+        });
+    }
+
+    /// Applies every value `ct_recorder.configure_policy(...)` was given.
+    pub fn apply_python_api_values(&mut self, api: &PythonApiValues) {
+        for (setting, value) in SETTINGS.iter().zip(api.values()) {
             if let Some(v) = value {
                 setting.offer(self, v, Layer::PythonApi, PYTHON_API_SOURCE.to_string());
             }
         }
+    }
+
+    /// Whether the settings fit together: evidence-only needs shadow comparison (it writes
+    /// only the comparison). The error says which layer set each value.
+    pub fn check(&self) -> Result<(), String> {
+        let (e, s) = (&self.evidence_only, &self.shadow_compare);
+        if e.value && !s.value {
+            let from = |set: &Setting<bool>, name: &str| {
+                format!(
+                    "{name} = {} from {} ({})",
+                    set.value,
+                    set.layer,
+                    set.source.as_deref().unwrap_or("default")
+                )
+            };
+            return Err(format!(
+                "--evidence-only needs --shadow-compare: an evidence-only run writes no trace, \
+                 only the engines' comparison ({}; {})",
+                from(e, "evidence_only"),
+                from(s, "shadow_compare")
+            ));
+        }
+        Ok(())
     }
 
     /// The engine that names modules in the trace: `"globals"` or `"legacy"`.
@@ -305,6 +346,22 @@ impl Policy {
 
     /// The `--print-policy` text: one aligned row per setting, then the engines.
     pub fn render_table(&self) -> String {
+        self.render_table_with(
+            self.primary_engine(),
+            &self.module_name_from_globals.layer.to_string(),
+            self.shadow_engine(),
+        )
+    }
+
+    /// The table with the engines a recording of this build would use (which can differ from
+    /// what the settings say: a build without the legacy engine names with globals when
+    /// legacy only comes from the built-in default).
+    pub fn render_table_with(
+        &self,
+        primary: &str,
+        chosen_by: &str,
+        shadow: Option<&str>,
+    ) -> String {
         let mut b = tabled::builder::Builder::default();
         b.push_record(["setting", "value", "layer", "source"]);
         for s in SETTINGS.iter() {
@@ -328,9 +385,9 @@ impl Policy {
         }
         out.push_str(&format!(
             "\nprimary engine: {} (chosen by {})\nshadow engine:  {}\nrollout phase:  {} (built-in default {} = {})\n",
-            self.primary_engine(),
-            self.module_name_from_globals.layer,
-            self.shadow_engine().unwrap_or("none"),
+            primary,
+            chosen_by,
+            shadow.unwrap_or("none"),
             rollout::PHASE,
             rollout::FLAG_NAME,
             rollout::MODULE_NAME_FROM_GLOBALS_DEFAULT,
@@ -346,6 +403,26 @@ impl Policy {
 pub struct CliOverrides {
     pub module_name_from_globals: Option<bool>,
     pub shadow_compare: Option<bool>,
+    pub evidence_only: Option<bool>,
+}
+
+/// The values given to `ct_recorder.configure_policy(...)` (`None`: not given).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PythonApiValues {
+    pub module_name_from_globals: Option<bool>,
+    pub shadow_compare: Option<bool>,
+    pub evidence_only: Option<bool>,
+}
+
+impl PythonApiValues {
+    /// In [`SETTINGS`] order.
+    fn values(&self) -> [Option<bool>; 3] {
+        [
+            self.module_name_from_globals,
+            self.shadow_compare,
+            self.evidence_only,
+        ]
+    }
 }
 
 /// A configuration error. `ct-record` reports it and exits with [`PolicyError::EXIT_STATUS`]
@@ -590,7 +667,11 @@ impl PolicyBuilder {
 
     /// The command-line layer.
     pub fn cli(mut self, cli: &CliOverrides) -> Self {
-        let values = [cli.module_name_from_globals, cli.shadow_compare];
+        let values = [
+            cli.module_name_from_globals,
+            cli.shadow_compare,
+            cli.evidence_only,
+        ];
         for (setting, value) in SETTINGS.iter().zip(values) {
             if let Some(v) = value {
                 setting.offer(

@@ -3,7 +3,8 @@
 //! - `report`: aggregate the shadow evidence of runs and check the gates;
 //! - `status`: where the rollout stands, and the next command;
 //! - `flip-default` (and `--revert`): make the globals engine the default;
-//! - `delete-legacy`: remove the legacy engine from the code.
+//! - `delete-legacy`: remove the legacy engine from the code;
+//! - `fix-filters`: edit filter rules whose decision changes under the new names.
 //!
 //! Every command acts on the repository holding `rollout.toml` (found upward from the
 //! working directory, or `--repo DIR`) and reads its manifest at run time. The gates of
@@ -13,6 +14,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
+use ct_reports::fix_filters;
 use ct_reports::lifecycle::{
     delete, extinction, flip, manifest, status, ChangeSet, LifecycleError, Repo, RepoManifest,
 };
@@ -170,6 +172,16 @@ enum Command {
         #[arg(long)]
         no_verify: bool,
     },
+    /// Propose edits of the project filter files under which both engines' module names get
+    /// the decision the legacy name gets today (from the runs' filter decision changes), show
+    /// the diff and re-evaluate every change offline with the edited filters.
+    FixFilters {
+        #[command(flatten)]
+        evidence: EvidenceArgs,
+        /// Apply the edits (atomically: every file or none). Without it nothing is changed.
+        #[arg(long)]
+        write: bool,
+    },
     /// Print a shell completion script for ct-rollout (e.g. `ct-rollout completions bash >
     /// ~/.local/share/bash-completion/completions/ct-rollout`).
     Completions {
@@ -258,6 +270,7 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> i32 {
             change,
             no_verify,
         } => cmd_delete(cli.repo.as_deref(), &cwd, &evidence, &change, no_verify),
+        Command::FixFilters { evidence, write } => cmd_fix_filters(&cwd, &evidence, write),
     };
     match result {
         Ok(status) => status,
@@ -549,4 +562,26 @@ fn cmd_delete(
     );
     let verify = (!no_verify).then_some(m.verify.as_slice());
     present_and_apply(&changes, &summary, change, verify)
+}
+
+fn cmd_fix_filters(
+    cwd: &Path,
+    evidence: &EvidenceArgs,
+    write: bool,
+) -> Result<i32, LifecycleError> {
+    let ev = evidence.load(true).map_err(LifecycleError::Usage)?;
+    let plan = fix_filters::plan(&ev, &crate::filters::OfflineEngine, cwd)
+        .map_err(|e| LifecycleError::Usage(e.to_string()))?;
+    if crate::cli::print_out(&fix_filters::render(&plan, write)) != 0 {
+        return Ok(1);
+    }
+    if write && !plan.change_set.is_empty() {
+        plan.change_set.apply()?.finish();
+        println!(
+            "ct-rollout: done: {} filter file(s) edited: {}",
+            plan.change_set.changes.len(),
+            plan.change_set.paths().join(", ")
+        );
+    }
+    Ok(if plan.remaining() == 0 { 0 } else { 1 })
 }

@@ -18,7 +18,7 @@ use ct_shadow::{Budget, Metrics, MetricsServer, RunMeta, Sampler, ShadowConfig, 
 
 use crate::filters::{FilterChain, FilterSummary, LoadOptions};
 use crate::naming::{legacy_engine, Engine, GlobalsNamer, ModuleNamer, PySysModules};
-use crate::policy::{process_env, CliOverrides, Layer, Policy, PolicyError};
+use crate::policy::{process_env, CliOverrides, Layer, Policy, PolicyError, PythonApiValues};
 use crate::tracer::scope::{Scoping, ValueCounters};
 use crate::tracer::shadow::{shadow_engine, ShadowSide};
 use crate::tracer::{
@@ -37,6 +37,8 @@ pub struct SessionConfig {
     pub own_dir: Option<String>,
     pub on_error: OnError,
     pub limits: Limits,
+    /// `--max-trace-size`: the events file's cap in bytes (`None`: no cap).
+    pub max_trace_size: Option<u64>,
     /// Do not record the code running on the calling thread's stack (the launcher's).
     pub skip_current_stack: bool,
     /// Where the trace filter chain comes from (spec F1).
@@ -102,18 +104,26 @@ pub fn no_legacy_engine() -> String {
 }
 
 /// `ct_recorder.configure_policy(...)`: the highest layer, kept for the process.
-static PYTHON_API: Mutex<(Option<bool>, Option<bool>)> = Mutex::new((None, None));
+static PYTHON_API: Mutex<PythonApiValues> = Mutex::new(PythonApiValues {
+    module_name_from_globals: None,
+    shadow_compare: None,
+    evidence_only: None,
+});
 /// The policy `ct-record` computed before handing over to the launcher.
 static PENDING_POLICY: Mutex<Option<Policy>> = Mutex::new(None);
 
-pub fn configure_python_api(module_name_from_globals: Option<bool>, shadow_compare: Option<bool>) {
+/// Keeps the values given (a `None` leaves the value set by an earlier call).
+pub fn configure_python_api(values: PythonApiValues) {
     if let Ok(mut g) = PYTHON_API.lock() {
-        if module_name_from_globals.is_some() {
-            g.0 = module_name_from_globals;
-        }
-        if shadow_compare.is_some() {
-            g.1 = shadow_compare;
-        }
+        let keep = |new: Option<bool>, old: Option<bool>| new.or(old);
+        *g = PythonApiValues {
+            module_name_from_globals: keep(
+                values.module_name_from_globals,
+                g.module_name_from_globals,
+            ),
+            shadow_compare: keep(values.shadow_compare, g.shadow_compare),
+            evidence_only: keep(values.evidence_only, g.evidence_only),
+        };
     }
 }
 
@@ -127,8 +137,8 @@ pub fn build_policy(program_dir: &Path, cli: Option<&CliOverrides>) -> Result<Po
         builder = builder.cli(cli);
     }
     let mut policy = builder.build();
-    let (m, s) = PYTHON_API.lock().map(|g| *g).unwrap_or((None, None));
-    policy.apply_python_api(m, s);
+    let api = PYTHON_API.lock().map(|g| *g).unwrap_or_default();
+    policy.apply_python_api_values(&api);
     Ok(policy)
 }
 
@@ -168,6 +178,27 @@ pub fn primary_engine(policy: &Policy) -> Result<(Engine, String), String> {
     }
 }
 
+/// The engines a recording with `policy` uses in this build: the primary (and the layer
+/// that chose it) and the shadow engine, if shadow compare is on. `Err`: the policy asks for
+/// an engine this build does not have (the message a recording would stop with).
+pub fn engines_in_force(policy: &Policy) -> Result<(Engine, String, Option<Engine>), String> {
+    let (primary, layer) = primary_engine(policy)?;
+    if !policy.shadow_compare.value {
+        return Ok((primary, layer, None));
+    }
+    let shadow = match primary {
+        Engine::Globals => Engine::Legacy,
+        Engine::Legacy => Engine::Globals,
+    };
+    if shadow == Engine::Legacy && legacy_engine().is_none() {
+        return Err(format!(
+            "--shadow-compare: this build has {}",
+            no_legacy_engine()
+        ));
+    }
+    Ok((primary, layer, Some(shadow)))
+}
+
 struct SessionInfo {
     trace_dir: PathBuf,
     format: TraceFormat,
@@ -178,6 +209,8 @@ struct SessionInfo {
     started_unix: f64,
     engine: Engine,
     engine_layer: String,
+    /// No trace (`--evidence-only`).
+    evidence_only: bool,
     policy_json: serde_json::Value,
     filter_summary: FilterSummary,
     metrics: Option<MetricsRuntime>,
@@ -192,7 +225,8 @@ static SESSION: Mutex<Option<SessionInfo>> = Mutex::new(None);
 pub struct SessionSummary {
     // Text (lossy) so that a non-UTF-8 directory never stops the summary from serialising.
     pub trace_dir: String,
-    pub events_file: String,
+    /// `None` for an evidence-only session (no trace).
+    pub events_file: Option<String>,
     pub events: u64,
     pub counts: EventCounts,
     pub recorder_errors: Vec<String>,
@@ -203,6 +237,8 @@ pub struct SessionSummary {
     pub filters: FilterStats,
     /// Stretches of threads not recorded because `sys.settrace` replaced the hook.
     pub recording_gaps: Vec<crate::tracer::settrace::RecordingGap>,
+    /// `--max-trace-size`, and where the trace stops when it was reached.
+    pub trace_size_cap: crate::tracer::SizeCapReport,
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -226,7 +262,10 @@ struct Metadata<'a> {
     args: &'a [String],
     recorder: RecorderInfo,
     started_unix: f64,
-    format: &'static str,
+    /// `trace`, or `evidence-only` (no events file, no `trace_paths.json`).
+    recording: ct_shadow::Recording,
+    /// The events file's format; `None` without a trace.
+    format: Option<&'static str>,
     module_naming: NamingInfo<'a>,
     policy: &'a serde_json::Value,
     filters: &'a FilterSummary,
@@ -263,6 +302,9 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
             "ct_recorder: a recording is already running; stop it first",
         ));
     }
+    // Settings that do not fit together stop everything before anything is written.
+    cfg.policy.check().map_err(crate::ConfigError::new_err)?;
+    let evidence_only = cfg.policy.evidence_only.value;
     // Filters first: a bad filter file stops everything before anything is written.
     let chain =
         FilterChain::load(&cfg.filters).map_err(|e| crate::ConfigError::new_err(e.to_string()))?;
@@ -428,8 +470,9 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
         program: cfg.program.clone(),
         args: cfg.args.clone(),
         started_unix: started_at.as_secs_f64(),
-        events_file: cfg.format.events_file_name().to_owned(),
+        events_file: (!evidence_only).then(|| cfg.format.events_file_name().to_owned()),
         shadow_compare: shadow_on,
+        evidence_only,
         finished_unix: None,
         exit_code: None,
         stop_errors: Vec::new(),
@@ -442,14 +485,21 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
         return Err(cannot_write(&e));
     }
     let program_path = PathBuf::from(&cfg.program);
-    let sink = match EventSink::create(&cfg.trace_dir, cfg.format, &cfg.program, &cfg.args) {
-        Ok(sink) => sink,
-        Err(e) => {
-            undo(&cfg.trace_dir);
-            return Err(cannot_write(&e));
+    // Evidence-only: the writer is not created (no events file, no writer thread).
+    let builder = if evidence_only {
+        None
+    } else {
+        match EventSink::create(&cfg.trace_dir, cfg.format, &cfg.program, &cfg.args) {
+            Ok(sink) => {
+                sink.set_max_bytes(cfg.max_trace_size);
+                Some(TraceBuilder::new(sink, &program_path))
+            }
+            Err(e) => {
+                undo(&cfg.trace_dir);
+                return Err(cannot_write(&e));
+            }
         }
     };
-    let builder = TraceBuilder::new(sink, &program_path);
     // The legacy engine snapshots sys.path and the cwd now: after the launcher has set
     // sys.path[0] the way python would.
     let primary = make_namer(py, engine).map_err(crate::ConfigError::new_err)?;
@@ -518,13 +568,14 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
             .unwrap_or(0.0),
         engine,
         engine_layer,
+        evidence_only,
         policy_json: cfg.policy.to_json(),
         filter_summary,
         metrics: metrics_rt,
         marker,
     });
     drop(session);
-    if let Err(e) = crate::tracer::install(py) {
+    if let Err(e) = crate::tracer::install(py, evidence_only) {
         let _ = stop(py, None);
         return Err(e);
     }
@@ -536,7 +587,9 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
 pub fn flush() {
     if let Ok(mut guard) = RECORDER.try_lock() {
         if let Some(rec) = guard.as_mut() {
-            rec.builder_mut().flush();
+            if let Some(builder) = rec.builder_mut() {
+                builder.flush();
+            }
         }
     }
 }
@@ -570,7 +623,10 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
     let errors = std::mem::take(&mut recorder.errors);
     let error_count = recorder.error_count;
     let mut recording_gaps = recorder.take_gaps();
-    // Only threads that were recorded can have lost anything.
+    // Only threads that were recorded can have lost anything, and only from a recorder that
+    // did not remove its hooks itself (after an error, or at the size cap).
+    let lost = if recorder.disabled { Vec::new() } else { lost };
+    recording_gaps.extend(recorder.threads_ended_without_hook(py));
     recording_gaps.extend(
         lost.into_iter()
             .filter(|g| recorder.has_seen_thread(g.thread))
@@ -587,23 +643,34 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
         skipped_code_objects: recorder.scoping.skipped_by_filter,
         values: std::mem::take(&mut recorder.scoping.values),
     };
-    let builder = recorder.builder_mut();
-    // Paths are recorded from lossy text, so they serialise; never panic on the way out.
-    let paths = serde_json::to_vec(builder.path_list()).unwrap_or_else(|_| b"[]".to_vec());
-    let events_file = builder.events_path().to_path_buf();
-    let finished = builder.finish();
+    // Evidence-only sessions have no trace: no events file, no trace_paths.json.
+    let trace = recorder.builder_mut().map(|builder| {
+        // Paths are recorded from lossy text, so they serialise; never panic on the way out.
+        let paths = serde_json::to_vec(builder.path_list()).unwrap_or_else(|_| b"[]".to_vec());
+        let events_file = builder.events_path().to_path_buf();
+        (paths, events_file, builder.finish())
+    });
+    // After the events file is closed: its last batch may be what reached the cap.
+    recorder.warn_size_cap();
+    let trace_size_cap = recorder.size_cap_report();
     // Code objects are released here, with the GIL held.
     drop(recorder);
-    let events = match finished {
-        Ok(n) => n,
-        Err(e) => {
-            failures.push(format!("writing {}: {e}", events_file.display()));
-            0
+    let (paths, events_file, events) = match trace {
+        Some((paths, events_file, finished)) => {
+            let events = match finished {
+                Ok(n) => n,
+                Err(e) => {
+                    failures.push(format!("writing {}: {e}", events_file.display()));
+                    0
+                }
+            };
+            (Some(paths), Some(events_file), events)
         }
+        None => (None, None, 0),
     };
     let summary = SessionSummary {
         trace_dir: info.trace_dir.to_string_lossy().into_owned(),
-        events_file: events_file.to_string_lossy().into_owned(),
+        events_file: events_file.map(|f| f.to_string_lossy().into_owned()),
         events,
         counts,
         recorder_errors: errors,
@@ -613,6 +680,7 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
         naming,
         filters,
         recording_gaps,
+        trace_size_cap,
     };
     if !summary.recording_gaps.is_empty() {
         let threads: std::collections::BTreeSet<u64> =
@@ -633,7 +701,9 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
             failures.push(format!("writing {}: {e}", path.display()));
         }
     };
-    write("trace_paths.json", &paths, &mut failures);
+    if let Some(paths) = &paths {
+        write("trace_paths.json", paths, &mut failures);
+    }
     let python = py
         .import("sys")
         .and_then(|s| s.getattr("version"))
@@ -649,7 +719,12 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
             python,
         },
         started_unix: info.started_unix,
-        format: info.format.as_str(),
+        recording: if info.evidence_only {
+            ct_shadow::Recording::EvidenceOnly
+        } else {
+            ct_shadow::Recording::Trace
+        },
+        format: (!info.evidence_only).then(|| info.format.as_str()),
         module_naming: NamingInfo {
             engine: info.engine.as_str(),
             layer: &info.engine_layer,
@@ -664,7 +739,24 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
     }
     let metrics = info.metrics.take();
     let human = metrics.as_ref().and_then(|rt| {
-        write_metrics_artifacts(py, &info, rt, shadow_side, exit_code, &mut failures)
+        let cut = &summary.trace_size_cap;
+        let trace_cut = match (cut.limit_bytes, cut.events_written, cut.bytes_written) {
+            (Some(limit_bytes), Some(events), Some(bytes)) => Some(ct_shadow::TraceCut {
+                limit_bytes,
+                events,
+                bytes,
+            }),
+            _ => None,
+        };
+        write_metrics_artifacts(
+            py,
+            &info,
+            rt,
+            shadow_side,
+            exit_code,
+            trace_cut,
+            &mut failures,
+        )
     });
     // Last of the durable artifacts: the marker says the directory is complete.
     let mut marker = info.marker.clone();
@@ -777,6 +869,7 @@ fn write_metrics_artifacts(
     rt: &MetricsRuntime,
     shadow: Option<ShadowSide>,
     exit_code: Option<i32>,
+    trace_cut: Option<ct_shadow::TraceCut>,
     failures: &mut Vec<String>,
 ) -> Option<String> {
     let python_version = py
@@ -791,6 +884,22 @@ fn write_metrics_artifacts(
         python_version,
         exit_code,
         entry: Some(entry_of(&rt.opts.command)),
+        recording: if info.evidence_only {
+            ct_shadow::Recording::EvidenceOnly
+        } else {
+            ct_shadow::Recording::Trace
+        },
+        trace_cut,
+        filter_chain: info
+            .filter_summary
+            .sources
+            .iter()
+            .map(|s| ct_shadow::FilterSourceRef {
+                source: s.path.clone(),
+                builtin: s.origin == crate::filters::SourceOrigin::Builtin,
+                sha256: s.sha256.clone(),
+            })
+            .collect(),
     };
     // The counts are final: the artifacts, the push and any later scrape say so.
     rt.metrics.set_finished();

@@ -178,6 +178,7 @@ fn each_layer_overrides_the_one_below_and_records_its_source() {
     let b = b.cli(&CliOverrides {
         module_name_from_globals: Some(!DEFAULT),
         shadow_compare: Some(false),
+        evidence_only: None,
     });
     let p = b.clone().build();
     assert_eq!(p.module_name_from_globals.value, !DEFAULT);
@@ -499,4 +500,64 @@ fn print_policy_table_shows_value_layer_and_source() {
         ["shadow_compare", "true", "cli", "--shadow-compare"]
     );
     assert!(t.contains("rollout phase:"), "{t}");
+}
+
+#[test]
+fn evidence_only_is_layered_like_the_others_and_needs_shadow_compare() {
+    let (_dir, root) = project("[tool.ct-recorder]\nevidence-only = true\n");
+    let p = PolicyBuilder::new()
+        .project_config(&root)
+        .unwrap()
+        .env(no_env)
+        .unwrap()
+        .build();
+    assert!(p.evidence_only.value);
+    assert_eq!(p.evidence_only.layer, Layer::ProjectConfig);
+    // Alone it is refused, naming where each value came from.
+    let err = p.check().unwrap_err();
+    assert!(err.contains("needs --shadow-compare"), "{err}");
+    assert!(
+        err.contains("project-config") && err.contains("built-in"),
+        "{err}"
+    );
+    // The environment adds shadow compare: a valid evidence-only policy.
+    let b = PolicyBuilder::new()
+        .project_config(&root)
+        .unwrap()
+        .env(env(&[(SHADOW, "1")]))
+        .unwrap();
+    let p = b.clone().build();
+    assert!(p.check().is_ok());
+    assert_eq!(p.shadow_compare.layer, Layer::Environment);
+    // --no-evidence-only wins over the project.
+    let p = b
+        .clone()
+        .cli(&CliOverrides {
+            evidence_only: Some(false),
+            ..Default::default()
+        })
+        .build();
+    assert!(!p.evidence_only.value);
+    assert_eq!(
+        p.evidence_only.source.as_deref(),
+        Some("--no-evidence-only")
+    );
+    // The environment variable, and the Python API above everything.
+    let p = PolicyBuilder::new()
+        .env(env(&[("CODETRACER_EVIDENCE_ONLY", "on"), (SHADOW, "on")]))
+        .unwrap()
+        .build();
+    assert!(p.evidence_only.value && p.check().is_ok());
+    let mut p = p;
+    p.apply_python_api_values(&ct_recorder::policy::PythonApiValues {
+        evidence_only: Some(false),
+        ..Default::default()
+    });
+    assert!(!p.evidence_only.value);
+    assert_eq!(p.evidence_only.layer, Layer::PythonApi);
+    // A value that is not a boolean is an error naming the variable.
+    let e = PolicyBuilder::new()
+        .env(env(&[("CODETRACER_EVIDENCE_ONLY", "maybe")]))
+        .unwrap_err();
+    assert!(e.to_string().contains("CODETRACER_EVIDENCE_ONLY"), "{e}");
 }

@@ -32,20 +32,35 @@ __all__ = [
 _OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
-def start(trace_dir="trace-out", *, format="json", on_error="disable"):
+def start(trace_dir="trace-out", *, format=None, on_error="disable", max_trace_size=None):
     """Start recording this process (every thread) into ``trace_dir``.
 
-    ``format`` is ``"json"`` or ``"binary"``; ``on_error`` is ``"disable"`` (stop recording
+    ``format`` is ``"json"`` (the default) or ``"binary"``; evidence-only runs
+    (``configure_policy(evidence_only=True)``) write no trace and take no format; ``on_error`` is ``"disable"`` (stop recording
     on a recorder failure, never disturb the program) or ``"abort"`` (raise RecorderError).
+    ``max_trace_size`` caps the events file as ``ct-record --max-trace-size`` does: a number of
+    bytes, a size such as ``"500M"`` or ``"1.5GiB"``, or ``"unlimited"``; ``None`` keeps the
+    default (``"5G"``).
     """
-    _native.start(os.fspath(trace_dir), format=format, own_dir=_OWN_DIR, on_error=on_error)
+    _native.start(
+        os.fspath(trace_dir),
+        format=format,
+        own_dir=_OWN_DIR,
+        on_error=on_error,
+        max_trace_size=max_trace_size,
+    )
 
 
-def configure_policy(*, module_name_from_globals=None, shadow_compare=None):
+def configure_policy(*, module_name_from_globals=None, shadow_compare=None, evidence_only=None):
     """Set policy values at the highest layer ("python-api") for recordings started later in
     this process; ``None`` leaves a value to the lower layers (command line, environment,
-    project config, built-in default)."""
-    _native.configure_policy(module_name_from_globals=module_name_from_globals, shadow_compare=shadow_compare)
+    project config, built-in default). ``evidence_only=True`` (with ``shadow_compare``)
+    gathers the engines' comparison without writing a trace (docs/shadow-mode.md)."""
+    _native.configure_policy(
+        module_name_from_globals=module_name_from_globals,
+        shadow_compare=shadow_compare,
+        evidence_only=evidence_only,
+    )
 
 
 def policy_snapshot(program_dir=None):

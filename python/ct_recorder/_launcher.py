@@ -40,6 +40,10 @@ _OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _sigint_exit = False
 # The program's exit status once known (for the shadow run metadata).
 _exit_status = None
+# `--on-recorder-error abort`: a failed stop step ends the process with status 70.
+_abort_on_error = False
+# Set when a stop step failed.
+_stop_failed = False
 
 
 def _say(text):
@@ -55,10 +59,12 @@ def _say(text):
 def _finish_recording():
     """Stop the recorder and write the trace; report recorder trouble on stderr. Every step
     of the stop runs inside ``_native.stop`` even when one fails; the error names them."""
+    global _stop_failed
     try:
         summary = _native.stop(exit_code=_exit_status)
-    except Exception as exc:  # the trace could not be written: say so, keep the status
+    except Exception as exc:  # the trace could not be written: say so
         _say(f"ct-record: error: writing the trace failed: {exc}\n")
+        _stop_failed = True
         return
     if summary and summary.get("recorder_error_count"):
         _say(
@@ -69,6 +75,17 @@ def _finish_recording():
 
 def _at_exit():
     _finish_recording()
+    if _stop_failed and _abort_on_error and not _sigint_exit:
+        # As documented for abort: a recorder failure exits with status 70, a failed stop
+        # step included. atexit cannot change the status; this is the last handler that
+        # matters (it was registered before the program's, so theirs have run), so the
+        # streams are flushed and the process ends here.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        os._exit(70)
     if _sigint_exit:
         # What CPython does after an uncaught KeyboardInterrupt: die by SIGINT.
         for stream in (sys.stdout, sys.stderr):
@@ -325,8 +342,9 @@ def _exit_code_of(exc):
 
 
 def _run(opts):
-    global _sigint_exit, _exit_status
+    global _sigint_exit, _exit_status, _abort_on_error
     kind, target, args = opts["kind"], opts["target"], list(opts["args"])
+    _abort_on_error = opts.get("on_error") == "abort"
     _forget_launcher_imports()
 
     if kind == "script":

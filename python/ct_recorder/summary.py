@@ -41,6 +41,10 @@ def summarize(trace_dir):
         f"threads:   {kinds.get('ThreadStart', 0)}",
         "most called: " + ", ".join(f"{name} x{n}" for name, n in calls[:6]),
     ]
+    cap = meta["summary"].get("trace_size_cap") if meta else None
+    if cap and cap.get("reached"):
+        lines.insert(3, f"cut:       at --max-trace-size ({cap['limit_bytes']} bytes) after "
+                        f"{cap['events_written']} events; the rest of the run was not recorded")
     errors = meta["summary"].get("recorder_error_count", 0) if meta else 0
     if errors:
         lines.append(f"recorder errors: {errors}: {meta['summary']['recorder_errors'][0]}")

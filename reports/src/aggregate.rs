@@ -71,6 +71,8 @@ pub struct ProgramCoverage {
     pub runpy: u64,
     /// More than one thread compared.
     pub threaded: u64,
+    /// Runs that wrote no trace (`--evidence-only`): full evidence, counted like any run.
+    pub evidence_only: u64,
     /// Runs whose kind is not known: from Prometheus, or summaries of older recorders.
     pub unknown: u64,
 }
@@ -88,6 +90,8 @@ pub struct RunLine {
     pub divergences: u64,
     pub unexpected: u64,
     pub filter_decision_changes: u64,
+    /// `trace`, or `evidence-only` (a run that wrote no trace; full evidence all the same).
+    pub recording: ct_shadow::Recording,
     pub log: LogState,
     /// See [`RunReport::notes`].
     pub notes: Vec<String>,
@@ -262,6 +266,7 @@ fn add_summary(agg: &mut Aggregate, run: &RunReport) {
         divergences: s.divergences.total,
         unexpected: s.divergences.unexpected,
         filter_decision_changes: changes,
+        recording: s.run.meta.recording,
         log: run.log,
         notes: run.notes(),
     });
@@ -283,6 +288,7 @@ fn add_summary(agg: &mut Aggregate, run: &RunReport) {
             p.threaded += u64::from(prog.threads > 1);
         }
     }
+    p.evidence_only += u64::from(s.run.meta.recording == ct_shadow::Recording::EvidenceOnly);
     agg.skipped.sampled_out += s.skipped.sampled_out;
     agg.skipped.budget_exhausted += s.skipped.budget_exhausted;
 

@@ -82,6 +82,7 @@ mod aggregate;
 pub mod confidence;
 mod error;
 mod evidence;
+pub mod fix_filters;
 mod format;
 mod gates;
 pub mod lifecycle;

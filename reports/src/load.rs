@@ -71,6 +71,13 @@ impl RunReport {
                 m.stop_errors[0]
             ));
         }
+        if let Some(cut) = &s.run.meta.trace_cut {
+            notes.push(format!(
+                "its trace was cut at --max-trace-size ({} bytes, after {} events); the \
+                 comparisons cover the whole run",
+                cut.limit_bytes, cut.events
+            ));
+        }
         match self.log {
             LogState::Missing if s.divergences.total > 0 => notes.push(format!(
                 "{DIVERGENCES_FILE} is missing: the counts come from {SUMMARY_FILE}, \

@@ -504,6 +504,10 @@ fn run_report(id: &str, run: &RunValues) -> RunReport {
                 python_version: None,
                 exit_code: None,
                 entry: None,
+                trace_cut: None,
+                filter_chain: Vec::new(),
+                // Not in the metrics: a run seen through Prometheus counts as a trace run.
+                recording: Default::default(),
             },
             recorder_version: info_label("version").unwrap_or_default(),
             primary: info_label("primary")

@@ -99,5 +99,8 @@ pub use push::PushError;
 pub use sampling::{fnv1a64, Budget, BudgetState, RateError, Sampler, DEFAULT_BUDGET_FLOOR};
 pub use server::{MetricsServer, ServerConfig, ServerError};
 pub use session::{write_metrics_file, Gate, ShadowConfig, ShadowSession};
-pub use summary::{render_summary, Entry, EntryKind, ProgramSection, RunMeta, Summary};
+pub use summary::{
+    render_summary, Entry, EntryKind, FilterSourceRef, ProgramSection, Recording, RunMeta, Summary,
+    TraceCut,
+};
 pub use taxonomy::{DivergenceKind, KindInfo, Severity};

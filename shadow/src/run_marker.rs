@@ -36,9 +36,13 @@ pub struct RunMarker {
     pub program: String,
     pub args: Vec<String>,
     pub started_unix: f64,
-    /// `trace.json` or `trace.bin`.
-    pub events_file: String,
+    /// `trace.json` or `trace.bin`; `None` (null) for an evidence-only run, which writes no
+    /// trace.
+    pub events_file: Option<String>,
     pub shadow_compare: bool,
+    /// `--evidence-only`: the run gathers shadow evidence and writes no trace.
+    #[serde(default)]
+    pub evidence_only: bool,
     /// Set when finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_unix: Option<f64>,

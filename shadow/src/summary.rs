@@ -28,6 +28,65 @@ pub struct RunMeta {
     /// How the program was started (`None`: not known, e.g. a library caller).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry: Option<Entry>,
+    /// What the run wrote besides the evidence: a trace, or nothing (`--evidence-only`).
+    /// Summaries written before the field existed are trace runs.
+    #[serde(default)]
+    pub recording: Recording,
+    /// Where the recorder's trace stopped at its size cap (`--max-trace-size`), when it did.
+    /// Comparisons of new code objects went on after the cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_cut: Option<TraceCut>,
+    /// The trace filter chain the run's decisions were made with, in chain order (empty: not
+    /// known, e.g. a summary written before this field existed). `ct-rollout fix-filters`
+    /// re-evaluates the run's filter decision changes against it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filter_chain: Vec<FilterSourceRef>,
+}
+
+/// Whether a shadow run also wrote a trace. Evidence-only runs are full evidence: the
+/// comparison is the same, only the events file is missing.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Recording {
+    /// `ct-record --shadow-compare`: the trace and the evidence.
+    #[default]
+    Trace,
+    /// `ct-record --shadow-compare --evidence-only`: the evidence only, no trace.
+    EvidenceOnly,
+}
+
+impl Recording {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Recording::Trace => "trace",
+            Recording::EvidenceOnly => "evidence-only",
+        }
+    }
+}
+
+/// The trace reached the recorder's size cap: recording stopped, the evidence went on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceCut {
+    /// The cap, in bytes.
+    pub limit_bytes: u64,
+    /// Events in the trace (it ends there).
+    pub events: u64,
+    /// The events file's size.
+    pub bytes: u64,
+}
+
+/// One source of a run's filter chain, as `summary.json` records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterSourceRef {
+    /// The file's absolute path, or the builtin's name (`<builtin>`); the same text the
+    /// divergence records' `rule.source` use.
+    pub source: String,
+    /// Whether this is the builtin filter (never edited by tools).
+    pub builtin: bool,
+    /// Lower-case hex SHA-256 of the source's bytes when the run loaded it.
+    pub sha256: String,
 }
 
 /// How the recorded program was started: what kind of program the evidence covers.
@@ -331,6 +390,9 @@ pub fn render_summary(s: &Summary) -> String {
         r.shadow.map_or("none", Engine::as_str),
         human_seconds(r.duration_seconds)
     ));
+    if r.meta.recording == Recording::EvidenceOnly {
+        out.push("evidence-only: no trace was written (--evidence-only)".to_owned());
+    }
     let budget = match (&s.budget.fraction, s.budget.exhausted_at_seconds) {
         (None, _) => "no budget".to_owned(),
         (Some(f), Some(at)) => format!(
@@ -352,6 +414,13 @@ pub fn render_summary(s: &Summary) -> String {
         budget,
         s.skipped.budget_exhausted
     ));
+    if let Some(cut) = &r.meta.trace_cut {
+        out.push(format!(
+            "trace cut at --max-trace-size ({} bytes) after {}: comparing went on",
+            cut.limit_bytes,
+            n_of(cut.events, "event", "events")
+        ));
+    }
     let d = &s.divergences;
     out.push(format!(
         "divergences {} · expected by ADR 0016 {} · UNEXPECTED {}",
@@ -463,6 +532,24 @@ pub fn human_seconds(s: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn recording_kind_defaults_to_trace_for_older_summaries() {
+        let old: RunMeta = serde_json::from_str(
+            r#"{"run_id": "1-2", "command": [], "started_unix_seconds": 1.0,
+                "python_version": null, "exit_code": 0}"#,
+        )
+        .unwrap();
+        assert_eq!(old.recording, Recording::Trace);
+        let meta = RunMeta {
+            recording: Recording::EvidenceOnly,
+            ..RunMeta::default()
+        };
+        let json = serde_json::to_value(&meta).unwrap();
+        assert_eq!(json["recording"], "evidence-only");
+        let back: RunMeta = serde_json::from_value(json).unwrap();
+        assert_eq!(back.recording, Recording::EvidenceOnly);
+    }
+
     #[test]
     fn entry_names_the_test_runner_by_module_or_script() {
         assert_eq!(

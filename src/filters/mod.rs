@@ -22,6 +22,7 @@ mod explain;
 mod load;
 mod model;
 mod names;
+mod offline;
 mod scope;
 mod selector;
 mod summary;
@@ -44,6 +45,7 @@ pub use names::{
     globals_filter_module_name, is_synthetic_filename, is_valid_dotted_name,
     legacy_filter_module_name, normalize_posix, relative_path_to_dotted,
 };
+pub use offline::OfflineEngine;
 pub use scope::ScopeContext;
 pub use selector::Selector;
 pub use summary::{FilterSummary, SourceSummary};

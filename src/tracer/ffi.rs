@@ -27,6 +27,12 @@ extern "C" {
         func: Option<Py_tracefunc>,
         obj: *mut PyObject,
     ) -> c_int;
+    /// The profile-function counterpart of `_PyEval_SetTrace` (evidence-only mode).
+    pub fn _PyEval_SetProfile(
+        tstate: *mut PyThreadState,
+        func: Option<Py_tracefunc>,
+        obj: *mut PyObject,
+    ) -> c_int;
 }
 
 #[cfg(Py_3_12)]
@@ -80,6 +86,17 @@ pub unsafe fn fast_local(frame: *mut PyFrameObject, index: usize) -> *mut PyObje
     let f = frame as *mut FrameObject311;
     let iframe = (*f).f_frame;
     *(*iframe).localsplus.as_ptr().add(index)
+}
+
+/// Borrowed code object of a live 3.11 frame (`f_frame->f_code`), without the reference
+/// counting of `PyFrame_GetCode`.
+///
+/// # Safety
+/// `frame` must be a live frame of CPython 3.11 whose layout was checked as for
+/// [`fast_local`].
+pub unsafe fn frame_code_311(frame: *mut PyFrameObject) -> *mut PyObject {
+    let f = frame as *mut FrameObject311;
+    (*(*f).f_frame).f_code
 }
 
 /// `PyCell_Check`.

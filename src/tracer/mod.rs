@@ -27,6 +27,7 @@
 
 pub mod ffi;
 pub mod monitoring;
+pub mod profile;
 pub mod scope;
 pub mod settrace;
 pub mod shadow;
@@ -120,6 +121,22 @@ impl CodeInfo {
     }
 }
 
+/// `--max-trace-size` in `trace_metadata.json` (`summary.trace_size_cap`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SizeCapReport {
+    /// The cap in bytes; `null`: no cap (`--max-trace-size unlimited`).
+    pub limit_bytes: Option<u64>,
+    /// The events file reached the cap and recording stopped there.
+    pub reached: bool,
+    /// When reached: the events in the file (it ends after the batch that reached the cap).
+    pub events_written: Option<u64>,
+    /// When reached: the events file's size, closed.
+    pub bytes_written: Option<u64>,
+    /// When reached: what went on after the cut: `naming` (shadow comparisons and metrics
+    /// of new code objects) or `nothing` (the hooks were removed).
+    pub after_cut: Option<&'static str>,
+}
+
 /// One parameter: its fast-locals index is its position in `co_varnames`.
 struct ArgSlot {
     name: Py<PyString>,
@@ -155,7 +172,10 @@ pub struct NamingCounts {
 }
 
 pub struct Recorder {
-    builder: TraceBuilder,
+    /// The trace; `None` in evidence-only mode (`--evidence-only`), where the writer is not
+    /// created and no code object is recorded: first sights are named, filtered and
+    /// compared, then the back end stops delivering that code's events.
+    builder: Option<TraceBuilder>,
     naming: Naming,
     pub(crate) naming_counts: NamingCounts,
     pub(crate) scoping: Scoping,
@@ -182,6 +202,17 @@ pub struct Recorder {
     pub(crate) entry_cut: Option<(usize, usize)>,
     on_error: OnError,
     pub(crate) disabled: bool,
+    /// The events file's size cap, as the writer thread reports it.
+    size_cap: std::sync::Arc<crate::writer::SizeCap>,
+    /// The events file reached `--max-trace-size`: nothing more is recorded. The back ends
+    /// keep only naming (new code objects are still named, compared and counted) while
+    /// shadow comparison or metrics are on; otherwise the hooks are gone.
+    pub(crate) capped: bool,
+    /// The size cap's warning was printed (exactly once per run).
+    cap_warned: bool,
+    /// Naming goes on after the size cap: there is evidence to gather (shadow comparison
+    /// or metrics). Fixed at start: the stop takes the shadow side away before reporting.
+    names_after_cap: bool,
     pub(crate) errors: Vec<String>,
     pub(crate) error_count: u64,
     pub(crate) counts: EventCounts,
@@ -198,7 +229,12 @@ pub struct RecorderOptions {
 }
 
 impl Recorder {
-    pub fn new(py: Python<'_>, builder: TraceBuilder, opts: RecorderOptions) -> PyResult<Self> {
+    /// `builder`: the trace, or `None` for an evidence-only session.
+    pub fn new(
+        py: Python<'_>,
+        builder: Option<TraceBuilder>,
+        opts: RecorderOptions,
+    ) -> PyResult<Self> {
         // CPython 3.11's RESUME opcode (Lib/opcode.py); a constant rather than an import of
         // `opcode`, which a file next to the program could shadow.
         let resume_opcode: u8 = 151;
@@ -209,7 +245,16 @@ impl Recorder {
             Backend::Monitoring if get_var_ok(py) => ArgAccess::GetVar,
             _ => ArgAccess::Locals,
         };
+        // Evidence-only: no events file, so a cap that is never reached.
+        let size_cap = builder
+            .as_ref()
+            .map(|b| b.size_cap().clone())
+            .unwrap_or_default();
         Ok(Recorder {
+            size_cap,
+            capped: false,
+            cap_warned: false,
+            names_after_cap: opts.shadow.is_some() || opts.metrics.is_some(),
             builder,
             naming: opts.naming,
             naming_counts: NamingCounts::default(),
@@ -238,8 +283,80 @@ impl Recorder {
         })
     }
 
-    pub fn builder_mut(&mut self) -> &mut TraceBuilder {
-        &mut self.builder
+    /// The trace (`None` in evidence-only mode).
+    pub fn builder_mut(&mut self) -> Option<&mut TraceBuilder> {
+        self.builder.as_mut()
+    }
+
+    /// No trace: first sights are compared, nothing is recorded.
+    pub fn evidence_only(&self) -> bool {
+        self.builder.is_none()
+    }
+
+    /// Whether naming goes on after the size cap: only for the evidence (shadow
+    /// comparisons, metrics); a plain recording has nothing left to do.
+    pub fn names_after_cap(&self) -> bool {
+        self.names_after_cap
+    }
+
+    /// The events file reached `--max-trace-size` (seen at the next callback): recording
+    /// stops here, with the run's one warning. Returns whether the hooks stay (for naming
+    /// alone); if not, the recorder is disabled and the caller removes them.
+    fn reach_size_cap(&mut self) -> bool {
+        self.capped = true;
+        let keep = self.names_after_cap();
+        if !keep {
+            self.disabled = true;
+        }
+        self.warn_size_cap();
+        keep
+    }
+
+    /// Prints the size cap's warning, once, when the cap was reached. Also called at stop:
+    /// the cap may be reached after the program's last callback.
+    pub fn warn_size_cap(&mut self) {
+        if self.cap_warned {
+            return;
+        }
+        let (Some(cut), Some(limit)) = (self.size_cap.cut(), self.size_cap.limit()) else {
+            return;
+        };
+        self.cap_warned = true;
+        let file = self
+            .builder
+            .as_ref()
+            .and_then(|b| b.events_path().file_name())
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let after = if self.names_after_cap() {
+            "; shadow comparisons and metrics go on"
+        } else {
+            ""
+        };
+        crate::session::say(&format!(
+            "ct-record: warning: the trace reached --max-trace-size ({limit} bytes): recording \
+             stopped after event {} ({file} closed at {} bytes); the program runs on \
+             unchanged{after}. See trace_size_cap in trace_metadata.json.",
+            cut.events, cut.bytes
+        ));
+    }
+
+    /// What `trace_metadata.json` says about the size cap.
+    pub fn size_cap_report(&self) -> SizeCapReport {
+        let cut = self.size_cap.cut();
+        SizeCapReport {
+            limit_bytes: self.size_cap.limit(),
+            reached: cut.is_some(),
+            events_written: cut.map(|c| c.events),
+            bytes_written: cut.map(|c| c.bytes),
+            after_cut: cut.map(|_| {
+                if self.names_after_cap() {
+                    "naming"
+                } else {
+                    "nothing"
+                }
+            }),
+        }
     }
 
     /// The legacy resolvers' counters, keyed by what they name (see `NamingCounts`).
@@ -261,7 +378,10 @@ impl Recorder {
     }
 
     pub fn counts(&self) -> EventCounts {
-        self.counts
+        let mut counts = self.counts;
+        // Callbacks that never take the recorder's state (monitoring's evidence-only unwind).
+        counts.callbacks += monitoring::LIGHT_CALLBACKS.load(Ordering::Relaxed);
+        counts
     }
 
     pub fn has_seen_thread(&self, tid: u64) -> bool {
@@ -293,6 +413,50 @@ impl Recorder {
         Some(format!("{} ({file}:{line})", info.name))
     }
 
+    /// Threads that lost the hook and ended before stop (3.11): seen by the recorder, no
+    /// longer alive, and with recorded frames still open on their stack — a thread that
+    /// ends with the hook returns from every frame it entered. Not after the recorder
+    /// stopped following events itself (disabled, or at the size cap).
+    pub fn threads_ended_without_hook(&self, py: Python<'_>) -> Vec<settrace::RecordingGap> {
+        if self.disabled
+            || self.capped
+            || self.evidence_only()
+            || Backend::for_interpreter(py) != Backend::SetTrace
+        {
+            return Vec::new();
+        }
+        let live: FxHashSet<u64> = settrace::live_thread_ids().into_iter().collect();
+        let mut ended: Vec<u64> = self
+            .seen_threads
+            .iter()
+            .copied()
+            .filter(|tid| !live.contains(tid))
+            .filter(|tid| {
+                let stack = if *tid == self.cur_tid {
+                    &self.cur_stack
+                } else {
+                    match self.stacks.get(tid) {
+                        Some(s) => s,
+                        None => return false,
+                    }
+                };
+                stack.iter().any(|e| self.codes[e.code as usize].record)
+            })
+            .collect();
+        ended.sort_unstable();
+        ended
+            .into_iter()
+            .map(|tid| settrace::RecordingGap {
+                thread: tid,
+                state: "lost",
+                at: self
+                    .innermost_position(py, tid)
+                    .unwrap_or_else(|| "?".into()),
+                why: settrace::ENDED_WITHOUT_HOOK,
+            })
+            .collect()
+    }
+
     /// The gaps noted so far.
     pub fn take_gaps(&mut self) -> Vec<settrace::RecordingGap> {
         std::mem::take(&mut self.gaps)
@@ -311,11 +475,14 @@ impl Recorder {
         }
         self.cur_stack = self.stacks.remove(&tid).unwrap_or_default();
         self.cur_tid = tid;
-        if self.seen_threads.insert(tid) {
-            self.counts.threads += 1;
-            self.builder.thread_start(tid);
-        } else {
-            self.builder.thread_switch(tid);
+        let new = self.seen_threads.insert(tid);
+        self.counts.threads += u64::from(new);
+        if let Some(builder) = self.builder.as_mut() {
+            if new {
+                builder.thread_start(tid);
+            } else {
+                builder.thread_switch(tid);
+            }
         }
     }
 
@@ -464,13 +631,25 @@ impl Recorder {
         }
         let idx = self.codes.len() as u32;
         self.counts.code_objects += 1;
-        if !record {
+        // Evidence-only: compared above, never recorded (and not counted as skipped); the
+        // primary engine's names and fallbacks are counted as in a recording.
+        if record && self.builder.is_none() {
+            if let (Some(naming), Some(facts)) = (primary.take(), facts.as_ref()) {
+                self.module_label(facts, naming);
+            }
+            record = false;
+        } else if !record {
             self.counts.skipped_code_objects += 1;
+        }
+        if !record {
             self.codes
                 .push(CodeInfo::not_recorded(code.clone().unbind()));
             self.code_index.insert(code.as_ptr() as usize, idx);
             return Ok(idx);
         }
+        let Some(builder) = self.builder.as_mut() else {
+            unreachable!("recorded code has a trace")
+        };
         let firstlineno: i64 = code
             .getattr(intern!(py, "co_firstlineno"))
             .and_then(|v| v.extract())
@@ -505,7 +684,7 @@ impl Recorder {
                 .downcast_into::<PyString>()
                 .map_err(|e| e.to_string())?;
             let ident = name.to_string_lossy().into_owned();
-            let variable = self.builder.variable_id(&ident);
+            let variable = builder.variable_id(&ident);
             let is_cell = cellvars.contains(&name).unwrap_or(false);
             args.push(ArgSlot {
                 name: name.unbind(),
@@ -525,8 +704,11 @@ impl Recorder {
             None => qualname,
         };
         let path = Path::new(&filename);
-        let path_id = self.builder.path_id(path);
-        let function_id = self.builder.function_id(&label, path, firstlineno);
+        let Some(builder) = self.builder.as_mut() else {
+            unreachable!("recorded code has a trace")
+        };
+        let path_id = builder.path_id(path);
+        let function_id = builder.function_id(&label, path, firstlineno);
         let start_lasti = resume_zero_offset(co_code.as_bytes(), self.resume_opcode);
         self.codes.push(CodeInfo {
             _code: code.clone().unbind(),
@@ -642,7 +824,9 @@ impl Recorder {
                 args = self.read_args(py, frame, idx);
             }
         }
-        self.builder.call(function_id, args);
+        if let Some(builder) = self.builder.as_mut() {
+            builder.call(function_id, args);
+        }
     }
 
     /// Argument values of a fresh frame, encoded.
@@ -698,16 +882,19 @@ impl Recorder {
             }
         }
         let mut args = Vec::with_capacity(n);
+        let Some(builder) = self.builder.as_mut() else {
+            return args;
+        };
         for (variable_id, action, v) in values {
             self.scoping.values.count(ValueKind::Arg, action);
             let value = if action == ValueAction::Drop {
                 continue;
             } else if action == ValueAction::Redact {
-                scope::redacted(&mut self.builder)
+                scope::redacted(builder)
             } else {
                 match v {
                     None => Encoder::none(),
-                    Some(v) => self.encoder.encode(&mut self.builder, &v),
+                    Some(v) => self.encoder.encode(builder, &v),
                 }
             };
             args.push(FullValueRecord { variable_id, value });
@@ -732,7 +919,9 @@ impl Recorder {
         if info.record {
             let path_id = info.path_id;
             self.counts.lines += 1;
-            self.builder.step(path_id, line);
+            if let Some(builder) = self.builder.as_mut() {
+                builder.step(path_id, line);
+            }
         }
     }
 
@@ -758,28 +947,28 @@ impl Recorder {
             },
         };
         let info = &self.codes[idx as usize];
-        if !info.record {
+        let (true, Some(builder)) = (info.record, self.builder.as_mut()) else {
             return;
-        }
+        };
         let action = info.decision.as_ref().map_or(ValueAction::Allow, |d| {
             d.value_action(ValueKind::Return, &info.name)
         });
         self.counts.returns += 1;
         self.scoping.values.count(ValueKind::Return, action);
         let value = if action == ValueAction::Redact {
-            scope::redacted(&mut self.builder)
+            scope::redacted(builder)
         } else if action == ValueAction::Drop {
-            scope::dropped(&mut self.builder)
+            scope::dropped(builder)
         } else {
             match value {
                 Some(v) if !v.is_null() => {
                     // SAFETY: borrowed from the callback's arguments.
                     let v = unsafe { Bound::from_borrowed_ptr(py, v) };
-                    self.encoder.encode(&mut self.builder, &v)
+                    self.encoder.encode(builder, &v)
                 }
                 // Unwinding: the frame exits with an exception, not a value.
                 _ => {
-                    let type_id = self.builder.type_id(TypeKind::Error, "<exception>");
+                    let type_id = builder.type_id(TypeKind::Error, "<exception>");
                     ValueRecord::Error {
                         msg: "<unwound by exception>".into(),
                         type_id,
@@ -787,7 +976,7 @@ impl Recorder {
                 }
             }
         };
-        self.builder.ret(value);
+        builder.ret(value);
     }
 
     /// An exception is raised in (or propagates into) a frame of code `idx`; `exc` is the
@@ -798,8 +987,9 @@ impl Recorder {
         }
         self.counts.exceptions += 1;
         let content = unsafe { describe_exception(py, exc) };
-        self.builder
-            .event(EventLogKind::Error, "exception", content);
+        if let Some(builder) = self.builder.as_mut() {
+            builder.event(EventLogKind::Error, "exception", content);
+        }
     }
 
     fn record_error(&mut self, message: String) {
@@ -850,17 +1040,26 @@ impl Backend {
     }
 }
 
-/// Starts delivering events to [`RECORDER`] with the interpreter's back end.
-pub fn install(py: Python<'_>) -> PyResult<()> {
-    match Backend::for_interpreter(py) {
-        Backend::SetTrace => settrace::install_all(py),
-        Backend::Monitoring => monitoring::install(py),
+/// Whether the installed back end runs in evidence-only mode (3.11: the profile hook).
+static EVIDENCE_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Starts delivering events to [`RECORDER`] with the interpreter's back end. Evidence-only
+/// sessions (`evidence_only`, no trace) ask only for what first sights need: on 3.11 a
+/// profile hook ([`profile`]) instead of the trace function, on 3.12+ `PY_START` alone
+/// ([`monitoring`]).
+pub fn install(py: Python<'_>, evidence_only: bool) -> PyResult<()> {
+    EVIDENCE_ONLY.store(evidence_only, Ordering::Relaxed);
+    match (Backend::for_interpreter(py), evidence_only) {
+        (Backend::SetTrace, false) => settrace::install_all(py),
+        (Backend::SetTrace, true) => profile::install_all(py),
+        (Backend::Monitoring, _) => monitoring::install(py, evidence_only),
     }
 }
 
 /// Stops delivering events. Never fails: errors are cleared.
 pub fn uninstall(py: Python<'_>) {
     match Backend::for_interpreter(py) {
+        Backend::SetTrace if EVIDENCE_ONLY.load(Ordering::Relaxed) => profile::uninstall_all(py),
         Backend::SetTrace => settrace::uninstall_all(py),
         Backend::Monitoring => monitoring::uninstall(py),
     }
@@ -871,6 +1070,8 @@ pub fn uninstall(py: Python<'_>) {
 /// trace function and `sys.monitoring` coexist.
 pub fn threads_without_hook(py: Python<'_>) -> Vec<settrace::RecordingGap> {
     match Backend::for_interpreter(py) {
+        // The profile hook's slot is not inspected (docs/shadow-mode.md, evidence-only).
+        Backend::SetTrace if EVIDENCE_ONLY.load(Ordering::Relaxed) => Vec::new(),
         Backend::SetTrace => settrace::threads_without_hook(py),
         Backend::Monitoring => Vec::new(),
     }
@@ -1076,6 +1277,13 @@ pub(crate) unsafe fn run_hook<T>(
     }
     rec.counts.callbacks += 1;
     let py = Python::assume_gil_acquired();
+    // One atomic load per callback; the writer thread sets it once (see `SizeCap`).
+    if !rec.capped && rec.size_cap.is_reached() && !rec.reach_size_cap() {
+        // Nothing goes on after the cut: the hooks go, as after a recorder error.
+        drop(guard);
+        uninstall(py);
+        return Hook::Idle;
+    }
     let outcome = catch_unwind(AssertUnwindSafe(|| work(py, rec)));
     let failure = match outcome {
         Ok(Ok(value)) => return Hook::Done(value),
@@ -1095,8 +1303,9 @@ pub(crate) unsafe fn run_hook<T>(
     }
     rec.record_error(failure.clone());
     rec.disabled = true;
-    rec.builder_mut()
-        .event(EventLogKind::Error, "recorder-error", failure.clone());
+    if let Some(builder) = rec.builder_mut() {
+        builder.event(EventLogKind::Error, "recorder-error", failure.clone());
+    }
     let on_error = rec.on_error;
     drop(guard);
     uninstall(py);

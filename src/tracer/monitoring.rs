@@ -21,13 +21,20 @@
 //! Stack entries are keyed by code object (callbacks get no frame); a frame is only
 //! materialised (`PyEval_GetFrame`) to read a fresh frame's arguments (`PyFrame_GetVar`).
 //!
+//! Evidence-only mode (`--evidence-only`, no trace): only `PY_START` is switched on. A code
+//! object's first start is its first sight (named, filtered, compared) and returns
+//! `DISABLE`, so each code object costs one callback for the whole run, whatever the filters
+//! decide. The program's entry code also gets `PY_RETURN`, and `PY_UNWIND` runs a callback
+//! that only restores the entry frame's link (no state lock, no lookup), so the program's
+//! stack looks as under python; nothing else is registered.
+//!
 //! Tool id: the recorder prefers id 4, then 3, then 5 — ids CPython leaves unnamed or that
 //! no standard-library tool claims — and never takes `DEBUGGER_ID` (0), `COVERAGE_ID` (1) or
 //! `PROFILER_ID` (2), so a debugger, coverage.py or cProfile started by the program still gets
 //! its own id. When 3, 4 and 5 are all held, recording does not start: a clear error names
 //! the tools that hold them.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering};
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi as py;
@@ -56,6 +63,12 @@ static ENTRY_SAVED: AtomicPtr<std::ffi::c_void> = AtomicPtr::new(std::ptr::null_
 static ENTRY_CUT_CODE: AtomicPtr<py::PyObject> = AtomicPtr::new(std::ptr::null_mut());
 /// A session ran before in this process: its `DISABLE`d locations must be re-enabled.
 static INSTALLED_BEFORE: AtomicBool = AtomicBool::new(false);
+/// Callbacks that do not go through [`run_hook`] (evidence-only `PY_UNWIND`), counted so
+/// that `summary.counts.callbacks` stays the number of callbacks the recorder received.
+pub static LIGHT_CALLBACKS: AtomicU64 = AtomicU64::new(0);
+
+/// The events an evidence-only session registers (see the module docs).
+const EVIDENCE_EVENTS: [&str; 3] = ["PY_START", "PY_RETURN", "PY_UNWIND"];
 
 type Callback = unsafe extern "C" fn(
     *mut py::PyObject,
@@ -92,6 +105,23 @@ fn lookup(py: Python<'_>, rec: &mut Recorder, code: *mut py::PyObject) -> Result
     Ok(idx)
 }
 
+/// `PY_START` after the size cap, with naming going on ([`Recorder::capped`]): the code is
+/// named at first sight (shadow comparison, metrics), no local events are switched on, and
+/// `DISABLE` ends this code's `PY_START` callbacks: one callback per code object, as in
+/// evidence-only mode.
+fn name_after_cap(
+    py: Python<'_>,
+    rec: &mut Recorder,
+    code: *mut py::PyObject,
+) -> Result<bool, String> {
+    rec.code_idx(py, code, || {
+        // SAFETY: GIL held; borrowed globals of the frame the event fires in.
+        let globals = unsafe { py::PyEval_GetGlobals() };
+        (!globals.is_null()).then(|| unsafe { Bound::from_borrowed_ptr(py, globals) })
+    })?;
+    Ok(true)
+}
+
 /// Replies `DISABLE` (`true`) or `None`, or NULL with the recorder's error set.
 #[inline]
 unsafe fn reply(hook: Hook<bool>) -> *mut py::PyObject {
@@ -124,6 +154,9 @@ unsafe extern "C" fn py_start(
 ) -> *mut py::PyObject {
     let code = *args;
     reply(run_hook(|py, rec| {
+        if rec.capped {
+            return name_after_cap(py, rec, code);
+        }
         let idx = lookup(py, rec, code)?;
         if cut_entry_frame(code) && !rec.is_recorded(idx) {
             // Unrecorded entry code (runpy's, for -m): its return must still come, to
@@ -148,6 +181,9 @@ unsafe extern "C" fn py_resume(
 ) -> *mut py::PyObject {
     let code = *args;
     reply(run_hook(|py, rec| {
+        if rec.capped {
+            return Ok(true);
+        }
         let idx = lookup(py, rec, code)?;
         if !rec.is_recorded(idx) {
             return Ok(true);
@@ -165,6 +201,9 @@ unsafe extern "C" fn py_throw(
 ) -> *mut py::PyObject {
     let code = *args;
     reply(run_hook(|py, rec| {
+        if rec.capped {
+            return Ok(false);
+        }
         let idx = lookup(py, rec, code)?;
         if rec.is_recorded(idx) {
             rec.enter(py, code as usize, idx, false, std::ptr::null_mut);
@@ -182,6 +221,9 @@ unsafe extern "C" fn py_return(
     let (code, value) = (*args, *args.add(2));
     reply(run_hook(|py, rec| {
         restore_entry_frame(code);
+        if rec.capped {
+            return Ok(true);
+        }
         let idx = lookup(py, rec, code)?;
         if !rec.is_recorded(idx) {
             return Ok(true);
@@ -209,12 +251,27 @@ unsafe extern "C" fn py_unwind(
     let code = *args;
     reply(run_hook(|py, rec| {
         restore_entry_frame(code);
+        if rec.capped {
+            return Ok(false);
+        }
         let idx = lookup(py, rec, code)?;
         if rec.is_recorded(idx) {
             rec.leave(py, code as usize, None);
         }
         Ok(false)
     }))
+}
+
+/// Evidence-only `PY_UNWIND(code, offset, exception)`: restores the entry frame's link when
+/// the entry frame is unwound; nothing else (no state lock, no lookup).
+unsafe extern "C" fn evidence_unwind(
+    _slf: *mut py::PyObject,
+    args: *mut *mut py::PyObject,
+    _nargs: py::Py_ssize_t,
+) -> *mut py::PyObject {
+    LIGHT_CALLBACKS.fetch_add(1, Ordering::Relaxed);
+    restore_entry_frame(*args);
+    none()
 }
 
 /// `LINE(code, line_number)`.
@@ -225,6 +282,9 @@ unsafe extern "C" fn line(
 ) -> *mut py::PyObject {
     let (code, lineno) = (*args, *args.add(1));
     reply(run_hook(|py, rec| {
+        if rec.capped {
+            return Ok(true);
+        }
         rec.current_thread();
         let idx = match rec.top_code(code as usize) {
             Some(idx) => idx,
@@ -251,6 +311,9 @@ unsafe extern "C" fn raise(
 ) -> *mut py::PyObject {
     let (code, exc) = (*args, *args.add(2));
     reply(run_hook(|py, rec| {
+        if rec.capped {
+            return Ok(false);
+        }
         let idx = lookup(py, rec, code)?;
         rec.exception(py, idx, exc);
         Ok(false)
@@ -344,6 +407,27 @@ unsafe impl Sync for Defs {}
 unsafe impl Send for Defs {}
 
 static DEFS: std::sync::OnceLock<Defs> = std::sync::OnceLock::new();
+static EVIDENCE_UNWIND_DEF: std::sync::OnceLock<Defs1> = std::sync::OnceLock::new();
+
+/// One `PyMethodDef` (see [`Defs`]).
+struct Defs1(py::PyMethodDef);
+// SAFETY: as for `Defs`.
+unsafe impl Sync for Defs1 {}
+// SAFETY: as for `Defs`.
+unsafe impl Send for Defs1 {}
+
+fn evidence_unwind_def() -> &'static Defs1 {
+    EVIDENCE_UNWIND_DEF.get_or_init(|| {
+        Defs1(py::PyMethodDef {
+            ml_name: c"ct_recorder_monitoring_callback".as_ptr(),
+            ml_meth: py::PyMethodDefPointer {
+                PyCFunctionFast: evidence_unwind,
+            },
+            ml_flags: py::METH_FASTCALL,
+            ml_doc: std::ptr::null(),
+        })
+    })
+}
 
 fn defs() -> &'static Defs {
     DEFS.get_or_init(|| {
@@ -358,8 +442,9 @@ fn defs() -> &'static Defs {
     })
 }
 
-/// Claims a tool id, registers the callbacks and switches the global events on.
-pub fn install(py: Python<'_>) -> PyResult<()> {
+/// Claims a tool id, registers the callbacks and switches the global events on
+/// (`evidence_only`: only those of [`EVIDENCE_EVENTS`], see the module docs).
+pub fn install(py: Python<'_>, evidence_only: bool) -> PyResult<()> {
     let mon = py.import("sys")?.getattr("monitoring")?;
     let mut holders = Vec::new();
     let mut tool = None;
@@ -384,9 +469,18 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
     }
     let events = mon.getattr("events")?;
     let (mut global, mut local) = (0u32, 0u32);
+    LIGHT_CALLBACKS.store(0, Ordering::Relaxed);
     for (i, (name, _, is_local)) in CALLBACKS.iter().enumerate() {
+        if evidence_only && !EVIDENCE_EVENTS.contains(name) {
+            continue;
+        }
         let event: u32 = events.getattr(*name)?.extract()?;
-        let def = &defs().0[i] as *const py::PyMethodDef as *mut py::PyMethodDef;
+        let def = if evidence_only && *name == "PY_UNWIND" {
+            &evidence_unwind_def().0
+        } else {
+            &defs().0[i]
+        };
+        let def = def as *const py::PyMethodDef as *mut py::PyMethodDef;
         // SAFETY: GIL held; `def` lives for the process.
         let func = unsafe {
             Bound::from_owned_ptr_or_err(

@@ -60,6 +60,9 @@ fn handle_event(
     what: c_int,
     arg: *mut py::PyObject,
 ) -> Result<(), String> {
+    if rec.capped {
+        return after_size_cap(py, rec, frame, what);
+    }
     rec.current_thread();
     let key = frame as usize;
     match what {
@@ -68,16 +71,7 @@ fn handle_event(
             let idx = code_of_frame(py, rec, frame)?;
             if !rec.is_recorded(idx) {
                 // No line events for code we do not record: they would cost a callback each.
-                unsafe {
-                    if py::PyObject_SetAttrString(
-                        frame.cast(),
-                        c"f_trace_lines".as_ptr(),
-                        py::Py_False(),
-                    ) != 0
-                    {
-                        py::PyErr_Clear();
-                    }
-                }
+                no_line_events(frame);
             }
             // SAFETY: live frame, GIL held.
             let fresh = unsafe { ffi::PyFrame_GetLasti(frame) } == rec.start_lasti(idx);
@@ -117,6 +111,37 @@ fn handle_event(
     Ok(())
 }
 
+/// After the size cap, with naming going on ([`Recorder::capped`]): a call names the code at
+/// first sight (shadow comparison, metrics) and switches the frame's line events off; nothing
+/// is recorded. Returns still restore the entry frame's link.
+fn after_size_cap(
+    py: Python<'_>,
+    rec: &mut Recorder,
+    frame: *mut py::PyFrameObject,
+    what: c_int,
+) -> Result<(), String> {
+    match what {
+        py::PyTrace_CALL => {
+            code_of_frame(py, rec, frame)?;
+            no_line_events(frame);
+        }
+        py::PyTrace_RETURN => restore_entry_frame(rec, frame),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `frame.f_trace_lines = False`: no line callbacks for this frame.
+fn no_line_events(frame: *mut py::PyFrameObject) {
+    // SAFETY: a live frame CPython passed to the hook, GIL held.
+    unsafe {
+        if py::PyObject_SetAttrString(frame.cast(), c"f_trace_lines".as_ptr(), py::Py_False()) != 0
+        {
+            py::PyErr_Clear();
+        }
+    }
+}
+
 /// The cache index of the frame's code, registered at first sight with the frame's globals.
 fn code_of_frame(
     py: Python<'_>,
@@ -142,7 +167,7 @@ fn code_of_frame(
 /// and CPython returns from an entry frame through the C call chain, not through its
 /// `previous` link — so that link is cleared while the frame runs (restored at its
 /// return), and the program sees its own frames only.
-fn cut_entry_frame(rec: &mut Recorder, frame: *mut py::PyFrameObject) {
+pub(crate) fn cut_entry_frame(rec: &mut Recorder, frame: *mut py::PyFrameObject) {
     let entry = ENTRY_CODE.load(Ordering::Relaxed);
     if entry == 0 || !rec.fast_locals {
         return;
@@ -162,7 +187,7 @@ fn cut_entry_frame(rec: &mut Recorder, frame: *mut py::PyFrameObject) {
     }
 }
 
-fn restore_entry_frame(rec: &mut Recorder, frame: *mut py::PyFrameObject) {
+pub(crate) fn restore_entry_frame(rec: &mut Recorder, frame: *mut py::PyFrameObject) {
     if let Some((f, saved)) = rec.entry_cut {
         if f == frame as usize {
             let (link, _) = unsafe { ffi::entry_link(frame) };
@@ -252,7 +277,7 @@ fn set_trace(
     0
 }
 
-fn for_each_thread_state(mut f: impl FnMut(*mut py::PyThreadState)) {
+pub(crate) fn for_each_thread_state(mut f: impl FnMut(*mut py::PyThreadState)) {
     // SAFETY: the caller holds the GIL; thread states are only created and destroyed by
     // threads that hold it (CPython 3.11 keeps the list consistent under the GIL for the
     // threads we can see).
@@ -265,6 +290,19 @@ fn for_each_thread_state(mut f: impl FnMut(*mut py::PyThreadState)) {
         }
     }
 }
+
+/// The ids (as in the trace) of the threads alive now.
+pub fn live_thread_ids() -> Vec<u64> {
+    let mut ids = Vec::new();
+    // SAFETY: GIL held by the caller (see `for_each_thread_state`).
+    for_each_thread_state(|ts| ids.push(unsafe { ffi::PyThreadState_GetID(ts) }));
+    ids
+}
+
+/// Why a thread that ended with recorded frames still open is a gap.
+pub const ENDED_WITHOUT_HOOK: &str = "the thread ended with recorded calls whose returns never \
+     came: another trace function (or none) was set with sys.settrace and the recorder's was \
+     not handed back; the thread was not recorded from then on";
 
 /// `threading.settrace` target: runs once at the start of each new thread.
 #[pyfunction]
@@ -281,7 +319,7 @@ pub fn thread_bootstrap(
             if let Some(rec) = g.as_mut() {
                 // A thread the recorder has seen before gets its hook back: a gap ends here.
                 let tid = unsafe { ffi::PyThreadState_GetID(py::PyThreadState_Get()) };
-                if rec.has_seen_thread(tid) && !rec.disabled {
+                if rec.has_seen_thread(tid) && !rec.disabled && !rec.capped {
                     rec.note_gap(RecordingGap {
                         thread: tid,
                         state: "resumed",

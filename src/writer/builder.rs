@@ -169,4 +169,9 @@ impl TraceBuilder {
     pub fn events_path(&self) -> &Path {
         self.sink.events_path()
     }
+
+    /// The events file's size cap (`--max-trace-size`).
+    pub fn size_cap(&self) -> &std::sync::Arc<super::SizeCap> {
+        self.sink.size_cap()
+    }
 }

@@ -21,7 +21,9 @@ mod sink;
 mod slab;
 
 pub use builder::TraceBuilder;
-pub use sink::{write_atomically, EventSink, TraceFormat, WriterError, BINARY_HEADER_V1};
+pub use sink::{
+    write_atomically, EventSink, SizeCap, TraceCut, TraceFormat, WriterError, BINARY_HEADER_V1,
+};
 
 /// Events per batch handed to the writer thread.
 pub const BATCH_EVENTS: usize = 4096;

@@ -5,6 +5,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -58,6 +59,56 @@ impl std::fmt::Display for WriterError {
 
 impl std::error::Error for WriterError {}
 
+/// `--max-trace-size`: the events file's size cap, shared by the writer thread, which checks
+/// the file's size after each batch it writes, and the recording thread, which reads
+/// [`SizeCap::is_reached`] (one atomic load) to stop recording. The file may thus pass the cap
+/// by at most one batch ([`super::BATCH_EVENTS`] events) plus the bytes that close the file.
+#[derive(Debug, Default)]
+pub struct SizeCap {
+    /// The cap in bytes; 0: none.
+    limit: AtomicU64,
+    reached: AtomicBool,
+    /// Set before `reached`: the events in the file and its size once closed at the cap.
+    events: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// Where the events file was cut by the size cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TraceCut {
+    /// Events in the file: it ends after the batch that reached the cap.
+    pub events: u64,
+    /// The file's size, closed (what is on disk).
+    pub bytes: u64,
+}
+
+impl SizeCap {
+    /// The cap in bytes, `None` for no cap.
+    pub fn limit(&self) -> Option<u64> {
+        Some(self.limit.load(Ordering::Relaxed)).filter(|&n| n > 0)
+    }
+
+    /// Whether the events file reached the cap (and was closed there).
+    #[inline]
+    pub fn is_reached(&self) -> bool {
+        self.reached.load(Ordering::Acquire)
+    }
+
+    /// Where the file was cut, once the cap is reached.
+    pub fn cut(&self) -> Option<TraceCut> {
+        self.is_reached().then(|| TraceCut {
+            events: self.events.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+        })
+    }
+
+    fn reach(&self, cut: TraceCut) {
+        self.events.store(cut.events, Ordering::Relaxed);
+        self.bytes.store(cut.bytes, Ordering::Relaxed);
+        self.reached.store(true, Ordering::Release);
+    }
+}
+
 enum Message {
     Batch(Arc<Slab>),
     Finish,
@@ -82,6 +133,7 @@ pub struct EventSink {
     seq: u64,
     shared: Arc<Mutex<Arc<Slab>>>,
     events_path: PathBuf,
+    cap: Arc<SizeCap>,
 }
 
 impl EventSink {
@@ -103,6 +155,8 @@ impl EventSink {
         let (ready_tx, ready_rx) = bounded::<Result<(), String>>(1);
         let path = events_path.clone();
         let writer_shared = shared.clone();
+        let cap = Arc::new(SizeCap::default());
+        let writer_cap = cap.clone();
         let handle = std::thread::Builder::new()
             .name("ct-trace-writer".into())
             .spawn(move || {
@@ -116,7 +170,8 @@ impl EventSink {
                         return Err(e.to_string());
                     }
                 };
-                writer_loop(output, rx, give_back, writer_shared, &path).map_err(|e| e.to_string())
+                writer_loop(output, rx, give_back, writer_shared, &path, &writer_cap)
+                    .map_err(|e| e.to_string())
             })
             .map_err(|e| WriterError(format!("cannot start the trace writer thread: {e}")))?;
         match ready_rx.recv() {
@@ -144,11 +199,22 @@ impl EventSink {
             seq: 0,
             shared,
             events_path,
+            cap,
         })
     }
 
     pub fn events_path(&self) -> &Path {
         &self.events_path
+    }
+
+    /// Caps the events file at `bytes` (`None`: no cap); see [`SizeCap`].
+    pub fn set_max_bytes(&self, bytes: Option<u64>) {
+        self.cap.limit.store(bytes.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// The size cap, as the recording thread watches it.
+    pub fn size_cap(&self) -> &Arc<SizeCap> {
+        &self.cap
     }
 
     #[inline]
@@ -232,13 +298,16 @@ impl Drop for EventSink {
 /// (when no other batch is queued behind it), and on every tick of [`FLUSH_INTERVAL`] the
 /// published part of the batch the recording thread is still filling.
 fn writer_loop(
-    mut output: Output,
+    output: Output,
     rx: Receiver<Message>,
     give_back: Sender<Arc<Slab>>,
     shared: Arc<Mutex<Arc<Slab>>>,
     path: &Path,
+    cap: &SizeCap,
 ) -> std::io::Result<u64> {
     let mut written = 0u64;
+    // `None` once the file was closed at the size cap: later batches are recycled unwritten.
+    let mut output = Some(output);
     // The batch to write next, and how much of it an earlier tick wrote already.
     let mut next_seq = 0u64;
     let mut done_in_next = 0usize;
@@ -249,48 +318,58 @@ fn writer_loop(
         match rx.recv_timeout(wait) {
             Ok(Message::Batch(slab)) => {
                 debug_assert_eq!(slab.seq(), next_seq);
-                let events = &slab.published()[done_in_next..];
-                output.write_events(events)?;
-                written += events.len() as u64;
+                if let Some(out) = output.as_mut() {
+                    let events = &slab.published()[done_in_next..];
+                    out.write_events(events)?;
+                    written += events.len() as u64;
+                    dirty = true;
+                }
                 next_seq += 1;
                 done_in_next = 0;
-                dirty = true;
                 // SAFETY: the recording thread shipped the slab; `events` is not used
                 // past this point.
                 unsafe { slab.clear() };
                 let _ = give_back.try_send(slab);
-                if rx.is_empty() {
-                    output.flush()?;
-                    dirty = false;
-                    last_flush = Instant::now();
+                if let Some(out) = output.as_mut() {
+                    if rx.is_empty() {
+                        out.flush()?;
+                        dirty = false;
+                        last_flush = Instant::now();
+                    }
+                    tracing::debug!(
+                        total_events = written,
+                        bytes_on_disk = file_len(path),
+                        "trace writer: batch written"
+                    );
                 }
-                tracing::debug!(
-                    total_events = written,
-                    bytes_on_disk = file_len(path),
-                    "trace writer: batch written"
-                );
+                close_at_cap(&mut output, cap, written, path)?;
             }
             Ok(Message::Finish) | Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {
-                let current = shared.lock().map(|g| g.clone()).ok();
-                if let Some(slab) = current.filter(|s| s.seq() == next_seq) {
-                    let events = &slab.published()[done_in_next..];
-                    if !events.is_empty() {
-                        output.write_events(events)?;
-                        written += events.len() as u64;
-                        done_in_next += events.len();
-                        dirty = true;
+                if let Some(out) = output.as_mut() {
+                    let current = shared.lock().map(|g| g.clone()).ok();
+                    if let Some(slab) = current.filter(|s| s.seq() == next_seq) {
+                        let events = &slab.published()[done_in_next..];
+                        if !events.is_empty() {
+                            out.write_events(events)?;
+                            written += events.len() as u64;
+                            done_in_next += events.len();
+                            dirty = true;
+                        }
                     }
-                }
-                if dirty {
-                    output.flush()?;
-                    dirty = false;
+                    if dirty {
+                        out.flush()?;
+                        dirty = false;
+                    }
+                    close_at_cap(&mut output, cap, written, path)?;
                 }
                 last_flush = Instant::now();
             }
         }
     }
-    output.finish()?;
+    if let Some(out) = output {
+        out.finish()?;
+    }
     tracing::info!(
         events = written,
         bytes = file_len(path),
@@ -298,6 +377,38 @@ fn writer_loop(
         "trace writer: events file closed"
     );
     Ok(written)
+}
+
+/// After a write: when the file has reached the size cap, closes it (whole and readable from
+/// this moment, even if the process is killed later) and tells the recording thread.
+fn close_at_cap(
+    output: &mut Option<Output>,
+    cap: &SizeCap,
+    written: u64,
+    path: &Path,
+) -> std::io::Result<()> {
+    let (Some(limit), Some(out)) = (cap.limit(), output.as_mut()) else {
+        return Ok(());
+    };
+    if !out.reached(limit)? {
+        return Ok(());
+    }
+    if let Some(out) = output.take() {
+        out.finish()?;
+    }
+    let cut = TraceCut {
+        events: written,
+        bytes: file_len(path),
+    };
+    tracing::info!(
+        limit,
+        events = cut.events,
+        bytes = cut.bytes,
+        path = %path.display(),
+        "trace writer: size cap reached, events file closed"
+    );
+    cap.reach(cut);
+    Ok(())
 }
 
 /// The events file's size so far (what the writer has handed to the OS).
@@ -316,6 +427,8 @@ enum Output {
     Binary {
         enc: zeekstd::Encoder<'static, BufWriter<File>>,
         buf: Vec<u8>,
+        /// Raw bytes given to the encoder since its last flush (for the size cap).
+        pending: u64,
     },
 }
 
@@ -339,6 +452,7 @@ impl Output {
                 Ok(Output::Binary {
                     enc,
                     buf: Vec::with_capacity(1 << 16),
+                    pending: 0,
                 })
             }
         }
@@ -356,7 +470,7 @@ impl Output {
                 }
                 Ok(())
             }
-            Output::Binary { enc, buf } => {
+            Output::Binary { enc, buf, pending } => {
                 buf.clear();
                 let mut bytes = std::mem::take(buf);
                 for event in events {
@@ -371,8 +485,33 @@ impl Output {
                     }
                 }
                 let r = enc.write_all(&bytes);
+                *pending += bytes.len() as u64;
                 *buf = bytes;
                 r
+            }
+        }
+    }
+
+    /// Whether the events file has reached `limit` bytes. JSON: on disk plus what waits in
+    /// our buffer. Binary: the compressor holds back output (up to its buffer), so the
+    /// compressed bytes so far plus the raw bytes given to it since the last flush are an
+    /// upper bound; only when that bound reaches the limit is the frame ended (a flush) to
+    /// count exactly, which happens just before the cap.
+    fn reached(&mut self, limit: u64) -> std::io::Result<bool> {
+        let header = BINARY_HEADER_V1.len() as u64;
+        match self {
+            Output::Json { out, .. } => {
+                Ok(out.get_ref().metadata()?.len() + out.buffer().len() as u64 >= limit)
+            }
+            Output::Binary { enc, pending, .. } => {
+                if header + enc.written_compressed() + *pending < limit {
+                    return Ok(false);
+                }
+                self.flush()?;
+                match self {
+                    Output::Binary { enc, .. } => Ok(header + enc.written_compressed() >= limit),
+                    Output::Json { .. } => unreachable!(),
+                }
             }
         }
     }
@@ -381,7 +520,8 @@ impl Output {
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
             Output::Json { out, .. } => out.flush(),
-            Output::Binary { enc, .. } => {
+            Output::Binary { enc, pending, .. } => {
+                *pending = 0;
                 enc.end_frame().map_err(std::io::Error::other)?;
                 enc.flush()
             }
@@ -538,6 +678,67 @@ mod tests {
         assert!(
             matches!(events.last(), Some(TraceLowLevelEvent::Step(s)) if s.line.0 == (super::BATCH_EVENTS * 2 + 4) as i64)
         );
+    }
+
+    /// Pushes `n` steps into a sink capped at `limit` bytes; returns the sink's count.
+    fn capped_run(dir: &Path, format: TraceFormat, limit: u64, n: usize) -> (u64, Arc<SizeCap>) {
+        let mut sink = EventSink::create(dir, format, "p.py", &[]).unwrap();
+        sink.set_max_bytes(Some(limit));
+        let cap = sink.size_cap().clone();
+        for i in 0..n {
+            sink.push(TraceLowLevelEvent::Step(StepRecord {
+                path_id: PathId(0),
+                line: Line(i as i64),
+            }));
+        }
+        (sink.finish().unwrap(), cap)
+    }
+
+    #[test]
+    fn a_capped_events_file_stops_after_the_batch_that_reaches_the_cap() {
+        for format in [TraceFormat::Json, TraceFormat::Binary] {
+            let dir = tempfile::tempdir().unwrap();
+            let limit = 100_000;
+            let (events, cap) = capped_run(dir.path(), format, limit, BATCH_EVENTS * 40);
+            let cut = cap.cut().expect("the cap was reached");
+            assert_eq!(cut.events, events, "{format:?}");
+            assert!(
+                events < (BATCH_EVENTS * 40) as u64,
+                "{format:?}: nothing was cut"
+            );
+            let path = dir.path().join(format.events_file_name());
+            let size = std::fs::metadata(&path).unwrap().len();
+            assert_eq!(cut.bytes, size, "{format:?}");
+            assert!(
+                size >= limit,
+                "{format:?}: {size} bytes, closed before the cap"
+            );
+            // Whole and readable: the format's reader loads every event written.
+            let reader = match format {
+                TraceFormat::Json => runtime_tracing::TraceEventsFileFormat::Json,
+                TraceFormat::Binary => runtime_tracing::TraceEventsFileFormat::Binary,
+            };
+            let read = runtime_tracing::create_trace_reader(reader)
+                .load_trace_events(&path)
+                .unwrap();
+            assert_eq!(read.len() as u64, events, "{format:?}");
+            // Past the cap by less than one batch: the file without its last batch is below
+            // it (each batch here is BATCH_EVENTS steps of about the same size).
+            let per_batch = size as f64 / (events as f64 / BATCH_EVENTS as f64);
+            assert!(
+                (size as f64) < limit as f64 + per_batch + 64.0,
+                "{format:?}: {size} bytes for a cap of {limit}, {per_batch} per batch"
+            );
+        }
+    }
+
+    #[test]
+    fn an_uncapped_or_unreached_cap_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (events, cap) = capped_run(dir.path(), TraceFormat::Json, 1 << 40, 10_000);
+        assert_eq!(events, 10_000);
+        assert_eq!(cap.cut(), None);
+        assert_eq!(cap.limit(), Some(1 << 40));
     }
 
     #[test]

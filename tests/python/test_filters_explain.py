@@ -50,7 +50,8 @@ def project(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("engine_flag", ["--no-module-name-from-globals", "--module-name-from-globals"])
+@pytest.mark.parametrize("engine_flag", [
+    pytest.param("--no-module-name-from-globals", marks=pytest.mark.legacy_engine), "--module-name-from-globals"])
 def test_explain_a_file(project, engine_flag):
     pf = str(project / ".codetracer" / "trace-filter.toml")
     r = ct_record(engine_flag, "--explain-filter", "mylib/helpers.py", cwd=project)

@@ -6,7 +6,11 @@ recorder's stop) right after fork, and after some work; the parent keeps recordi
 
 import json
 
+import pytest
+
 from tracecheck import CT_RECORD, run
+
+pytestmark = pytest.mark.legacy_engine  # every test here needs the legacy engine
 
 FORKS = """\
 import os, sys, threading

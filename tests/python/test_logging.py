@@ -61,6 +61,7 @@ TRACE = ["shadow: compared"]
 
 
 @pytest.mark.parametrize("level", ["error", "warn", "info", "debug", "trace"])
+@pytest.mark.legacy_engine
 def test_each_level_shows_its_events_and_no_more(proj, level):
     run = record(proj, "--log-level", level)
     assert run.returncode == 0, run.stderr
@@ -80,6 +81,7 @@ def test_each_level_shows_its_events_and_no_more(proj, level):
         assert f"bytes={size}" in closed, closed
 
 
+@pytest.mark.legacy_engine
 def test_precedence_cli_then_codetracer_then_rust_log(proj):
     # RUST_LOG alone is honoured, directives included.
     alone = record(proj, env=env_for(RUST_LOG="ct_recorder=info"))
@@ -104,6 +106,7 @@ def test_a_bad_rust_log_is_a_usage_error_before_the_program_runs(proj):
     assert run.stdout == ""
 
 
+@pytest.mark.legacy_engine
 def test_no_colour_when_stderr_is_redirected(proj):
     run = record(proj, "--log-level", "info")
     assert "recording session started" in run.stderr
@@ -138,6 +141,7 @@ def on_a_terminal(proj, env):
     return b"".join(chunks).decode()
 
 
+@pytest.mark.legacy_engine
 def test_colour_on_a_terminal_unless_no_color(proj):
     coloured = on_a_terminal(proj, env_for())
     assert "recording session started" in coloured

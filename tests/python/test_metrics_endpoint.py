@@ -20,6 +20,8 @@ from shadow_support import (
     write_tree,
 )
 
+pytestmark = pytest.mark.legacy_engine  # every test here needs the legacy engine
+
 PROGRAM = {
     "work/__init__.py": "",
     **{f"work/w{i}.py": f"def step(x):\n    return x + {i}\n" for i in range(20)},

@@ -24,6 +24,8 @@ from shadow_support import (
 )
 from shadow_support.servers import Prometheus
 
+pytestmark = pytest.mark.legacy_engine  # every test here needs the legacy engine
+
 EARLY, LATE = 30, 5
 LINGER = 6
 

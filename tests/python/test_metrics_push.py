@@ -61,6 +61,7 @@ def pushed_series(text, run_id):
     return canonical(out)
 
 
+@pytest.mark.legacy_engine
 def test_push_to_a_real_pushgateway(project):
     tmp, proj = project
     with Pushgateway(tmp / "pg") as pg:
@@ -90,6 +91,7 @@ def test_push_to_a_real_pushgateway(project):
         assert pushed_series(pg.metrics_text(), run_id) == {}
 
 
+@pytest.mark.legacy_engine
 def test_unreachable_pushgateway_is_a_warning(project):
     tmp, proj = project
     # A port nobody listens on, kept bound (not listening) so no one can take it meanwhile:
@@ -112,6 +114,7 @@ def test_unreachable_pushgateway_is_a_warning(project):
     assert run.artifacts.summary["run"]["exit_code"] == 3
 
 
+@pytest.mark.legacy_engine
 def test_busy_metrics_port_fails_before_the_program_starts(project):
     tmp, proj = project
     with socket.socket() as busy:
@@ -130,6 +133,7 @@ def test_busy_metrics_port_fails_before_the_program_starts(project):
     assert not (tmp / "trace").exists()
 
 
+@pytest.mark.legacy_engine
 def test_busy_metrics_port_with_continue_runs_the_program(project):
     tmp, proj = project
     with socket.socket() as busy:
@@ -149,6 +153,7 @@ def test_busy_metrics_port_with_continue_runs_the_program(project):
     assert run.artifacts.summary["comparisons"] > 0
 
 
+@pytest.mark.legacy_engine
 def test_push_rejected_by_the_pushgateway_is_a_warning(project):
     """Another job already pushed `ct_shadow_comparisons_total` as a gauge: the real
     Pushgateway refuses our counter with 400. The recorder reports the URL, the status and

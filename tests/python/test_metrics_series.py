@@ -56,7 +56,7 @@ def assert_closed_sets(m):
         assert name.startswith("ct_"), name
 
 
-@pytest.mark.parametrize("primary", ["legacy", "globals"])
+@pytest.mark.parametrize("primary", [pytest.param("legacy", marks=pytest.mark.legacy_engine), "globals"])
 def test_without_shadow_compare_shadow_series_stay_at_zero(project, primary):
     tmp, proj = project
     flags = ["--module-name-from-globals"] if primary == "globals" else []
@@ -87,6 +87,7 @@ def test_without_shadow_compare_shadow_series_stay_at_zero(project, primary):
     assert (proc.returncode, proc.stdout + proc.stderr) == (0, "")
 
 
+@pytest.mark.legacy_engine
 def test_summary_timings_match_the_histogram(project):
     tmp, proj = project
     a = record(["--shadow-compare", "--quiet", "main.py"], cwd=proj,
@@ -106,6 +107,7 @@ def test_summary_timings_match_the_histogram(project):
         assert values == sorted(values) and values[-1] == count
 
 
+@pytest.mark.legacy_engine
 def test_trace_event_counters_match_the_trace(project):
     """`ct_trace_events_total` agrees with the run's own counts (trace_metadata.json) and
     with the events in the trace file."""

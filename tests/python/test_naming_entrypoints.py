@@ -9,7 +9,11 @@ scan (L4), whose answer wins and is cached per path (L5).
 
 import os
 
+import pytest
+
 from naming_support import python, record_both, write_tree
+
+pytestmark = pytest.mark.legacy_engine  # every test here needs the legacy engine
 
 
 def test_plain_script_and_its_import(tmp_path):

@@ -4,7 +4,11 @@ in ``summary.naming.fallbacks``). Legacy engine: L5 on ``co_filename`` (L6.4).""
 
 import os
 
+import pytest
+
 from naming_support import record_both, write_tree
+
+pytestmark = pytest.mark.legacy_engine  # every test here needs the legacy engine
 
 FILES = ("custom", "notstr", "empty", "blank", "missing", "padded", "strsub", "keyed", "relative")
 

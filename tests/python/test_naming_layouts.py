@@ -11,6 +11,8 @@ import pytest
 
 from naming_support import ENGINES, Run, clean_env, python, record, record_both, write_tree
 
+pytestmark = pytest.mark.legacy_engine  # every test here needs the legacy engine
+
 # Module-level code that runs another file's source in hand-made globals. ``path`` is used
 # as co_filename exactly as given (no normalisation by Python).
 EXEC_HELPER = """

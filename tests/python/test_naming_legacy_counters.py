@@ -9,7 +9,11 @@ share one scan per code object.
 
 import os
 
+import pytest
+
 from naming_support import record, write_tree
+
+pytestmark = pytest.mark.legacy_engine  # every test here needs the legacy engine
 
 N = 40
 

@@ -79,6 +79,7 @@ def test_print_policy_builtin(tmp_path):
     assert rows == {
         "module_name_from_globals": (tbool(BUILTIN_DEFAULT), "built-in", "rollout.toml"),
         "shadow_compare": ("false", "built-in", "-"),
+        "evidence_only": ("false", "built-in", "-"),
     }
     assert foot == [
         f"primary engine: {BUILTIN_ENGINE} (chosen by built-in)",
@@ -99,6 +100,7 @@ def test_builtin_layer_in_trace(tmp_path):
     assert engine_seen(run, proj) == BUILTIN_ENGINE
 
 
+@pytest.mark.legacy_engine
 def test_project_config_layer(tmp_path):
     proj = write_tree(tmp_path / "proj", dict(PROBE_FILES, **{
         "pyproject.toml": """
@@ -115,6 +117,7 @@ def test_project_config_layer(tmp_path):
     expected = {
         "module_name_from_globals": ("true", "project-config", pyproject),
         "shadow_compare": ("true", "project-config", pyproject),
+        "evidence_only": ("false", "built-in", "-"),
     }
     # -m / no program: the current directory; a script: its directory, then upwards.
     assert print_policy(proj, env=clean_env())[0] == expected
@@ -131,6 +134,7 @@ def test_project_config_layer(tmp_path):
     assert meta["policy"]["settings"] == {
         "module_name_from_globals": {"value": True, "layer": "project-config", "source": pyproject},
         "shadow_compare": {"value": True, "layer": "project-config", "source": pyproject},
+        "evidence_only": {"value": False, "layer": "built-in", "source": None},
     }
     assert engine_seen(run, proj) == "globals"
     # -m: the project of the current directory
@@ -174,7 +178,7 @@ def test_project_config_of_a_symlinked_script(tmp_path):
 
 @pytest.mark.parametrize("raw, value", [
     ("1", True), ("true", True), ("YES", True), (" On\t", True), ("TrUe", True),
-    ("0", False), ("false", False), ("no", False), ("OFF ", False),
+    *(pytest.param(raw, False, marks=pytest.mark.legacy_engine) for raw in ("0", "false", "no", "OFF ")),
 ])
 def test_env_layer_values(tmp_path, raw, value):
     rows, foot = print_policy(tmp_path, env=clean_env(**{ENV_VAR: raw}))
@@ -191,6 +195,7 @@ def test_env_blank_means_unset(tmp_path, raw):
     assert rows["shadow_compare"] == ("false", "built-in", "-")
 
 
+@pytest.mark.legacy_engine
 def test_env_layer_in_trace(tmp_path):
     proj = write_tree(tmp_path / "proj", PROBE_FILES)
     for raw, engine in (("1", "globals"), ("0", "legacy")):
@@ -219,6 +224,7 @@ def test_invalid_env_value_is_refused(tmp_path, var, raw):
     assert ct_record_raw(["--print-policy"], cwd=proj, env=clean_env(**{var: raw})).returncode == 2
 
 
+@pytest.mark.legacy_engine
 def test_cli_layer(tmp_path):
     proj = write_tree(tmp_path / "proj", dict(PROBE_FILES, **{
         "pyproject.toml": "[tool.ct-recorder]\nmodule-name-from-globals = true\n",
@@ -242,6 +248,7 @@ def test_cli_layer(tmp_path):
     assert engine_seen(run, proj) == "globals"
 
 
+@pytest.mark.legacy_engine
 def test_precedence_is_per_setting_and_by_layer(tmp_path):
     proj = write_tree(tmp_path / "proj", dict(PROBE_FILES, **{
         "pyproject.toml": "[tool.ct-recorder]\nmodule-name-from-globals = false\nshadow-compare = true\n",
@@ -253,6 +260,7 @@ def test_precedence_is_per_setting_and_by_layer(tmp_path):
     assert rows == {
         "module_name_from_globals": ("true", "env", ENV_VAR),
         "shadow_compare": ("true", "project-config", pyproject),
+        "evidence_only": ("false", "built-in", "-"),
     }
     assert foot == ["primary engine: globals (chosen by env)", "shadow engine:  legacy", rollout_line()]
     run = record("main.py", cwd=proj, trace_dir=tmp_path / "t", env=env).check()
@@ -261,6 +269,7 @@ def test_precedence_is_per_setting_and_by_layer(tmp_path):
     assert policy["settings"] == {
         "module_name_from_globals": {"value": True, "layer": "env", "source": ENV_VAR},
         "shadow_compare": {"value": True, "layer": "project-config", "source": pyproject},
+        "evidence_only": {"value": False, "layer": "built-in", "source": None},
     }
     assert run.metadata["module_naming"] == {"engine": "globals", "layer": "env"}
     # shadow mode never changes the recording: the primary engine's labels
@@ -271,6 +280,7 @@ def test_precedence_is_per_setting_and_by_layer(tmp_path):
     assert rows == {
         "module_name_from_globals": ("true", "env", ENV_VAR),
         "shadow_compare": ("false", "cli", "--no-shadow-compare"),
+        "evidence_only": ("false", "built-in", "-"),
     }
     assert foot[:2] == ["primary engine: globals (chosen by env)", "shadow engine:  none"]
 
@@ -391,6 +401,7 @@ def test_configure_policy_and_snapshot(tmp_path):
         "module_name_from_globals": api,
         "shadow_compare": {"value": True, "layer": "project-config",
                            "source": os.path.join(proj, "withconfig", "pyproject.toml")},
+        "evidence_only": {"value": False, "layer": "built-in", "source": None},
     }
 
     run = Run(0, "", "", str(trace))
@@ -399,6 +410,7 @@ def test_configure_policy_and_snapshot(tmp_path):
     assert run.labels_of(os.path.join(proj, "probe.py")) == {"<probe_custom>"}
 
 
+@pytest.mark.legacy_engine
 def test_last_engine_flag_wins(tmp_path):
     rows, _ = print_policy(tmp_path, "--module-name-from-globals", "--no-module-name-from-globals", env=clean_env())
     assert rows["module_name_from_globals"] == ("false", "cli", "--no-module-name-from-globals")

@@ -12,7 +12,11 @@ program's own modules) and the marker file must be identical: nothing was touche
 
 import os
 
+import pytest
+
 from naming_support import ENGINES, python, record, write_tree
+
+pytestmark = pytest.mark.legacy_engine  # every test here needs the legacy engine
 
 OWN = ["after1", "after2", "pkg_after", "pkg_after.inner", "lazy_attr", "lazy_body",
        "hooked_obj", "hooked_sub", "side1", "side2", "side3", "side4", "marks"]

@@ -6,6 +6,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.legacy_engine  # every test here needs the legacy engine
+
 BIN = os.path.dirname(sys.executable)
 CT_RECORD = os.path.join(BIN, "ct-record")
 CT_ROLLOUT = os.path.join(BIN, "ct-rollout")
@@ -170,7 +174,7 @@ def test_summary_records_the_entry_kind_and_the_report_its_coverage(tmp_path):
                                cwd=tmp_path).stdout)
     assert data["aggregate"]["programs"] == {
         "scripts": 1, "modules": 2, "api": 0, "test_runners": 1, "runpy": 2, "threaded": 1,
-        "unknown": 0}
+        "evidence_only": 0, "unknown": 0}
     table = _rollout("report", *map(str, runs.values()), cwd=tmp_path).stdout
     assert "PROGRAMS COVERED" in table
     assert "scripts 1 · -m 2 · ct_recorder.start() 0 · test runners 1 · runpy 2 · threaded 1" in table

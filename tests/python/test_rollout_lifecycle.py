@@ -1,9 +1,12 @@
 """`ct-rollout status`, `flip-default` and `delete-legacy` as a user runs them: the real
 `ct-rollout` on a scratch `git clone` of this repository, checking files and exit codes.
 
-The last test deletes the legacy engine from the clone, checks the result with `cargo check`
-and builds a `ct-record` from it (CARGO_TARGET_DIR shared with the main build, so only the
-recorder crate itself is compiled again)."""
+Two tests build a recorder from the clone (CARGO_TARGET_DIR shared with the main build and
+with each other, so only the recorder crate itself is compiled again): one after
+`flip-default` alone (the globals engine by default, every opt-out still selecting legacy),
+one after `delete-legacy` (checked with `cargo check`, then recording as `<__main__>`,
+refusing legacy with status 2, and the clone's own Python tests of the legacy engine
+skipped with the recorder's reason)."""
 
 import hashlib
 import json
@@ -17,6 +20,10 @@ from pathlib import Path
 
 import pytest
 
+# The lifecycle carries the legacy engine to its deletion: every test records shadow
+# evidence, flips or deletes the engine, so none can run on a build that no longer has it.
+pytestmark = pytest.mark.legacy_engine
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = os.path.dirname(sys.executable)
 CT_RECORD = os.path.join(BIN, "ct-record")
@@ -27,7 +34,10 @@ ADR = "docs/adr/0016-module-names-from-globals.md"
 def _run(cmd, cwd, env=None, timeout=120, stdin=subprocess.DEVNULL):
     full_env = dict(os.environ)
     full_env.pop("CT_ROLLOUT_TEST_FAIL_AFTER", None)
-    full_env.update(env or {})
+    for key, value in (env or {}).items():  # None: the variable is not set
+        full_env.pop(key, None)
+        if value is not None:
+            full_env[key] = value
     return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True,
                           timeout=timeout, stdin=stdin)
 
@@ -260,6 +270,106 @@ def _build_recorder(clone, target_dir, out_dir):
     return out_dir
 
 
+# Which engine named a module, seen on the trace: `runpy.run_module("probe", run_name=
+# "probe_custom")` is `<probe_custom>` to the globals engine (its `__name__`) and `<probe>`
+# to the legacy resolver (no sys.modules entry: the path through sys.path[0]).
+PROBE_MAIN = "import runpy\nrunpy.run_module('probe', run_name='probe_custom')\nprint('ran')\n"
+PROBE_API = """import runpy, sys
+import ct_recorder
+ct_recorder.configure_policy(module_name_from_globals=False)
+snap = ct_recorder.policy_snapshot()["settings"]["module_name_from_globals"]
+print(snap["value"], snap["layer"])
+ct_recorder.start(sys.argv[1])
+runpy.run_module('probe', run_name='probe_custom')
+ct_recorder.stop()
+"""
+
+
+def _engine_seen(trace_dir):
+    """The engine the recording used, from its metadata and from the probe's label."""
+    meta = json.loads((trace_dir / "trace_metadata.json").read_text())
+    text = (trace_dir / "trace.json").read_text()
+    labels = {label for label in ("<probe_custom>", "<probe>") if f'"{label}"' in text}
+    by_label = {frozenset({"<probe_custom>"}): "globals", frozenset({"<probe>"}): "legacy"}[frozenset(labels)]
+    assert meta["module_naming"]["engine"] == by_label, (meta["module_naming"], labels)
+    return by_label, meta["module_naming"]["layer"]
+
+
+def _policy_rows(stdout):
+    """`--print-policy`: the setting rows (split on runs of spaces) and the footer lines."""
+    head, _, foot = stdout.partition("\n\n")
+    rows = {}
+    for line in head.splitlines()[1:]:
+        name, value, layer, source = line.split(None, 3)
+        rows[name] = (value, layer, source)
+    return rows, foot.splitlines()
+
+
+def test_fresh_build_after_flip_defaults_to_globals_and_opt_outs_select_legacy(scratch, tmp_path):
+    """After `flip-default` alone (no deletion), a recorder built from the flipped tree names
+    modules with the globals engine by default, chosen by rollout.toml, and every opt-out
+    layer (project config, environment, command line, Python API) still selects legacy."""
+    _forced_flip(scratch)
+    pkg = _build_recorder(scratch, _shared_target_dir(), tmp_path / "built")
+    env = {"PYTHONPATH": str(pkg), "CODETRACER_MODULE_NAME_FROM_GLOBALS": None}
+    launcher = [sys.executable, "-c", "import sys; from ct_recorder.cli import ct_record; sys.argv[0] = 'ct-record'; ct_record()"]
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "main.py").write_text(PROBE_MAIN)
+    (proj / "probe.py").write_text("X = 1\n")
+    (proj / "api.py").write_text(PROBE_API)
+
+    def record(name, *args, extra=None):
+        out = tmp_path / name
+        done = _run([*launcher, "--quiet", "--trace-dir", str(out), *args, "main.py"], proj, {**env, **(extra or {})})
+        assert done.returncode == 0 and done.stdout == "ran\n", done.stderr
+        return _engine_seen(out)
+
+    policy = _run([*launcher, "--print-policy"], proj, env)
+    assert policy.returncode == 0, policy.stderr
+    rows, foot = _policy_rows(policy.stdout)
+    assert rows["module_name_from_globals"] == ("true", "built-in", "rollout.toml")
+    assert foot[0] == "primary engine: globals (chosen by built-in)", policy.stdout
+    assert foot[2] == "rollout phase:  globals-default (built-in default module_name_from_globals = true)"
+    assert record("t-default") == ("globals", "built-in")
+
+    # Opt-outs, lowest layer first; each is shown by --print-policy and used by a recording.
+    rows, foot = _policy_rows(_run([*launcher, "--print-policy", "--no-module-name-from-globals"], proj, env).stdout)
+    assert rows["module_name_from_globals"] == ("false", "cli", "--no-module-name-from-globals")
+    assert foot[0] == "primary engine: legacy (chosen by cli)"
+    assert record("t-cli", "--no-module-name-from-globals") == ("legacy", "cli")
+    off = {"CODETRACER_MODULE_NAME_FROM_GLOBALS": "0"}
+    rows, foot = _policy_rows(_run([*launcher, "--print-policy"], proj, {**env, **off}).stdout)
+    assert rows["module_name_from_globals"][:2] == ("false", "env") and foot[0] == "primary engine: legacy (chosen by env)"
+    assert record("t-env", extra=off) == ("legacy", "env")
+    (proj / "pyproject.toml").write_text("[tool.ct-recorder]\nmodule-name-from-globals = false\n")
+    rows, foot = _policy_rows(_run([*launcher, "--print-policy"], proj, env).stdout)
+    assert rows["module_name_from_globals"][:2] == ("false", "project-config")
+    assert foot[0] == "primary engine: legacy (chosen by project-config)"
+    assert record("t-config") == ("legacy", "project-config")
+    (proj / "pyproject.toml").unlink()
+    api = _run([sys.executable, "api.py", str(tmp_path / "t-api")], proj, env)
+    assert api.returncode == 0 and api.stdout == "False python-api\n", api.stderr
+    assert _engine_seen(tmp_path / "t-api") == ("legacy", "python-api")
+
+
+def _venv_with(pkg, venv):
+    """A venv whose `ct_recorder` is the package built from the clone, with the console
+    scripts the suite runs (ct-record, ct-rollout) and this venv's other packages (pytest…)
+    behind its own."""
+    done = _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], venv.parent)
+    assert done.returncode == 0, done.stderr
+    py = venv / "bin" / "python"
+    site = Path(_run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], venv.parent).stdout.strip())
+    shutil.copytree(pkg / "ct_recorder", site / "ct_recorder")
+    (site / "zz_suite_packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    for name, func in (("ct-record", "ct_record"), ("ct-rollout", "ct_rollout")):
+        script = venv / "bin" / name
+        script.write_text(f"#!{py}\nimport sys\nfrom ct_recorder.cli import {func}\nsys.exit({func}())\n")
+        script.chmod(0o755)
+    return py
+
+
 def test_delete_with_evidence_builds_and_refuses_legacy(scratch, tmp_path):
     _gates(scratch, min_runs=1)
     # The project check: `cargo check` of the whole result (the default is a build plus the
@@ -306,6 +416,24 @@ def test_delete_with_evidence_builds_and_refuses_legacy(scratch, tmp_path):
         refused = _run(asked, proj, {**env, **extra})
         assert refused.returncode == 2, refused.stderr
         assert "legacy-deleted" in refused.stderr and "hi" not in refused.stdout
+    shadow = _run([*launcher, "--shadow-compare", "app.py"], proj, env)
+    assert shadow.returncode == 2 and "legacy-deleted" in shadow.stderr and "hi" not in shadow.stdout
+    refused = _run([*launcher, "--print-policy", "--no-module-name-from-globals"], proj, env)
+    assert refused.returncode == 2 and "legacy-deleted" in refused.stderr, refused.stdout + refused.stderr
+
+    # The copy's own Python suite on the copy's recorder: the tests that need the deleted
+    # engine (a marked module; the legacy case of an `engine`-parametrized test) are skipped
+    # with the recorder's reason and counted out loud, the rest pass.
+    py = _venv_with(pkg, tmp_path / "venv")
+    suite = _run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+                  "tests/python/test_naming_legacy_counters.py",
+                  "tests/python/test_filters_engines.py::test_obj_rule_on_main_function"],
+                 scratch, {"PYTHONPATH": None}, timeout=600)
+    out = suite.stdout
+    assert suite.returncode == 0, out[-3000:] + suite.stderr[-2000:]
+    assert "1 passed, 3 skipped" in out, out[-3000:]
+    assert "needs the legacy engine: this build has no legacy engine: it was deleted (rollout phase legacy-deleted" in out, out[-3000:]
+    assert "3 test(s) marked `legacy_engine` were SKIPPED" in out, out[-3000:]
 
 
 def test_report_reads_the_repository_manifest_at_run_time(scratch, tmp_path):

@@ -22,6 +22,8 @@ from shadow_support import (
 )
 from shadow_support.servers import Prometheus, Pushgateway
 
+pytestmark = pytest.mark.legacy_engine  # every test here needs the legacy engine
+
 CT_ROLLOUT = os.path.join(os.path.dirname(sys.executable), "ct-rollout")
 MONITORING = Path(__file__).resolve().parents[2] / "docs" / "monitoring"
 RULES = MONITORING / "ct-recorder.rules.yml"

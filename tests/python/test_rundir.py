@@ -60,6 +60,7 @@ def prog(tmp_path):
 # --- D1: one run per directory --------------------------------------------------------------
 
 
+@pytest.mark.legacy_engine
 def test_a_killed_run_in_a_reused_directory_leaves_no_stale_artifacts(prog):
     first = ct(prog, "-q", "--shadow-compare", "--trace-dir", "mix", "prog.py")
     assert first.returncode == 0, first.describe()
@@ -94,6 +95,7 @@ def test_a_killed_run_in_a_reused_directory_leaves_no_stale_artifacts(prog):
     assert first_id not in report.stdout + report.stderr
 
 
+@pytest.mark.legacy_engine
 def test_a_plain_run_in_a_former_shadow_directory_drops_the_old_evidence(prog):
     assert ct(prog, "-q", "--shadow-compare", "--trace-dir", "d", "prog.py").returncode == 0
     assert rollout(prog, "report", "d").returncode == 0
@@ -151,6 +153,28 @@ def test_no_temporary_file_is_left_when_an_artifact_cannot_be_written(prog):
     assert (prog / "t" / "trace_paths.json").is_file()  # the other steps still ran
 
 
+@pytest.mark.parametrize("program_status", [0, 3])
+def test_a_failed_stop_step_exits_70_with_abort(prog, program_status):
+    # As documented for --on-recorder-error abort: a recorder failure, here the metadata
+    # write at stop, ends the run with status 70; the program's output is untouched and
+    # every other stop step still ran.
+    write(prog, "squat.py", "import os, sys\nprint('program output')\n"
+          "os.mkdir(os.path.join(sys.argv[1], 'trace_metadata.json'))\n"
+          f"sys.exit({program_status})\n")
+    (prog / "t").mkdir()
+    r = ct(prog, "-q", "--on-recorder-error", "abort", "--trace-dir", "t", "squat.py", str(prog / "t"))
+    assert r.returncode == 70, r.describe()
+    assert r.stdout == b"program output\n"
+    assert b"ct-record: error: writing the trace failed" in r.stderr, r.stderr
+    m = marker(prog / "t")
+    assert m["state"] == "finished" and m["exit_code"] == program_status, m
+    assert any("trace_metadata.json" in e for e in m["stop_errors"]), m
+    # The default (disable) keeps the program's status.
+    (prog / "t2").mkdir()
+    r = ct(prog, "-q", "--trace-dir", "t2", "squat.py", str(prog / "t2"))
+    assert r.returncode == program_status, r.describe()
+
+
 def test_report_on_a_file_says_not_a_directory(prog):
     r = rollout(prog, "report", "prog.py")
     assert r.returncode == 2
@@ -185,6 +209,7 @@ def _overflow(s):
     ],
     ids=["more-divergences-than-comparisons", "parts-do-not-add-up", "overflow"],
 )
+@pytest.mark.legacy_engine
 def test_impossible_summary_counts_are_a_broken_run(prog, change, says):
     assert ct(prog, "-q", "--shadow-compare", "--trace-dir", "d", "prog.py").returncode == 0
     assert rollout(prog, "report", "d").returncode == 0
@@ -209,6 +234,7 @@ def _stop_artifacts_complete(d):
     json.loads((d / "trace_metadata.json").read_text())
 
 
+@pytest.mark.legacy_engine
 def test_a_full_stderr_loses_nothing(prog):
     py = subprocess.run([PYTHON, "prog.py"], cwd=prog, capture_output=True, env=clean_env())
     with open("/dev/full", "w") as full:
@@ -221,6 +247,7 @@ def test_a_full_stderr_loses_nothing(prog):
     _stop_artifacts_complete(prog / "t")
 
 
+@pytest.mark.legacy_engine
 def test_a_closed_stderr_pipe_loses_nothing_and_the_summary_goes_to_the_log_file(prog):
     p = subprocess.Popen(
         [CT_RECORD, "--shadow-compare", "--trace-dir", "t", "--log-file", "rec.log", "prog.py"],
@@ -293,7 +320,7 @@ def test_blank_environment_values_count_as_unset(prog):
             "CODETRACER_LOG_LEVEL", "CODETRACER_LOG_FILE", "CODETRACER_SHADOW_SAMPLE",
             "CODETRACER_SHADOW_BUDGET", "CODETRACER_METRICS_ADDR", "CODETRACER_METRICS_ON_ERROR",
             "CODETRACER_METRICS_LINGER", "CODETRACER_METRICS_PUSH", "CODETRACER_TRACE_FILTER",
-            "CODETRACER_MODULE_NAME_FROM_GLOBALS", "CODETRACER_SHADOW_COMPARE",
+            "CODETRACER_MODULE_NAME_FROM_GLOBALS", "CODETRACER_SHADOW_COMPARE", "CODETRACER_MAX_TRACE_SIZE",
         ]
     }
     blank["CODETRACER_METRICS_LINGER"] = "  "

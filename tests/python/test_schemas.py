@@ -45,6 +45,10 @@ def runs(tmp_path_factory):
         "globals": (["--module-name-from-globals"], {}),
         "module": ([], {"PYTHONPATH": "src"}),
         "shadow-error": ([], {"CT_RECORDER_TEST_SHADOW_FAULT": "error"}),
+        # No trace: the schemas hold for what an evidence-only run writes too.
+        "evidence-only": (["--evidence-only"], {}),
+        # A trace cut at --max-trace-size: its metadata and summary have the cut's fields.
+        "capped": (["--max-trace-size", "2K"], {}),
     }
     dirs = []
     for name, (opts, extra) in cases.items():
@@ -63,13 +67,19 @@ def test_schemas_are_valid_draft_2020_12():
     registry()
 
 
+@pytest.mark.legacy_engine
 def test_summary_and_metadata_of_real_runs(runs):
     summary, metadata = validator("summary"), validator("trace-metadata")
     for run in runs:
         summary.validate(json.loads((run / "shadow" / "summary.json").read_text()))
         metadata.validate(json.loads((run / "trace_metadata.json").read_text()))
+    cut = [run.name for run in runs
+           if json.loads((run / "trace_metadata.json").read_text())["summary"]["trace_size_cap"]["reached"]]
+    assert cut == ["capped"], "one run covers the size cap's fields"
+    assert "trace_cut" in json.loads((runs[-1] / "shadow" / "summary.json").read_text())["run"]
 
 
+@pytest.mark.legacy_engine
 def test_run_markers_of_real_runs(runs, tmp_path):
     v = validator("run")
     for run in runs:
@@ -87,6 +97,7 @@ def test_run_markers_of_real_runs(runs, tmp_path):
         v.validate({**marker, "state": "finished"})  # finished without finished_unix
 
 
+@pytest.mark.legacy_engine
 def test_every_divergence_line_of_real_runs(runs):
     v = validator("divergence")
     kinds = set()
@@ -101,6 +112,7 @@ def test_every_divergence_line_of_real_runs(runs):
     assert {"filter_decision_changed", "root_ambiguity", "shadow_error"} <= kinds, kinds
 
 
+@pytest.mark.legacy_engine
 def test_report_json_over_real_runs(runs):
     done = subprocess.run([str(BIN / "ct-rollout"), "report", "--format", "json",
                            *map(str, runs)], capture_output=True, text=True, timeout=60)
@@ -110,6 +122,7 @@ def test_report_json_over_real_runs(runs):
     assert report["aggregate"]["top_unexpected"], "the shadow errors are unexpected"
 
 
+@pytest.mark.legacy_engine
 def test_the_schemas_reject_what_the_docs_do_not_allow(runs):
     record = json.loads((runs[0] / "shadow" / "divergences.ndjson").read_text().splitlines()[0])
     v = validator("divergence")
@@ -124,3 +137,10 @@ def test_the_schemas_reject_what_the_docs_do_not_allow(runs):
     summary = json.loads((runs[0] / "shadow" / "summary.json").read_text())
     with pytest.raises(jsonschema.ValidationError):
         validator("summary").validate({**summary, "comparisons": -1})
+    meta = json.loads((runs[-1] / "trace_metadata.json").read_text())
+    cap = meta["summary"]["trace_size_cap"]
+    for broken_cap in ({**cap, "events_written": None}, {**cap, "after_cut": "everything"},
+                       {**cap, "limit_bytes": 0}):
+        with pytest.raises(jsonschema.ValidationError):
+            validator("trace-metadata").validate({**meta, "summary": {**meta["summary"],
+                                                                      "trace_size_cap": broken_cap}})

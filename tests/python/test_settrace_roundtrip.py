@@ -81,3 +81,38 @@ def test_a_trace_function_never_handed_back_is_noted_with_one_warning(tmp_path):
     assert gaps[1]["thread"] == 1 and "<module>" in gaps[1]["at"] and "sys.settrace" in gaps[1]["why"]
     warnings = [l for l in r.stderr.decode().splitlines() if "warning" in l]
     assert len(warnings) == 1 and "2 stretch(es)" in warnings[0], r.stderr
+
+
+THREAD_LOSES_HOOK = """\
+import sys, threading
+def recorded_in_thread():
+    return 1
+def lost_in_thread():
+    return 2
+def worker():
+    recorded_in_thread()
+    sys.settrace(None)
+    lost_in_thread()
+t = threading.Thread(target=worker)
+t.start(); t.join()
+def main_goes_on():
+    return 3
+main_goes_on()
+print("done")
+"""
+
+
+def test_a_thread_that_lost_the_hook_and_ended_before_stop_is_listed(tmp_path):
+    (tmp_path / "prog.py").write_text(THREAD_LOSES_HOOK)
+    py = run([PYTHON, "prog.py"], tmp_path)
+    r = run([CT_RECORD, "-q", "--trace-dir", "t", "prog.py"], tmp_path)
+    assert r.returncode == py.returncode == 0 and r.stdout == py.stdout == b"done\n", r.describe()
+    calls = functions(tmp_path / "t")
+    assert "recorded_in_thread" in calls and "main_goes_on" in calls, calls
+    assert "lost_in_thread" not in calls
+    gaps = json.loads((tmp_path / "t" / "trace_metadata.json").read_text())["summary"]["recording_gaps"]
+    assert len(gaps) == 1, gaps
+    assert gaps[0]["state"] == "lost" and gaps[0]["thread"] != 1, gaps
+    assert gaps[0]["at"].startswith("worker (") and "ended" in gaps[0]["why"], gaps
+    warnings = [l for l in r.stderr.decode().splitlines() if "warning" in l]
+    assert len(warnings) == 1 and "recording_gaps" in warnings[0], r.stderr

@@ -148,6 +148,7 @@ def test_baseline_trace_is_reproducible(guest, baselines):
 
 @pytest.mark.parametrize("primary", ["legacy", "globals"])
 @pytest.mark.parametrize("fault", ["error", "panic", "stall"])
+@pytest.mark.legacy_engine
 def test_faulty_shadow_changes_nothing(guest, baselines, fault, primary):
     tmp, proj = guest
     name = f"{fault}_{primary}"
@@ -197,6 +198,7 @@ def test_faulty_shadow_changes_nothing(guest, baselines, fault, primary):
                        primary=primary, shadow=shadow) == 1
 
 
+@pytest.mark.legacy_engine
 def test_unwritable_shadow_artifacts_do_not_stop_the_program(guest, baselines):
     """docs/metrics.md: failed writes of shadow artifacts are counted and "the shadow never
     stops the recording for these"; the guest promise says the same for every shadow

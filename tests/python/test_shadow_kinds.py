@@ -38,6 +38,8 @@ from shadow_support import (
     write_tree,
 )
 
+pytestmark = pytest.mark.legacy_engine  # every test here needs the legacy engine
+
 KINDS = [
     "main_script", "runpy_alias", "root_ambiguity", "alias_import", "dynamic_module",
     "globals_missing", "globals_invalid", "legacy_unresolved", "both_unresolved",

@@ -44,6 +44,7 @@ def module_files(proj):
     return {str(proj / "mods" / f"m{i}.py") for i in range(N_MODULES)}
 
 
+@pytest.mark.legacy_engine
 def test_sample_zero_compares_nothing(project):
     tmp, proj = project
     a = run_sampled(tmp, proj, "0", "t0")
@@ -64,6 +65,7 @@ def test_sample_zero_compares_nothing(project):
     assert m.total("ct_shadow_divergences_total") == 0
 
 
+@pytest.mark.legacy_engine
 def test_sample_half_is_deterministic(project):
     tmp, proj = project
     runs = [run_sampled(tmp, proj, "50%", f"t50_{i}") for i in range(2)]
@@ -89,6 +91,7 @@ def test_sample_half_is_deterministic(project):
         assert {q for q in quals if q.startswith("f")}, (f, quals)
 
 
+@pytest.mark.legacy_engine
 def test_sample_rate_only_adds_files(project):
     """Raising the rate only adds files (the threshold grows, the hashes stay)."""
     tmp, proj = project
@@ -100,6 +103,7 @@ def test_sample_rate_only_adds_files(project):
     assert high & mods == {f for f in mods if sampled(f, 0.75)}
 
 
+@pytest.mark.legacy_engine
 def test_budget_exhausted_with_stalling_shadow(project):
     """`--shadow-budget 0.0001` with a shadow engine that takes 20 ms per comparison: the
     50 ms warm-up floor is gone after at most three comparisons, comparing stops for the
@@ -128,6 +132,7 @@ def test_budget_exhausted_with_stalling_shadow(project):
     assert run.elapsed < 30
 
 
+@pytest.mark.legacy_engine
 def test_budget_not_exhausted_without_pressure(project):
     tmp, proj = project
     a = record(["--shadow-compare", "--quiet", "--shadow-budget", "50%", "main.py"], cwd=proj,
@@ -144,8 +149,10 @@ def test_budget_not_exhausted_without_pressure(project):
     "option, value",
     [("--shadow-sample", "1.5"), ("--shadow-sample", "abc"), ("--shadow-sample", "NaN"),
      ("--shadow-sample", "150%"), ("--shadow-budget", "0"), ("--shadow-budget", "x"),
-     ("--shadow-budget", "inf"), ("--metrics-addr", "nonsense"),
-     ("--metrics-addr", "127.0.0.1:99999")],
+     ("--shadow-budget", "inf"),
+     # With --shadow-compare, a build without the legacy engine stops at the engine first.
+     pytest.param("--metrics-addr", "nonsense", marks=pytest.mark.legacy_engine),
+     pytest.param("--metrics-addr", "127.0.0.1:99999", marks=pytest.mark.legacy_engine)],
 )
 def test_bad_shadow_options_stop_before_the_program(project, option, value):
     tmp, proj = project

@@ -70,13 +70,14 @@ pub(super) fn programs_line(agg: &Aggregate) -> String {
     let p = &agg.programs;
     let mut line = format!(
         "scripts {} · -m {} · ct_recorder.start() {} · test runners {} · runpy {} · \
-         threaded {}",
+         threaded {} · evidence-only {}",
         count(p.scripts),
         count(p.modules),
         count(p.api),
         count(p.test_runners),
         count(p.runpy),
-        count(p.threaded)
+        count(p.threaded),
+        count(p.evidence_only)
     );
     if p.unknown > 0 {
         line.push_str(&format!(

@@ -150,6 +150,9 @@ pub fn record_run(dir: &Path, run_id: &str, primary: Engine, cases: &[Case]) -> 
             python_version: Some("3.12.1".into()),
             exit_code: Some(0),
             entry: Some(Entry::new(false, "app.py")),
+            trace_cut: None,
+            filter_chain: Vec::new(),
+            ..RunMeta::default()
         })
         .unwrap()
 }
