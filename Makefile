@@ -17,22 +17,22 @@ PY_LIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("
 # build (per-interpreter wheels: the recorder uses the version-specific C API, so no abi3).
 # 3.11 is the system Python (.venv, also used by the Rust suites, `make demo` and `make lint`);
 # the others come from pyenv on these machines (scripts/find-python.sh says where it looks).
-# A missing interpreter fails the run; leave one out by name with SKIP_PYTHONS=3.13.
-# The default set is 3.11 only until everything is green on 3.12 and 3.13: their Python
-# suites pass, one naming differential case does not (docs/recording.md, "Known gaps on 3.12
-# and 3.13"); run them with `make test PYTHONS="3.11 3.12 3.13"`.
+# A missing interpreter fails the run; leave one out by name with SKIP_PYTHONS=3.13 (the
+# run says so), or choose the set with PYTHONS="3.11 3.12".
 SUPPORTED_PYTHONS := 3.11 3.12 3.13
-PYTHONS      ?= 3.11
+PYTHONS      ?= $(SUPPORTED_PYTHONS)
 SKIP_PYTHONS ?=
+BENCH_ARGS   ?=
 venv_of      = $(if $(filter 3.11,$(1)),$(VENV),$(VENV)-$(1))
 
-.PHONY: help setup build demo test test-rust test-python test-pythons bench bench-rust bench-formats lint clean pytest-3.11
+.PHONY: help setup build demo test test-rust test-python test-pythons pythons bench bench-rust bench-formats lint clean pytest-3.11
 
 help:
 	@echo "make demo   - set up, build, record the bundled example, print the summary"
 	@echo "make test   - set up, build, run the Rust suites once and the Python suite on every"
 	@echo "              interpreter in PYTHONS (default: $(PYTHONS); SKIP_PYTHONS=3.13 leaves one out)"
-	@echo "make bench  - whole-process benchmarks (overhead ratios, peak memory)"
+	@echo "make bench  - whole-process benchmarks (overhead ratios, peak memory) on 3.11;"
+	@echo "              make bench-3.12 / bench-3.13 on the others (BENCH_ARGS=--naming-only ...)"
 	@echo "make bench-rust - Criterion benches of the Rust internals"
 	@echo "make bench-evidence - evidence-only mode per interpreter (EVIDENCE_BENCH_PYTHONS)"
 	@echo "make bench-formats - the format crate's writer (codetracer_trace_writer) beside ours"
@@ -51,6 +51,10 @@ $(STAMPS)/venv: $(STAMPS)/system requirements-dev.txt
 	touch $@
 
 setup: $(STAMPS)/venv
+
+# Stamps made through pattern rules are kept (make would delete them as intermediate files
+# and set the venv up again in the next sub-make).
+.PRECIOUS: $(STAMPS)/venv-% $(STAMPS)/bench-venv-%
 
 # The venv of another supported interpreter (3.11's is $(VENV), above).
 $(STAMPS)/venv-%: $(STAMPS)/system requirements-dev.txt
@@ -73,11 +77,20 @@ demo: build
 # prerequisite once per invocation.
 test: build test-rust test-pythons
 
-# The whole Python suite on each interpreter of PYTHONS, in order; a skip is said out loud.
+# The whole Python suite on each interpreter of PYTHONS, in order; a skip is said out loud,
+# at the start and again at the end of the run.
 test-pythons: build
+	for v in $(PYTHONS) $(SKIP_PYTHONS); do
+	  if [[ " $(SUPPORTED_PYTHONS) " != *" $$v "* ]]; then
+	    echo "make test: CPython $$v is not a supported interpreter (supported: $(SUPPORTED_PYTHONS))" >&2
+	    exit 2
+	  fi
+	done
+	skipped=""
 	for v in $(PYTHONS); do
 	  if [[ " $(SKIP_PYTHONS) " == *" $$v "* ]]; then
 	    echo "make test: the Python suite on CPython $$v is SKIPPED (SKIP_PYTHONS=$(SKIP_PYTHONS))"
+	    skipped="$$skipped $$v"
 	    continue
 	  fi
 	  echo "make test: the Python suite on CPython $$v"
@@ -87,6 +100,13 @@ test-pythons: build
 	    $(MAKE) --no-print-directory build-$$v pytest-$$v test-naming-$$v
 	  fi
 	done
+	if [ -n "$$skipped" ]; then
+	  echo "make test: NOT run on CPython$$skipped (SKIP_PYTHONS)"
+	fi
+
+# The interpreters `make test` runs the Python suite on (PYTHONS less SKIP_PYTHONS).
+pythons:
+	@echo $(filter-out $(SKIP_PYTHONS),$(PYTHONS))
 
 # The naming differential test against the real sys.modules of another interpreter (3.11's
 # runs in test-rust). An embedded interpreter: a dev build of the test binary for it.
@@ -136,7 +156,22 @@ $(STAMPS)/bench-venv: $(STAMPS)/venv bench/requirements.txt
 bench: setup $(STAMPS)/bench-venv
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
 	  $(VENV)/bin/maturin develop --profile profiling --quiet
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The same benchmarks on another interpreter (`make bench-3.12`, `make bench-3.13
+# BENCH_ARGS=--naming-only`): its own venv and target dir, the `profiling` profile. Like
+# `make bench`, this leaves the profiling build installed; `make test` reinstalls the release.
+bench-3.11: bench
+
+$(STAMPS)/bench-venv-%: $(STAMPS)/venv-% bench/requirements.txt
+	$(VENV)-$*/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
+bench-%: $(STAMPS)/bench-venv-%
+	VIRTUAL_ENV=$(abspath $(VENV)-$*) PATH=$(abspath $(VENV)-$*)/bin:$$PATH \
+	  CARGO_TARGET_DIR=$(abspath target)/py$* PYO3_PYTHON=$(abspath $(VENV)-$*)/bin/python \
+	  $(VENV)-$*/bin/maturin develop --profile profiling --quiet
+	$(VENV)-$*/bin/python bench/run.py $(BENCH_ARGS)
 
 # Evidence-only mode (`--shadow-compare --evidence-only`) per interpreter: wall times against
 # untraced python and the no-op floor, callgrind counts (bench/run.py --evidence-only). The

@@ -246,6 +246,27 @@ s.__file__ = "/ct/slotted.py"
 }
 
 #[test]
+fn l4_7_a_builtin_type_is_read_from_its_own_dict_on_every_version() {
+    // From 3.12 a static builtin type keeps its dict in the interpreter (its `tp_dict` slot
+    // is null): the reader must find it there, and must not put a fresh dict in the slot.
+    with_py(|py| {
+        let g = exec(py, "t = int\nbefore = sorted(int.__dict__)");
+        let t = get(&g, "t");
+        assert_eq!(read_attr_hook_free(&t, "__add__"), AttrValue::NotStr);
+        assert_eq!(read_attr_hook_free(&t, "__name__"), AttrValue::str("int"));
+        let attrs = read_module_attrs_hook_free(&t);
+        assert_eq!(attrs.file, AttrValue::Absent);
+        assert_eq!(attrs.spec, SpecValue::Absent);
+        let after = exec(py, "after = sorted(int.__dict__)\nadd = (1).__add__(2)");
+        assert_eq!(
+            get(&g, "before").extract::<Vec<String>>().unwrap(),
+            get(&after, "after").extract::<Vec<String>>().unwrap()
+        );
+        assert_eq!(get(&after, "add").extract::<i64>().unwrap(), 3);
+    })
+}
+
+#[test]
 fn l4_3_str_subclasses_are_used_and_other_values_are_not_str() {
     with_py(|py| {
         let g = exec(

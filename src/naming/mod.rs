@@ -245,6 +245,13 @@ pub trait LegacyEngine: Sync {
     /// The state the engine keeps beside one reader of the real `sys.modules` and shares
     /// between every resolver reading it (the incremental scanner).
     fn sys_modules_state(&self) -> Box<dyn SysModulesState>;
+    /// A word of memory that changes whenever `dict` is mutated, for the stamps of
+    /// hook-free reads (3.12+: the engine's dict watcher counts the dict's events there);
+    /// `None`: the reader falls back to the dict's version tag.
+    ///
+    /// # Safety
+    /// `dict` is a live dict and the GIL is held. The word stays valid while `dict` lives.
+    unsafe fn dict_change_word(&self, dict: *mut pyo3::ffi::PyObject) -> Option<*const usize>;
 }
 
 /// The module name a filter engine's decisions use, from an engine's own resolver.

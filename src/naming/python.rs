@@ -78,8 +78,10 @@ pub(crate) struct PyStamp {
 #[derive(Clone, Debug)]
 #[cfg_attr(not(feature = "legacy-resolver"), allow(dead_code))]
 pub(crate) struct DeepCheck {
-    /// Index of the dict's version watch among the stamp's watches.
+    /// Index of the dict's first watch among the stamp's watches, and how many watches
+    /// are the dict's (its change word, and on 3.13 its inline value words).
     pub(crate) watch: u32,
+    pub(crate) words: u32,
     pub(crate) dict: usize,
     /// `(key, result)` addresses; a null result: the key was absent.
     pub(crate) lookups: Vec<(usize, usize)>,
@@ -131,9 +133,53 @@ impl Watch {
 }
 
 extern "C" {
-    /// Exported by CPython 3.11 (not declared by pyo3): the address of an object's
+    /// Exported by CPython 3.11 to 3.13 (not declared by pyo3): the address of an object's
     /// instance-dict slot (materialising a managed dict first), or null without a slot.
     fn _PyObject_GetDictPtr(obj: *mut ffi::PyObject) -> *mut *mut ffi::PyObject;
+    /// Exported by CPython 3.11 to 3.13 (not declared by pyo3): the first hit for `name` in
+    /// the dicts of `ty.__mro__` (borrowed), or null; runs no Python code for a `str` name
+    /// and sets no error. It finds the dicts where each version keeps them: from 3.12 a
+    /// static builtin type's dict lives in the interpreter, not in its `tp_dict`.
+    fn _PyType_Lookup(ty: *mut ffi::PyTypeObject, name: *mut ffi::PyObject) -> *mut ffi::PyObject;
+}
+
+/// The dict of type object `ty`, as a new reference (null when it has none). From 3.12 a
+/// static builtin type keeps its dict in the interpreter state and its `tp_dict` is null;
+/// `PyType_GetDict` finds it on every version that has it.
+unsafe fn type_dict(ty: *mut ffi::PyTypeObject) -> *mut ffi::PyObject {
+    #[cfg(Py_3_12)]
+    {
+        let dict = ffi::PyType_GetDict(ty);
+        if dict.is_null() {
+            ffi::PyErr_Clear();
+        }
+        dict
+    }
+    #[cfg(not(Py_3_12))]
+    {
+        let dict = (*ty).tp_dict;
+        if !dict.is_null() {
+            ffi::Py_INCREF(dict);
+        }
+        dict
+    }
+}
+
+/// Whether `dict`'s version tag changes on every mutation of the dict. CPython 3.13 stores
+/// an attribute of an object with inline values (every instance of a plain class) straight
+/// into those values, and the object's materialised `__dict__`, whose `ma_values` are those
+/// values, keeps its version; a dict with its own table (a module's, a class's, a dict
+/// grown past the shared keys) gets a new version on every change, as on 3.11 and 3.12.
+#[allow(unused_variables)]
+unsafe fn version_tag_tracks(dict: *mut ffi::PyObject) -> bool {
+    #[cfg(Py_3_13)]
+    {
+        (*(dict as *mut ffi::PyDictObject)).ma_values.is_null()
+    }
+    #[cfg(not(Py_3_13))]
+    {
+        true
+    }
 }
 
 // `ma_version_tag` is deprecated from 3.12 (gone in 3.14) but still changes on every
@@ -145,8 +191,120 @@ fn dict_version(dict: *mut ffi::PyObject) -> u64 {
     unsafe { (*(dict as *mut ffi::PyDictObject)).ma_version_tag }
 }
 
+/// The words of memory an attribute write can change in `dict`, a dict whose values are
+/// an object's inline values (CPython 3.13): the dict's `ma_values` pointer (a dict that
+/// leaves the inline values gets a table of its own) and each of the `capacity` value
+/// slots (`Include/internal/pycore_dict.h`, `struct _dictvalues`: four bytes, then the
+/// slots). A write that does not fit the inline values goes through the dict, whose change
+/// word sees it. `None` when the layout check failed.
+#[cfg(Py_3_13)]
+unsafe fn inline_value_words(dict: *mut ffi::PyObject) -> Option<Vec<*const usize>> {
+    if !*INLINE_VALUES_LAYOUT.get_or_init(check_inline_values_layout) {
+        return None;
+    }
+    Some(inline_words_unchecked(dict))
+}
+
+#[cfg(not(Py_3_13))]
+unsafe fn inline_value_words(_dict: *mut ffi::PyObject) -> Option<Vec<*const usize>> {
+    None
+}
+
+#[cfg(Py_3_13)]
+unsafe fn inline_words_unchecked(dict: *mut ffi::PyObject) -> Vec<*const usize> {
+    let d = dict as *mut ffi::PyDictObject;
+    let values = (*d).ma_values as *const u8;
+    let capacity = *values as usize;
+    let slots = values.add(std::mem::size_of::<usize>()) as *const usize;
+    let mut words = Vec::with_capacity(capacity + 1);
+    words.push(std::ptr::addr_of!((*d).ma_values) as *const usize);
+    words.extend((0..capacity).map(|i| slots.add(i)));
+    words
+}
+
+/// Whether [`inline_words_unchecked`] reads 3.13's inline values as they are, checked once
+/// on a probe: an instance of a fresh class (made by calling `type` from C, so no Python
+/// code runs) gets an attribute, its `__dict__` is materialised, and rewriting the
+/// attribute must change exactly the slot holding it, to the new value.
+#[cfg(Py_3_13)]
+static INLINE_VALUES_LAYOUT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+#[cfg(Py_3_13)]
+fn check_inline_values_layout() -> bool {
+    // SAFETY: GIL held (called from a read); every object made here is released.
+    unsafe {
+        let key = ffi::PyUnicode_InternFromString(c"ct_probe".as_ptr());
+        let one = ffi::PyLong_FromLong(1_000_001);
+        let two = ffi::PyLong_FromLong(1_000_002);
+        let name = ffi::PyUnicode_FromString(c"ct_recorder_layout_probe".as_ptr());
+        let bases = ffi::PyTuple_New(0);
+        let namespace = ffi::PyDict_New();
+        let mut made = vec![key, one, two, name, bases, namespace];
+        let mut ok = made.iter().all(|o| !o.is_null());
+        if ok {
+            let class = ffi::PyObject_CallFunctionObjArgs(
+                std::ptr::addr_of_mut!(ffi::PyType_Type) as *mut ffi::PyObject,
+                name,
+                bases,
+                namespace,
+                std::ptr::null_mut::<ffi::PyObject>(),
+            );
+            made.push(class);
+            ok = !class.is_null();
+            let instance = if ok {
+                ffi::PyObject_CallNoArgs(class)
+            } else {
+                std::ptr::null_mut()
+            };
+            made.push(instance);
+            ok = ok && !instance.is_null() && ffi::PyObject_SetAttr(instance, key, one) == 0;
+            let dict = if ok {
+                ffi::PyObject_GenericGetDict(instance, std::ptr::null_mut())
+            } else {
+                std::ptr::null_mut()
+            };
+            made.push(dict);
+            ok = ok
+                && !dict.is_null()
+                && ffi::PyDict_CheckExact(dict) != 0
+                && !(*(dict as *mut ffi::PyDictObject)).ma_values.is_null();
+            if ok {
+                let words = inline_words_unchecked(dict);
+                let before: Vec<usize> = words.iter().map(|w| **w).collect();
+                ok = words.len() > 1
+                    && before[0] == (*(dict as *mut ffi::PyDictObject)).ma_values as usize
+                    && before[1..].iter().filter(|v| **v == one as usize).count() == 1
+                    && ffi::PyObject_SetAttr(instance, key, two) == 0;
+                if ok {
+                    let changed: Vec<usize> = (0..words.len())
+                        .filter(|&i| *words[i] != before[i])
+                        .collect();
+                    ok = changed.len() == 1
+                        && changed[0] > 0
+                        && before[changed[0]] == one as usize
+                        && *words[changed[0]] == two as usize;
+                }
+            }
+        }
+        for obj in made.into_iter().rev() {
+            if !obj.is_null() {
+                ffi::Py_DECREF(obj);
+            }
+        }
+        if !ok {
+            ffi::PyErr_Clear();
+        }
+        ok
+    }
+}
+
 /// The instance dict of `obj` as a new reference, or null (error cleared) when it has none.
+/// A type's is its own dict (`PyObject_GenericGetDict` would give a static builtin type of
+/// 3.12+, whose `tp_dict` slot is null, a fresh empty dict in that slot).
 unsafe fn instance_dict(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    if ffi::PyType_Check(obj) != 0 {
+        return type_dict(obj as *mut ffi::PyTypeObject);
+    }
     let dict = ffi::PyObject_GenericGetDict(obj, std::ptr::null_mut());
     if dict.is_null() {
         ffi::PyErr_Clear();
@@ -267,11 +425,29 @@ impl<'py> Reader<'py> {
         self.watches.push(Watch::new(addr));
     }
 
-    /// Watches `dict` for mutations (its version tag).
+    /// Watches `dict` for mutations: the legacy engine's dict watcher (3.12+) when it has
+    /// one, else the dict's version tag. On 3.13 a dict whose values are an object's
+    /// inline values also gets a watch on each value word (see [`version_tag_tracks`]);
+    /// when that layout could not be checked, nothing vouches for the dict and the stamp
+    /// never holds.
     #[allow(deprecated)]
     unsafe fn watch_dict(&mut self, dict: *mut ffi::PyObject) {
-        let tag = std::ptr::addr_of!((*(dict as *mut ffi::PyDictObject)).ma_version_tag);
-        self.watch(dict, tag as *const usize);
+        if let Some(word) = legacy_engine().and_then(|e| e.dict_change_word(dict)) {
+            self.watch(dict, word);
+        } else {
+            let tag = std::ptr::addr_of!((*(dict as *mut ffi::PyDictObject)).ma_version_tag);
+            self.watch(dict, tag as *const usize);
+        }
+        if !version_tag_tracks(dict) {
+            match inline_value_words(dict) {
+                Some(words) => {
+                    for word in words {
+                        self.watches.push(Watch::new(word));
+                    }
+                }
+                None => self.volatile = true,
+            }
+        }
     }
 
     fn into_stamp(self) -> PyStamp {
@@ -299,9 +475,10 @@ impl<'py> Reader<'py> {
                 // `__class__` assignment keeps the instance-dict location (CPython only
                 // allows it between layout-compatible types).
                 //
-                // A module's `__dict__` cannot be rebound; any other object's can, so the
-                // dict slot is watched (`None`: the object has no instance dict).
-                if ffi::PyModule_Check(obj.as_ptr()) == 0 {
+                // A module's or a type's `__dict__` cannot be rebound; any other
+                // object's can, so the dict slot is watched (`None`: the object has no
+                // instance dict).
+                if ffi::PyModule_Check(obj.as_ptr()) == 0 && ffi::PyType_Check(obj.as_ptr()) == 0 {
                     let slot = _PyObject_GetDictPtr(obj.as_ptr());
                     if slot.is_null() {
                         ffi::PyErr_Clear();
@@ -318,11 +495,16 @@ impl<'py> Reader<'py> {
             }
             let mut deep = None;
             if self.record {
+                // The object itself stays alive with the stamp: on 3.13 the dict's values
+                // may be the object's inline values, whose words the stamp watches.
+                self.keep.push(obj.clone().unbind());
                 if let Some(d) = &dict {
+                    let first = self.watches.len();
                     self.watch_dict(d.as_ptr());
                     deep = Some(self.deep.len());
                     self.deep.push(DeepCheck {
-                        watch: (self.watches.len() - 1) as u32,
+                        watch: first as u32,
+                        words: (self.watches.len() - first) as u32,
                         dict: d.as_ptr() as usize,
                         lookups: Vec::new(),
                     });
@@ -382,16 +564,9 @@ impl<'py> Reader<'py> {
                 }
                 self.watch_type(view.ty);
             }
-            let mut class_attr = std::ptr::null_mut();
-            for base in mro_types(view.ty) {
-                let dict = (*base).tp_dict;
-                if !dict.is_null() {
-                    class_attr = dict_get(dict, name.as_ptr());
-                    if !class_attr.is_null() {
-                        break;
-                    }
-                }
-            }
+            // The interpreter's own MRO lookup: it knows where each version keeps the
+            // dict of every type (watch_type above watched the heap types' dicts).
+            let class_attr = _PyType_Lookup(view.ty, name.as_ptr());
             if !class_attr.is_null() {
                 let attr = Bound::from_borrowed_ptr(self.py, class_attr);
                 let attr_ty = ffi::Py_TYPE(class_attr);

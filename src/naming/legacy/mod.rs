@@ -9,6 +9,7 @@
 //! - [`paths`]: L1 helpers;
 //! - [`roots`]: L2 session roots, L3 path candidate and heuristics;
 //! - [`scan`]: L4, the reference scan and the cached scanner;
+//! - `watch` (3.12+): the dict watcher whose counters the stamps of hook-free reads watch;
 //! - [`LegacyResolver`]: L5 (path cache) over the above;
 //! - [`LegacyNamer`]: the runtime engine, "L6 with no hints" (L7's decision);
 //! - [`name_with_hints`]: L6 with hints, for completeness and tests;
@@ -19,6 +20,8 @@ pub use crate::naming::paths;
 pub mod pyscan;
 pub mod roots;
 pub mod scan;
+#[cfg(Py_3_12)]
+mod watch;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -305,6 +308,19 @@ impl crate::naming::LegacyEngine for Legacy {
 
     fn sys_modules_state(&self) -> Box<dyn crate::naming::SysModulesState> {
         Box::new(pyscan::PyScanner::default())
+    }
+
+    unsafe fn dict_change_word(&self, dict: *mut ffi::PyObject) -> Option<*const usize> {
+        #[cfg(Py_3_12)]
+        {
+            watch::counter_of(dict)
+        }
+        #[cfg(not(Py_3_12))]
+        {
+            // 3.11 has no dict watchers; its version tags change on every mutation.
+            let _ = dict;
+            None
+        }
     }
 }
 

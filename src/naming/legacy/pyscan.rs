@@ -505,7 +505,11 @@ impl PyScanner {
             if watch.holds() {
                 continue;
             }
-            let Some(check) = cold.deep.iter().find(|d| d.watch as usize == i) else {
+            let Some(check) = cold
+                .deep
+                .iter()
+                .find(|d| (d.watch as usize..(d.watch + d.words) as usize).contains(&i))
+            else {
                 return false;
             };
             // SAFETY: GIL held; `cold` keeps the dict, keys and results alive.
