@@ -21,6 +21,11 @@ def pytest_configure(config):
         f"{LEGACY_MARK}: needs the legacy resolver (cargo feature `legacy-resolver`): "
         "after `ct-rollout delete-legacy` the test is skipped with the reason, and is deleted with the engine",
     )
+    config.addinivalue_line(
+        "markers",
+        "clone_build: builds a recorder from a scratch clone of the repository (minutes of "
+        "compiling); `make test` runs these on 3.11 only and says so on the other interpreters",
+    )
 
 
 def _legacy_engine_absent():

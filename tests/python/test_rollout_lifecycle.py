@@ -305,6 +305,7 @@ def _policy_rows(stdout):
     return rows, foot.splitlines()
 
 
+@pytest.mark.clone_build
 def test_fresh_build_after_flip_defaults_to_globals_and_opt_outs_select_legacy(scratch, tmp_path):
     """After `flip-default` alone (no deletion), a recorder built from the flipped tree names
     modules with the globals engine by default, chosen by rollout.toml, and every opt-out
@@ -370,6 +371,7 @@ def _venv_with(pkg, venv):
     return py
 
 
+@pytest.mark.clone_build
 def test_delete_with_evidence_builds_and_refuses_legacy(scratch, tmp_path):
     _gates(scratch, min_runs=1)
     # The project check: `cargo check` of the whole result (the default is a build plus the
