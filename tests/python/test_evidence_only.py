@@ -20,6 +20,9 @@ import pytest
 
 from shadow_support import clean_env, ct_record_path, record, require_tool, write_tree
 
+# Evidence-only mode compares the two engines: every test here needs the legacy engine.
+pytestmark = pytest.mark.legacy_engine
+
 MONITORING = sys.version_info >= (3, 12)
 BIN = os.path.dirname(sys.executable)
 CT_ROLLOUT = os.path.join(BIN, "ct-rollout")

@@ -203,6 +203,7 @@ print("late", late_one.VALUE + late_two.VALUE)
 """
 
 
+@pytest.mark.legacy_engine
 def test_shadow_comparisons_and_metrics_go_on_after_the_cap(tmp_path):
     mods = tmp_path / "mods"
     mods.mkdir()
