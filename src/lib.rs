@@ -394,7 +394,8 @@ fn is_recording() -> bool {
     session::is_recording()
 }
 
-unsafe extern "C" fn noop_trace_hook(
+/// A trace or profile function (the same C signature) that does nothing.
+unsafe extern "C" fn noop_hook(
     _obj: *mut pyo3::ffi::PyObject,
     _frame: *mut pyo3::ffi::PyFrameObject,
     _what: std::os::raw::c_int,
@@ -408,16 +409,7 @@ unsafe extern "C" fn noop_trace_hook(
 #[pyfunction]
 fn _bench_install_noop_hook() {
     // SAFETY: called from Python, so the GIL is held.
-    unsafe { pyo3::ffi::PyEval_SetTrace(Some(noop_trace_hook), std::ptr::null_mut()) };
-}
-
-unsafe extern "C" fn noop_profile_hook(
-    _obj: *mut pyo3::ffi::PyObject,
-    _frame: *mut pyo3::ffi::PyFrameObject,
-    _what: std::os::raw::c_int,
-    _arg: *mut pyo3::ffi::PyObject,
-) -> std::os::raw::c_int {
-    0
+    unsafe { pyo3::ffi::PyEval_SetTrace(Some(noop_hook), std::ptr::null_mut()) };
 }
 
 /// Benchmark floor only (3.11 evidence-only): installs a C-level profile function that
@@ -425,7 +417,7 @@ unsafe extern "C" fn noop_profile_hook(
 #[pyfunction]
 fn _bench_install_noop_profile() {
     // SAFETY: called from Python, so the GIL is held.
-    unsafe { pyo3::ffi::PyEval_SetProfile(Some(noop_profile_hook), std::ptr::null_mut()) };
+    unsafe { pyo3::ffi::PyEval_SetProfile(Some(noop_hook), std::ptr::null_mut()) };
 }
 
 /// A `METH_FASTCALL` function that returns its `self` (new reference): built over
