@@ -18,6 +18,7 @@ import sys
 
 import pytest
 
+from hot_support import HOT_PY
 from shadow_support import clean_env, ct_record_path, record, require_tool, write_tree
 
 # Evidence-only mode compares the two engines: every test here needs the legacy engine.
@@ -432,23 +433,7 @@ CALLS = {
 
         print(main(int(sys.argv[1])))
     """,
-    "hot.py": """
-        def spin(n):
-            total = 0
-            for i in range(n):
-                total += i
-                total -= i // 2
-            return total
-
-
-        def tiny(i):
-            return i
-
-
-        def many_calls(n):
-            for i in range(n):
-                tiny(i)
-    """,
+    "hot.py": HOT_PY,
 }
 
 
