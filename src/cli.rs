@@ -39,8 +39,10 @@ pub struct RecordArgs {
     )]
     pub trace_dir: PathBuf,
 
-    /// Events file format: trace.json (streamed JSON) or trace.bin (CBOR + zstd).
-    #[arg(long, value_enum, default_value_t = TraceFormat::Json, env = "CODETRACER_TRACE_FORMAT")]
+    /// Events file format: trace.bin (CodeTracer binary: CBOR records in a zstd stream,
+    /// under 2 bytes per event) or trace.json (streamed JSON, 30-60 bytes per event: for
+    /// small runs and tests).
+    #[arg(long, value_enum, default_value_t = crate::session::DEFAULT_FORMAT, env = "CODETRACER_TRACE_FORMAT")]
     pub format: TraceFormat,
 
     /// Whether `format` was given (on the command line or in its variable), set by [`parse`].
@@ -795,6 +797,20 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_format_defaults_to_binary() {
+        assert!(
+            std::env::var_os("CODETRACER_TRACE_FORMAT").is_none(),
+            "unset CODETRACER_TRACE_FORMAT to run this test"
+        );
+        let a = parse(&s(&["ct-record", "app.py"])).unwrap();
+        assert_eq!(a.format, crate::session::DEFAULT_FORMAT);
+        assert_eq!(a.format, TraceFormat::Binary);
+        assert!(!a.format_given);
+        let a = parse(&s(&["ct-record", "--format", "json", "app.py"])).unwrap();
+        assert_eq!((a.format, a.format_given), (TraceFormat::Json, true));
     }
 
     #[test]

@@ -222,12 +222,14 @@ fn start(
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let format_given = format.is_some();
-    let format = format.unwrap_or("json");
-    let format = <TraceFormat as clap::ValueEnum>::from_str(format, false).map_err(|_| {
-        PyValueError::new_err(format!(
-            "unknown trace format {format:?} (expected 'json' or 'binary')"
-        ))
-    })?;
+    let format = match format {
+        None => session::DEFAULT_FORMAT,
+        Some(name) => <TraceFormat as clap::ValueEnum>::from_str(name, false).map_err(|_| {
+            PyValueError::new_err(format!(
+                "unknown trace format {name:?} (expected 'binary' or 'json')"
+            ))
+        })?,
+    };
     let on_error = <OnError as clap::ValueEnum>::from_str(on_error, false).map_err(|_| {
         PyValueError::new_err(format!(
             "unknown on_error {on_error:?} (expected 'disable' or 'abort')"
@@ -465,8 +467,10 @@ fn _bench_c_callback_returning(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyRe
     }
 }
 
+/// The extension module `ct_recorder._native`. Public so that a Rust test can register it
+/// in an embedded interpreter (`pyo3::append_to_inittab!`, tests/default_format_reader.rs).
 #[pymodule]
-fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Every panic in this library is caught (trace hook, shadow engine) and reported by the
     // code that catches it; Rust's default hook would also print it on the program's stderr.
     std::panic::set_hook(Box::new(|info| tracing::debug!("caught panic: {info}")));

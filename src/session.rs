@@ -27,6 +27,13 @@ use crate::tracer::{
 };
 use crate::writer::{EventSink, TraceBuilder, TraceFormat};
 
+/// The events file format of a recording that names none: `ct-record` without `--format`
+/// or `CODETRACER_TRACE_FORMAT`, and `ct_recorder.start()` without `format=`. The one place
+/// that decides it. Binary (`trace.bin`) because it is the compact one (0.3-1.8 bytes per
+/// event against JSON's 33-60 on the bench workloads) and the faster one on large runs;
+/// JSON stays one option away for small runs and tests (docs/performance.md).
+pub const DEFAULT_FORMAT: TraceFormat = TraceFormat::Binary;
+
 pub struct SessionConfig {
     pub trace_dir: PathBuf,
     pub format: TraceFormat,
@@ -748,13 +755,20 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
             }),
             _ => None,
         };
+        let trace = summary
+            .events_file
+            .as_deref()
+            .map(|events_file| ct_shadow::TraceWritten {
+                events_file,
+                events: summary.events,
+            });
         write_metrics_artifacts(
             py,
             &info,
             rt,
             shadow_side,
             exit_code,
-            trace_cut,
+            (trace_cut, trace),
             &mut failures,
         )
     });
@@ -869,7 +883,10 @@ fn write_metrics_artifacts(
     rt: &MetricsRuntime,
     shadow: Option<ShadowSide>,
     exit_code: Option<i32>,
-    trace_cut: Option<ct_shadow::TraceCut>,
+    (trace_cut, trace): (
+        Option<ct_shadow::TraceCut>,
+        Option<ct_shadow::TraceWritten<'_>>,
+    ),
     failures: &mut Vec<String>,
 ) -> Option<String> {
     let python_version = py
@@ -905,7 +922,9 @@ fn write_metrics_artifacts(
     rt.metrics.set_finished();
     match (&shadow, rt.shadow_on) {
         (Some(side), _) => match side.session.finish(&meta) {
-            Ok(summary) => (!rt.opts.quiet).then(|| ct_shadow::render_summary(&summary)),
+            Ok(summary) => {
+                (!rt.opts.quiet).then(|| ct_shadow::render_summary_with_trace(&summary, trace))
+            }
             Err(e) => {
                 failures.push(format!("writing the shadow artifacts: {e}"));
                 None

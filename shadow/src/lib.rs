@@ -100,7 +100,7 @@ pub use sampling::{fnv1a64, Budget, BudgetState, RateError, Sampler, DEFAULT_BUD
 pub use server::{MetricsServer, ServerConfig, ServerError};
 pub use session::{write_metrics_file, Gate, ShadowConfig, ShadowSession};
 pub use summary::{
-    render_summary, Entry, EntryKind, FilterSourceRef, ProgramSection, Recording, RunMeta, Summary,
-    TraceCut,
+    render_summary, render_summary_with_trace, Entry, EntryKind, FilterSourceRef, ProgramSection,
+    Recording, RunMeta, Summary, TraceCut, TraceWritten,
 };
 pub use taxonomy::{DivergenceKind, KindInfo, Severity};

@@ -374,9 +374,23 @@ fn n_of(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// The trace a run wrote, for the one-screen summary: the events file as the recorder
+/// opened it and the number of events in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceWritten<'a> {
+    pub events_file: &'a str,
+    pub events: u64,
+}
+
 /// A one-screen (at most 25 lines) human summary for stderr, between two [`SUMMARY_RULE`]s
 /// and after a blank line.
 pub fn render_summary(s: &Summary) -> String {
+    render_summary_with_trace(s, None)
+}
+
+/// [`render_summary`], plus a `trace:` line naming the events file the run wrote (the
+/// recorder knows it; `summary.json` does not carry it).
+pub fn render_summary_with_trace(s: &Summary, trace: Option<TraceWritten<'_>>) -> String {
     let mut out: Vec<String> = vec![String::new(), SUMMARY_RULE.to_owned()];
     let r = &s.run;
     out.push(format!(
@@ -487,6 +501,13 @@ pub fn render_summary(s: &Summary) -> String {
             } else {
                 format!(" ({})", top.join(", "))
             }
+        ));
+    }
+    if let Some(t) = trace {
+        out.push(format!(
+            "trace:   {} ({})",
+            t.events_file,
+            n_of(t.events, "event", "events")
         ));
     }
     let a = &s.artifacts;

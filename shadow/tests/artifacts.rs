@@ -435,15 +435,26 @@ fn summary_fits_one_screen_even_when_everything_diverges() {
     ] {
         s.observe(&o);
     }
-    let text = render_summary(&s.summary(&RunMeta {
-        run_id: "nightly-2024-05-01".into(),
-        ..RunMeta::default()
-    }));
+    // The worst case has the trace line too.
+    let text = render_summary_with_trace(
+        &s.summary(&RunMeta {
+            run_id: "nightly-2024-05-01".into(),
+            ..RunMeta::default()
+        }),
+        Some(TraceWritten {
+            events_file: "trace-out/trace.bin",
+            events: 123_456,
+        }),
+    );
     eprint!("{text}");
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines.len() <= 25, "{} lines:\n{text}", lines.len());
     assert!(lines.iter().all(|l| l.chars().count() <= 120), "{text}");
     assert!(text.contains("nightly-2024-05-01"));
+    assert!(
+        lines.contains(&"trace:   trace-out/trace.bin (123456 events)"),
+        "{text}"
+    );
     assert!(text.contains("… 3 more kinds, 3 divergences"), "{text}");
     // The worst rows come first: unexpected kinds lead the table.
     let first_row = lines

@@ -15,6 +15,7 @@ import sys
 import pytest
 
 from filters_support import project_filter, record, write_files
+from hot_support import HOT_PY
 
 MONITORING = sys.version_info >= (3, 12)
 
@@ -37,23 +38,7 @@ SKIPPED = {
 
         print(main(int(sys.argv[1])))
     """,
-    "hot.py": """
-        def spin(n):
-            total = 0
-            for i in range(n):
-                total += i
-                total -= i // 2
-            return total
-
-
-        def tiny(i):
-            return i
-
-
-        def many_calls(n):
-            for i in range(n):
-                tiny(i)
-    """,
+    "hot.py": HOT_PY,
 }
 
 

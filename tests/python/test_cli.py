@@ -140,24 +140,35 @@ def test_default_trace_dir_is_trace_out_in_the_cwd(work):
     r = ct(work, "fib_recursion.py", "5")
     assert_same_behaviour(py, r)
     trace = Trace(work / "trace-out")
-    assert (work / "trace-out" / "trace.json").is_file()
+    # The default format: CodeTracer binary, trace.bin.
+    assert (work / "trace-out" / "trace.bin").is_file()
+    assert not (work / "trace-out" / "trace.json").exists()
     check_metadata(trace, program=str(work / "fib_recursion.py"), args=["5"], workdir=work)
     check_lines(trace, work / "fib_recursion.py")
 
 
+def test_help_says_the_default_format_is_binary(work):
+    help_text = ct(work, "--help").stdout.decode()
+    section = help_text.split("--format", 1)[1].split("--max-trace-size", 1)[0]
+    assert "[default: binary]" in section, section
+    assert "[env: CODETRACER_TRACE_FORMAT=]" in section, section
+
+
 def test_trace_dir_and_format_from_the_environment(work, tmp_path):
-    env = clean_env(CODETRACER_TRACE_DIR=str(tmp_path / "from-env"), CODETRACER_TRACE_FORMAT="binary")
+    # JSON, the format that is not the default, so the variable is what chose it.
+    env = clean_env(CODETRACER_TRACE_DIR=str(tmp_path / "from-env"), CODETRACER_TRACE_FORMAT="json")
     py = run([PYTHON, "fib_recursion.py", "5"], work, env=env)
     r = run([CT_RECORD, "fib_recursion.py", "5"], work, env=env)
     assert_same_behaviour(py, r)
-    assert (tmp_path / "from-env" / "trace.bin").is_file()
+    assert (tmp_path / "from-env" / "trace.json").is_file()
+    assert not (tmp_path / "from-env" / "trace.bin").exists()
     assert not (work / "trace-out").exists()
     trace = Trace(tmp_path / "from-env")
-    check_metadata(trace, program=str(work / "fib_recursion.py"), args=["5"], workdir=work, fmt="binary")
+    check_metadata(trace, program=str(work / "fib_recursion.py"), args=["5"], workdir=work, fmt="json")
     # An option on the command line wins over the environment.
-    r = run([CT_RECORD, "--format", "json", "--trace-dir", "cli", "fib_recursion.py", "5"], work, env=env)
+    r = run([CT_RECORD, "--format", "binary", "--trace-dir", "cli", "fib_recursion.py", "5"], work, env=env)
     assert_same_behaviour(py, r)
-    assert (work / "cli" / "trace.json").is_file()
+    assert (work / "cli" / "trace.bin").is_file() and not (work / "cli" / "trace.json").exists()
 
 
 def test_existing_trace_dir_is_reused(work, trace_dir):

@@ -18,6 +18,7 @@ import sys
 
 import pytest
 
+from hot_support import HOT_PY
 from shadow_support import clean_env, ct_record_path, record, require_tool, write_tree
 
 # Evidence-only mode compares the two engines: every test here needs the legacy engine.
@@ -149,9 +150,9 @@ def test_a_previous_runs_trace_is_removed(tmp_path):
     proj = project(tmp_path)
     run_dir = tmp_path / "run"
     record(["--shadow-compare", "app.py", "5"], cwd=proj, trace_dir=run_dir).check()
-    assert (run_dir / "trace.json").exists() and (run_dir / "trace_paths.json").exists()
+    assert (run_dir / "trace.bin").exists() and (run_dir / "trace_paths.json").exists()
     record([*EVIDENCE, "app.py", "5"], cwd=proj, trace_dir=run_dir).check()
-    assert not (run_dir / "trace.json").exists()
+    assert not (run_dir / "trace.bin").exists()
     assert not (run_dir / "trace_paths.json").exists()
     assert json.loads((run_dir / "run.json").read_text())["evidence_only"] is True
 
@@ -363,7 +364,7 @@ def test_no_evidence_only_overrides_the_environment(tmp_path):
     done = ct_record(["--trace-dir", tmp_path / "r", "--shadow-compare", "--no-evidence-only",
                       "prog.py"], cwd=proj, env={"CODETRACER_EVIDENCE_ONLY": "1"})
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "r" / "trace.json").exists()
+    assert (tmp_path / "r" / "trace.bin").exists()
 
 
 def test_project_config_turns_it_on(tmp_path):
@@ -432,23 +433,7 @@ CALLS = {
 
         print(main(int(sys.argv[1])))
     """,
-    "hot.py": """
-        def spin(n):
-            total = 0
-            for i in range(n):
-                total += i
-                total -= i // 2
-            return total
-
-
-        def tiny(i):
-            return i
-
-
-        def many_calls(n):
-            for i in range(n):
-                tiny(i)
-    """,
+    "hot.py": HOT_PY,
 }
 
 

@@ -258,7 +258,7 @@ def test_an_existing_trace_directory_is_left_untouched(tmp_path):
     write_files(tmp_path, PROGRAM)
     trace_dir = tmp_path / "trace"
     trace_dir.mkdir()
-    (trace_dir / "trace.json").write_text("old trace")
+    (trace_dir / "trace.bin").write_text("old trace")
     (trace_dir / "trace_metadata.json").write_text("old metadata")
     bad = tmp_path / "bad.toml"
     bad.write_text(HEADER + '\n[[scope.rules]]\nselector = "obj:"\n')
@@ -266,8 +266,8 @@ def test_an_existing_trace_directory_is_left_untouched(tmp_path):
     assert run.returncode == 2
     assert f"trace filter {bad}" in run.stderr
     assert not (tmp_path / "started.txt").exists()
-    assert sorted(p.name for p in trace_dir.iterdir()) == ["trace.json", "trace_metadata.json"]
-    assert (trace_dir / "trace.json").read_text() == "old trace"
+    assert sorted(p.name for p in trace_dir.iterdir()) == ["trace.bin", "trace_metadata.json"]
+    assert (trace_dir / "trace.bin").read_text() == "old trace"
     assert (trace_dir / "trace_metadata.json").read_text() == "old metadata"
 
 

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from ct_recorder.trace_reader import load_events
 from tracecheck import CT_RECORD, run
 
 pytestmark = pytest.mark.legacy_engine  # every test here needs the legacy engine
@@ -52,7 +53,7 @@ def test_hundreds_of_fork_exit_cycles_never_hang(tmp_path):
         assert marker["state"] == "finished" and marker["stop_errors"] == [], marker
         # The parent's trace is whole: its own work() calls (one per fork, 200 in the other
         # thread) are all there, and none of the children's.
-        events = json.loads((trace / "trace.json").read_text())
+        events = load_events(trace)
         names = [e["Function"]["name"] for e in events if "Function" in e]
         calls = [names[e["Call"]["function_id"]] for e in events if "Call" in e]
         assert calls.count("work") == FORKS_PER_RUN + 200, calls.count("work")

@@ -27,6 +27,8 @@ def test_recording_block(work, trace_dir):
         "after 200",
         "stop() after the block: None",
     ]
+    # recording() without format= writes the default format, as ct-record does.
+    assert (trace_dir / "trace.bin").is_file() and not (trace_dir / "trace.json").exists()
     trace = Trace(trace_dir)
     check_metadata(trace, program="inproc_recording.py", args=[], workdir=work)
     # Called inside the block (once on the main thread, once on the worker), or not at all.
@@ -64,8 +66,8 @@ def test_recording_block(work, trace_dir):
 
 def test_start_stop(work, tmp_path):
     prog = work / "inproc_start_stop.py"
-    tdir = tmp_path / "bin-trace"
-    r = run([PYTHON, "inproc_start_stop.py", str(tdir), "binary"], work)
+    tdir = tmp_path / "json-trace"
+    r = run([PYTHON, "inproc_start_stop.py", str(tdir), "json"], work)
     assert r.returncode == 0 and r.stderr == b"", r.describe()
     assert r.stdout.decode().splitlines() == [
         "squares [1, 4, 9]",
@@ -73,9 +75,9 @@ def test_start_stop(work, tmp_path):
         "summary keys: ['counts', 'events', 'recorder_errors']",
         "second stop: None",
     ]
-    assert (tdir / "trace.bin").is_file()
+    assert (tdir / "trace.json").is_file() and not (tdir / "trace.bin").exists()
     trace = Trace(tdir)
-    check_metadata(trace, program="inproc_start_stop.py", args=[], workdir=work, fmt="binary")
+    check_metadata(trace, program="inproc_start_stop.py", args=[], workdir=work, fmt="json")
     trace.check_balanced()
     assert in_file(trace, "square_all", prog) == 1
     # 3.12+ inlines the comprehension into square_all (PEP 709): no call of its own.

@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from ct_recorder.trace_reader import load_events
 from tracecheck import CT_RECORD, PYTHON, clean_env, run
 
 BIN = os.path.dirname(CT_RECORD)
@@ -67,11 +68,11 @@ def test_a_killed_run_in_a_reused_directory_leaves_no_stale_artifacts(prog):
     d = prog / "mix"
     assert marker(d)["state"] == "finished"
     first_id = marker(d)["run_id"]
-    for name in OWNED[:1] + OWNED[2:]:
+    for name in OWNED[1:]:  # the default format's trace.bin, metadata, paths
         assert (d / name).is_file(), name
     for name in OWNED_SHADOW:
         assert (d / "shadow" / name).is_file(), name
-    (d / "trace.bin").write_bytes(b"an old binary trace")  # left by an older run
+    (d / "trace.json").write_text("[an old JSON trace")  # left by an older run
     foreign = write(d, "notes.txt", "mine\n")
     foreign_in_shadow = write(d / "shadow", "mine.txt", "also mine\n")
 
@@ -80,8 +81,9 @@ def test_a_killed_run_in_a_reused_directory_leaves_no_stale_artifacts(prog):
     m = marker(d)
     assert m["state"] == "running" and m["run_id"] != first_id, m
     assert m["program"].endswith("killed.py")
-    # Nothing of the first run is left to be taken for the second.
-    for name in ["trace.bin", "trace_metadata.json", "trace_paths.json"]:
+    # Nothing of the first run is left to be taken for the second (whose own trace.bin,
+    # written as it ran, is all the trace there is).
+    for name in ["trace.json", "trace_metadata.json", "trace_paths.json"]:
         assert not (d / name).exists(), name
     for name in OWNED_SHADOW:
         assert not (d / "shadow" / name).exists(), name
@@ -109,23 +111,24 @@ def test_a_plain_run_in_a_former_shadow_directory_drops_the_old_evidence(prog):
 
 
 def test_the_marker_of_a_finished_run(prog):
-    r = ct(prog, "-q", "--format", "binary", "--trace-dir", "t", "prog.py")
+    r = ct(prog, "-q", "--format", "json", "--trace-dir", "t", "prog.py")
     assert r.returncode == 0, r.describe()
     m = marker(prog / "t")
     assert m["schema"] == 1 and m["state"] == "finished"
     secs, pid = m["run_id"].split("-")
     assert int(secs) == int(m["started_unix"]) and int(pid) == m["pid"]
-    assert m["events_file"] == "trace.bin" and (prog / "t" / "trace.bin").is_file()
+    assert m["events_file"] == "trace.json" and (prog / "t" / "trace.json").is_file()
     assert m["exit_code"] == 0 and m["stop_errors"] == []
     assert m["finished_unix"] >= m["started_unix"]
-    # The next run in json format removes the binary trace.
+    # The next run, in the default (binary) format, removes the JSON trace.
     assert ct(prog, "-q", "--trace-dir", "t", "prog.py").returncode == 0
-    assert not (prog / "t" / "trace.bin").exists() and (prog / "t" / "trace.json").is_file()
+    assert not (prog / "t" / "trace.json").exists() and (prog / "t" / "trace.bin").is_file()
+    assert marker(prog / "t")["events_file"] == "trace.bin"
 
 
 def test_a_trace_file_name_taken_by_a_directory_is_refused_before_the_program_runs(prog):
     assert ct(prog, "-q", "--trace-dir", "t", "prog.py").returncode == 0
-    before = {n: (prog / "t" / n).read_bytes() for n in ["trace.json", "run.json", "trace_paths.json"]}
+    before = {n: (prog / "t" / n).read_bytes() for n in ["trace.bin", "run.json", "trace_paths.json"]}
     (prog / "t" / "trace_metadata.json").unlink()
     (prog / "t" / "trace_metadata.json").mkdir()
     write(prog, "side.py", "open('ran.txt', 'w').write('x')\n")
@@ -226,7 +229,7 @@ def test_impossible_summary_counts_are_a_broken_run(prog, change, says):
 
 
 def _stop_artifacts_complete(d):
-    for name in ["trace.json", "trace_metadata.json", "trace_paths.json"]:
+    for name in ["trace.bin", "trace_metadata.json", "trace_paths.json"]:
         assert (d / name).is_file(), name
     for name in OWNED_SHADOW:
         assert (d / "shadow" / name).is_file(), name
@@ -326,7 +329,7 @@ def test_blank_environment_values_count_as_unset(prog):
     blank["CODETRACER_METRICS_LINGER"] = "  "
     r = ct(prog, "-q", "prog.py", env=clean_env(**blank))
     assert r.returncode == 0 and r.stdout == b"42\n", r.describe()
-    assert (prog / "trace-out" / "trace.json").is_file()  # the default directory and format
+    assert (prog / "trace-out" / "trace.bin").is_file()  # the default directory and format
     assert marker(prog / "trace-out")["shadow_compare"] is False
 
 
@@ -405,6 +408,6 @@ def test_a_non_utf8_script_path_is_one_readable_path(tmp_path):
     assert paths == [expected], paths
     meta = json.loads((tmp_path / "t" / "trace_metadata.json").read_text())
     assert meta["program"] == expected
-    events = json.loads((tmp_path / "t" / "trace.json").read_text())
+    events = load_events(tmp_path / "t")
     names = [e["Function"]["name"] for e in events if "Function" in e]
     assert "\ufffd" not in "".join(names) and "f" in names, names

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from ct_recorder.trace_reader import load_events
 from tracecheck import PYTHON, clean_env, run, CT_RECORD
 
 ROUND_TRIP = """\
@@ -41,7 +42,7 @@ if "--lose" in sys.argv:
 
 
 def functions(trace_dir):
-    events = json.loads((trace_dir / "trace.json").read_text())
+    events = load_events(trace_dir)
     names = [e["Function"]["name"] for e in events if "Function" in e]
     calls = [names[e["Call"]["function_id"]] for e in events if "Call" in e]
     return calls

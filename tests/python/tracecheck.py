@@ -34,6 +34,11 @@ PYTHON = sys.executable
 CT_RECORD = str(Path(sys.executable).with_name("ct-record"))
 TIMEOUT = 60
 
+# What ct-record and ct_recorder.start() write when no format is named, and each format's
+# events file (the contract in docs/recording.md).
+DEFAULT_FORMAT = "binary"
+EVENTS_FILE = {"binary": "trace.bin", "json": "trace.json"}
+
 _MARKER = re.compile(r"#\s*(line|maybe):\s*(.+?)\s*$")
 
 
@@ -377,7 +382,7 @@ def check_lines(trace, file, spec=None):
     )
 
 
-def check_metadata(trace, program, args, workdir, fmt="json"):
+def check_metadata(trace, program, args, workdir, fmt=DEFAULT_FORMAT):
     md = trace.metadata
     if os.path.isabs(program):  # a script: the same file (the path may differ in spelling)
         assert os.path.isabs(md["program"]) and _realpath(md["program"]) == _realpath(program), md["program"]
