@@ -144,7 +144,7 @@ build-3.11: build
 
 # The extension for another interpreter, in its own target dir (switching PYO3_PYTHON in
 # one target dir would rebuild everything each time). The `test-ext` profile (Cargo.toml):
-# release code without LTO, about half the build time of `--release`; BUILD_PROFILE=release
+# release code without LTO and with more codegen units, a shorter build; BUILD_PROFILE=release
 # builds what a wheel ships.
 build-%: $(STAMPS)/venv-%
 	VIRTUAL_ENV=$(abspath $(VENV)-$*) PATH=$(abspath $(VENV)-$*)/bin:$$PATH \
