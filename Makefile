@@ -182,7 +182,7 @@ bench-%: $(STAMPS)/bench-venv-%
 # Evidence-only mode (`--shadow-compare --evidence-only`) per interpreter: wall times against
 # untraced python and the no-op floor, callgrind counts (bench/run.py --evidence-only). The
 # 3.11 rows also end `make bench`; this runs them on each of EVIDENCE_BENCH_PYTHONS.
-EVIDENCE_BENCH_PYTHONS ?= 3.11 3.12
+EVIDENCE_BENCH_PYTHONS ?= 3.11 3.12 3.13
 .PHONY: bench-evidence
 bench-evidence:
 	for v in $(EVIDENCE_BENCH_PYTHONS); do

@@ -29,7 +29,7 @@ no-op C profile function on 3.11, a C-level PY_START callback returning DISABLE 
 bench/floor_runner.py), on the call-heavy workload and on importing every module of real
 packages (bench/requirements.txt: sympy, mpmath, networkx; about 2,200 modules), plus
 callgrind instruction counts at a reduced size. It runs on the interpreter running this
-script: `make bench-evidence` runs it per interpreter (EVIDENCE_BENCH_PYTHONS="3.11 3.12").
+script: `make bench-evidence` runs it per interpreter (EVIDENCE_BENCH_PYTHONS="3.11 3.12 3.13").
 
 Usage: python bench/run.py [--repeat N] [--quick]
        [--naming-only | --shadow-only | --evidence-only | --no-shadow | --recording-only |
@@ -478,6 +478,21 @@ def real_module_list(work):
     return out, int(done.stdout.split()[0])
 
 
+def run_cpu(cmd, cwd):
+    """Wall time and CPU time (user + system, the child's own rusage) of one run: on a
+    machine other work loads, CPU time moves less than wall time."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"benchmark command failed ({code}): {' '.join(cmd)}\n{err}")
+    return elapsed, usage.ru_utime + usage.ru_stime
+
+
 def evidence_configs(workload_cmd, run_dir):
     record = [CT_RECORD, "--quiet", "--shadow-compare", "--evidence-only", "--trace-dir", run_dir]
     return {
@@ -506,21 +521,30 @@ def evidence_benchmarks(repeat, quick):
         # Untimed: compiles the packages' bytecode, so every timed run reads the same files.
         run([PY, os.path.join(wl, "import_real.py"), listing], work)
         names = list(evidence_configs([], "").keys())
-        print(f"evidence-only (--shadow-compare --evidence-only, no trace): median wall time of "
-              f"{repeat} interleaved runs, python {sys.version.split()[0]}; floor = {floor_kind}; "
-              f"evidence = default primary (rollout.toml), evidence/globals = globals primary")
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"evidence-only (--shadow-compare --evidence-only, no trace): median wall time and "
+              f"CPU time (user + sys) of {repeat} interleaved runs, python "
+              f"{sys.version.split()[0]}; floor = {floor_kind}; evidence = default primary "
+              f"(rollout.toml), evidence/globals = globals primary; load average {load}")
         print(f"{'workload':30} " + " ".join(f"{c:>16}" for c in names))
         for label, (kind, cmd) in workloads.items():
             cmds = evidence_configs(cmd, run_dir)
             samples = {c: [] for c in names}
+            cpu_samples = {c: [] for c in names}
             for _ in range(repeat):
                 for c in names:
-                    samples[c].append(run(cmds[c], work)[0])
+                    wall_s, cpu_s = run_cpu(cmds[c], work)
+                    samples[c].append(wall_s)
+                    cpu_samples[c].append(cpu_s)
             wall = {c: statistics.median(v) for c, v in samples.items()}
+            cpu = {c: statistics.median(v) for c, v in cpu_samples.items()}
             base, floor = wall["untraced"], wall["floor"]
             print(f"{label:30} " + " ".join(f"{wall[c]:15.2f}s" for c in names))
             print(f"{'  / untraced':30} " + " ".join(f"{wall[c] / base:15.3f}x" for c in names))
             print(f"{'  / floor':30} " + " ".join(f"{wall[c] / floor:15.3f}x" for c in names))
+            print(f"{'  CPU time':30} " + " ".join(f"{cpu[c]:15.2f}s" for c in names))
+            print(f"{'  CPU / untraced':30} "
+                  + " ".join(f"{cpu[c] / cpu['untraced']:15.3f}x" for c in names))
             if sys.version_info >= (3, 12):
                 target = EVIDENCE_TARGETS[kind]
                 worst = max(wall["evidence"], wall["evidence/globals"]) / base
@@ -535,9 +559,17 @@ def evidence_benchmarks(repeat, quick):
         tree = os.path.join(work, "tree")
         generate_tree(tree, 200)
         run([PY, os.path.join(wl, "import_heavy.py"), tree, "200"], work)
+        # The real packages' import at a size callgrind runs in a minute: mpmath's modules
+        # (about 90), a slice of the real-import workload above. The legacy engine's
+        # per-module scan grows with sys.modules, so this slice understates its share.
+        mp_listing = os.path.join(work, "real-mpmath.txt")
+        with open(listing, encoding="utf-8") as f, open(mp_listing, "w", encoding="utf-8") as out:
+            mp = [n for n in f.read().split() if n == "mpmath" or n.startswith("mpmath.")]
+            out.write("\n".join(mp) + "\n")
         small = {
             "call-heavy fib(20)": [os.path.join(wl, "call_heavy.py"), "20"],
             "import-heavy (200 generated)": [os.path.join(wl, "import_heavy.py"), tree, "200"],
+            f"import-real (mpmath, {len(mp)})": [os.path.join(wl, "import_real.py"), mp_listing],
         }
         print()
         print("evidence-only instructions (callgrind, all threads, reduced size); ratios to untraced "

@@ -63,8 +63,10 @@ static ENTRY_SAVED: AtomicPtr<std::ffi::c_void> = AtomicPtr::new(std::ptr::null_
 static ENTRY_CUT_CODE: AtomicPtr<py::PyObject> = AtomicPtr::new(std::ptr::null_mut());
 /// A session ran before in this process: its `DISABLE`d locations must be re-enabled.
 static INSTALLED_BEFORE: AtomicBool = AtomicBool::new(false);
-/// Callbacks that do not go through [`run_hook`] (evidence-only `PY_UNWIND`), counted so
-/// that `summary.counts.callbacks` stays the number of callbacks the recorder received.
+/// Callbacks that do not go through [`run_hook`] (evidence-only mode: this back end's
+/// `PY_UNWIND`, and on 3.11 the profile hook's calls of code already seen, see
+/// [`super::profile`]), counted so that `summary.counts.callbacks` stays the number of
+/// callbacks the recorder received. Reset when either back end installs.
 pub static LIGHT_CALLBACKS: AtomicU64 = AtomicU64::new(0);
 
 /// The events an evidence-only session registers (see the module docs).

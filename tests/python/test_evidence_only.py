@@ -19,7 +19,14 @@ import sys
 import pytest
 
 from hot_support import HOT_PY
-from shadow_support import clean_env, ct_record_path, record, require_tool, write_tree
+from shadow_support import (
+    clean_env,
+    ct_record_path,
+    dotted_tempdir,
+    record,
+    require_tool,
+    write_tree,
+)
 
 # Evidence-only mode compares the two engines: every test here needs the legacy engine.
 pytestmark = pytest.mark.legacy_engine
@@ -463,3 +470,138 @@ def test_callbacks_are_counted_per_code_object_not_per_call(tmp_path):
         assert small["callbacks"] <= small["code_objects"] + 10, small
     else:
         assert large["callbacks"] - small["callbacks"] == 2000
+
+
+# --- first sight: once per code object, again for a new one -------------------------------
+
+
+def divergence_records(run_dir):
+    path = run_dir / "shadow" / "divergences.ndjson"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+TWO_THREADS = {
+    # `work` runs in two threads at once, both started before either calls it: its code
+    # object is first seen on whichever thread gets there first, and must be compared once.
+    # As a function of the main script it diverges (main_script: `__main__` against the
+    # path-derived name), so each comparison of it leaves one line in the divergence log.
+    "prog.py": """
+        import sys
+        import threading
+
+        barrier = threading.Barrier(int(sys.argv[1]))
+
+
+        def work(n):
+            total = 0
+            for i in range(n):
+                total += i
+            return total
+
+
+        def run():
+            barrier.wait()
+            for _ in range(200):
+                work(50)
+
+
+        threads = [threading.Thread(target=run) for _ in range(int(sys.argv[1]))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        print("done", work(10))
+    """,
+}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_code_first_seen_on_two_threads_is_compared_once(threads):
+    # A path of dotted-name segments: the legacy engine gives the script a path-derived
+    # name, so its functions diverge from `__main__` (pytest's tmp_path has a `-`).
+    with dotted_tempdir() as tmp:
+        proj = write_tree(tmp / "p", TWO_THREADS)
+        run_dir = tmp / "r"
+        run = record([*EVIDENCE, "--quiet", "prog.py", str(threads)], cwd=proj,
+                     trace_dir=run_dir).check()
+        assert run.stdout == "done 45\n"
+        work = [r for r in divergence_records(run_dir) if r["qualname"] == "work"]
+        assert len(work) == 1, work
+        assert work[0]["kind"] == "main_script"
+
+
+RECREATED = {
+    # Executes mod.py's source N times, each time compiled afresh: N module code objects and
+    # N `helper` code objects, each one new to the recorder. `helper` diverges (a function
+    # of a module run under the name `__main__`: main_script), so each comparison of a
+    # new `helper` code object leaves one line in the divergence log.
+    "prog.py": """
+        import sys
+
+        with open("mod.py", encoding="utf-8") as f:
+            source = f.read()
+        for i in range(int(sys.argv[1])):
+            code = compile(source, "mod.py", "exec")
+            namespace = {"__name__": "__main__"}
+            exec(code, namespace)
+            for _ in range(100):
+                namespace["helper"](i)
+        print("ok")
+    """,
+    "mod.py": """
+        def helper(x):
+            return x + 1
+    """,
+}
+
+
+def test_a_recreated_code_object_is_compared_again():
+    summaries = {}
+    with dotted_tempdir() as tmp:
+        proj = write_tree(tmp / "p", RECREATED)
+        for n in (1, 3):
+            run_dir = tmp / f"r{n}"
+            record([*EVIDENCE, "--quiet", "prog.py", str(n)], cwd=proj,
+                   trace_dir=run_dir).check()
+            helpers = [r for r in divergence_records(run_dir)
+                       if r["qualname"] == "helper" and r["filename"].endswith("mod.py")]
+            assert len(helpers) == n, helpers
+            summaries[n] = json.loads((run_dir / "shadow" / "summary.json").read_text())
+    # Two more executions: two more module code objects and two more helpers, no more.
+    assert summaries[3]["comparisons"] - summaries[1]["comparisons"] == 4
+
+
+def test_a_code_object_outliving_a_session_is_new_to_the_next(tmp_path):
+    """Two evidence-only sessions in one process (the Python API): a function seen and
+    compared in the first session is compared again in the second, and the calls between
+    the sessions, with no session, change nothing."""
+    write_tree(tmp_path, {
+        "lib.py": """
+            def used_in_both(x):
+                return x * 2
+        """,
+        "api.py": """
+            import json
+
+            import ct_recorder
+
+            import lib
+
+            ct_recorder.configure_policy(shadow_compare=True, evidence_only=True)
+            for name in ("r1", "r2"):
+                with ct_recorder.recording(name):
+                    for i in range(50):
+                        lib.used_in_both(i)
+                for i in range(50):
+                    lib.used_in_both(i)
+            for name in ("r1", "r2"):
+                with open(name + "/shadow/summary.json", encoding="utf-8") as f:
+                    print(name, json.load(f)["comparisons"])
+        """,
+    })
+    done = python_run(tmp_path, ["api.py"])
+    assert done.returncode == 0, done.stderr
+    counts = dict(line.split() for line in done.stdout.splitlines())
+    # `used_in_both` at least, in each session (and the same code objects in both).
+    assert int(counts["r1"]) >= 1
+    assert counts["r1"] == counts["r2"], counts
