@@ -970,8 +970,9 @@ fn incremental_path_matches_the_reference_with_several_changes_between_lookups()
                 assert!(scan.journal_events > 0, "seed {seed}: {scan:?}");
                 assert!(scan.dirty_dicts > 0, "seed {seed}: {scan:?}");
                 assert_eq!(scan.rebuilds, 1, "seed {seed}: {scan:?}");
+                // importlib's pop and re-insert kept what was read.
+                assert!(scan.moved > 0, "seed {seed}: {scan:?}");
             }
-            assert!(scan.moved > 0, "seed {seed}: {scan:?}");
             assert!(scan.deep_checks > 0, "seed {seed}: {scan:?}");
             let slow_reads = slow.stats().scan.entries_read;
             assert!(

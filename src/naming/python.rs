@@ -72,7 +72,7 @@ pub(crate) struct PyStamp {
     /// The watches that are a dict watcher's counters (3.12+), with their dict: a change
     /// of such a dict is reported by the watcher, so a scanner that reads the watcher's log
     /// need not look at these words on every lookup. `(index in watches, dict address)`.
-    #[cfg_attr(not(feature = "legacy-resolver"), allow(dead_code))]
+    #[cfg_attr(any(not(feature = "legacy-resolver"), not(Py_3_12)), allow(dead_code))]
     pub(crate) notified: Vec<(u32, usize)>,
 }
 
@@ -489,10 +489,10 @@ impl<'py> Reader<'py> {
             if d.words < 3 || d.lookups.iter().any(|&(_, found)| found == 0) {
                 continue;
             }
-            for i in (d.watch + 2) as usize..(d.watch + d.words) as usize {
-                let held = self.watches[i].want;
-                if !d.lookups.iter().any(|&(_, found)| found == held) {
-                    keep[i] = false;
+            let slots = (d.watch + 2) as usize..(d.watch + d.words) as usize;
+            for (watch, kept) in self.watches[slots.clone()].iter().zip(&mut keep[slots]) {
+                if !d.lookups.iter().any(|&(_, found)| found == watch.want) {
+                    *kept = false;
                     any = true;
                 }
             }
