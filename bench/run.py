@@ -17,7 +17,10 @@ sizes: the recorder's peak RSS must not grow with the length of the run.
 The naming-engine workload imports a generated tree of 5,000 modules untraced and under
 each module-naming engine (--module-name-from-globals / --no-module-name-from-globals) and
 reports what the legacy engine costs on top of the globals engine, relative to the untraced
-import time (target: at most 10 %).
+import time (target: at most 10 % on CPython 3.12+), from wall times (interleaved runs, load
+average printed) and from callgrind instruction counts; then what a stopped legacy-engine
+recording still costs each module-dict write (bench/workloads/after_stop.py, callgrind).
+--no-callgrind keeps the wall times only.
 
 Shadow mode (`--shadow-compare`) has its own section: its extra cost over primary-only
 recording on the call-heavy workload and on an import-heavy tree of 5,000 generated modules,
@@ -31,7 +34,7 @@ packages (bench/requirements.txt: sympy, mpmath, networkx; about 2,200 modules),
 callgrind instruction counts at a reduced size. It runs on the interpreter running this
 script: `make bench-evidence` runs it per interpreter (EVIDENCE_BENCH_PYTHONS="3.11 3.12 3.13").
 
-Usage: python bench/run.py [--repeat N] [--quick]
+Usage: python bench/run.py [--repeat N] [--quick] [--no-callgrind]
        [--naming-only | --shadow-only | --evidence-only | --no-shadow | --recording-only |
         --instructions-only]
 """
@@ -229,11 +232,15 @@ NAMING_MODULES = 5000
 NAMING_TARGET = 0.10
 
 
-def naming_engine_benchmark(work, repeat):
+def naming_engine_benchmark(work, repeat, callgrind=True):
     """Whole-process import of NAMING_MODULES generated modules: untraced python, then
     ct-record with each naming engine. The legacy engine's cost is the extra time it takes
     over the globals engine, as a share of the untraced import time (the untraced run minus
-    interpreter start-up)."""
+    interpreter start-up). The configurations run interleaved (one run of each, then the
+    next round), so load changes on a shared machine hit them alike; the load average is
+    printed beside the times. Then the same four commands once each under callgrind (all
+    threads), where the same ratio is computed from instruction counts, which the load does
+    not change."""
     tree = os.path.join(work, "naming-tree")
     generate_tree(tree, NAMING_MODULES)
     workload = [os.path.join(HERE, "workloads", "import_heavy.py"), tree, str(NAMING_MODULES)]
@@ -249,14 +256,19 @@ def naming_engine_benchmark(work, repeat):
     # One untimed run first: it writes the tree's __pycache__, so every timed run of every
     # configuration reads the same bytecode.
     run(cmds["untraced"], work)
-    times = {}
-    for name, cmd in cmds.items():
-        times[name] = measure(cmd, work, repeat)[0]
+    samples = {name: [] for name in cmds}
+    load_before = os.getloadavg()
+    for _ in range(repeat):
+        for name, cmd in cmds.items():
+            samples[name].append(run(cmd, work)[0])
+    load_after = os.getloadavg()
+    times = {name: statistics.median(ts) for name, ts in samples.items()}
     import_time = times["untraced"] - times["python startup"]
     cost = (times["ct-record legacy"] - times["ct-record globals"]) / import_time
     print()
-    print(f"naming engines, whole process importing {NAMING_MODULES} modules "
-          f"(median of {repeat} runs):")
+    print(f"naming engines, whole process importing {NAMING_MODULES} modules, CPython "
+          f"{sys.version_info[0]}.{sys.version_info[1]} (median of {repeat} interleaved runs; "
+          f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after):")
     for name, t in times.items():
         print(f"  {name:20} {t:8.3f} s")
     print(f"  untraced import time {import_time:8.3f} s (untraced - python startup)")
@@ -264,7 +276,44 @@ def naming_engine_benchmark(work, repeat):
     print(f"legacy engine cost = (legacy - globals) / untraced import time = "
           f"({times['ct-record legacy']:.3f} - {times['ct-record globals']:.3f}) / {import_time:.3f} "
           f"= {cost:.1%} (target <= {NAMING_TARGET:.0%}: {verdict})")
+    if callgrind and shutil.which("valgrind") is not None:
+        counts = {name: callgrind_instructions(cmd, work, os.path.join(work, "cg-naming.out"))
+                  for name, cmd in cmds.items()}
+        import_instr = counts["untraced"] - counts["python startup"]
+        instr_cost = (counts["ct-record legacy"] - counts["ct-record globals"]) / import_instr
+        print("instructions (callgrind, all threads, one run each):")
+        for name, n in counts.items():
+            print(f"  {name:20} {n / 1e6:10.1f} M")
+        print(f"legacy engine cost in instructions = ({counts['ct-record legacy'] / 1e6:.1f} M - "
+              f"{counts['ct-record globals'] / 1e6:.1f} M) / {import_instr / 1e6:.1f} M = {instr_cost:.1%} "
+              f"({(counts['ct-record legacy'] - counts['ct-record globals']) / NAMING_MODULES:,.0f} "
+              f"per module)")
+        after_stop_benchmark(work, tree)
+    elif callgrind:
+        print("(no valgrind: no instruction counts)")
     return cost
+
+
+AFTER_STOP_MODULES = 2000
+AFTER_STOP_ROUNDS = 20
+
+
+def after_stop_benchmark(work, tree):
+    """What a stopped legacy-engine recording still costs the program: instructions per
+    write to a module dict after `ct_recorder.stop()`, against the same program never
+    recorded (bench/workloads/after_stop.py, callgrind, the difference between
+    AFTER_STOP_ROUNDS rounds of writes and none)."""
+    script = os.path.join(HERE, "workloads", "after_stop.py")
+    per_write = {}
+    for mode in ("untraced", "record"):
+        counts = [callgrind_instructions([PY, script, tree, str(AFTER_STOP_MODULES), mode, str(r)],
+                                         work, os.path.join(work, "cg-after.out"))
+                  for r in (0, AFTER_STOP_ROUNDS)]
+        per_write[mode] = (counts[1] - counts[0]) / (AFTER_STOP_ROUNDS * AFTER_STOP_MODULES)
+    print(f"after stop: instructions per module-dict write, {AFTER_STOP_MODULES} modules imported "
+          f"(legacy engine recording, then stopped) vs never recorded: "
+          f"{per_write['record']:.1f} vs {per_write['untraced']:.1f} "
+          f"(+{per_write['record'] - per_write['untraced']:.1f})")
 
 
 def main():
@@ -282,6 +331,8 @@ def main():
                        help="only recording (wall, memory, bytes/event), readers and instructions")
     group.add_argument("--instructions-only", action="store_true",
                        help="only the callgrind instruction counts (reduced size; minutes, not hours)")
+    ap.add_argument("--no-callgrind", action="store_true",
+                    help="naming workload: wall times only, no callgrind counts")
     ap.add_argument("--record-repeat", type=int, default=3,
                     help="runs per configuration of the (long) user-size recording workloads")
     opts = ap.parse_args()
@@ -297,7 +348,7 @@ def main():
     work = tempfile.mkdtemp(prefix="ct-bench-")
     try:
         if opts.naming_only:
-            naming_engine_benchmark(work, repeat)
+            naming_engine_benchmark(work, repeat, not opts.no_callgrind)
             return
         tree = os.path.join(work, "tree")
         n_modules = int(2000 * scale)
@@ -313,7 +364,7 @@ def main():
         instructions_benchmark(work, tree)
         if opts.recording_only:
             return
-        naming_engine_benchmark(work, repeat)
+        naming_engine_benchmark(work, repeat, not opts.no_callgrind)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if not (opts.no_shadow or opts.recording_only):

@@ -803,3 +803,235 @@ fn incremental_and_generic_scans_match_the_reference_over_random_changes_to_real
         }
     })
 }
+
+/// Python side of the incremental-path differential test: a pool of real modules imported
+/// by importlib from a generated tree (real specs, importlib's pop and re-insert), and the
+/// changes a program makes between two lookups, several at a time: modules added, removed
+/// and replaced in `sys.modules`, `__file__`, `__cached__`, `__spec__`, `spec.origin`,
+/// `spec.name` and `spec.__dict__` changed, module bodies growing, and `sys.path` changed
+/// (which the session roots must not see, L2.1).
+#[cfg(feature = "legacy-resolver")]
+const INCREMENTAL_STEP: &str = r#"
+import importlib, random, sys, types, importlib.machinery as im
+
+rng = random.Random(SEED)
+ROOT = ROOT_DIR
+sys.path.insert(0, ROOT)
+imported = []
+N = COUNT
+
+def path_of(i):
+    return '%s/ctinc_p%d/m%d.py' % (ROOT, i % 7, i)
+
+def targets():
+    picks = [path_of(rng.randrange(N)) for _ in range(3)]
+    picks.append('/inc/elsewhere.py')
+    picks.append('%s/ctinc_p%d/__init__.py' % (ROOT, rng.randrange(7)))
+    return picks
+
+def own():
+    return [k for k in list(sys.modules) if isinstance(k, str) and k.startswith('ctinc_')]
+
+def step():
+    op = rng.randrange(14)
+    keys = own()
+    if op <= 3 or not keys:                       # a real import: entry, body, pop, re-insert
+        i = rng.randrange(N)
+        try:
+            imported.append(importlib.import_module('ctinc_p%d.m%d' % (i % 7, i)))
+        except (ImportError, AttributeError):
+            pass                                  # a package replaced by a plain module
+    elif op == 4:                                 # removed
+        del sys.modules[rng.choice(keys)]
+    elif op == 5:                                 # replaced by a synthetic module
+        k = rng.choice(keys)
+        m = types.ModuleType(k)
+        m.__file__ = path_of(rng.randrange(N))
+        sys.modules[k] = m
+    elif op == 6:                                 # an alias under a new key
+        k = rng.choice(keys)
+        sys.modules['ctinc_alias_%d' % rng.randrange(1000)] = sys.modules[k]
+    elif op == 7:                                 # __file__ / __cached__ reassigned
+        m = sys.modules[rng.choice(keys)]
+        if rng.random() < 0.5:
+            m.__file__ = path_of(rng.randrange(N))
+        else:
+            m.__cached__ = path_of(rng.randrange(N)) + 'c'
+    elif op == 8:                                 # __spec__ replaced or set to None
+        m = sys.modules[rng.choice(keys)]
+        if rng.random() < 0.5:
+            m.__spec__ = im.ModuleSpec(rng.choice(['inc.a', 'bad name', '']), None,
+                                       origin=path_of(rng.randrange(N)))
+        else:
+            m.__spec__ = None
+    elif op == 9:                                 # the spec changed in place
+        spec = getattr(sys.modules[rng.choice(keys)], '__spec__', None)
+        if spec is not None:
+            if rng.random() < 0.5:
+                spec.origin = path_of(rng.randrange(N))
+            else:
+                spec.name = rng.choice(['inc.b', 'x-y', ''])
+    elif op == 10:                                # the spec's __dict__ rebound
+        spec = getattr(sys.modules[rng.choice(keys)], '__spec__', None)
+        if spec is not None:
+            d = dict(vars(spec))                  # importlib still needs the other keys
+            d.update(origin=path_of(rng.randrange(N)), name='inc.rebound')
+            spec.__dict__ = d
+    elif op == 11:                                # a module body grows (no fact changes)
+        m = sys.modules[rng.choice(keys)]
+        for j in range(rng.randrange(1, 20)):
+            setattr(m, 'extra_%d' % j, j)
+    elif op == 12:                                # sys.path changed
+        if rng.random() < 0.5:
+            sys.path.insert(1, '%s/ctinc_p%d' % (ROOT, rng.randrange(7)))
+        elif len(sys.path) > 2:
+            del sys.path[1]
+    else:                                         # __name__ changed
+        m = sys.modules[rng.choice(keys)]
+        m.__name__ = rng.choice(['inc.c', 'bad name', ''])
+
+def cleanup():
+    for k in own():
+        del sys.modules[k]
+    sys.path[:] = [p for p in sys.path if not p.startswith(ROOT)]
+"#;
+
+#[cfg(feature = "legacy-resolver")]
+#[test]
+fn incremental_path_matches_the_reference_with_several_changes_between_lookups() {
+    use ct_recorder::naming::legacy::{watched_dict_count, LegacyResolver, ScanStrategy};
+    use ct_recorder::naming::PySysModules;
+    const COUNT: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    for p in 0..7 {
+        let pkg = dir.path().join(format!("ctinc_p{p}"));
+        std::fs::create_dir_all(&pkg).unwrap();
+        std::fs::write(pkg.join("__init__.py"), "").unwrap();
+    }
+    for i in 0..COUNT {
+        let file = dir.path().join(format!("ctinc_p{}/m{i}.py", i % 7));
+        std::fs::write(
+            &file,
+            format!("def f(x):\n    return x + {i}\nVALUE = f(1)\n"),
+        )
+        .unwrap();
+    }
+    let root = dir.path().to_str().unwrap().to_string();
+    with_py(|py| {
+        for seed in 0..3u32 {
+            let code = INCREMENTAL_STEP
+                .replace("SEED", &seed.to_string())
+                .replace("ROOT_DIR", &format!("{root:?}"))
+                .replace("COUNT", &COUNT.to_string());
+            let g = exec(py, &code);
+            let (step, targets) = (get(&g, "step"), get(&g, "targets"));
+            let table = PySysModules::new();
+            // Both resolvers take their roots now; `sys.path` changes later (L2.1).
+            let mut fast = LegacyResolver::from_python(py);
+            let mut slow = LegacyResolver::from_python(py);
+            slow.set_scan_strategy(ScanStrategy::Reference);
+            let mut fast_l5 = LegacyResolver::from_python(py);
+            let mut slow_l5 = LegacyResolver::from_python(py);
+            slow_l5.set_scan_strategy(ScanStrategy::Reference);
+            let roots = fast.roots().to_vec();
+            let mut named = 0;
+            for round in 0..120 {
+                let changes = 1 + round % 5;
+                for _ in 0..changes {
+                    step.call0()
+                        .unwrap_or_else(|e| panic!("seed {seed} round {round}: {e}"));
+                }
+                let picks: Vec<String> = targets.call0().unwrap().extract().unwrap();
+                for target in &picks {
+                    let expected = slow.scan(target, &table);
+                    named += usize::from(expected.is_some());
+                    assert_eq!(
+                        fast.scan(target, &table),
+                        expected,
+                        "scan: seed {seed}, round {round}, target {target}"
+                    );
+                    // L5 (path cache, then the path candidate from the roots taken at
+                    // the start, which must not follow `sys.path`).
+                    assert_eq!(
+                        fast_l5.resolve(target, &table),
+                        slow_l5.resolve(target, &table),
+                        "resolve: seed {seed}, round {round}, target {target}"
+                    );
+                }
+            }
+            get(&g, "cleanup").call0().unwrap();
+            assert!(named > 100, "seed {seed}: only {named} answers");
+            assert_eq!(fast_l5.roots(), roots.as_slice(), "roots taken once (L2.1)");
+            let scan = &fast.stats().scan;
+            if watched_dict_count().is_some() {
+                // 3.12+: the watcher reported the changes; the mirror was built once and
+                // kept up to date from the journal (a rebuild only for events it cannot
+                // apply exactly, none in this program).
+                assert!(scan.journal_events > 0, "seed {seed}: {scan:?}");
+                assert!(scan.dirty_dicts > 0, "seed {seed}: {scan:?}");
+                assert_eq!(scan.rebuilds, 1, "seed {seed}: {scan:?}");
+                // importlib's pop and re-insert kept what was read.
+                assert!(scan.moved > 0, "seed {seed}: {scan:?}");
+            }
+            assert!(scan.deep_checks > 0, "seed {seed}: {scan:?}");
+            let slow_reads = slow.stats().scan.entries_read;
+            assert!(
+                scan.entries_read * 20 < slow_reads,
+                "seed {seed}: {} reads vs {slow_reads}",
+                scan.entries_read
+            );
+        }
+    })
+}
+
+#[cfg(feature = "legacy-resolver")]
+#[test]
+fn the_watcher_unwatches_every_dict_when_the_last_reader_goes_and_stale_stamps_stay_exact() {
+    use ct_recorder::naming::legacy::scan::{ScanCache, ScanStats};
+    use ct_recorder::naming::legacy::{watched_dict_count, LegacyResolver, ScanStrategy};
+    use ct_recorder::naming::PySysModules;
+    with_py(|py| {
+        exec(
+            py,
+            "import sys, types, importlib.machinery as im\nm = types.ModuleType('ct_quiet')\nm.__file__ = '/ct/quiet.py'\nm.__spec__ = im.ModuleSpec('ct.quiet', None, origin='/ct/quiet.py')\nsys.modules['ct_quiet'] = m",
+        );
+        let mut generic = ScanCache::new();
+        let mut generic_stats = ScanStats::default();
+        let mut slow = LegacyResolver::new(&[], None);
+        slow.set_scan_strategy(ScanStrategy::Reference);
+        {
+            let table = PySysModules::new();
+            let mut fast = LegacyResolver::new(&[], None);
+            assert_eq!(fast.scan("/ct/quiet.py", &table), Some("ct.quiet".into()));
+            // The generic cache's stamps watch the same dicts' counters.
+            assert_eq!(
+                generic.scan("/ct/quiet.py", &table, &mut generic_stats),
+                Some("ct.quiet".into())
+            );
+            if let Some(n) = watched_dict_count() {
+                assert!(n > 10, "sys.modules, module and spec dicts watched: {n}");
+            }
+        }
+        // The session's reader is gone: nothing stays watched.
+        if let Some(n) = watched_dict_count() {
+            assert_eq!(n, 0, "dicts still watched after the last reader went");
+        }
+        // A change after that is not reported by any watcher; the stamps kept by the
+        // generic cache must not vouch for the old read.
+        exec(
+            py,
+            "import sys\nm = sys.modules['ct_quiet']\nm.__spec__.origin = '/ct/quiet2.py'\nm.__spec__.name = 'ct.quiet2'",
+        );
+        let table = PySysModules::new();
+        for target in ["/ct/quiet.py", "/ct/quiet2.py"] {
+            let expected = slow.scan(target, &table);
+            assert_eq!(
+                generic.scan(target, &table, &mut generic_stats),
+                expected,
+                "{target}"
+            );
+        }
+        assert_eq!(slow.scan("/ct/quiet2.py", &table), Some("ct.quiet2".into()));
+        exec(py, "import sys\ndel sys.modules['ct_quiet']");
+    })
+}

@@ -69,6 +69,11 @@ pub(crate) struct PyStamp {
     /// For each instance dict read: the lookups made in it (used by the legacy scanner).
     #[cfg_attr(not(feature = "legacy-resolver"), allow(dead_code))]
     pub(crate) deep: Vec<DeepCheck>,
+    /// The watches that are a dict watcher's counters (3.12+), with their dict: a change
+    /// of such a dict is reported by the watcher, so a scanner that reads the watcher's log
+    /// need not look at these words on every lookup. `(index in watches, dict address)`.
+    #[cfg_attr(any(not(feature = "legacy-resolver"), not(Py_3_12)), allow(dead_code))]
+    pub(crate) notified: Vec<(u32, usize)>,
 }
 
 /// The lookups a read made in one instance dict, with their results (kept alive by the
@@ -380,6 +385,7 @@ struct Reader<'py> {
     watches: Vec<Watch>,
     volatile: bool,
     deep: Vec<DeepCheck>,
+    notified: Vec<(u32, usize)>,
 }
 
 impl<'py> Reader<'py> {
@@ -391,6 +397,7 @@ impl<'py> Reader<'py> {
             watches: Vec::new(),
             volatile: false,
             deep: Vec::new(),
+            notified: Vec::new(),
         }
     }
 
@@ -433,6 +440,8 @@ impl<'py> Reader<'py> {
     #[allow(deprecated)]
     unsafe fn watch_dict(&mut self, dict: *mut ffi::PyObject) {
         if let Some(word) = legacy_engine().and_then(|e| e.dict_change_word(dict)) {
+            self.notified
+                .push((self.watches.len() as u32, dict as usize));
             self.watch(dict, word);
         } else {
             let tag = std::ptr::addr_of!((*(dict as *mut ffi::PyDictObject)).ma_version_tag);
@@ -450,13 +459,64 @@ impl<'py> Reader<'py> {
         }
     }
 
-    fn into_stamp(self) -> PyStamp {
+    fn into_stamp(mut self) -> PyStamp {
+        self.narrow_inline_watches();
         PyStamp {
             keep: self.keep,
             watches: self.watches,
             volatile: self.volatile,
             deep: self.deep,
+            notified: self.notified,
         }
+    }
+
+    /// CPython 3.13: of the inline value words watched for a dict, keeps only the slots
+    /// that hold what the read's lookups found (plus the dict's `ma_values` word), when
+    /// every lookup found something. A key of a split dict keeps its slot for good (keys
+    /// are only ever appended to shared keys, and a dict leaving its inline values gets a
+    /// new `ma_values`), so a write to another slot cannot change what these lookups find;
+    /// deleting or replacing a found attribute writes its own slot. When a lookup found
+    /// nothing, the attribute could appear in any slot, and all stay watched. A ModuleSpec
+    /// has 10 slots, of which the scan reads 2 (`origin`, `name`).
+    fn narrow_inline_watches(&mut self) {
+        if !cfg!(Py_3_13) || !self.record {
+            return;
+        }
+        let mut keep = vec![true; self.watches.len()];
+        let mut any = false;
+        for d in &self.deep {
+            // [watch] the change word, [watch + 1] ma_values, then the value slots.
+            if d.words < 3 || d.lookups.iter().any(|&(_, found)| found == 0) {
+                continue;
+            }
+            let slots = (d.watch + 2) as usize..(d.watch + d.words) as usize;
+            for (watch, kept) in self.watches[slots.clone()].iter().zip(&mut keep[slots]) {
+                if !d.lookups.iter().any(|&(_, found)| found == watch.want) {
+                    *kept = false;
+                    any = true;
+                }
+            }
+        }
+        if !any {
+            return;
+        }
+        let mut new_index = Vec::with_capacity(keep.len());
+        let mut next = 0u32;
+        for &k in &keep {
+            new_index.push(next);
+            next += u32::from(k);
+        }
+        for d in &mut self.deep {
+            let range = d.watch as usize..(d.watch + d.words) as usize;
+            let kept = keep[range].iter().filter(|k| **k).count() as u32;
+            d.watch = new_index[d.watch as usize];
+            d.words = kept;
+        }
+        for (i, _) in &mut self.notified {
+            *i = new_index[*i as usize];
+        }
+        let mut k = keep.into_iter();
+        self.watches.retain(|_| k.next().unwrap_or(true));
     }
 
     fn view(&mut self, obj: Bound<'py, PyAny>) -> View<'py> {

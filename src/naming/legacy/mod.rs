@@ -9,7 +9,11 @@
 //! - [`paths`]: L1 helpers;
 //! - [`roots`]: L2 session roots, L3 path candidate and heuristics;
 //! - [`scan`]: L4, the reference scan and the cached scanner;
-//! - `watch` (3.12+): the dict watcher whose counters the stamps of hook-free reads watch;
+//! - [`pyscan`]: L4 over the real `sys.modules`: on 3.11 a walk of the dict's entry array
+//!   that checks each entry's watched words; on 3.12+ `wscan`, kept up to date by the dict
+//!   watcher, so a lookup reads only what changed since the last one;
+//! - `watch` (3.12+): the dict watcher: counters the stamps of hook-free reads watch, and
+//!   the log of changes `wscan` reads; every dict is unwatched when the session stops;
 //! - [`LegacyResolver`]: L5 (path cache) over the above;
 //! - [`LegacyNamer`]: the runtime engine, "L6 with no hints" (L7's decision);
 //! - [`name_with_hints`]: L6 with hints, for completeness and tests;
@@ -22,6 +26,8 @@ pub mod roots;
 pub mod scan;
 #[cfg(Py_3_12)]
 mod watch;
+#[cfg(Py_3_12)]
+mod wscan;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -36,6 +42,20 @@ use super::{
 };
 use crate::naming::paths::{normalise, relative_to_dotted};
 use scan::{reference_scan, ScanCache};
+
+/// How many dicts the legacy engine's dict watcher watches now (CPython 3.12+; `None` on
+/// 3.11, which has no dict watchers). Every watch is dropped when the last `sys.modules`
+/// reader of the process goes (the session stops). For tests and diagnostics; GIL held.
+pub fn watched_dict_count() -> Option<usize> {
+    #[cfg(Py_3_12)]
+    {
+        Some(watch::watched_dicts())
+    }
+    #[cfg(not(Py_3_12))]
+    {
+        None
+    }
+}
 
 /// How the resolver runs the L4 scan. Both give the same answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

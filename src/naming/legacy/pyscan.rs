@@ -45,6 +45,11 @@
 //! If the layout check fails (an interpreter that is not the 3.11 layout), the scanner
 //! falls back to [`ScanCache`] for good.
 //!
+//! On CPython 3.12+ none of the walk runs while the legacy engine's dict watcher is
+//! available: the scanner delegates to `wscan.rs`, which learns what changed from the
+//! watcher and reads only that (the walk stays as the fallback when no watcher id can be
+//! had).
+//!
 //! `tests/naming_pysys.rs` runs this scanner against the reference scan over random
 //! sequences of changes to the real `sys.modules` (insertions, deletions, re-insertions,
 //! replacements, aliases, non-`str` keys, `None` values, attribute and `__spec__`
@@ -249,6 +254,10 @@ pub struct PyScanner {
     fallback: ScanCache,
     moment: bool,
     memo: Vec<(String, Option<String>)>,
+    /// CPython 3.12+: the scanner the dict watcher keeps up to date (`wscan.rs`); the walk
+    /// below is used only when it has no watcher.
+    #[cfg(Py_3_12)]
+    watched: super::wscan::WatchedScanner,
 }
 
 impl PyScanner {
@@ -270,8 +279,14 @@ impl PyScanner {
     /// Drops everything cached (and the objects it keeps alive).
     pub fn release(&mut self) {
         let layout_ok = self.layout_ok;
+        #[cfg(Py_3_12)]
+        let watched = std::mem::take(&mut self.watched).release();
         *self = PyScanner::default();
         self.layout_ok = layout_ok;
+        #[cfg(Py_3_12)]
+        {
+            self.watched = watched;
+        }
     }
 
     /// L4 for a normalised `target` over `sys.modules` as it is now.
@@ -311,6 +326,10 @@ impl PyScanner {
         if modules.is_null() || unsafe { ffi::PyDict_Check(modules) } == 0 {
             stats.scans += 1;
             return None;
+        }
+        #[cfg(Py_3_12)]
+        if let Some(answer) = self.watched.scan(py, modules, target, stats) {
+            return answer;
         }
         // SAFETY: a live dict, GIL held.
         let Some(raw) = (unsafe { RawEntries::of(modules) }) else {

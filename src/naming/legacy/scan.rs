@@ -59,6 +59,18 @@ pub struct ScanStats {
     /// Entries found again at a new position after being removed (importlib pops a module
     /// and re-inserts it once its body has run): their cached facts were kept.
     pub moved: u64,
+    /// CPython 3.12+: events of `sys.modules` the dict watcher reported and the scanner
+    /// applied to its mirror.
+    pub journal_events: u64,
+    /// CPython 3.12+: changed dicts (module, spec, class dicts a read looked into) the
+    /// watcher reported, once per dict per lookup at most.
+    pub dirty_dicts: u64,
+    /// CPython 3.12+: words no watcher reports on (a spec's `__dict__` slot, 3.13's
+    /// inline values...), summed over lookups: what a lookup still reads per loaded module.
+    pub polled_words: u64,
+    /// CPython 3.12+: times the mirror of `sys.modules` was rebuilt from the dict (the
+    /// first lookup, and events it could not apply exactly).
+    pub rebuilds: u64,
 }
 
 /// L4.4: a candidate matches the target when equal, or when it is the target plus a final
