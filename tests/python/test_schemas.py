@@ -48,7 +48,7 @@ def runs(tmp_path_factory):
         # No trace: the schemas hold for what an evidence-only run writes too.
         "evidence-only": (["--evidence-only"], {}),
         # A trace cut at --max-trace-size: its metadata and summary have the cut's fields.
-        "capped": (["--max-trace-size", "2K"], {}),
+        "capped": (["--format", "json", "--max-trace-size", "2K"], {}),
     }
     dirs = []
     for name, (opts, extra) in cases.items():

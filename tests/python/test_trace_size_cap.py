@@ -152,7 +152,8 @@ def test_unlimited_means_no_cap(prog, tmp_path, how):
 
 def test_the_environment_variable_sets_the_cap(prog, tmp_path):
     trace = tmp_path / "trace"
-    ct = run([CT_RECORD, "--trace-dir", str(trace), str(prog)], tmp_path,
+    # JSON: the program's trace is sized to pass 1.5 MiB in that format.
+    ct = run([CT_RECORD, "--trace-dir", str(trace), "--format", "json", str(prog)], tmp_path,
              env=clean_env(CODETRACER_MAX_TRACE_SIZE="1.5MiB"))
     cap = metadata(trace)["summary"]["trace_size_cap"]
     assert cap["limit_bytes"] == 1_572_864 and cap["reached"] is True, ct.describe()
@@ -213,7 +214,8 @@ def test_shadow_comparisons_and_metrics_go_on_after_the_cap(tmp_path):
     prog.write_text(LATE_IMPORTS.format(mods=str(mods)))
     full, capped = tmp_path / "full", tmp_path / "capped"
     a = run([CT_RECORD, "--shadow-compare", "--trace-dir", str(full), str(prog)], tmp_path)
-    b = run([CT_RECORD, "--shadow-compare", "--trace-dir", str(capped),
+    # JSON: the program's trace is sized to pass 200K in that format.
+    b = run([CT_RECORD, "--shadow-compare", "--trace-dir", str(capped), "--format", "json",
              "--max-trace-size", "200K", str(prog)], tmp_path)
     assert a.returncode == b.returncode == 0, b.describe()
     assert a.stdout == b.stdout == b"late 3\n"
@@ -246,7 +248,7 @@ INPROC = """\
 import sys, ct_recorder
 def work(n):
     return sum(i % 7 for i in range(n))
-ct_recorder.start(sys.argv[1], max_trace_size=sys.argv[2])
+ct_recorder.start(sys.argv[1], max_trace_size=sys.argv[2], format="json")  # sized for JSON
 print(sum(work(100) for _ in range(2000)))
 summary = ct_recorder.stop()
 print(summary["trace_size_cap"]["reached"], summary["trace_size_cap"]["limit_bytes"])
