@@ -1,5 +1,4 @@
-//! Process-level events the recorder must survive: SIGTERM and `fork()` (and the one event
-//! of its own that the hooks learn the same way: the size cap reached).
+//! Process-level events the recorder must survive: SIGTERM and `fork()`.
 //!
 //! **SIGTERM.** With the default disposition a SIGTERM kills the process at once and the
 //! trace would be lost. `ct-record` installs a C-level handler (signal-hook) *below*
@@ -27,11 +26,6 @@ pub const FORKED_CHILD: u8 = 1;
 /// runs no further than it would have without the recorder (the watcher thread may have to
 /// wait for the GIL).
 pub const SIGTERM_PENDING: u8 = 2;
-/// The writer thread closed the events file at `--max-trace-size`: the next callback switches
-/// the back end to naming only, or removes it (see `tracer::run_hook`). Set by the writer
-/// thread through [`crate::writer::SizeCap::notify_on_reach`], so the recording hot path
-/// tests no size-cap flag of its own.
-pub const SIZE_CAP_REACHED: u8 = 4;
 /// The address of signal-hook's SIGTERM handler, once installed (0: not installed).
 static SIGTERM_HANDLER: AtomicUsize = AtomicUsize::new(0);
 

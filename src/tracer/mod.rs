@@ -207,9 +207,8 @@ pub struct Recorder {
     /// The events file's size cap, as the writer thread reports it.
     size_cap: std::sync::Arc<crate::writer::SizeCap>,
     /// The events file reached `--max-trace-size`: nothing more is recorded. The back ends
-    /// were switched to naming only (new code objects are still named, compared and
-    /// counted) while shadow comparison or metrics are on; otherwise the hooks are gone.
-    /// Not read per callback: the switch of back end is what stops recording.
+    /// keep only naming (new code objects are still named, compared and counted) while
+    /// shadow comparison or metrics are on; otherwise the hooks are gone.
     pub(crate) capped: bool,
     /// The size cap's warning was printed (exactly once per run).
     cap_warned: bool,
@@ -253,10 +252,6 @@ impl Recorder {
             .as_ref()
             .map(|b| b.size_cap().clone())
             .unwrap_or_default();
-        // The writer thread tells the callbacks through the process-event word they read
-        // anyway (see `run_hook_or`); a bit left by an earlier session is cleared.
-        crate::process::PENDING.fetch_and(!crate::process::SIZE_CAP_REACHED, Ordering::SeqCst);
-        size_cap.notify_on_reach(&crate::process::PENDING, crate::process::SIZE_CAP_REACHED);
         Ok(Recorder {
             size_cap,
             capped: false,
@@ -837,14 +832,18 @@ impl Recorder {
                 self.record_args(py, frame, idx);
             }
         }
-        recording(&mut self.builder).call(function_id);
+        if let Some(builder) = self.builder.as_mut() {
+            builder.call(function_id);
+        }
     }
 
     /// Argument values of a fresh frame, encoded and appended one by one (`arg` records,
     /// before the call's): nothing is collected, so a call whose arguments are scalars
     /// allocates nothing.
     fn record_args(&mut self, py: Python<'_>, frame: *mut py::PyFrameObject, idx: u32) {
-        let builder = recording(&mut self.builder);
+        let Some(builder) = self.builder.as_mut() else {
+            return;
+        };
         let info = &self.codes[idx as usize];
         let locals = match self.args_from {
             ArgAccess::Locals => {
@@ -917,7 +916,9 @@ impl Recorder {
         if info.record {
             let path_id = info.path_id;
             self.counts.lines += 1;
-            recording(&mut self.builder).step(path_id, line);
+            if let Some(builder) = self.builder.as_mut() {
+                builder.step(path_id, line);
+            }
         }
     }
 
@@ -943,10 +944,9 @@ impl Recorder {
             },
         };
         let info = &self.codes[idx as usize];
-        if !info.record {
+        let (true, Some(builder)) = (info.record, self.builder.as_mut()) else {
             return;
-        }
-        let builder = recording(&mut self.builder);
+        };
         let action = info.ret_action;
         self.counts.returns += 1;
         self.scoping.values.count(ValueKind::Return, action);
@@ -982,7 +982,9 @@ impl Recorder {
         }
         self.counts.exceptions += 1;
         let content = unsafe { describe_exception(py, exc) };
-        recording(&mut self.builder).event(EventLogKind::Error, "exception", content);
+        if let Some(builder) = self.builder.as_mut() {
+            builder.event(EventLogKind::Error, "exception", content);
+        }
     }
 
     fn record_error(&mut self, message: String) {
@@ -992,22 +994,6 @@ impl Recorder {
             self.errors.push(message);
         }
     }
-}
-
-/// The trace, on the recording path (the events of recorded code: [`Recorder::enter`],
-/// `line`, `leave`, `exception`). Recording or evidence-only is chosen once per session: code
-/// is recorded only in a session with a trace (`register_code` marks every code object
-/// "not recorded" when there is none), so evidence-only sessions never get here, and the
-/// recording path does not test for the trace at each writer call.
-#[inline(always)]
-fn recording(builder: &mut Option<TraceBuilder>) -> &mut TraceBuilder {
-    debug_assert!(
-        builder.is_some(),
-        "recorded code in a session without a trace"
-    );
-    // SAFETY: see above; `CodeInfo::record` is only set in `register_code`, after it has
-    // taken the session's trace.
-    unsafe { builder.as_mut().unwrap_unchecked() }
 }
 
 /// How a fresh frame's argument values are read.
@@ -1246,35 +1232,15 @@ pub(crate) enum Hook<T> {
 }
 
 /// Runs one callback's work on the recorder with every back end's common handling: process
-/// events (fork, SIGTERM, the size cap reached), the try-lock, a disabled recorder, panics
-/// and errors (the recorder stops, keeps what it has, and the program sees no exception
-/// unless `--on-recorder-error=abort`). For back ends that record nothing, so never reach
-/// the size cap (evidence-only); recording callbacks use [`run_hook_or`].
+/// events (fork, SIGTERM), the try-lock, a disabled recorder, panics and errors (the
+/// recorder stops, keeps what it has, and the program sees no exception unless
+/// `--on-recorder-error=abort`).
 ///
 /// # Safety
 /// Called by a back end's callback, with the GIL held.
 #[inline]
-pub(crate) unsafe fn run_hook<T: Default>(
+pub(crate) unsafe fn run_hook<T>(
     work: impl FnOnce(Python<'_>, &mut Recorder) -> Result<T, String>,
-) -> Hook<T> {
-    run_hook_or(work, |_, _| Ok(T::default()))
-}
-
-/// [`run_hook`] for a recording callback: `work` records the event; `after_cap` is what the
-/// naming-only back end does with it, run instead of `work` by the callback that finds the
-/// size cap reached (see [`at_size_cap`]).
-///
-/// The size cap costs the recording path nothing: the writer thread sets a bit in
-/// [`crate::process::PENDING`], the word this function reads anyway for fork and SIGTERM,
-/// and the callback that sees it switches the back end over once (3.11: another C trace
-/// function; 3.12+: other `sys.monitoring` callbacks). No callback tests a "capped" flag.
-///
-/// # Safety
-/// Called by a back end's callback, with the GIL held.
-#[inline]
-pub(crate) unsafe fn run_hook_or<T>(
-    work: impl FnOnce(Python<'_>, &mut Recorder) -> Result<T, String>,
-    after_cap: impl FnOnce(Python<'_>, &mut Recorder) -> Result<T, String>,
 ) -> Hook<T> {
     let pending = crate::process::PENDING.load(Ordering::Relaxed);
     if pending != 0 {
@@ -1286,9 +1252,6 @@ pub(crate) unsafe fn run_hook_or<T>(
         if pending & crate::process::SIGTERM_PENDING != 0 {
             crate::process::finish_and_die_by_sigterm(py);
             return Hook::Idle;
-        }
-        if pending & crate::process::SIZE_CAP_REACHED != 0 {
-            return at_size_cap(py, work, after_cap);
         }
     }
     let mut guard = match RECORDER.try_lock() {
@@ -1307,109 +1270,30 @@ pub(crate) unsafe fn run_hook_or<T>(
     }
     rec.counts.callbacks += 1;
     let py = Python::assume_gil_acquired();
-    let outcome = catch_unwind(AssertUnwindSafe(|| work(py, rec)));
-    match outcome {
-        Ok(Ok(value)) => Hook::Done(value),
-        Ok(Err(message)) => fail(py, guard, message),
-        Err(panic) => fail(py, guard, panic_message(panic)),
-    }
-}
-
-/// The first callback after the writer thread closed the events file at `--max-trace-size`
-/// ([`crate::process::SIZE_CAP_REACHED`]): recording stops here, with the run's one
-/// warning. With evidence still to gather (shadow comparison, metrics) the back end is
-/// switched to naming only and this callback's event goes to `after_cap`; otherwise the
-/// hooks are removed. A stale bit (a cap of an earlier session, a recorder that is already
-/// capped) runs `work` as usual.
-#[cold]
-#[inline(never)]
-unsafe fn at_size_cap<T>(
-    py: Python<'_>,
-    work: impl FnOnce(Python<'_>, &mut Recorder) -> Result<T, String>,
-    after_cap: impl FnOnce(Python<'_>, &mut Recorder) -> Result<T, String>,
-) -> Hook<T> {
-    crate::process::PENDING.fetch_and(!crate::process::SIZE_CAP_REACHED, Ordering::SeqCst);
-    let mut guard = match RECORDER.try_lock() {
-        Ok(g) => g,
-        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-        Err(std::sync::TryLockError::WouldBlock) => {
-            // Another thread holds the state: the next callback looks again.
-            crate::process::PENDING.fetch_or(crate::process::SIZE_CAP_REACHED, Ordering::SeqCst);
-            DROPPED_REENTRANT.fetch_add(1, Ordering::Relaxed);
-            return Hook::Idle;
-        }
-    };
-    let Some(rec) = guard.as_mut() else {
-        return Hook::Idle;
-    };
-    if rec.disabled {
-        return Hook::Idle;
-    }
-    rec.counts.callbacks += 1;
-    let switched = !rec.capped && rec.size_cap.is_reached();
-    if switched && !rec.reach_size_cap() {
+    // One atomic load per callback; the writer thread sets it once (see `SizeCap`).
+    if !rec.capped && rec.size_cap.is_reached() && !rec.reach_size_cap() {
         // Nothing goes on after the cut: the hooks go, as after a recorder error.
         drop(guard);
         uninstall(py);
         return Hook::Idle;
     }
-    if switched {
-        if let Err(message) = switch_to_naming(py, rec) {
-            return fail(py, guard, message);
-        }
-    }
-    let run = if switched {
-        catch_unwind(AssertUnwindSafe(|| after_cap(py, rec)))
-    } else {
-        catch_unwind(AssertUnwindSafe(|| work(py, rec)))
+    let outcome = catch_unwind(AssertUnwindSafe(|| work(py, rec)));
+    let failure = match outcome {
+        Ok(Ok(value)) => return Hook::Done(value),
+        Ok(Err(message)) => message,
+        Err(panic) => format!(
+            "panic in the trace hook: {}",
+            panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default()
+        ),
     };
-    match run {
-        Ok(Ok(value)) => Hook::Done(value),
-        Ok(Err(message)) => fail(py, guard, message),
-        Err(panic) => fail(py, guard, panic_message(panic)),
-    }
-}
-
-/// Switches the installed back end to naming only (after the size cap).
-fn switch_to_naming(py: Python<'_>, rec: &Recorder) -> Result<(), String> {
-    match Backend::for_interpreter(py) {
-        // Evidence-only sessions have no trace, so no cap to reach.
-        Backend::SetTrace if EVIDENCE_ONLY.load(Ordering::Relaxed) => Ok(()),
-        Backend::SetTrace => settrace::switch_to_naming(py),
-        Backend::Monitoring => monitoring::switch_to_naming(py, rec),
-    }
-    .map_err(|e| format!("switching to naming only at the size cap: {e}"))
-}
-
-fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
-    format!(
-        "panic in the trace hook: {}",
-        panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default()
-    )
-}
-
-/// The recorder failed inside a callback: it stops, keeps what it has, and the program sees
-/// no exception unless `--on-recorder-error=abort`.
-#[cold]
-#[inline(never)]
-fn fail<T>(
-    py: Python<'_>,
-    mut guard: std::sync::MutexGuard<'_, Option<Recorder>>,
-    failure: String,
-) -> Hook<T> {
     // Whatever the recorder did, it must not leave an exception for the program to see.
-    unsafe {
-        if !py::PyErr_Occurred().is_null() {
-            py::PyErr_Clear();
-        }
+    if !py::PyErr_Occurred().is_null() {
+        py::PyErr_Clear();
     }
-    let Some(rec) = guard.as_mut() else {
-        return Hook::Idle;
-    };
     rec.record_error(failure.clone());
     rec.disabled = true;
     if let Some(builder) = rec.builder_mut() {

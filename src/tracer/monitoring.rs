@@ -40,7 +40,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi as py;
 use pyo3::prelude::*;
 
-use super::{run_hook, run_hook_or, Hook, Recorder};
+use super::{run_hook, Hook, Recorder};
 
 /// The tool ids the recorder may claim, preferred first (see the module docs).
 pub const TOOL_IDS: [u8; 3] = [4, 3, 5];
@@ -107,7 +107,7 @@ fn lookup(py: Python<'_>, rec: &mut Recorder, code: *mut py::PyObject) -> Result
     Ok(idx)
 }
 
-/// `PY_START` after the size cap, with naming going on ([`switch_to_naming`]): the code is
+/// `PY_START` after the size cap, with naming going on ([`Recorder::capped`]): the code is
 /// named at first sight (shadow comparison, metrics), no local events are switched on, and
 /// `DISABLE` ends this code's `PY_START` callbacks: one callback per code object, as in
 /// evidence-only mode.
@@ -155,24 +155,24 @@ unsafe extern "C" fn py_start(
     _nargs: py::Py_ssize_t,
 ) -> *mut py::PyObject {
     let code = *args;
-    reply(run_hook_or(
-        |py, rec| {
-            let idx = lookup(py, rec, code)?;
-            if cut_entry_frame(code) && !rec.is_recorded(idx) {
-                // Unrecorded entry code (runpy's, for -m): its return must still come, to
-                // restore the link.
-                enable_local_events(py, code)?;
-            }
-            if !rec.is_recorded(idx) {
-                return Ok(true);
-            }
-            rec.enter(py, code as usize, idx, true, || unsafe {
-                py::PyEval_GetFrame()
-            });
-            Ok(false)
-        },
-        |py, rec| name_after_cap(py, rec, code),
-    ))
+    reply(run_hook(|py, rec| {
+        if rec.capped {
+            return name_after_cap(py, rec, code);
+        }
+        let idx = lookup(py, rec, code)?;
+        if cut_entry_frame(code) && !rec.is_recorded(idx) {
+            // Unrecorded entry code (runpy's, for -m): its return must still come, to
+            // restore the link.
+            enable_local_events(py, code)?;
+        }
+        if !rec.is_recorded(idx) {
+            return Ok(true);
+        }
+        rec.enter(py, code as usize, idx, true, || unsafe {
+            py::PyEval_GetFrame()
+        });
+        Ok(false)
+    }))
 }
 
 /// `PY_RESUME(code, offset)`: a generator or coroutine resumes.
@@ -182,17 +182,17 @@ unsafe extern "C" fn py_resume(
     _nargs: py::Py_ssize_t,
 ) -> *mut py::PyObject {
     let code = *args;
-    reply(run_hook_or(
-        |py, rec| {
-            let idx = lookup(py, rec, code)?;
-            if !rec.is_recorded(idx) {
-                return Ok(true);
-            }
-            rec.enter(py, code as usize, idx, false, std::ptr::null_mut);
-            Ok(false)
-        },
-        |_, _| Ok(false),
-    ))
+    reply(run_hook(|py, rec| {
+        if rec.capped {
+            return Ok(true);
+        }
+        let idx = lookup(py, rec, code)?;
+        if !rec.is_recorded(idx) {
+            return Ok(true);
+        }
+        rec.enter(py, code as usize, idx, false, std::ptr::null_mut);
+        Ok(false)
+    }))
 }
 
 /// `PY_THROW(code, offset, exception)`: a generator resumes with `throw()` (not disableable).
@@ -202,16 +202,16 @@ unsafe extern "C" fn py_throw(
     _nargs: py::Py_ssize_t,
 ) -> *mut py::PyObject {
     let code = *args;
-    reply(run_hook_or(
-        |py, rec| {
-            let idx = lookup(py, rec, code)?;
-            if rec.is_recorded(idx) {
-                rec.enter(py, code as usize, idx, false, std::ptr::null_mut);
-            }
-            Ok(false)
-        },
-        |_, _| Ok(false),
-    ))
+    reply(run_hook(|py, rec| {
+        if rec.capped {
+            return Ok(false);
+        }
+        let idx = lookup(py, rec, code)?;
+        if rec.is_recorded(idx) {
+            rec.enter(py, code as usize, idx, false, std::ptr::null_mut);
+        }
+        Ok(false)
+    }))
 }
 
 /// `PY_RETURN(code, offset, value)`.
@@ -221,21 +221,18 @@ unsafe extern "C" fn py_return(
     _nargs: py::Py_ssize_t,
 ) -> *mut py::PyObject {
     let (code, value) = (*args, *args.add(2));
-    reply(run_hook_or(
-        |py, rec| {
-            restore_entry_frame(code);
-            let idx = lookup(py, rec, code)?;
-            if !rec.is_recorded(idx) {
-                return Ok(true);
-            }
-            rec.leave(py, code as usize, Some(value));
-            Ok(false)
-        },
-        |_, _| {
-            restore_entry_frame(code);
-            Ok(false)
-        },
-    ))
+    reply(run_hook(|py, rec| {
+        restore_entry_frame(code);
+        if rec.capped {
+            return Ok(true);
+        }
+        let idx = lookup(py, rec, code)?;
+        if !rec.is_recorded(idx) {
+            return Ok(true);
+        }
+        rec.leave(py, code as usize, Some(value));
+        Ok(false)
+    }))
 }
 
 /// `PY_YIELD(code, offset, value)`: the frame suspends; a return on the thread's stack.
@@ -254,20 +251,17 @@ unsafe extern "C" fn py_unwind(
     _nargs: py::Py_ssize_t,
 ) -> *mut py::PyObject {
     let code = *args;
-    reply(run_hook_or(
-        |py, rec| {
-            restore_entry_frame(code);
-            let idx = lookup(py, rec, code)?;
-            if rec.is_recorded(idx) {
-                rec.leave(py, code as usize, None);
-            }
-            Ok(false)
-        },
-        |_, _| {
-            restore_entry_frame(code);
-            Ok(false)
-        },
-    ))
+    reply(run_hook(|py, rec| {
+        restore_entry_frame(code);
+        if rec.capped {
+            return Ok(false);
+        }
+        let idx = lookup(py, rec, code)?;
+        if rec.is_recorded(idx) {
+            rec.leave(py, code as usize, None);
+        }
+        Ok(false)
+    }))
 }
 
 /// Evidence-only `PY_UNWIND(code, offset, exception)`: restores the entry frame's link when
@@ -289,26 +283,26 @@ unsafe extern "C" fn line(
     _nargs: py::Py_ssize_t,
 ) -> *mut py::PyObject {
     let (code, lineno) = (*args, *args.add(1));
-    reply(run_hook_or(
-        |py, rec| {
-            rec.current_thread();
-            let idx = match rec.top_code(code as usize) {
-                Some(idx) => idx,
-                None => lookup(py, rec, code)?,
-            };
-            if !rec.is_recorded(idx) {
-                return Ok(true);
-            }
-            let n = unsafe { py::PyLong_AsLong(lineno) };
-            if n == -1 && unsafe { !py::PyErr_Occurred().is_null() } {
-                unsafe { py::PyErr_Clear() };
-                return Ok(false);
-            }
-            rec.line(idx, n as i64);
-            Ok(false)
-        },
-        |_, _| Ok(false),
-    ))
+    reply(run_hook(|py, rec| {
+        if rec.capped {
+            return Ok(true);
+        }
+        rec.current_thread();
+        let idx = match rec.top_code(code as usize) {
+            Some(idx) => idx,
+            None => lookup(py, rec, code)?,
+        };
+        if !rec.is_recorded(idx) {
+            return Ok(true);
+        }
+        let n = unsafe { py::PyLong_AsLong(lineno) };
+        if n == -1 && unsafe { !py::PyErr_Occurred().is_null() } {
+            unsafe { py::PyErr_Clear() };
+            return Ok(false);
+        }
+        rec.line(idx, n as i64);
+        Ok(false)
+    }))
 }
 
 /// `RAISE(code, offset, exception)`: raised in, or propagating into, a frame of `code`.
@@ -318,105 +312,14 @@ unsafe extern "C" fn raise(
     _nargs: py::Py_ssize_t,
 ) -> *mut py::PyObject {
     let (code, exc) = (*args, *args.add(2));
-    reply(run_hook_or(
-        |py, rec| {
-            let idx = lookup(py, rec, code)?;
-            rec.exception(py, idx, exc);
-            Ok(false)
-        },
-        |_, _| Ok(false),
-    ))
-}
-
-// ---- after the size cap -------------------------------------------------------------------
-
-/// `PY_START` after the size cap, with naming going on ([`switch_to_naming`]): first sights
-/// only ([`name_after_cap`]), then `DISABLE`.
-unsafe extern "C" fn capped_start(
-    _slf: *mut py::PyObject,
-    args: *mut *mut py::PyObject,
-    _nargs: py::Py_ssize_t,
-) -> *mut py::PyObject {
-    let code = *args;
-    reply(run_hook(|py, rec| name_after_cap(py, rec, code)))
-}
-
-/// `PY_UNWIND`, and the entry code's `PY_RETURN`, after the size cap: restore the entry
-/// frame's link when it is that frame that exits; nothing else (no state lock, no lookup).
-unsafe extern "C" fn capped_exit(
-    _slf: *mut py::PyObject,
-    args: *mut *mut py::PyObject,
-    _nargs: py::Py_ssize_t,
-) -> *mut py::PyObject {
-    LIGHT_CALLBACKS.fetch_add(1, Ordering::Relaxed);
-    restore_entry_frame(*args);
-    none()
-}
-
-static CAPPED_START_DEF: std::sync::OnceLock<Defs1> = std::sync::OnceLock::new();
-static CAPPED_EXIT_DEF: std::sync::OnceLock<Defs1> = std::sync::OnceLock::new();
-
-fn method_def(callback: Callback) -> Defs1 {
-    Defs1(py::PyMethodDef {
-        ml_name: c"ct_recorder_monitoring_callback".as_ptr(),
-        ml_meth: py::PyMethodDefPointer {
-            PyCFunctionFast: callback,
-        },
-        ml_flags: py::METH_FASTCALL,
-        ml_doc: std::ptr::null(),
-    })
-}
-
-/// A builtin function object over a process-long method definition.
-fn c_function<'py>(py: Python<'py>, def: &'static Defs1) -> PyResult<Bound<'py, PyAny>> {
-    let def = &def.0 as *const py::PyMethodDef as *mut py::PyMethodDef;
-    // SAFETY: GIL held; `def` lives for the process.
-    unsafe {
-        Bound::from_owned_ptr_or_err(
-            py,
-            py::PyCFunction_NewEx(def, std::ptr::null_mut(), std::ptr::null_mut()),
-        )
-    }
-}
-
-/// At the size cap, with naming going on: the recording callbacks are replaced, once, by
-/// naming-only ones, so none of them tests a "capped" flag. Global events become `PY_START`
-/// ([`capped_start`]: first sights) and `PY_UNWIND` ([`capped_exit`]); every recorded code
-/// object's local events are switched off, but for the entry code's `PY_RETURN` while its
-/// frame's link is cut ([`cut_entry_frame`]). Called inside a callback, as [`uninstall`] may
-/// be.
-pub(crate) fn switch_to_naming(py: Python<'_>, rec: &Recorder) -> PyResult<()> {
-    let tool = TOOL.load(Ordering::Relaxed);
-    if tool < 0 {
-        return Ok(());
-    }
-    let mon = py.import("sys")?.getattr("monitoring")?;
-    let events = mon.getattr("events")?;
-    let event = |name: &str| -> PyResult<u32> { events.getattr(name)?.extract() };
-    let start = CAPPED_START_DEF.get_or_init(|| method_def(capped_start));
-    let exit = CAPPED_EXIT_DEF.get_or_init(|| method_def(capped_exit));
-    mon.call_method1(
-        "set_events",
-        (tool, event("PY_START")? | event("PY_UNWIND")?),
-    )?;
-    for (name, _, _) in CALLBACKS {
-        let func = match name {
-            "PY_START" => c_function(py, start)?,
-            "PY_UNWIND" | "PY_RETURN" => c_function(py, exit)?,
-            _ => py.None().into_bound(py),
-        };
-        mon.call_method1("register_callback", (tool, event(name)?, func))?;
-    }
-    for code in rec.recorded_codes() {
-        mon.call_method1("set_local_events", (tool, code.bind(py), 0))?;
-    }
-    let entry = ENTRY_CUT_CODE.load(Ordering::Relaxed);
-    if !entry.is_null() {
-        // SAFETY: the entry code object is alive while its frame runs.
-        let entry = unsafe { Bound::from_borrowed_ptr(py, entry) };
-        mon.call_method1("set_local_events", (tool, entry, event("PY_RETURN")?))?;
-    }
-    Ok(())
+    reply(run_hook(|py, rec| {
+        if rec.capped {
+            return Ok(false);
+        }
+        let idx = lookup(py, rec, code)?;
+        rec.exception(py, idx, exc);
+        Ok(false)
+    }))
 }
 
 /// The program's first frame is started from C (`exec`, or the recorder for `-m`): on 3.12+

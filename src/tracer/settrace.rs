@@ -35,7 +35,7 @@ use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::PyFrame;
 
-use super::{ffi, run_hook, run_hook_or, Hook, Recorder, ENTRY_CODE};
+use super::{ffi, run_hook, Hook, Recorder, ENTRY_CODE};
 
 /// The trace function installed on every traced thread.
 ///
@@ -47,55 +47,10 @@ pub unsafe extern "C" fn trace_hook(
     what: c_int,
     arg: *mut py::PyObject,
 ) -> c_int {
-    match run_hook_or(
-        |py, rec| handle_event(py, rec, frame, what, arg),
-        |py, rec| after_size_cap(py, rec, frame, what),
-    ) {
+    match run_hook(|py, rec| handle_event(py, rec, frame, what, arg)) {
         Hook::Done(()) | Hook::Idle => 0,
         Hook::Raise => -1,
     }
-}
-
-/// The trace function after the size cap, with naming going on ([`switch_to_naming`]): no
-/// recording, only first sights ([`after_size_cap`]).
-///
-/// # Safety
-/// As [`trace_hook`].
-pub unsafe extern "C" fn naming_hook(
-    _obj: *mut py::PyObject,
-    frame: *mut py::PyFrameObject,
-    what: c_int,
-    _arg: *mut py::PyObject,
-) -> c_int {
-    match run_hook(|py, rec| after_size_cap(py, rec, frame, what)) {
-        Hook::Done(()) | Hook::Idle => 0,
-        Hook::Raise => -1,
-    }
-}
-
-/// The C hook a thread gets now: [`trace_hook`] while recording, [`naming_hook`] after the
-/// size cap.
-fn current_hook(rec: &Recorder) -> py::Py_tracefunc {
-    if rec.capped {
-        naming_hook
-    } else {
-        trace_hook
-    }
-}
-
-/// At the size cap, with naming going on: every thread's trace function becomes
-/// [`naming_hook`] (the trace object, what `sys.gettrace()` returns, stays the same), so the
-/// recording hook tests no "capped" flag. Threads started later get it from
-/// [`thread_bootstrap`].
-pub(crate) fn switch_to_naming(py: Python<'_>) -> PyResult<()> {
-    let hook = hook_object(py)?.clone_ref(py);
-    for_each_thread_state(|ts| {
-        set_trace(ts, Some(naming_hook), hook.as_ptr());
-    });
-    if unsafe { !py::PyErr_Occurred().is_null() } {
-        return Err(PyErr::fetch(py));
-    }
-    Ok(())
 }
 
 fn handle_event(
@@ -105,6 +60,9 @@ fn handle_event(
     what: c_int,
     arg: *mut py::PyObject,
 ) -> Result<(), String> {
+    if rec.capped {
+        return after_size_cap(py, rec, frame, what);
+    }
     rec.current_thread();
     let key = frame as usize;
     match what {
@@ -153,10 +111,9 @@ fn handle_event(
     Ok(())
 }
 
-/// After the size cap, with naming going on ([`naming_hook`]): a call names the code at
-/// first sight (shadow comparison, metrics) and switches the frame's line events off, as
-/// does a line of a frame that was running at the cut; nothing is recorded. Returns still
-/// restore the entry frame's link.
+/// After the size cap, with naming going on ([`Recorder::capped`]): a call names the code at
+/// first sight (shadow comparison, metrics) and switches the frame's line events off; nothing
+/// is recorded. Returns still restore the entry frame's link.
 fn after_size_cap(
     py: Python<'_>,
     rec: &mut Recorder,
@@ -168,7 +125,6 @@ fn after_size_cap(
             code_of_frame(py, rec, frame)?;
             no_line_events(frame);
         }
-        py::PyTrace_LINE => no_line_events(frame),
         py::PyTrace_RETURN => restore_entry_frame(rec, frame),
         _ => {}
     }
@@ -358,9 +314,9 @@ pub fn thread_bootstrap(
     arg: &Bound<'_, PyAny>,
 ) -> PyResult<PyObject> {
     // try_lock: never wait for the state lock while holding the GIL (see tracer docs).
-    let func = match super::RECORDER.try_lock() {
-        Ok(mut g) => match g.as_mut() {
-            Some(rec) => {
+    match super::RECORDER.try_lock() {
+        Ok(mut g) if g.is_some() => {
+            if let Some(rec) = g.as_mut() {
                 // A thread the recorder has seen before gets its hook back: a gap ends here.
                 let tid = unsafe { ffi::PyThreadState_GetID(py::PyThreadState_Get()) };
                 if rec.has_seen_thread(tid) && !rec.disabled && !rec.capped {
@@ -371,14 +327,12 @@ pub fn thread_bootstrap(
                         why: REPLACED,
                     });
                 }
-                current_hook(rec)
             }
-            None => return Ok(py.None()),
-        },
+        }
         _ => return Ok(py.None()),
-    };
+    }
     let hook = hook_object(py)?;
-    unsafe { py::PyEval_SetTrace(Some(func), hook.as_ptr()) };
+    unsafe { py::PyEval_SetTrace(Some(trace_hook), hook.as_ptr()) };
     let what = match event {
         "call" => py::PyTrace_CALL,
         "line" => py::PyTrace_LINE,
@@ -391,7 +345,7 @@ pub fn thread_bootstrap(
     } else {
         arg.as_ptr()
     };
-    if unsafe { func(std::ptr::null_mut(), frame.as_ptr().cast(), what, arg_ptr) } != 0 {
+    if unsafe { trace_hook(std::ptr::null_mut(), frame.as_ptr().cast(), what, arg_ptr) } != 0 {
         return Err(PyErr::fetch(py));
     }
     Ok(py.None())
@@ -427,11 +381,7 @@ pub fn threads_without_hook(py: Python<'_>) -> Vec<RecordingGap> {
     let Ok(hook) = hook_object(py) else {
         return Vec::new();
     };
-    // Either of the recorder's hooks (the naming one after the size cap).
-    let ours = [
-        trace_hook as py::Py_tracefunc as usize,
-        naming_hook as py::Py_tracefunc as usize,
-    ];
+    let ours = trace_hook as py::Py_tracefunc as usize;
     let read = |ts: *mut py::PyThreadState| unsafe {
         let base = ts as *const u8;
         (
@@ -455,7 +405,7 @@ pub fn threads_without_hook(py: Python<'_>) -> Vec<RecordingGap> {
     let mut lost = Vec::new();
     for_each_thread_state(|ts| {
         let (func, obj) = read(ts);
-        if !ours.contains(&func) || obj != hook.as_ptr() as usize {
+        if func != ours || obj != hook.as_ptr() as usize {
             lost.push(unsafe { ffi::PyThreadState_GetID(ts) });
         }
     });

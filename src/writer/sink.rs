@@ -5,7 +5,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -62,9 +62,7 @@ impl std::error::Error for WriterError {}
 
 /// `--max-trace-size`: the events file's size cap, shared by the writer thread, which checks
 /// the file's size after each batch it writes, and the recording thread, which reads
-/// [`SizeCap::is_reached`] (one atomic load) to stop recording, or is told through the flag
-/// given to [`SizeCap::notify_on_reach`] (a bit it already reads per callback, so the cap
-/// costs the recording thread nothing until it is reached). The file may thus pass the cap
+/// [`SizeCap::is_reached`] (one atomic load) to stop recording. The file may thus pass the cap
 /// by at most one batch ([`super::BATCH_EVENTS`] events) plus the bytes that close the file.
 #[derive(Debug, Default)]
 pub struct SizeCap {
@@ -74,8 +72,6 @@ pub struct SizeCap {
     /// Set before `reached`: the events in the file and its size once closed at the cap.
     events: AtomicU64,
     bytes: AtomicU64,
-    /// A flag word and the bit to set in it when the cap is reached (after `reached`).
-    notify: std::sync::OnceLock<(&'static AtomicU8, u8)>,
 }
 
 /// Where the events file was cut by the size cap.
@@ -107,19 +103,10 @@ impl SizeCap {
         })
     }
 
-    /// When the cap is reached, also sets `bit` in `flag` (once per sink; a second call is
-    /// ignored).
-    pub fn notify_on_reach(&self, flag: &'static AtomicU8, bit: u8) {
-        let _ = self.notify.set((flag, bit));
-    }
-
     fn reach(&self, cut: TraceCut) {
         self.events.store(cut.events, Ordering::Relaxed);
         self.bytes.store(cut.bytes, Ordering::Relaxed);
         self.reached.store(true, Ordering::Release);
-        if let Some((flag, bit)) = self.notify.get() {
-            flag.fetch_or(*bit, Ordering::SeqCst);
-        }
     }
 }
 
@@ -706,33 +693,6 @@ mod tests {
                 "{format:?}: {size} bytes for a cap of {limit}, {per_batch} per batch"
             );
         }
-    }
-
-    #[test]
-    fn reaching_the_cap_sets_the_notified_bit_and_only_then() {
-        static FLAG: AtomicU8 = AtomicU8::new(0);
-        let run = |limit: u64| {
-            let dir = tempfile::tempdir().unwrap();
-            let mut sink = EventSink::create(dir.path(), TraceFormat::Json, "p.py", &[]).unwrap();
-            sink.set_max_bytes(Some(limit));
-            sink.size_cap().notify_on_reach(&FLAG, 4);
-            for i in 0..BATCH_EVENTS * 10 {
-                sink.push(TraceLowLevelEvent::Step(StepRecord {
-                    path_id: PathId(0),
-                    line: Line(i as i64),
-                }));
-            }
-            sink.finish().unwrap();
-            sink.size_cap().is_reached()
-        };
-        assert!(!run(1 << 40));
-        assert_eq!(
-            FLAG.load(Ordering::SeqCst),
-            0,
-            "set without reaching the cap"
-        );
-        assert!(run(50_000));
-        assert_eq!(FLAG.load(Ordering::SeqCst), 4);
     }
 
     #[test]
