@@ -816,6 +816,7 @@ import importlib, random, sys, types, importlib.machinery as im
 
 rng = random.Random(SEED)
 ROOT = ROOT_DIR
+saved_path = list(sys.path)
 sys.path.insert(0, ROOT)
 imported = []
 N = COUNT
@@ -882,10 +883,11 @@ def step():
         for j in range(rng.randrange(1, 20)):
             setattr(m, 'extra_%d' % j, j)
     elif op == 12:                                # sys.path changed
-        if rng.random() < 0.5:
+        ours = [i for i, p in enumerate(sys.path) if p.startswith(ROOT + '/')]
+        if rng.random() < 0.5 or not ours:
             sys.path.insert(1, '%s/ctinc_p%d' % (ROOT, rng.randrange(7)))
-        elif len(sys.path) > 2:
-            del sys.path[1]
+        else:
+            del sys.path[rng.choice(ours)]        # only entries this program added
     else:                                         # __name__ changed
         m = sys.modules[rng.choice(keys)]
         m.__name__ = rng.choice(['inc.c', 'bad name', ''])
@@ -893,7 +895,7 @@ def step():
 def cleanup():
     for k in own():
         del sys.modules[k]
-    sys.path[:] = [p for p in sys.path if not p.startswith(ROOT)]
+    sys.path[:] = saved_path
 "#;
 
 #[cfg(feature = "legacy-resolver")]
