@@ -72,7 +72,8 @@ pub(crate) struct PyStamp {
     /// The watches that are a dict watcher's counters (3.12+), with their dict: a change
     /// of such a dict is reported by the watcher, so a scanner that reads the watcher's log
     /// need not look at these words on every lookup. `(index in watches, dict address)`.
-    #[cfg_attr(any(not(feature = "legacy-resolver"), not(Py_3_12)), allow(dead_code))]
+    #[cfg_attr(not(feature = "legacy-resolver"), allow(dead_code))]
+    #[cfg_attr(not(Py_3_12), allow(dead_code))]
     pub(crate) notified: Vec<(u32, usize)>,
 }
 
