@@ -519,24 +519,10 @@ impl PyScanner {
             return false;
         };
         let watches = hot.inline.iter().chain(self.spilled(&hot));
-        let mut renew = Vec::new();
-        for (i, watch) in watches.enumerate() {
-            if watch.holds() {
-                continue;
-            }
-            let Some(check) = cold
-                .deep
-                .iter()
-                .find(|d| (d.watch as usize..(d.watch + d.words) as usize).contains(&i))
-            else {
-                return false;
-            };
-            // SAFETY: GIL held; `cold` keeps the dict, keys and results alive.
-            if !unsafe { check.repeat() } {
-                return false;
-            }
-            renew.push(i);
-        }
+        // SAFETY: GIL held; `cold` keeps the dict, keys and results alive.
+        let Some(renew) = (unsafe { DeepCheck::renewable(watches, &cold.deep) }) else {
+            return false;
+        };
         for i in renew {
             if i < INLINE {
                 self.hot[pos].inline[i].renew();
@@ -822,6 +808,32 @@ pub(crate) fn shared_scan(
 // Stamp parts only the scanner uses (the stamps are made by `naming::python`).
 
 impl DeepCheck {
+    /// The positions of `watches` that no longer hold but that one of `deep`'s checks,
+    /// repeated, proves unchanged: those watches can be renewed. `None` when some changed
+    /// watch is not covered by a check, or its check finds something else.
+    ///
+    /// # Safety
+    /// As [`DeepCheck::repeat`]: the GIL is held and the stamp the checks came from is alive.
+    pub(crate) unsafe fn renewable<'a>(
+        watches: impl Iterator<Item = &'a Watch>,
+        deep: &[DeepCheck],
+    ) -> Option<Vec<usize>> {
+        let mut renew = Vec::new();
+        for (i, watch) in watches.enumerate() {
+            if watch.holds() {
+                continue;
+            }
+            let check = deep
+                .iter()
+                .find(|d| (d.watch as usize..(d.watch + d.words) as usize).contains(&i))?;
+            if !check.repeat() {
+                return None;
+            }
+            renew.push(i);
+        }
+        Some(renew)
+    }
+
     /// Repeats the lookups; true when every one finds what it found before. May run code
     /// only as a dict lookup can (the `__eq__` of a `str` subclass key with a colliding
     /// hash), so never call it where program code must not run.

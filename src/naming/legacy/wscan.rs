@@ -562,24 +562,11 @@ impl WatchedScanner {
         if entry.kind != Kind::Entry {
             return false;
         }
-        let mut renew = Vec::new();
-        for (i, watch) in entry.watches.iter().enumerate() {
-            if watch.holds() {
-                continue;
-            }
-            let Some(check) = entry
-                .deep
-                .iter()
-                .find(|d| (d.watch as usize..(d.watch + d.words) as usize).contains(&i))
-            else {
-                return false;
-            };
-            // SAFETY: GIL held; the entry keeps the dict, keys and results alive.
-            if !unsafe { check.repeat() } {
-                return false;
-            }
-            renew.push(i);
-        }
+        // SAFETY: GIL held; the entry keeps the dict, keys and results alive.
+        let Some(renew) = (unsafe { DeepCheck::renewable(entry.watches.iter(), &entry.deep) })
+        else {
+            return false;
+        };
         for i in renew {
             entry.watches[i].renew();
             let slot = entry.polled[i];
