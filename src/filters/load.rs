@@ -8,7 +8,7 @@ use super::builtin::{BUILTIN_NAME, BUILTIN_TOML};
 use super::chain::{FilterChain, FilterSource, ScopeRule, SourceOrigin};
 use super::error::{FilterError, FilterErrorKind};
 use super::model::{Exec, FilterMeta, IoConfig, IoStream, SelectorKind, ValueAction};
-use super::selector::{parse_selector, Place};
+use super::selector::{parse_selector, Compile, Place};
 use super::values::{PatternSet, ValuePattern};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -378,6 +378,15 @@ impl Assembly {
             .at(text, e.span())
         })?;
         let index = self.sources.len();
+        // The builtin filter is a fixed text whose regexes are known to compile (tested):
+        // they are compiled at their first match, so a run that never needs one (evidence-only
+        // never matches a value pattern) does not pay for it (≈ 18 M instructions at start).
+        // Every other source is compiled now, so that its errors are reported at load.
+        let compile = if matches!(origin, SourceOrigin::Builtin) {
+            Compile::Lazy
+        } else {
+            Compile::Eager
+        };
 
         // [meta]
         let meta_name = raw.meta.name.get_ref().trim();
@@ -496,11 +505,16 @@ impl Assembly {
         // [[scope.rules]]
         let mut rules = Vec::with_capacity(raw.scope.rules.len());
         for (i, rule) in raw.scope.rules.into_iter().enumerate() {
-            let selector = parse_selector(rule.selector.get_ref(), Place::ScopeRule, &project_root)
-                .map_err(|msg| {
-                    cx.err(FilterErrorKind::InvalidSelector, msg, &rule.selector)
-                        .with_text(rule.selector.get_ref().clone())
-                })?;
+            let selector = parse_selector(
+                rule.selector.get_ref(),
+                Place::ScopeRule,
+                &project_root,
+                compile,
+            )
+            .map_err(|msg| {
+                cx.err(FilterErrorKind::InvalidSelector, msg, &rule.selector)
+                    .with_text(rule.selector.get_ref().clone())
+            })?;
             let scope_kind = match selector.kind() {
                 SelectorKind::Scope(k) => k,
                 SelectorKind::Value(_) => unreachable!("checked by parse_selector"),
@@ -535,12 +549,16 @@ impl Assembly {
             };
             let mut patterns = Vec::with_capacity(rule.value_patterns.len());
             for p in rule.value_patterns {
-                let selector =
-                    parse_selector(p.selector.get_ref(), Place::ValuePattern, &project_root)
-                        .map_err(|msg| {
-                            cx.err(FilterErrorKind::InvalidSelector, msg, &p.selector)
-                                .with_text(p.selector.get_ref().clone())
-                        })?;
+                let selector = parse_selector(
+                    p.selector.get_ref(),
+                    Place::ValuePattern,
+                    &project_root,
+                    compile,
+                )
+                .map_err(|msg| {
+                    cx.err(FilterErrorKind::InvalidSelector, msg, &p.selector)
+                        .with_text(p.selector.get_ref().clone())
+                })?;
                 let action = ValueAction::parse(p.action.get_ref()).ok_or_else(|| {
                     cx.err(
                         FilterErrorKind::InvalidValue,

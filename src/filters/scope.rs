@@ -36,6 +36,24 @@ impl ScopeContext {
         module_name: Option<&str>,
         qualname: &str,
     ) -> ScopeContext {
+        ScopeContext::from_paths(
+            co_filename,
+            normalize_posix(co_filename),
+            relative_path,
+            module_name,
+            qualname,
+        )
+    }
+
+    /// [`from_parts`](Self::from_parts) with the F4.1 absolute path also computed by the
+    /// caller (`normalize_posix(co_filename)`), e.g. cached per file.
+    pub fn from_paths(
+        co_filename: &str,
+        absolute_path: Option<String>,
+        relative_path: Option<String>,
+        module_name: Option<&str>,
+        qualname: &str,
+    ) -> ScopeContext {
         let module_name = module_name.filter(|m| !m.is_empty()).map(str::to_string);
         let object_name = match (&module_name, qualname.is_empty()) {
             (Some(m), false) => Some(format!("{m}.{qualname}")),
@@ -45,7 +63,7 @@ impl ScopeContext {
         };
         ScopeContext {
             co_filename: co_filename.to_string(),
-            absolute_path: normalize_posix(co_filename),
+            absolute_path,
             relative_path: relative_path.filter(|r| !r.is_empty()),
             module_name,
             qualname: qualname.to_string(),

@@ -5,7 +5,7 @@ use globset::{GlobBuilder, GlobMatcher};
 use regex::Regex;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Where a selector appears: a scope rule accepts `pkg`/`file`/`obj`, a value pattern accepts
 /// `local`/`global`/`arg`/`ret`/`attr`.
@@ -13,6 +13,32 @@ use std::sync::Arc;
 pub(crate) enum Place {
     ScopeRule,
     ValuePattern,
+}
+
+/// When a selector's regex is compiled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Compile {
+    /// At load: a pattern that does not compile is a load error.
+    Eager,
+    /// At the first match. Only for patterns known to compile (the builtin filter's, checked
+    /// by a test): compiling `(?i)` alternations costs millions of instructions, and a run
+    /// that never tests a value pattern should not pay for it.
+    Lazy,
+}
+
+/// A regex compiled at its first use; clones share it.
+struct LazyRegex {
+    pattern: Box<str>,
+    regex: OnceLock<Regex>,
+}
+
+impl LazyRegex {
+    #[inline]
+    fn get(&self) -> &Regex {
+        self.regex.get_or_init(|| {
+            Regex::new(&self.pattern).expect("a lazily compiled selector regex compiles (tested)")
+        })
+    }
 }
 
 /// A compiled selector.
@@ -36,6 +62,7 @@ enum Matcher {
         suffix: Box<str>,
     },
     Regex(Regex),
+    LazyRegex(Arc<LazyRegex>),
     Literal(Box<str>),
 }
 
@@ -72,7 +99,16 @@ impl Selector {
                 one_star(prefix.as_bytes(), suffix.as_bytes(), subject.as_bytes())
             }
             Matcher::Regex(r) => r.is_match(subject),
+            Matcher::LazyRegex(r) => r.get().is_match(subject),
             Matcher::Literal(l) => &**l == subject,
+        }
+    }
+
+    /// Compile a lazily compiled regex now (tests: the builtin filter's regexes compile).
+    #[cfg(test)]
+    pub(crate) fn force_compile(&self) {
+        if let Matcher::LazyRegex(r) = &self.matcher {
+            r.get();
         }
     }
 }
@@ -90,6 +126,7 @@ impl fmt::Debug for Selector {
                     Matcher::Glob(_) => "globset",
                     Matcher::OneStar { .. } => "one-star",
                     Matcher::Regex(_) => "regex",
+                    Matcher::LazyRegex(_) => "regex (compiled at first use)",
                     Matcher::Literal(_) => "literal",
                 },
             )
@@ -103,6 +140,7 @@ pub(crate) fn parse_selector(
     raw: &str,
     place: Place,
     project_root: &Path,
+    when: Compile,
 ) -> Result<Selector, String> {
     if raw.is_empty() {
         return Err("selector is empty".to_string());
@@ -176,7 +214,7 @@ pub(crate) fn parse_selector(
     };
 
     let matcher =
-        compile(match_type, &pattern).map_err(|why| format!("selector `{raw}`: {why}"))?;
+        compile(match_type, &pattern, when).map_err(|why| format!("selector `{raw}`: {why}"))?;
     Ok(Selector {
         text: Arc::from(raw),
         kind,
@@ -186,7 +224,7 @@ pub(crate) fn parse_selector(
     })
 }
 
-fn compile(match_type: MatchType, pattern: &str) -> Result<Matcher, String> {
+fn compile(match_type: MatchType, pattern: &str, when: Compile) -> Result<Matcher, String> {
     Ok(match match_type {
         MatchType::Literal => Matcher::Literal(pattern.into()),
         MatchType::Glob => {
@@ -199,6 +237,10 @@ fn compile(match_type: MatchType, pattern: &str) -> Result<Matcher, String> {
                 .map_err(|e| format!("glob `{pattern}` does not compile: {}", e.kind()))?;
             Matcher::Glob(glob.compile_matcher())
         }
+        MatchType::Regex if when == Compile::Lazy => Matcher::LazyRegex(Arc::new(LazyRegex {
+            pattern: pattern.into(),
+            regex: OnceLock::new(),
+        })),
         MatchType::Regex => Matcher::Regex(Regex::new(pattern).map_err(|e| {
             format!(
                 "regex `{pattern}` does not compile: {}",
@@ -304,6 +346,65 @@ pub(crate) fn rewrite_file_path_pattern(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The builtin filter's regexes are compiled at their first match (`Compile::Lazy`),
+    /// where a failure could not be reported as a load error: each one must compile, and
+    /// must answer as an eagerly compiled copy does.
+    #[test]
+    fn the_builtin_filters_lazy_regexes_compile() {
+        let chain = crate::filters::FilterChain::builtin_only();
+        let mut lazy = 0;
+        let selectors = chain.rules().iter().flat_map(|rule| {
+            std::iter::once(rule.selector())
+                .chain(rule.value_patterns().iter().map(|p| p.selector()))
+        });
+        for selector in selectors {
+            if let Matcher::LazyRegex(_) = selector.matcher {
+                lazy += 1;
+                selector.force_compile();
+                let eager = Regex::new(selector.pattern()).expect(selector.text());
+                for subject in [
+                    "usr/lib/python3.12/os.py",
+                    "api_key",
+                    "Token",
+                    "x",
+                    "asyncio.tasks",
+                ] {
+                    assert_eq!(
+                        selector.matches(subject),
+                        eager.is_match(subject),
+                        "{}",
+                        selector.text()
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            lazy, 9,
+            "the builtin filter's regex selectors are all compiled lazily"
+        );
+    }
+
+    /// A regex in any other source is compiled at load, so a bad one is a load error.
+    #[test]
+    fn eager_regexes_report_errors_at_load() {
+        let err = parse_selector(
+            "local:regex:(unclosed",
+            Place::ValuePattern,
+            Path::new(""),
+            Compile::Eager,
+        )
+        .unwrap_err();
+        assert!(err.contains("does not compile"), "{err}");
+        let ok = parse_selector(
+            "local:regex:tok",
+            Place::ValuePattern,
+            Path::new(""),
+            Compile::Eager,
+        )
+        .unwrap();
+        assert!(matches!(ok.matcher, Matcher::Regex(_)));
+    }
 
     /// The fast paths give the same answers as globset with `literal_separator(true)`.
     #[test]

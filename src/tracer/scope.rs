@@ -10,7 +10,7 @@
 //!   project-relative name, else the walk up `__init__.py` directories). For function code
 //!   the `__name__` is the one in the function's globals when it first runs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use runtime_tracing::{TypeKind, ValueRecord};
 use serde::Serialize;
@@ -27,7 +27,22 @@ pub struct Scoping {
     pub legacy_filter: Option<Box<dyn FilterModuleNamer + Send>>,
     pub values: ValueCounters,
     pub skipped_by_filter: u64,
+    /// `co_filename` → its F4.1 absolute and F4.2 relative paths. Both depend only on the
+    /// filename and the chain, and one file has many code objects, each decided once per
+    /// engine: the path work (`Path::strip_prefix` and `components()` per filter source,
+    /// thousands of instructions) is done once per file instead.
+    paths: HashMap<Box<str>, FilePaths>,
 }
+
+/// The paths of one `co_filename` (see [`Scoping::decide`]).
+struct FilePaths {
+    absolute: Option<String>,
+    relative: Option<String>,
+}
+
+/// Past this many distinct filenames the cache starts over (a program that `exec`s code
+/// under ever new names must not grow it without bound).
+const PATH_CACHE_LIMIT: usize = 1 << 16;
 
 impl Scoping {
     pub fn new(chain: FilterChain) -> Self {
@@ -36,6 +51,7 @@ impl Scoping {
             legacy_filter: None,
             values: ValueCounters::default(),
             skipped_by_filter: 0,
+            paths: HashMap::new(),
         }
     }
 
@@ -70,12 +86,28 @@ impl Scoping {
         facts: &CodeFacts,
         modules: &dyn ModuleTable,
     ) -> (ScopeContext, Decision) {
-        let absolute = crate::filters::normalize_posix(&facts.filename).unwrap_or_default();
-        let relative = self.chain.relative_path(&facts.filename);
-        let module =
-            self.filter_module_name(engine, facts, relative.as_deref(), &absolute, modules);
-        let ctx = ScopeContext::from_parts(
+        if !self.paths.contains_key(facts.filename.as_str()) {
+            if self.paths.len() >= PATH_CACHE_LIMIT {
+                self.paths.clear();
+            }
+            let paths = FilePaths {
+                absolute: crate::filters::normalize_posix(&facts.filename),
+                relative: self.chain.relative_path(&facts.filename),
+            };
+            self.paths.insert(facts.filename.as_str().into(), paths);
+        }
+        let paths = &self.paths[facts.filename.as_str()];
+        let (absolute, relative) = (paths.absolute.clone(), paths.relative.clone());
+        let module = self.filter_module_name(
+            engine,
+            facts,
+            relative.as_deref(),
+            absolute.as_deref().unwrap_or_default(),
+            modules,
+        );
+        let ctx = ScopeContext::from_paths(
             &facts.filename,
+            absolute,
             relative,
             module.as_deref(),
             &facts.qualname,
