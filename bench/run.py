@@ -1,5 +1,7 @@
-"""Whole-process benchmarks: untraced python vs a no-op C trace hook vs coverage.py vs
-ct-record (JSON and binary).
+"""Whole-process benchmarks: untraced python vs a no-op C-level hook (the floor) vs
+coverage.py vs ct-record (JSON and binary). The floor is a no-op `PyEval_SetTrace` hook on
+CPython 3.11 and a no-op C-level `sys.monitoring` callback for every event the recorder uses
+on 3.12+ (bench/noop_hook_runner.py).
 
 Recording workloads are of a user's size (--quick shrinks them): fib(32) with a helper call
 per step (about 10.5 M calls with arguments and return values), a 13 M-iteration loop (more
@@ -89,6 +91,10 @@ def generate_tree(root, n):
             f.write(f"def f{i}(x):\n    return x + {i}\n\n\ndef g{i}():\n    return f{i}(1)\n\n\nVALUE = g{i}()\n")
 
 
+FLOOR_KIND = ("no-op C sys.monitoring callback on every event" if sys.version_info >= (3, 12)
+              else "no-op C trace hook (PyEval_SetTrace)")
+
+
 def configs(workload_cmd, trace_dir, data_dir):
     """The configurations every recording workload runs under, in the same invocation."""
     return {
@@ -124,7 +130,8 @@ def recording_benchmark(work, repeat, scale, tree, n_modules):
         raise SystemExit(f"the recording benchmark writes up to {need / 2**30:.0f} GiB of traces "
                          f"(JSON at this size is 3.6 GiB per run); {work} has {free / 2**30:.1f} GiB free")
     print(f"recording: median wall time of {repeat} runs (runs of one workload interleaved), "
-          f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
+          f"python {sys.version.split()[0]}, {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f}; floor = {FLOOR_KIND}")
     cfg_names = list(configs([], "", "").keys())
     print(f"{'workload':26} " + " ".join(f"{c:>10}" for c in cfg_names))
     results = {}
