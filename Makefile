@@ -24,10 +24,22 @@ PYTHONS      ?= $(SUPPORTED_PYTHONS)
 SKIP_PYTHONS ?=
 BENCH_ARGS   ?=
 PYTEST_ARGS  ?=
-BUILD_PROFILE ?= test-ext
+# The Python suite runs on two workers (pytest-xdist), a test file per worker at a time
+# (`loadfile`: the tests of one file share fixtures and servers); PYTEST_JOBS= runs it in
+# one process.
+PYTEST_JOBS  ?= -n 2 --dist loadfile
+BUILD_PROFILE ?= suite
 venv_of      = $(if $(filter 3.11,$(1)),$(VENV),$(VENV)-$(1))
+# Where `make test` builds for interpreter $(1) other than 3.11: its own target dir by
+# default, so that switching interpreters rebuilds nothing (PyO3's build script reruns when
+# PYO3_PYTHON changes, and everything above it is rebuilt in place). SHARE_TARGET_DIR=1
+# (.ci/run) builds every interpreter in target/ instead: on a fresh machine each one then
+# compiles only PyO3 and the workspace again, not every dependency; a second `make test`
+# with it rebuilds those for each interpreter in turn.
+SHARE_TARGET_DIR ?=
+target_of    = $(if $(filter 1,$(SHARE_TARGET_DIR)),$(abspath target),$(abspath target)/py$(1))
 
-.PHONY: help setup build demo test test-rust test-python test-pythons pythons bench bench-rust bench-formats lint clean pytest-3.11
+.PHONY: help setup build build-3.11 demo test test-rust test-python test-pythons pythons bench bench-rust bench-formats lint clean pytest-3.11
 
 help:
 	@echo "make demo   - set up, build, record the bundled example, print the summary"
@@ -75,13 +87,15 @@ build: setup
 demo: build
 	bash examples/run-demo.sh
 
-# One build for both suites: `build` is a prerequisite of test-python too, and make runs a
-# prerequisite once per invocation.
-test: build test-rust test-pythons
+# One build for both suites: `build-3.11` (the extension, with the `suite` profile) is a
+# prerequisite of test-pythons too, and make runs a prerequisite once per invocation. The
+# Rust suites build with the same profile into the same target dir, so 3.11's dependencies
+# are compiled once.
+test: build-3.11 test-rust test-pythons
 
 # The whole Python suite on each interpreter of PYTHONS, in order; a skip is said out loud,
 # at the start and again at the end of the run.
-test-pythons: build
+test-pythons: build-3.11
 	for v in $(PYTHONS) $(SKIP_PYTHONS); do
 	  if [[ " $(SUPPORTED_PYTHONS) " != *" $$v "* ]]; then
 	    echo "make test: CPython $$v is not a supported interpreter (supported: $(SUPPORTED_PYTHONS))" >&2
@@ -113,42 +127,51 @@ pythons:
 	@echo $(filter-out $(SKIP_PYTHONS),$(PYTHONS))
 
 # The naming differential test against the real sys.modules of another interpreter (3.11's
-# runs in test-rust). An embedded interpreter: a dev build of the test binary for it.
+# runs in test-rust). An embedded interpreter: the test binary built for it, with the
+# profile and in the target dir of that interpreter's extension (build-%), whose
+# dependencies it reuses.
 test-naming-%: $(STAMPS)/venv-%
 	py=$(abspath $(VENV)-$*)/bin/python
 	export LD_LIBRARY_PATH="$$($$py -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}"
-	CARGO_TARGET_DIR=$(abspath target)/py$* PYO3_PYTHON=$$py cargo test -p ct-recorder --quiet --test naming_pysys
+	CARGO_TARGET_DIR=$(call target_of,$*) PYO3_PYTHON=$$py \
+	  cargo test -p ct-recorder --quiet --profile $(BUILD_PROFILE) --test naming_pysys
 
 test-rust: setup
 	export LD_LIBRARY_PATH="$(PY_LIBDIR)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}"
-	# Dev profile: these tests check logic, and the release profile's LTO doubles the build.
-	cargo test --workspace --quiet
+	# The `suite` profile of the 3.11 extension (build-3.11), whose dependencies these reuse.
+	cargo test --workspace --quiet --profile $(BUILD_PROFILE)
 	# Only the root crate has the `legacy-resolver` feature.
-	cargo test -p ct-recorder --quiet --no-default-features
+	cargo test -p ct-recorder --quiet --profile $(BUILD_PROFILE) --no-default-features
 
 test-python: test-python-3.11
 
-test-python-3.11: build pytest-3.11
+test-python-3.11: build-3.11 pytest-3.11
 
 test-python-%: build-% pytest-%
 	@true
 
 # The suite alone, on a build made before.
 pytest-3.11:
-	$(PY) -m pytest -q tests/python $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(PYTEST_JOBS) tests/python $(PYTEST_ARGS)
 
 pytest-%:
-	$(VENV)-$*/bin/python -m pytest -q tests/python $(PYTEST_ARGS)
+	$(VENV)-$*/bin/python -m pytest -q $(PYTEST_JOBS) tests/python $(PYTEST_ARGS)
 
-build-3.11: build
+# The 3.11 extension the suites run on: the `suite` profile, in target/ (beside the Rust
+# suites' build). `make build` installs the release build instead.
+build-3.11: setup
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
+	  $(VENV)/bin/maturin develop --profile $(BUILD_PROFILE) --quiet
+	$(PY) -c 'import ct_recorder._native'
 
 # The extension for another interpreter, in its own target dir (switching PYO3_PYTHON in
-# one target dir would rebuild everything each time). The `test-ext` profile (Cargo.toml):
-# release code without LTO and with more codegen units, a shorter build; BUILD_PROFILE=release
-# builds what a wheel ships.
+# one target dir would rebuild everything each time). The `suite` profile (Cargo.toml) is
+# also the one its naming differential test (test-naming-%) builds with, so the two share
+# every dependency: one compilation per interpreter. BUILD_PROFILE=release builds what a
+# wheel ships.
 build-%: $(STAMPS)/venv-%
 	VIRTUAL_ENV=$(abspath $(VENV)-$*) PATH=$(abspath $(VENV)-$*)/bin:$$PATH \
-	  CARGO_TARGET_DIR=$(abspath target)/py$* PYO3_PYTHON=$(abspath $(VENV)-$*)/bin/python \
+	  CARGO_TARGET_DIR=$(call target_of,$*) PYO3_PYTHON=$(abspath $(VENV)-$*)/bin/python \
 	  $(VENV)-$*/bin/maturin develop --profile $(BUILD_PROFILE) --quiet
 	$(VENV)-$*/bin/python -c 'import ct_recorder._native'
 

@@ -257,15 +257,17 @@ def _shared_target_dir():
 
 
 def _build_recorder(clone, target_dir, out_dir):
-    """A ct-record from the clone: its cdylib (dev profile) beside its Python package."""
+    """A ct-record from the clone: its cdylib (the `suite` profile) beside its Python package."""
     env = _cargo_env(target_dir)
-    triple = _run(["rustc", "-vV"], clone).stdout.split("host: ")[1].split()[0]
-    # An explicit --target keeps the clone's libct_recorder.so apart from the main build's
-    # (same target dir, so the dependencies are shared and nothing is rebuilt twice).
+    # The main build's target dir and profile (`make test` builds 3.11's extension and Rust
+    # suites with `suite`): the dependencies are already compiled there, so only the clone's
+    # own crates are. The clone's cdylib lands where the main one does
+    # (`suite/libct_recorder.so`); it is copied out at once, and the main extension is
+    # installed in the venv, not read from there.
     done = _run(["cargo", "build", "--quiet", "-p", "ct-recorder", "--lib", "--features", "extension-module",
-                 "--target", triple], clone, env, timeout=1200)
+                 "--profile", "suite"], clone, env, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
-    lib = target_dir / triple / "debug" / "libct_recorder.so"
+    lib = target_dir / "suite" / "libct_recorder.so"
     pkg = out_dir / "ct_recorder"
     shutil.copytree(clone / "python" / "ct_recorder", pkg)
     shutil.copy(lib, pkg / ("_native" + sysconfig.get_config_var("EXT_SUFFIX")))
