@@ -362,7 +362,8 @@ mod tests {
             if let Matcher::LazyRegex(_) = selector.matcher {
                 lazy += 1;
                 selector.force_compile();
-                let eager = Regex::new(selector.pattern()).expect(selector.text());
+                let eager = Regex::new(selector.pattern())
+                    .unwrap_or_else(|e| panic!("{}: {e}", selector.text()));
                 for subject in [
                     "usr/lib/python3.12/os.py",
                     "api_key",

@@ -25,9 +25,8 @@ def worker(n):
     return sum(len(greet(str(i))) for i in range(n))
 
 t = threading.Thread(target=worker, args=(50,))
-t.start()
+t.start(); t.join()  # one line, the thread run whole: both runs interleave alike
 worker(100)
-t.join()
 Box(3)
 try:
     raise ValueError("boom")
