@@ -2,11 +2,10 @@
 busy port (docs/metrics.md)."""
 
 import socket
-import time
 
 import pytest
 
-from shadow_support import dotted_tempdir, parse_prom, record, write_tree
+from shadow_support import dotted_tempdir, parse_prom, record, wait_until, write_tree
 from shadow_support.servers import Pushgateway
 
 PROGRAM = {
@@ -90,12 +89,8 @@ def test_push_to_a_real_pushgateway(project):
         # The consumer deletes the group; it is gone. The Pushgateway queues a deletion
         # (202 Accepted) and applies it a moment later, so look until it is applied.
         assert pg.delete_group("ct-record", run_id=run_id) == 202
-        deadline = time.monotonic() + 10
-        left = pushed_series(pg.metrics_text(), run_id)
-        while left and time.monotonic() < deadline:
-            time.sleep(0.05)
-            left = pushed_series(pg.metrics_text(), run_id)
-        assert left == {}, sorted(left)[:5]
+        wait_until(lambda: pushed_series(pg.metrics_text(), run_id) == {}, 10, interval=0.05,
+                   what="the deleted group to leave the Pushgateway")
 
 
 @pytest.mark.legacy_engine

@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -668,6 +669,28 @@ def test_script_directory_modules_shadow_the_standard_library(work, trace_dir):
     trace.check_balanced()
     for name in ("report.py", "types.py", "signal.py"):
         check_lines(trace, here / name)
+
+
+def test_threading_is_imported_before_the_program_only_where_the_back_end_needs_it(tmp_path):
+    """3.12+: nothing of the recorder's needs `threading` (sys.monitoring covers every
+    thread), so the program finds it unimported at start, as under python, and imports it
+    itself. 3.11: the back end sets `threading.settrace`, so the program finds `threading`
+    already imported (docs/recording.md)."""
+    here = tmp_path / "prog"
+    here.mkdir()
+    (here / "main.py").write_text(
+        "import sys\n"
+        "print('threading imported at start:', 'threading' in sys.modules)\n"
+        "import threading\n"
+        "t = threading.Thread(target=print, args=('in a thread',)); t.start(); t.join()\n"
+    )
+    py, ct = run_pair(["main.py"], here, tmp_path / "trace")
+    assert py.stdout == b"threading imported at start: False\nin a thread\n", py.describe()
+    if sys.version_info >= (3, 12):
+        assert_same_behaviour(py, ct)
+    else:
+        assert ct.returncode == 0, ct.describe()
+        assert ct.stdout == b"threading imported at start: True\nin a thread\n", ct.describe()
 
 
 @pytest.mark.parametrize("kind", ["directory", "zip"])
