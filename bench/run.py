@@ -1,5 +1,5 @@
 """Whole-process benchmarks: untraced python vs a no-op C-level hook (the floor) vs
-coverage.py vs ct-record (JSON and binary). The floor is a no-op `PyEval_SetTrace` hook on
+coverage.py vs ct-record (JSON, binary and compact). The floor is a no-op `PyEval_SetTrace` hook on
 CPython 3.11 and a no-op C-level `sys.monitoring` callback for every event the recorder uses
 on 3.12+ (bench/noop_hook_runner.py).
 
@@ -105,6 +105,7 @@ def configs(workload_cmd, trace_dir, data_dir):
         "coverage": [PY, "-m", "coverage", "run", f"--data-file={os.path.join(data_dir, 'cov')}"] + workload_cmd,
         "ct json": [CT_RECORD, "--quiet", "--format", "json", "--trace-dir", trace_dir] + workload_cmd,
         "ct binary": [CT_RECORD, "--quiet", "--format", "binary", "--trace-dir", trace_dir] + workload_cmd,
+        "ct compact": [CT_RECORD, "--quiet", "--format", "compact", "--trace-dir", trace_dir] + workload_cmd,
     }
 
 
@@ -384,7 +385,7 @@ def main():
         results = recording_benchmark(work, 2 if opts.quick else opts.record_repeat, scale, tree, n_modules)
         call_heavy = next(iter(results))
         traces = results[call_heavy][3]
-        reader_benchmark(work, {f"{call_heavy} {c}": traces[c] for c in ("ct json", "ct binary")})
+        reader_benchmark(work, {f"{call_heavy} {c}": traces[c] for c in ("ct json", "ct binary", "ct compact")})
         instructions_benchmark(work, tree)
         if opts.recording_only:
             return

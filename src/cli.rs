@@ -40,7 +40,9 @@ pub struct RecordArgs {
     pub trace_dir: PathBuf,
 
     /// Events file format: trace.bin (CodeTracer binary: CBOR records in a zstd stream,
-    /// under 2 bytes per event) or trace.json (streamed JSON, 30-60 bytes per event: for
+    /// under 2 bytes per event), trace.ctc (compact: the recorder's own records in a zstd
+    /// stream, the cheapest to write; `python -m ct_recorder.convert` turns it into
+    /// trace.bin or trace.json) or trace.json (streamed JSON, 30-60 bytes per event: for
     /// small runs and tests).
     #[arg(long, value_enum, default_value_t = crate::session::DEFAULT_FORMAT, env = "CODETRACER_TRACE_FORMAT")]
     pub format: TraceFormat,

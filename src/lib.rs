@@ -224,11 +224,7 @@ fn start(
     let format_given = format.is_some();
     let format = match format {
         None => session::DEFAULT_FORMAT,
-        Some(name) => <TraceFormat as clap::ValueEnum>::from_str(name, false).map_err(|_| {
-            PyValueError::new_err(format!(
-                "unknown trace format {name:?} (expected 'binary' or 'json')"
-            ))
-        })?,
+        Some(name) => TraceFormat::parse(name).map_err(PyValueError::new_err)?,
     };
     let on_error = <OnError as clap::ValueEnum>::from_str(on_error, false).map_err(|_| {
         PyValueError::new_err(format!(
@@ -494,6 +490,7 @@ pub fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Streaming trace readers (ct_recorder.trace_reader, ct_recorder.summary).
     m.add_class::<writer::py::EventChunks>()?;
     m.add_function(wrap_pyfunction!(writer::py::scan_trace, m)?)?;
+    m.add_function(wrap_pyfunction!(writer::py::convert_trace, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::settrace::thread_bootstrap, m)?)?;
     m.add_function(wrap_pyfunction!(_bench_install_noop_hook, m)?)?;
     m.add_function(wrap_pyfunction!(_bench_install_noop_profile, m)?)?;

@@ -22,6 +22,7 @@ pub const OWNED_FILES: &[&str] = &[
     MARKER_FILE,
     "trace.json",
     "trace.bin",
+    "trace.ctc",
     "trace_metadata.json",
     "trace_paths.json",
 ];

@@ -2,7 +2,7 @@
 
 Events are plain Python data, each a dict with one key naming the event kind
 (``{"Step": {...}}``, ``{"Call": {...}}``...), exactly as the CodeTracer format's serde
-representation has it, whatever the events file's format (``trace.json`` or ``trace.bin``).
+representation has it, whatever the events file's format (``trace.json``, ``trace.bin`` or ``trace.ctc``).
 
 - ``TraceEvents(path)``: iterate over the events; memory stays flat (the file is decoded a
   chunk of events at a time). After the loop, ``complete`` says whether the recorder closed
@@ -23,8 +23,8 @@ INCOMPLETE = "incomplete: the run did not finish"
 
 
 class TraceEvents:
-    """The events of the trace in ``path`` (a trace directory, ``trace.json`` or
-    ``trace.bin``), read streaming."""
+    """The events of the trace in ``path`` (a trace directory, ``trace.json``,
+    ``trace.bin`` or ``trace.ctc``), read streaming."""
 
     def __init__(self, path, chunk=4096, kinds=None):
         """``kinds``: only events of these kinds (e.g. ``{"Function", "Call"}``); the others

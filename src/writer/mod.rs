@@ -17,6 +17,8 @@
 //! `trace_metadata.json` and `trace_paths.json` are written at the end, atomically.
 
 mod builder;
+pub mod compact;
+pub mod convert;
 pub mod py;
 pub mod reader;
 pub mod record;

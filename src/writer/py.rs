@@ -169,3 +169,28 @@ pub fn scan_trace(py: Python<'_>, path: PathBuf) -> PyResult<PyObject> {
     )?;
     Ok(out.into_any().unbind())
 }
+
+/// Converts the trace at `source` into `out_dir` in `format` (see [`super::convert`]).
+/// Returns what was done as a dict; a bad source, format or output directory raises
+/// `ValueError` and leaves nothing behind.
+#[pyfunction]
+pub fn convert_trace(
+    py: Python<'_>,
+    source: PathBuf,
+    out_dir: PathBuf,
+    format: &str,
+) -> PyResult<PyObject> {
+    let to = super::TraceFormat::parse(format).map_err(PyValueError::new_err)?;
+    let done = py
+        .allow_threads(|| super::convert::convert(&source, &out_dir, to))
+        .map_err(PyValueError::new_err)?;
+    let out = PyDict::new(py);
+    out.set_item("events_file", done.events_file)?;
+    out.set_item("format", to.as_str())?;
+    out.set_item("events", done.events)?;
+    out.set_item("complete", done.truncated.is_none())?;
+    out.set_item("end_reason", done.truncated)?;
+    out.set_item("copied", done.copied)?;
+    out.set_item("missing", done.missing)?;
+    Ok(out.into_any().unbind())
+}

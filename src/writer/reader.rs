@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 use runtime_tracing::TraceLowLevelEvent;
 
+use super::compact::{CompactDecoder, COMPACT_HEADER_V1};
+use super::record::{Rec, RecordEncoder};
 use super::sink::BINARY_HEADER_V1;
 use super::TraceFormat;
 
@@ -42,30 +44,25 @@ impl std::fmt::Display for ReadError {
 
 impl std::error::Error for ReadError {}
 
-/// The events file of a trace directory (`trace.json` or `trace.bin`), or `path` itself
-/// when it is a file.
+/// The events file of a trace directory (`trace.json`, `trace.bin` or `trace.ctc`), or
+/// `path` itself when it is a file.
 pub fn events_file(path: &Path) -> Result<(PathBuf, TraceFormat), ReadError> {
-    let file = if path.is_dir() {
-        let candidates =
-            [TraceFormat::Json, TraceFormat::Binary].map(|f| (path.join(f.events_file_name()), f));
-        match candidates.into_iter().find(|(p, _)| p.exists()) {
-            Some(found) => return Ok(found),
-            None => {
-                return Err(ReadError(format!(
-                    "{}: no events file (trace.json or trace.bin)",
-                    path.display()
-                )))
-            }
-        }
-    } else {
-        path.to_path_buf()
+    if path.is_dir() {
+        let candidates = TraceFormat::ALL.map(|f| (path.join(f.events_file_name()), f));
+        return match candidates.into_iter().find(|(p, _)| p.exists()) {
+            Some(found) => Ok(found),
+            None => Err(ReadError(format!(
+                "{}: no events file (trace.json, trace.bin or trace.ctc)",
+                path.display()
+            ))),
+        };
+    }
+    let format = match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => TraceFormat::Json,
+        Some("ctc") => TraceFormat::Compact,
+        _ => TraceFormat::Binary,
     };
-    let format = if file.extension().is_some_and(|e| e == "json") {
-        TraceFormat::Json
-    } else {
-        TraceFormat::Binary
-    };
-    Ok((file, format))
+    Ok((path.to_path_buf(), format))
 }
 
 /// Events of one events file, in order.
@@ -81,6 +78,7 @@ pub struct EventReader {
 enum Inner {
     Json(JsonElements),
     Binary(CborRecords),
+    Compact(CompactRecords),
 }
 
 /// The kinds of events, by their name in the format (the serde variant names).
@@ -124,15 +122,19 @@ impl EventReader {
         let mut end = None;
         let inner = match format {
             TraceFormat::Json => Inner::Json(JsonElements::new(file)),
-            TraceFormat::Binary => {
-                let mut header = [0u8; 8];
-                let n = read_up_to(&mut file, &mut header).map_err(fail)?;
-                if n < header.len() && header[..n] == BINARY_HEADER_V1[..n] {
+            TraceFormat::Binary | TraceFormat::Compact => {
+                let (header, what) = match format {
+                    TraceFormat::Compact => (COMPACT_HEADER_V1, "a compact trace (trace.ctc)"),
+                    _ => (BINARY_HEADER_V1, "a CodeTracer binary trace"),
+                };
+                let mut got = [0u8; 8];
+                let n = read_up_to(&mut file, &mut got).map_err(fail)?;
+                if n < got.len() && got[..n] == header[..n] {
                     // Killed before the header reached the disk: no events, not finished.
                     end = Some(End::Truncated("the events file is empty".into()));
-                } else if &header != BINARY_HEADER_V1 {
+                } else if &got != header {
                     return Err(ReadError(format!(
-                        "{}: not a CodeTracer binary trace (wrong header)",
+                        "{}: not {what} (wrong header)",
                         path.display()
                     )));
                 }
@@ -143,12 +145,20 @@ impl EventReader {
                     file.read_exact(&mut tail).map_err(fail)?;
                 }
                 file.seek(SeekFrom::Start(n as u64)).map_err(fail)?;
-                Inner::Binary(CborRecords {
+                let frames = Frames {
                     stream: ZstdStream::new(file)?,
                     buf: Vec::with_capacity(1 << 17),
                     start: 0,
                     finished_on_disk: tail == SEEKABLE_MAGIC,
-                })
+                };
+                match format {
+                    TraceFormat::Compact => Inner::Compact(CompactRecords {
+                        frames,
+                        decoder: CompactDecoder::new(),
+                        cbor: RecordEncoder::new(),
+                    }),
+                    _ => Inner::Binary(CborRecords { frames }),
+                }
             }
         };
         Ok(EventReader {
@@ -183,12 +193,22 @@ impl EventReader {
         let got = match &mut self.inner {
             Inner::Json(elements) => elements.next_element(&mut self.raw),
             Inner::Binary(records) => records.next_record(&mut self.raw),
+            Inner::Compact(records) => match records.next_rec() {
+                // The record's event, in CBOR as binary v1 has it, for `decode`.
+                Ok(Ok(rec)) => records
+                    .cbor
+                    .cbor(&mut self.raw, &rec)
+                    .map(|()| Element::Event)
+                    .map_err(|e| e.to_string()),
+                Ok(Err(end)) => Ok(Element::End(end)),
+                Err(e) => Err(e),
+            },
         };
         match got {
             Ok(Element::Event) => {
                 let kind = match self.format {
                     TraceFormat::Json => json_kind(&self.raw),
-                    TraceFormat::Binary => cbor_kind(&self.raw),
+                    TraceFormat::Binary | TraceFormat::Compact => cbor_kind(&self.raw),
                 };
                 kind.map(Some)
                     .ok_or_else(|| self.error("an event of an unknown kind"))
@@ -201,12 +221,31 @@ impl EventReader {
         }
     }
 
+    /// The next record as the recorder wrote it (a compact file's own records; for the
+    /// other formats, the record standing for each event). `None` at the end.
+    pub fn next_rec(&mut self) -> Result<Option<Rec>, ReadError> {
+        if self.end.is_some() {
+            return Ok(None);
+        }
+        let Inner::Compact(records) = &mut self.inner else {
+            return Ok(self.next_event()?.map(Rec::from_event));
+        };
+        match records.next_rec() {
+            Ok(Ok(rec)) => Ok(Some(rec)),
+            Ok(Err(end)) => {
+                self.end = Some(end);
+                Ok(None)
+            }
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
     /// Decodes the current record (after [`EventReader::next_record`]).
     pub fn decode(&self) -> Result<TraceLowLevelEvent, ReadError> {
         match self.format {
             TraceFormat::Json => serde_json::from_slice(&self.raw)
                 .map_err(|e| self.error(format!("a malformed event: {e}"))),
-            TraceFormat::Binary => cbor4ii::serde::from_slice(&self.raw)
+            TraceFormat::Binary | TraceFormat::Compact => cbor4ii::serde::from_slice(&self.raw)
                 .map_err(|e| self.error(format!("a malformed event: {e}"))),
         }
     }
@@ -225,7 +264,7 @@ impl EventReader {
     pub fn current_json(&self, out: &mut Vec<u8>) -> Result<(), ReadError> {
         match self.format {
             TraceFormat::Json => out.extend_from_slice(&self.raw),
-            TraceFormat::Binary => {
+            TraceFormat::Binary | TraceFormat::Compact => {
                 let event = self.decode()?;
                 serde_json::to_writer(out, &event).map_err(|e| ReadError(e.to_string()))?;
             }
@@ -350,9 +389,8 @@ fn skip_item(buf: &[u8], at: usize, depth: u32) -> Result<Option<usize>, String>
     }
 }
 
-/// The CBOR records of a binary events file, found by walking each item's structure (so an
-/// event cut by the end of the file is told from a whole one).
-struct CborRecords {
+/// The decompressed bytes of a zstd events file (binary or compact), read in chunks.
+struct Frames {
     stream: ZstdStream,
     /// Decompressed bytes; `buf[start..]` is not consumed yet.
     buf: Vec<u8>,
@@ -360,14 +398,19 @@ struct CborRecords {
     finished_on_disk: bool,
 }
 
-impl CborRecords {
-    fn next_record(&mut self, out: &mut Vec<u8>) -> Result<Element, String> {
+impl Frames {
+    /// The next item that `parse` finds at the start of the unconsumed bytes (it returns
+    /// the item and its length, or `None` when the bytes end inside it), or how the file
+    /// ended.
+    fn next<T>(
+        &mut self,
+        mut parse: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, String>,
+    ) -> Result<Result<T, End>, String> {
         loop {
             if self.start < self.buf.len() {
-                if let Some(end) = skip_item(&self.buf, self.start, 0)? {
-                    out.extend_from_slice(&self.buf[self.start..end]);
-                    self.start = end;
-                    return Ok(Element::Event);
+                if let Some((item, len)) = parse(&self.buf[self.start..])? {
+                    self.start += len;
+                    return Ok(Ok(item));
                 }
             }
             // Need more bytes: keep the unconsumed tail, read another chunk.
@@ -382,7 +425,7 @@ impl CborRecords {
             self.buf.truncate(have + n);
             if n == 0 {
                 let clean = self.buf.is_empty() && !self.stream.cut;
-                return Ok(Element::End(if clean && self.finished_on_disk {
+                return Ok(Err(if clean && self.finished_on_disk {
                     End::Complete
                 } else if self.buf.is_empty() {
                     End::Truncated("the events file ends without its seek table".into())
@@ -391,6 +434,42 @@ impl CborRecords {
                 }));
             }
         }
+    }
+}
+
+/// The CBOR records of a binary events file, found by walking each item's structure (so an
+/// event cut by the end of the file is told from a whole one).
+struct CborRecords {
+    frames: Frames,
+}
+
+impl CborRecords {
+    fn next_record(&mut self, out: &mut Vec<u8>) -> Result<Element, String> {
+        let got = self.frames.next(|buf| {
+            Ok(skip_item(buf, 0, 0)?.map(|end| {
+                out.extend_from_slice(&buf[..end]);
+                ((), end)
+            }))
+        })?;
+        Ok(match got {
+            Ok(()) => Element::Event,
+            Err(end) => Element::End(end),
+        })
+    }
+}
+
+/// The records of a compact events file ([`super::compact`]).
+struct CompactRecords {
+    frames: Frames,
+    decoder: CompactDecoder,
+    /// Turns records into binary v1 events for [`EventReader::decode`].
+    cbor: RecordEncoder,
+}
+
+impl CompactRecords {
+    fn next_rec(&mut self) -> Result<Result<Rec, End>, String> {
+        let decoder = &mut self.decoder;
+        self.frames.next(|buf| decoder.decode(buf))
     }
 }
 
@@ -672,23 +751,21 @@ mod tests {
     }
 
     #[test]
-    fn both_formats_read_back_whole_with_our_reader_and_the_formats_own() {
+    fn every_format_reads_back_whole_with_our_reader_and_the_formats_own() {
         let events = sample(10_000);
-        for (format, theirs) in [
-            (
-                TraceFormat::Json,
-                runtime_tracing::TraceEventsFileFormat::Json,
-            ),
-            (
-                TraceFormat::Binary,
-                runtime_tracing::TraceEventsFileFormat::Binary,
-            ),
-        ] {
+        for format in TraceFormat::ALL {
             let dir = tempfile::tempdir().unwrap();
             let file = write(dir.path(), format, &events);
             let (ours, end) = read_all(dir.path());
             assert_eq!(end, End::Complete, "{format:?}");
             assert_eq!(as_json(&ours), as_json(&events), "{format:?}");
+            // The compact format is the recorder's own: it reaches the format's reader
+            // through a conversion (tested in `convert`).
+            let theirs = match format {
+                TraceFormat::Json => runtime_tracing::TraceEventsFileFormat::Json,
+                TraceFormat::Binary => runtime_tracing::TraceEventsFileFormat::Binary,
+                TraceFormat::Compact => continue,
+            };
             let crate_read = runtime_tracing::create_trace_reader(theirs)
                 .load_trace_events(&file)
                 .unwrap();
@@ -699,7 +776,7 @@ mod tests {
     #[test]
     fn a_file_cut_at_any_byte_reads_a_prefix_and_says_it_is_truncated() {
         let events = sample(300);
-        for format in [TraceFormat::Json, TraceFormat::Binary] {
+        for format in TraceFormat::ALL {
             let dir = tempfile::tempdir().unwrap();
             let file = write(dir.path(), format, &events);
             let bytes = std::fs::read(&file).unwrap();
@@ -711,7 +788,7 @@ mod tests {
             // Where the closing record starts (JSON: the final "]\n").
             let closed_from = match format {
                 TraceFormat::Json => bytes.len() - 2,
-                TraceFormat::Binary => bytes.len(),
+                TraceFormat::Binary | TraceFormat::Compact => bytes.len(),
             };
             let step = (bytes.len() / 400).max(1);
             let mut cuts: Vec<usize> = (0..closed_from).step_by(step).collect();

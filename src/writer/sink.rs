@@ -12,12 +12,13 @@ use std::time::Instant;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use runtime_tracing::TraceLowLevelEvent;
 
+use super::compact::{CompactEncoder, COMPACT_HEADER_V1};
 use super::record::{Rec, RecordEncoder};
 use super::slab::Slab;
 use super::{BATCH_EVENTS, BATCH_POOL, FLUSH_INTERVAL, MAX_BATCHES_IN_FLIGHT};
 
-/// zstd level of the binary format: the fastest, so that the writer thread keeps up.
-const BINARY_ZSTD_LEVEL: i32 = 1;
+/// zstd level of the zstd formats: the fastest, so that the writer thread keeps up.
+const ZSTD_LEVEL: i32 = 1;
 
 /// The first 8 bytes of a binary v1 events file (`C0DE72ACE2`, version 1, two reserved
 /// zero bytes), as `runtime_tracing`'s reader checks them.
@@ -31,13 +32,21 @@ pub enum TraceFormat {
     Json,
     /// `trace.bin`: CBOR records in a zstd stream (`runtime_tracing` binary v1).
     Binary,
+    /// `trace.ctc`: the recorder's records as tagged varints in a zstd stream
+    /// ([`super::compact`]); converts to the other two event for event.
+    Compact,
 }
 
 impl TraceFormat {
+    /// Every format, in the order a trace directory is searched for its events file.
+    pub const ALL: [TraceFormat; 3] =
+        [TraceFormat::Json, TraceFormat::Binary, TraceFormat::Compact];
+
     pub fn events_file_name(self) -> &'static str {
         match self {
             TraceFormat::Json => "trace.json",
             TraceFormat::Binary => "trace.bin",
+            TraceFormat::Compact => "trace.ctc",
         }
     }
 
@@ -45,7 +54,25 @@ impl TraceFormat {
         match self {
             TraceFormat::Json => "json",
             TraceFormat::Binary => "binary",
+            TraceFormat::Compact => "compact",
         }
+    }
+
+    /// The format named `name` (`json`, `binary`, `compact`), or an error that lists them.
+    pub fn parse(name: &str) -> Result<TraceFormat, String> {
+        TraceFormat::ALL
+            .into_iter()
+            .find(|f| f.as_str() == name)
+            .ok_or_else(|| {
+                let names: Vec<String> = TraceFormat::ALL
+                    .iter()
+                    .map(|f| format!("'{}'", f.as_str()))
+                    .collect();
+                format!(
+                    "unknown trace format {name:?} (expected one of {})",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -423,56 +450,66 @@ fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
-enum Output {
+/// An events file being written: the writer thread's (and the converter's) end.
+pub(crate) enum Output {
     Json {
         out: BufWriter<File>,
         first: bool,
         records: RecordEncoder,
     },
-    /// The format's binary v1 layout (header, then CBOR records in seekable zstd), written
-    /// here rather than through `runtime_tracing`'s writer so that every flush ends a
-    /// zstd frame: a cut file then decodes up to its last flush.
-    Binary {
+    /// A header, then the records in seekable zstd: the format's binary v1 layout (CBOR
+    /// records) or the compact one (tagged varints). Written here rather than through
+    /// `runtime_tracing`'s writer so that every flush ends a zstd frame: a cut file then
+    /// decodes up to its last flush.
+    Zstd {
         enc: zeekstd::Encoder<'static, BufWriter<File>>,
+        header: &'static [u8; 8],
         buf: Vec<u8>,
-        records: RecordEncoder,
+        records: Payload,
         /// Raw bytes given to the encoder since its last flush (for the size cap).
         pending: u64,
     },
 }
 
+/// How the zstd formats encode their records.
+pub(crate) enum Payload {
+    Cbor(RecordEncoder),
+    Compact(CompactEncoder),
+}
+
 impl Output {
-    fn open(path: &Path, format: TraceFormat) -> std::io::Result<Self> {
+    pub(crate) fn open(path: &Path, format: TraceFormat) -> std::io::Result<Self> {
         let mut out = BufWriter::with_capacity(1 << 16, File::create(path)?);
-        match format {
+        let (header, records) = match format {
             TraceFormat::Json => {
                 out.write_all(b"[")?;
-                Ok(Output::Json {
+                return Ok(Output::Json {
                     out,
                     first: true,
                     records: RecordEncoder::new(),
-                })
+                });
             }
-            TraceFormat::Binary => {
-                out.write_all(BINARY_HEADER_V1)?;
-                // On disk at once: a run killed before its first flush still leaves a
-                // file that reads as a (truncated, empty) binary trace.
-                out.flush()?;
-                let enc = zeekstd::EncodeOptions::new()
-                    .compression_level(BINARY_ZSTD_LEVEL)
-                    .into_encoder(out)
-                    .map_err(std::io::Error::other)?;
-                Ok(Output::Binary {
-                    enc,
-                    buf: Vec::with_capacity(1 << 16),
-                    records: RecordEncoder::new(),
-                    pending: 0,
-                })
-            }
-        }
+            TraceFormat::Binary => (BINARY_HEADER_V1, Payload::Cbor(RecordEncoder::new())),
+            TraceFormat::Compact => (COMPACT_HEADER_V1, Payload::Compact(CompactEncoder::new())),
+        };
+        out.write_all(header)?;
+        // On disk at once: a run killed before its first flush still leaves a file that
+        // reads as a (truncated, empty) trace of its format.
+        out.flush()?;
+        let enc = zeekstd::EncodeOptions::new()
+            .compression_level(ZSTD_LEVEL)
+            .into_encoder(out)
+            .map_err(std::io::Error::other)?;
+        Ok(Output::Zstd {
+            enc,
+            header,
+            buf: Vec::with_capacity(1 << 16),
+            records,
+            pending: 0,
+        })
     }
 
-    fn write_events(&mut self, events: &[Rec]) -> std::io::Result<()> {
+    pub(crate) fn write_events(&mut self, events: &[Rec]) -> std::io::Result<()> {
         match self {
             Output::Json {
                 out,
@@ -488,15 +525,25 @@ impl Output {
                 }
                 Ok(())
             }
-            Output::Binary {
+            Output::Zstd {
                 enc,
                 buf,
                 records,
                 pending,
+                ..
             } => {
                 buf.clear();
-                for event in events {
-                    records.cbor(buf, event)?;
+                match records {
+                    Payload::Cbor(records) => {
+                        for event in events {
+                            records.cbor(buf, event)?;
+                        }
+                    }
+                    Payload::Compact(records) => {
+                        for event in events {
+                            records.encode(buf, event)?;
+                        }
+                    }
                 }
                 *pending += buf.len() as u64;
                 enc.write_all(buf)
@@ -505,23 +552,28 @@ impl Output {
     }
 
     /// Whether the events file has reached `limit` bytes. JSON: on disk plus what waits in
-    /// our buffer. Binary: the compressor holds back output (up to its buffer), so the
+    /// our buffer. Zstd: the compressor holds back output (up to its buffer), so the
     /// compressed bytes so far plus the raw bytes given to it since the last flush are an
     /// upper bound; only when that bound reaches the limit is the frame ended (a flush) to
     /// count exactly, which happens just before the cap.
     fn reached(&mut self, limit: u64) -> std::io::Result<bool> {
-        let header = BINARY_HEADER_V1.len() as u64;
         match self {
             Output::Json { out, .. } => {
                 Ok(out.get_ref().metadata()?.len() + out.buffer().len() as u64 >= limit)
             }
-            Output::Binary { enc, pending, .. } => {
+            Output::Zstd {
+                enc,
+                pending,
+                header,
+                ..
+            } => {
+                let header = header.len() as u64;
                 if header + enc.written_compressed() + *pending < limit {
                     return Ok(false);
                 }
                 self.flush()?;
                 match self {
-                    Output::Binary { enc, .. } => Ok(header + enc.written_compressed() >= limit),
+                    Output::Zstd { enc, .. } => Ok(header + enc.written_compressed() >= limit),
                     Output::Json { .. } => unreachable!(),
                 }
             }
@@ -529,10 +581,10 @@ impl Output {
     }
 
     /// Everything written so far reaches the file (the OS), decodable on its own.
-    fn flush(&mut self) -> std::io::Result<()> {
+    pub(crate) fn flush(&mut self) -> std::io::Result<()> {
         match self {
             Output::Json { out, .. } => out.flush(),
-            Output::Binary { enc, pending, .. } => {
+            Output::Zstd { enc, pending, .. } => {
                 *pending = 0;
                 enc.end_frame().map_err(std::io::Error::other)?;
                 enc.flush()
@@ -540,17 +592,30 @@ impl Output {
         }
     }
 
-    fn finish(self) -> std::io::Result<()> {
+    /// Closes the file with its closing record: it then reads as a finished trace.
+    pub(crate) fn finish(self) -> std::io::Result<()> {
         match self {
             Output::Json { mut out, .. } => {
                 out.write_all(b"]\n")?;
                 out.flush()?;
                 out.into_inner().map_err(|e| e.into_error())?.sync_data()
             }
-            Output::Binary { enc, .. } => {
+            Output::Zstd { enc, .. } => {
                 // Ends the last frame and appends the seek table the format's reader uses.
                 enc.finish().map(|_| ()).map_err(std::io::Error::other)
             }
+        }
+    }
+
+    /// Writes out everything but leaves the closing record off, so that the file reads
+    /// as the trace of a run that did not finish (what the converter does with one).
+    pub(crate) fn close_unfinished(mut self) -> std::io::Result<()> {
+        self.flush()?;
+        match self {
+            Output::Json { out, .. } => out.into_inner().map_err(|e| e.into_error())?.sync_data(),
+            // The encoder writes its seek table only in `finish`; dropping it after the
+            // flush leaves the file as it is.
+            Output::Zstd { .. } => Ok(()),
         }
     }
 }
@@ -659,9 +724,13 @@ mod tests {
 
     #[test]
     fn a_capped_events_file_stops_after_the_batch_that_reaches_the_cap() {
-        for format in [TraceFormat::Json, TraceFormat::Binary] {
+        for format in TraceFormat::ALL {
             let dir = tempfile::tempdir().unwrap();
-            let limit = 100_000;
+            // Compact steps in one path are two bytes that compress to almost nothing.
+            let limit = match format {
+                TraceFormat::Compact => 500,
+                _ => 100_000,
+            };
             let (events, cap) = capped_run(dir.path(), format, limit, BATCH_EVENTS * 40);
             let cut = cap.cut().expect("the cap was reached");
             assert_eq!(cut.events, events, "{format:?}");
@@ -676,20 +745,38 @@ mod tests {
                 size >= limit,
                 "{format:?}: {size} bytes, closed before the cap"
             );
-            // Whole and readable: the format's reader loads every event written.
-            let reader = match format {
-                TraceFormat::Json => runtime_tracing::TraceEventsFileFormat::Json,
-                TraceFormat::Binary => runtime_tracing::TraceEventsFileFormat::Binary,
+            // Whole and readable: the format's reader (ours for the compact format) loads
+            // every event written, and says the file is closed.
+            let mut ours = crate::writer::reader::EventReader::open(&path).unwrap();
+            let mut read = 0u64;
+            while ours.next_record().unwrap().is_some() {
+                read += 1;
+            }
+            assert_eq!(read, events, "{format:?}");
+            assert_eq!(ours.end(), Some(&crate::writer::reader::End::Complete));
+            let theirs = match format {
+                TraceFormat::Json => Some(runtime_tracing::TraceEventsFileFormat::Json),
+                TraceFormat::Binary => Some(runtime_tracing::TraceEventsFileFormat::Binary),
+                TraceFormat::Compact => None,
             };
-            let read = runtime_tracing::create_trace_reader(reader)
-                .load_trace_events(&path)
-                .unwrap();
-            assert_eq!(read.len() as u64, events, "{format:?}");
-            // Past the cap by less than one batch: the file without its last batch is below
-            // it (each batch here is BATCH_EVENTS steps of about the same size).
-            let per_batch = size as f64 / (events as f64 / BATCH_EVENTS as f64);
+            if let Some(reader) = theirs {
+                let read = runtime_tracing::create_trace_reader(reader)
+                    .load_trace_events(&path)
+                    .unwrap();
+                assert_eq!(read.len() as u64, events, "{format:?}");
+            }
+            // Past the cap by less than one batch plus the closing bytes: the file without
+            // its last batch is below it (each batch here is BATCH_EVENTS steps of about the
+            // same size). The zstd formats close with a seek table of 8 bytes per frame, and
+            // a frame may end at every batch.
+            let batches = events as f64 / BATCH_EVENTS as f64;
+            let per_batch = size as f64 / batches;
+            let closing = match format {
+                TraceFormat::Json => 64.0,
+                _ => 64.0 + 8.0 * batches.ceil(),
+            };
             assert!(
-                (size as f64) < limit as f64 + per_batch + 64.0,
+                (size as f64) < limit as f64 + per_batch + closing,
                 "{format:?}: {size} bytes for a cap of {limit}, {per_batch} per batch"
             );
         }
