@@ -44,6 +44,6 @@ What a real rollout does next
      then flip the default (docs/rollout.md).
 EOF
 echo
-echo "Traces and shadow artifacts: examples/shop/runs/*/ (trace.bin, shadow/divergences.ndjson, ...)"
+echo "Traces and shadow artifacts: examples/shop/runs/*/ (trace.ctc, shadow/divergences.ndjson, ...)"
 echo "One trace, summarised:"
 "$bin/python" -m ct_recorder.summary runs/script

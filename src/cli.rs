@@ -39,11 +39,11 @@ pub struct RecordArgs {
     )]
     pub trace_dir: PathBuf,
 
-    /// Events file format: trace.bin (CodeTracer binary: CBOR records in a zstd stream,
-    /// under 2 bytes per event), trace.ctc (compact: the recorder's own records in a zstd
-    /// stream, the cheapest to write; `python -m ct_recorder.convert` turns it into
-    /// trace.bin or trace.json) or trace.json (streamed JSON, 30-60 bytes per event: for
-    /// small runs and tests).
+    /// Events file format: trace.ctc (compact: the recorder's own records in a zstd stream,
+    /// the cheapest to write and the smallest; `python -m ct_recorder.convert` turns it
+    /// into trace.bin or trace.json), trace.bin (CodeTracer binary: CBOR records in a zstd
+    /// stream) or trace.json (streamed JSON, 30-60 bytes per event: for small runs and
+    /// tests).
     #[arg(long, value_enum, default_value_t = crate::session::DEFAULT_FORMAT, env = "CODETRACER_TRACE_FORMAT")]
     pub format: TraceFormat,
 
@@ -802,14 +802,14 @@ mod tests {
     }
 
     #[test]
-    fn the_format_defaults_to_binary() {
+    fn the_format_defaults_to_compact() {
         assert!(
             std::env::var_os("CODETRACER_TRACE_FORMAT").is_none(),
             "unset CODETRACER_TRACE_FORMAT to run this test"
         );
         let a = parse(&s(&["ct-record", "app.py"])).unwrap();
         assert_eq!(a.format, crate::session::DEFAULT_FORMAT);
-        assert_eq!(a.format, TraceFormat::Binary);
+        assert_eq!(a.format, TraceFormat::Compact);
         assert!(!a.format_given);
         let a = parse(&s(&["ct-record", "--format", "json", "app.py"])).unwrap();
         assert_eq!((a.format, a.format_given), (TraceFormat::Json, true));

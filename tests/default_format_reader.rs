@@ -1,5 +1,7 @@
-//! A real recording in the default format reads back with the CodeTracer format's own
-//! reader crate (`runtime_tracing`), event for event the same as with the project's reader.
+//! A real recording in the default format (compact, `trace.ctc`) reads back with the
+//! project's reader, and converted to CodeTracer binary (`python -m ct_recorder.convert`'s
+//! conversion) with the CodeTracer format's own reader crate (`runtime_tracing`), event for
+//! event the same.
 //!
 //! The recorder runs inside an embedded CPython (the one PyO3 builds for), started the way
 //! `ct_recorder.start()` starts it, with no format given; the program is a real file with
@@ -83,8 +85,8 @@ fn kind(e: &TraceLowLevelEvent) -> String {
 fn the_default_format_reads_back_with_the_formats_own_reader() {
     assert_eq!(
         DEFAULT_FORMAT,
-        TraceFormat::Binary,
-        "docs/recording.md says the default is binary"
+        TraceFormat::Compact,
+        "docs/recording.md says the default is compact"
     );
     let dir = tempfile::tempdir().unwrap();
     let program = dir.path().join("prog.py");
@@ -95,15 +97,25 @@ fn the_default_format_reads_back_with_the_formats_own_reader() {
     // The default format's file, and only it.
     let events_file = trace_dir.join(DEFAULT_FORMAT.events_file_name());
     assert!(events_file.is_file(), "{}", events_file.display());
-    for other in [TraceFormat::Json, TraceFormat::Binary] {
+    for other in TraceFormat::ALL {
         if other != DEFAULT_FORMAT {
             assert!(!trace_dir.join(other.events_file_name()).exists());
         }
     }
 
+    let converted = dir.path().join("converted");
+    let done =
+        ct_recorder::writer::convert::convert(&trace_dir, &converted, TraceFormat::Binary).unwrap();
+    assert_eq!(done.truncated, None);
     let theirs = runtime_tracing::create_trace_reader(TraceEventsFileFormat::Binary)
-        .load_trace_events(&events_file)
-        .unwrap_or_else(|e| panic!("runtime_tracing cannot read {}: {e}", events_file.display()));
+        .load_trace_events(&done.events_file)
+        .unwrap_or_else(|e| {
+            panic!(
+                "runtime_tracing cannot read {}: {e}",
+                done.events_file.display()
+            )
+        });
+    assert_eq!(theirs.len() as u64, done.events);
 
     let mut reader = EventReader::open(&trace_dir).unwrap();
     assert_eq!(reader.format(), DEFAULT_FORMAT);

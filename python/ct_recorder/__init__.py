@@ -35,8 +35,9 @@ _OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 def start(trace_dir="trace-out", *, format=None, on_error="disable", max_trace_size=None):
     """Start recording this process (every thread) into ``trace_dir``.
 
-    ``format`` is ``"binary"`` (``trace.bin``, the default, as for ``ct-record``) or
-    ``"json"`` (``trace.json``); ``None`` takes the default. Evidence-only runs
+    ``format`` is ``"compact"`` (``trace.ctc``, the default, as for ``ct-record``;
+    ``python -m ct_recorder.convert`` turns it into CodeTracer binary or JSON), ``"binary"``
+    (``trace.bin``) or ``"json"`` (``trace.json``); ``None`` takes the default. Evidence-only runs
     (``configure_policy(evidence_only=True)``) write no trace and take no format; ``on_error`` is ``"disable"`` (stop recording
     on a recorder failure, never disturb the program) or ``"abort"`` (raise RecorderError).
     ``max_trace_size`` caps the events file as ``ct-record --max-trace-size`` does: a number of

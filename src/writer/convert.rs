@@ -87,9 +87,13 @@ pub fn convert(source: &Path, out_dir: &Path, to: TraceFormat) -> Result<Convert
 
     let mut copied = Vec::new();
     let mut missing = Vec::new();
+    let from = (reader.format(), reader.path().to_path_buf());
     for name in SIDE_FILES {
         match std::fs::read(source_dir.join(name)) {
-            Ok(bytes) => {
+            Ok(mut bytes) => {
+                if name == METADATA {
+                    bytes = converted_metadata(bytes, &from, to, &events_file, out_dir);
+                }
                 write_atomically(&out_dir.join(name), &bytes)
                     .map_err(|e| format!("{}: {e}", out_dir.join(name).display()))?;
                 copied.push(name);
@@ -109,6 +113,41 @@ pub fn convert(source: &Path, out_dir: &Path, to: TraceFormat) -> Result<Convert
         copied,
         missing,
     })
+}
+
+const METADATA: &str = "trace_metadata.json";
+
+/// The source's metadata, saying where the events now are and what they were converted
+/// from (`format`, `summary.events_file`, `summary.trace_dir`, `converted_from`). Bytes
+/// that are not a JSON object are copied as they are.
+fn converted_metadata(
+    bytes: Vec<u8>,
+    from: &(TraceFormat, PathBuf),
+    to: TraceFormat,
+    events_file: &Path,
+    out_dir: &Path,
+) -> Vec<u8> {
+    let Ok(serde_json::Value::Object(mut meta)) = serde_json::from_slice(&bytes) else {
+        return bytes;
+    };
+    let abs = |p: &Path| {
+        std::path::absolute(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .to_string_lossy()
+            .into_owned()
+    };
+    meta.insert("format".into(), to.as_str().into());
+    if let Some(serde_json::Value::Object(summary)) = meta.get_mut("summary") {
+        summary.insert("events_file".into(), abs(events_file).into());
+        summary.insert("trace_dir".into(), abs(out_dir).into());
+    }
+    meta.insert(
+        "converted_from".into(),
+        serde_json::json!({"format": from.0.as_str(), "events_file": abs(&from.1)}),
+    );
+    let mut out = serde_json::to_vec_pretty(&meta).unwrap_or(bytes);
+    out.push(b'\n');
+    out
 }
 
 fn write_events(reader: &mut EventReader, path: &Path, to: TraceFormat) -> Result<u64, String> {
@@ -224,9 +263,15 @@ mod tests {
             }
         }
         sink.finish().unwrap();
-        for name in SIDE_FILES {
-            std::fs::write(dir.join(name), format!("{{\"{name}\": 1}}")).unwrap();
-        }
+        std::fs::write(dir.join("trace_paths.json"), b"[\"/app/m.py\"]").unwrap();
+        std::fs::write(
+            dir.join(METADATA),
+            format!(
+                r#"{{"format": "{}", "summary": {{"events": 7, "events_file": "x"}}}}"#,
+                format.as_str()
+            ),
+        )
+        .unwrap();
     }
 
     fn as_json(events: &[TraceLowLevelEvent]) -> Vec<String> {
@@ -271,12 +316,22 @@ mod tests {
                 .load_trace_events(&done.events_file)
                 .unwrap();
             same_events(&read, &events, to);
-            for name in SIDE_FILES {
-                assert_eq!(
-                    std::fs::read(dst.join(name)).unwrap(),
-                    std::fs::read(src.path().join(name)).unwrap()
-                );
-            }
+            assert_eq!(
+                std::fs::read(dst.join("trace_paths.json")).unwrap(),
+                std::fs::read(src.path().join("trace_paths.json")).unwrap()
+            );
+            let meta: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(dst.join(METADATA)).unwrap()).unwrap();
+            assert_eq!(meta["format"], to.as_str());
+            assert_eq!(meta["converted_from"]["format"], "compact");
+            assert_eq!(meta["summary"]["events"], 7);
+            assert_eq!(
+                meta["summary"]["events_file"],
+                std::path::absolute(&done.events_file)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+            );
             // Recording in that format directly writes the same bytes.
             let direct = tempfile::tempdir().unwrap();
             record(direct.path(), to, &events);

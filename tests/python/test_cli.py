@@ -140,17 +140,20 @@ def test_default_trace_dir_is_trace_out_in_the_cwd(work):
     r = ct(work, "fib_recursion.py", "5")
     assert_same_behaviour(py, r)
     trace = Trace(work / "trace-out")
-    # The default format: CodeTracer binary, trace.bin.
-    assert (work / "trace-out" / "trace.bin").is_file()
+    # The default format: compact, trace.ctc.
+    assert (work / "trace-out" / "trace.ctc").is_file()
     assert not (work / "trace-out" / "trace.json").exists()
+    assert not (work / "trace-out" / "trace.bin").exists()
     check_metadata(trace, program=str(work / "fib_recursion.py"), args=["5"], workdir=work)
     check_lines(trace, work / "fib_recursion.py")
 
 
-def test_help_says_the_default_format_is_binary(work):
+def test_help_says_the_default_format_is_compact(work):
     help_text = ct(work, "--help").stdout.decode()
     section = help_text.split("--format", 1)[1].split("--max-trace-size", 1)[0]
-    assert "[default: binary]" in section, section
+    assert "[default: compact]" in section, section
+    assert "- compact:" in section and "- binary:" in section and "- json:" in section, section
+    assert "ct_recorder.convert" in section, section
     assert "[env: CODETRACER_TRACE_FORMAT=]" in section, section
 
 
@@ -161,7 +164,7 @@ def test_trace_dir_and_format_from_the_environment(work, tmp_path):
     r = run([CT_RECORD, "fib_recursion.py", "5"], work, env=env)
     assert_same_behaviour(py, r)
     assert (tmp_path / "from-env" / "trace.json").is_file()
-    assert not (tmp_path / "from-env" / "trace.bin").exists()
+    assert not (tmp_path / "from-env" / "trace.ctc").exists()
     assert not (work / "trace-out").exists()
     trace = Trace(tmp_path / "from-env")
     check_metadata(trace, program=str(work / "fib_recursion.py"), args=["5"], workdir=work, fmt="json")

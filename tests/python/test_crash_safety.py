@@ -16,7 +16,7 @@ import pytest
 
 from ct_recorder import trace_reader
 from ct_recorder.trace_reader import INCOMPLETE, TraceEvents, load_paths, run_status
-from tracecheck import CT_RECORD, PYTHON, TIMEOUT, clean_env
+from tracecheck import CT_RECORD, EVENTS_FILE, PYTHON, TIMEOUT, clean_env
 
 PROGRAM = '''\
 import ctypes, os, sys
@@ -56,7 +56,7 @@ def leaf_calls(trace_dir):
 def wait_for_calls(trace_dir, fmt, n, proc):
     """Until the events file holds `n` calls of `leaf` (the program is idle meanwhile)."""
     deadline = time.monotonic() + TIMEOUT
-    events_file = trace_dir / ("trace.json" if fmt == "json" else "trace.bin")
+    events_file = trace_dir / EVENTS_FILE[fmt]
     while time.monotonic() < deadline:
         if events_file.exists() and leaf_calls(trace_dir)[0] >= n:
             return
@@ -65,7 +65,7 @@ def wait_for_calls(trace_dir, fmt, n, proc):
     raise AssertionError(f"the events of {n} calls did not reach {events_file} within {TIMEOUT}s")
 
 
-@pytest.mark.parametrize("fmt", ["json", "binary"])
+@pytest.mark.parametrize("fmt", ["json", "binary", "compact"])
 @pytest.mark.parametrize("death", ["sigkill", "os._exit(3)", "segfault"])
 def test_a_killed_run_reads_back_up_to_the_kill(tmp_path, fmt, death):
     n = 20_000
@@ -119,7 +119,7 @@ def test_a_killed_run_reads_back_up_to_the_kill(tmp_path, fmt, death):
     assert shown >= n
 
 
-@pytest.mark.parametrize("fmt", ["json", "binary"])
+@pytest.mark.parametrize("fmt", ["json", "binary", "compact"])
 def test_a_finished_run_reads_as_complete(tmp_path, fmt):
     (tmp_path / "prog.py").write_text(PROGRAM)
     trace_dir = tmp_path / "trace"
@@ -154,7 +154,7 @@ def cut_copy(trace_dir, dest, keep):
         (dest / name).write_bytes(data)
 
 
-@pytest.mark.parametrize("fmt", ["json", "binary"])
+@pytest.mark.parametrize("fmt", ["json", "binary", "compact"])
 def test_an_events_file_cut_anywhere_reads_its_whole_events_and_says_so(tmp_path, fmt):
     (tmp_path / "prog.py").write_text(PROGRAM)
     trace_dir = tmp_path / "trace"

@@ -108,19 +108,19 @@ def test_recorder_summaries_stand_apart_and_plurals_agree(demo):
 
 
 def test_demo_records_the_default_format_and_summarises_it(demo):
-    """The demo passes no --format: each run writes trace.bin, each end-of-run summary names
+    """The demo passes no --format: each run writes trace.ctc, each end-of-run summary names
     that file, and `python -m ct_recorder.summary` (the demo's last step) reads it."""
     done, runs = demo
     for name in ("script", "module", "runpy"):
-        assert (runs / name / "trace.bin").is_file(), name
+        assert (runs / name / "trace.ctc").is_file(), name
         assert not (runs / name / "trace.json").exists(), name
         meta = json.loads((runs / name / "trace_metadata.json").read_text())
-        assert meta["format"] == "binary"
+        assert meta["format"] == "compact"
         # The summary's trace line: the file the recorder wrote, and its events.
-        assert re.search(rf"^trace:   /\S*/runs/{name}/trace\.bin \({meta['summary']['events']} events\)$",
+        assert re.search(rf"^trace:   /\S*/runs/{name}/trace\.ctc \({meta['summary']['events']} events\)$",
                          done.stderr, re.M), done.stderr
     out = done.stdout[done.stdout.index("One trace, summarised:"):]
     assert "status:    complete" in out, out
     events = json.loads((runs / "script" / "trace_metadata.json").read_text())["summary"]["events"]
-    assert re.search(rf"^events:    \S*runs/script/trace\.bin \(\d+ bytes, {events} events\)$", out, re.M), out
-    assert "format binary" in out, out
+    assert re.search(rf"^events:    \S*runs/script/trace\.ctc \(\d+ bytes, {events} events\)$", out, re.M), out
+    assert "format compact" in out, out

@@ -157,9 +157,9 @@ def test_a_previous_runs_trace_is_removed(tmp_path):
     proj = project(tmp_path)
     run_dir = tmp_path / "run"
     record(["--shadow-compare", "app.py", "5"], cwd=proj, trace_dir=run_dir).check()
-    assert (run_dir / "trace.bin").exists() and (run_dir / "trace_paths.json").exists()
+    assert (run_dir / "trace.ctc").exists() and (run_dir / "trace_paths.json").exists()
     record([*EVIDENCE, "app.py", "5"], cwd=proj, trace_dir=run_dir).check()
-    assert not (run_dir / "trace.bin").exists()
+    assert not (run_dir / "trace.ctc").exists()
     assert not (run_dir / "trace_paths.json").exists()
     assert json.loads((run_dir / "run.json").read_text())["evidence_only"] is True
 
@@ -371,7 +371,7 @@ def test_no_evidence_only_overrides_the_environment(tmp_path):
     done = ct_record(["--trace-dir", tmp_path / "r", "--shadow-compare", "--no-evidence-only",
                       "prog.py"], cwd=proj, env={"CODETRACER_EVIDENCE_ONLY": "1"})
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "r" / "trace.bin").exists()
+    assert (tmp_path / "r" / "trace.ctc").exists()
 
 
 def test_project_config_turns_it_on(tmp_path):

@@ -28,7 +28,7 @@ def test_recording_block(work, trace_dir):
         "stop() after the block: None",
     ]
     # recording() without format= writes the default format, as ct-record does.
-    assert (trace_dir / "trace.bin").is_file() and not (trace_dir / "trace.json").exists()
+    assert (trace_dir / "trace.ctc").is_file() and not (trace_dir / "trace.json").exists()
     trace = Trace(trace_dir)
     check_metadata(trace, program="inproc_recording.py", args=[], workdir=work)
     # Called inside the block (once on the main thread, once on the worker), or not at all.

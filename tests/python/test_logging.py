@@ -77,7 +77,7 @@ def test_each_level_shows_its_events_and_no_more(proj, level):
         line = next(l for l in run.stderr.splitlines() if "fell back" in l)
         assert "reason=\"globals_missing\"" in line and "nameless.py" in line, line
         closed = next(l for l in run.stderr.splitlines() if "events file closed" in l)
-        size = os.path.getsize(proj.parent / "trace" / "trace.bin")  # the default format
+        size = os.path.getsize(proj.parent / "trace" / "trace.ctc")  # the default format
         assert f"bytes={size}" in closed, closed
 
 

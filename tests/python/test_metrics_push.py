@@ -112,7 +112,7 @@ def test_unreachable_pushgateway_is_a_warning(project):
     assert url in warning and "unreachable" in warning
     assert warning.count("\n") == 1
     # The run itself is complete: trace and shadow artifacts.
-    assert (tmp / "trace" / "trace.bin").exists()
+    assert (tmp / "trace" / "trace.ctc").exists()
     assert run.artifacts.summary["run"]["exit_code"] == 3
 
 

@@ -437,10 +437,10 @@ def test_options_after_the_script_belong_to_the_script(work, trace_dir):
     py, ct = run_pair(["argv_echo.py", *args], work, trace_dir)
     assert py.returncode == 0, py.describe()
     assert_same_behaviour(py, ct)
-    # The recorder took none of them: its trace is in the default format (binary), where
+    # The recorder took none of them: its trace is in the default format (compact), where
     # --trace-dir said before the script.
     trace = Trace(trace_dir)
-    assert (trace_dir / "trace.bin").is_file() and not (trace_dir / "trace.json").exists()
+    assert (trace_dir / "trace.ctc").is_file() and not (trace_dir / "trace.json").exists()
     assert trace.metadata["args"] == args
     assert not (work / "x").exists()
     check_lines(trace, work / "argv_echo.py")
@@ -721,7 +721,7 @@ def test_program_that_changes_directory(work, trace_opt):
     assert py.returncode == 0, py.describe()
     assert_same_behaviour(py, ct)
     tdir = work / (trace_opt or "trace-out")
-    for name in ("trace.bin", "trace_metadata.json", "trace_paths.json"):
+    for name in ("trace.ctc", "trace_metadata.json", "trace_paths.json"):
         assert (tdir / name).is_file(), f"{name} missing from {tdir}"
     trace = Trace(tdir)
     check_metadata(trace, program=str(work / "chdir_program.py"), args=[], workdir=work)

@@ -15,7 +15,9 @@ from tracecheck import CT_RECORD, PYTHON, clean_env, run
 BIN = os.path.dirname(CT_RECORD)
 CT_ROLLOUT = os.path.join(BIN, "ct-rollout")
 
-OWNED = ["trace.json", "trace.bin", "trace_metadata.json", "trace_paths.json"]
+OWNED = ["trace.json", "trace.bin", "trace.ctc", "trace_metadata.json", "trace_paths.json"]
+# What a run in the default format leaves: its events file, metadata and paths.
+DEFAULT_TRACE = ["trace.ctc", "trace_metadata.json", "trace_paths.json"]
 OWNED_SHADOW = ["summary.json", "divergences.ndjson", "roots.json", "metrics.prom"]
 
 PROGRAM = """\
@@ -68,7 +70,7 @@ def test_a_killed_run_in_a_reused_directory_leaves_no_stale_artifacts(prog):
     d = prog / "mix"
     assert marker(d)["state"] == "finished"
     first_id = marker(d)["run_id"]
-    for name in OWNED[1:]:  # the default format's trace.bin, metadata, paths
+    for name in DEFAULT_TRACE:  # the default format's trace.ctc, metadata, paths
         assert (d / name).is_file(), name
     for name in OWNED_SHADOW:
         assert (d / "shadow" / name).is_file(), name
@@ -81,7 +83,7 @@ def test_a_killed_run_in_a_reused_directory_leaves_no_stale_artifacts(prog):
     m = marker(d)
     assert m["state"] == "running" and m["run_id"] != first_id, m
     assert m["program"].endswith("killed.py")
-    # Nothing of the first run is left to be taken for the second (whose own trace.bin,
+    # Nothing of the first run is left to be taken for the second (whose own trace.ctc,
     # written as it ran, is all the trace there is).
     for name in ["trace.json", "trace_metadata.json", "trace_paths.json"]:
         assert not (d / name).exists(), name
@@ -120,15 +122,15 @@ def test_the_marker_of_a_finished_run(prog):
     assert m["events_file"] == "trace.json" and (prog / "t" / "trace.json").is_file()
     assert m["exit_code"] == 0 and m["stop_errors"] == []
     assert m["finished_unix"] >= m["started_unix"]
-    # The next run, in the default (binary) format, removes the JSON trace.
+    # The next run, in the default (compact) format, removes the JSON trace.
     assert ct(prog, "-q", "--trace-dir", "t", "prog.py").returncode == 0
-    assert not (prog / "t" / "trace.json").exists() and (prog / "t" / "trace.bin").is_file()
-    assert marker(prog / "t")["events_file"] == "trace.bin"
+    assert not (prog / "t" / "trace.json").exists() and (prog / "t" / "trace.ctc").is_file()
+    assert marker(prog / "t")["events_file"] == "trace.ctc"
 
 
 def test_a_trace_file_name_taken_by_a_directory_is_refused_before_the_program_runs(prog):
     assert ct(prog, "-q", "--trace-dir", "t", "prog.py").returncode == 0
-    before = {n: (prog / "t" / n).read_bytes() for n in ["trace.bin", "run.json", "trace_paths.json"]}
+    before = {n: (prog / "t" / n).read_bytes() for n in ["trace.ctc", "run.json", "trace_paths.json"]}
     (prog / "t" / "trace_metadata.json").unlink()
     (prog / "t" / "trace_metadata.json").mkdir()
     write(prog, "side.py", "open('ran.txt', 'w').write('x')\n")
@@ -229,7 +231,7 @@ def test_impossible_summary_counts_are_a_broken_run(prog, change, says):
 
 
 def _stop_artifacts_complete(d):
-    for name in ["trace.bin", "trace_metadata.json", "trace_paths.json"]:
+    for name in DEFAULT_TRACE:
         assert (d / name).is_file(), name
     for name in OWNED_SHADOW:
         assert (d / "shadow" / name).is_file(), name
@@ -329,7 +331,7 @@ def test_blank_environment_values_count_as_unset(prog):
     blank["CODETRACER_METRICS_LINGER"] = "  "
     r = ct(prog, "-q", "prog.py", env=clean_env(**blank))
     assert r.returncode == 0 and r.stdout == b"42\n", r.describe()
-    assert (prog / "trace-out" / "trace.bin").is_file()  # the default directory and format
+    assert (prog / "trace-out" / "trace.ctc").is_file()  # the default directory and format
     assert marker(prog / "trace-out")["shadow_compare"] is False
 
 

@@ -40,7 +40,7 @@ def traces(tmp_path_factory):
     work = tmp_path_factory.mktemp("reader")
     (work / "prog.py").write_text(PROGRAM)
     out = {}
-    for fmt in ("json", "binary"):
+    for fmt in ("json", "binary", "compact"):
         subprocess.run(
             [CT_RECORD, "--format", fmt, "--trace-dir", str(work / fmt), "prog.py"],
             cwd=work, check=True, capture_output=True, env=clean_env(), timeout=TIMEOUT,
@@ -62,16 +62,16 @@ def run_independent(events):
     return out
 
 
-def test_both_formats_read_back_the_same_events(traces):
+def test_every_format_reads_back_the_same_events(traces):
     json_events = load_events(traces["json"])
-    binary_events = load_events(traces["binary"])
     assert len(json_events) > 1000
-    assert run_independent(json_events) == run_independent(binary_events)
+    for fmt in ("binary", "compact"):
+        assert run_independent(json_events) == run_independent(load_events(traces[fmt])), fmt
     kinds = {next(iter(e)) if isinstance(e, dict) else e for e in json_events}
     assert {"Path", "Function", "Call", "Return", "Step", "Value", "Type", "ThreadStart", "Event"} <= kinds
 
 
-@pytest.mark.parametrize("fmt", ["json", "binary"])
+@pytest.mark.parametrize("fmt", ["json", "binary", "compact"])
 def test_a_kind_filter_gives_exactly_those_events(traces, fmt):
     everything = load_events(traces[fmt])
     wanted = {"Function", "Call", "ThreadSwitch"}
@@ -81,7 +81,7 @@ def test_a_kind_filter_gives_exactly_those_events(traces, fmt):
     assert filtered.complete is True
 
 
-@pytest.mark.parametrize("fmt", ["json", "binary"])
+@pytest.mark.parametrize("fmt", ["json", "binary", "compact"])
 def test_the_summary_scan_counts_what_the_events_hold(traces, fmt):
     events = load_events(traces[fmt])
     scan = _native.scan_trace(str(traces[fmt]))

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from ct_recorder.trace_reader import TraceEvents
-from tracecheck import CT_RECORD, PYTHON, clean_env, run
+from tracecheck import CT_RECORD, EVENTS_FILE, PYTHON, clean_env, run
 
 # Events per batch handed to the writer thread (src/writer/mod.rs, BATCH_EVENTS): the cap
 # is checked after each batch, so the file passes it by at most one batch.
@@ -53,8 +53,8 @@ def finale():
 finale()
 """
 
-ROUND = {"json": "2M", "binary": "150K"}
-LIMIT = {"json": 2_000_000, "binary": 150_000}
+ROUND = {"json": "2M", "binary": "150K", "compact": "150K"}
+LIMIT = {"json": 2_000_000, "binary": 150_000, "compact": 150_000}
 
 
 def warnings_in(stderr):
@@ -82,7 +82,7 @@ def prog(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("fmt", ["json", "binary"])
+@pytest.mark.parametrize("fmt", ["json", "binary", "compact"])
 def test_the_cap_stops_recording_and_the_program_runs_on_unchanged(prog, tmp_path, fmt):
     trace = tmp_path / f"trace-{fmt}"
     py = run([PYTHON, str(prog)], tmp_path)
@@ -102,7 +102,7 @@ def test_the_cap_stops_recording_and_the_program_runs_on_unchanged(prog, tmp_pat
     assert f"--max-trace-size ({LIMIT[fmt]} bytes)" in warned[0]
     assert f"after event {cap['events_written']}" in warned[0]
     # trace_metadata.json says where the trace stops.
-    events_file = trace / ("trace.json" if fmt == "json" else "trace.bin")
+    events_file = trace / EVENTS_FILE[fmt]
     size = events_file.stat().st_size
     assert cap["limit_bytes"] == LIMIT[fmt]
     assert cap["reached"] is True

@@ -36,8 +36,8 @@ TIMEOUT = 60
 
 # What ct-record and ct_recorder.start() write when no format is named, and each format's
 # events file (the contract in docs/recording.md).
-DEFAULT_FORMAT = "binary"
-EVENTS_FILE = {"binary": "trace.bin", "json": "trace.json"}
+DEFAULT_FORMAT = "compact"
+EVENTS_FILE = {"compact": "trace.ctc", "binary": "trace.bin", "json": "trace.json"}
 
 _MARKER = re.compile(r"#\s*(line|maybe):\s*(.+?)\s*$")
 
