@@ -222,7 +222,9 @@ impl EventReader {
     }
 
     /// The next record as the recorder wrote it (a compact file's own records; for the
-    /// other formats, the record standing for each event). `None` at the end.
+    /// other formats, the record standing for each event). `None` at the end. A reader is
+    /// read with this or with [`EventReader::next_record`], not both: a compact file's
+    /// `Call` takes its arguments from the records `next_record` turned into events.
     pub fn next_rec(&mut self) -> Result<Option<Rec>, ReadError> {
         if self.end.is_some() {
             return Ok(None);
