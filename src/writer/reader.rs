@@ -73,6 +73,9 @@ pub struct EventReader {
     format: TraceFormat,
     /// The current record's bytes (JSON text or one CBOR item).
     raw: Vec<u8>,
+    /// A compact file's current record as JSON text (written with the record, because
+    /// the JSON encoder, like the CBOR one, must see every argument before its call).
+    json: Vec<u8>,
 }
 
 enum Inner {
@@ -156,6 +159,7 @@ impl EventReader {
                         frames,
                         decoder: CompactDecoder::new(),
                         cbor: RecordEncoder::new(),
+                        json: RecordEncoder::new(),
                     }),
                     _ => Inner::Binary(CborRecords { frames }),
                 }
@@ -167,6 +171,7 @@ impl EventReader {
             path,
             format,
             raw: Vec::with_capacity(1 << 10),
+            json: Vec::new(),
         })
     }
 
@@ -194,12 +199,18 @@ impl EventReader {
             Inner::Json(elements) => elements.next_element(&mut self.raw),
             Inner::Binary(records) => records.next_record(&mut self.raw),
             Inner::Compact(records) => match records.next_rec() {
-                // The record's event, in CBOR as binary v1 has it, for `decode`.
-                Ok(Ok(rec)) => records
-                    .cbor
-                    .cbor(&mut self.raw, &rec)
-                    .map(|()| Element::Event)
-                    .map_err(|e| e.to_string()),
+                // The record's event, in CBOR as binary v1 has it, for `decode`, and as
+                // the JSON text serde writes, for `current_json` (the hand-written
+                // encoders: cheaper than decoding the CBOR and encoding that again).
+                Ok(Ok(rec)) => {
+                    self.json.clear();
+                    records
+                        .cbor
+                        .cbor(&mut self.raw, &rec)
+                        .and_then(|()| records.json.json(&mut self.json, &rec))
+                        .map(|()| Element::Event)
+                        .map_err(|e| e.to_string())
+                }
                 Ok(Err(end)) => Ok(Element::End(end)),
                 Err(e) => Err(e),
             },
@@ -266,7 +277,8 @@ impl EventReader {
     pub fn current_json(&self, out: &mut Vec<u8>) -> Result<(), ReadError> {
         match self.format {
             TraceFormat::Json => out.extend_from_slice(&self.raw),
-            TraceFormat::Binary | TraceFormat::Compact => {
+            TraceFormat::Compact => out.extend_from_slice(&self.json),
+            TraceFormat::Binary => {
                 let event = self.decode()?;
                 serde_json::to_writer(out, &event).map_err(|e| ReadError(e.to_string()))?;
             }
@@ -464,8 +476,10 @@ impl CborRecords {
 struct CompactRecords {
     frames: Frames,
     decoder: CompactDecoder,
-    /// Turns records into binary v1 events for [`EventReader::decode`].
+    /// Turns records into binary v1 events for [`EventReader::decode`], and into JSON text
+    /// for [`EventReader::current_json`].
     cbor: RecordEncoder,
+    json: RecordEncoder,
 }
 
 impl CompactRecords {
@@ -761,6 +775,14 @@ mod tests {
             let (ours, end) = read_all(dir.path());
             assert_eq!(end, End::Complete, "{format:?}");
             assert_eq!(as_json(&ours), as_json(&events), "{format:?}");
+            // The JSON text the Python reader gets is serde's, whatever the format.
+            let mut r = EventReader::open(dir.path()).unwrap();
+            let mut texts = Vec::new();
+            let mut text = Vec::new();
+            while r.next_json(&mut text).unwrap() {
+                texts.push(String::from_utf8(std::mem::take(&mut text)).unwrap());
+            }
+            assert_eq!(texts, as_json(&events), "{format:?}");
             // The compact format is the recorder's own: it reaches the format's reader
             // through a conversion (tested in `convert`).
             let theirs = match format {
