@@ -295,6 +295,19 @@ mod tests {
         let events = sample(3_000);
         let src = tempfile::tempdir().unwrap();
         record(src.path(), TraceFormat::Compact, &events);
+        // The source's own JSON text (what `trace_reader` hands Python) is serde's, for the
+        // compact `Arg`/`Call` records as for the rest.
+        let mut r = EventReader::open(src.path()).unwrap();
+        let (mut text, mut i) = (Vec::new(), 0);
+        while r.next_json(&mut text).unwrap() {
+            assert_eq!(
+                std::str::from_utf8(&text).unwrap(),
+                serde_json::to_string(&events[i]).unwrap()
+            );
+            text.clear();
+            i += 1;
+        }
+        assert_eq!(i, events.len());
         for (to, theirs) in [
             (
                 TraceFormat::Binary,
@@ -316,19 +329,6 @@ mod tests {
                 .load_trace_events(&done.events_file)
                 .unwrap();
             same_events(&read, &events, to);
-            // The source's own JSON text (what `trace_reader` hands Python) is serde's too,
-            // for the compact `Arg`/`Call` records as for the rest.
-            let mut r = EventReader::open(src.path()).unwrap();
-            let (mut text, mut i) = (Vec::new(), 0);
-            while r.next_json(&mut text).unwrap() {
-                assert_eq!(
-                    std::str::from_utf8(&text).unwrap(),
-                    serde_json::to_string(&events[i]).unwrap()
-                );
-                text.clear();
-                i += 1;
-            }
-            assert_eq!(i, events.len());
             assert_eq!(
                 std::fs::read(dst.join("trace_paths.json")).unwrap(),
                 std::fs::read(src.path().join("trace_paths.json")).unwrap()
