@@ -19,7 +19,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString, PyTuple};
 use runtime_tracing::{TypeId, TypeKind, ValueRecord, NONE_TYPE_ID};
 
-use crate::writer::TraceBuilder;
+use crate::writer::record::Val;
+use crate::writer::{TraceBuilder, HOT_BOOL, HOT_FLOAT, HOT_INT};
 
 /// Bounds on what one value may cost to record.
 #[derive(Clone, Copy, Debug)]
@@ -65,6 +66,49 @@ impl Encoder {
             unsafe { ffi::PyErr_Clear() };
         }
         v
+    }
+
+    /// Encodes the object at `obj` (a borrowed, live object) as the hot path stores it. The
+    /// scalars most values are (exactly `None`, `bool`, an `int` that fits 64 bits, a finite
+    /// `float`) are read in place, with their type ids cached in the builder: no hashing,
+    /// no allocation, no `Bound`. Everything else goes through [`Encoder::encode`], with
+    /// the same records as a result.
+    #[inline]
+    pub fn encode_val(&self, b: &mut TraceBuilder, py: Python<'_>, obj: *mut ffi::PyObject) -> Val {
+        // SAFETY: `obj` is a live object and the GIL is held (`py`); the reads below are of
+        // exact builtin types, whose layouts the C API defines, and run no Python code.
+        unsafe {
+            if obj == ffi::Py_None() {
+                return Val::None {
+                    type_id: NONE_TYPE_ID.0 as u32,
+                };
+            }
+            let tp = ffi::Py_TYPE(obj);
+            if tp == std::ptr::addr_of_mut!(ffi::PyLong_Type) {
+                let mut overflow: std::os::raw::c_int = 0;
+                let i = ffi::PyLong_AsLongLongAndOverflow(obj, &mut overflow);
+                if overflow == 0 {
+                    if let Some(type_id) = hot_type_id(b, HOT_INT, tp, TypeKind::Int) {
+                        return Val::Int { type_id, i };
+                    }
+                }
+            } else if tp == std::ptr::addr_of_mut!(ffi::PyFloat_Type) {
+                let f = ffi::PyFloat_AS_DOUBLE(obj);
+                if f.is_finite() {
+                    if let Some(type_id) = hot_type_id(b, HOT_FLOAT, tp, TypeKind::Float) {
+                        return Val::Float { type_id, f };
+                    }
+                }
+            } else if tp == std::ptr::addr_of_mut!(ffi::PyBool_Type) {
+                if let Some(type_id) = hot_type_id(b, HOT_BOOL, tp, TypeKind::Bool) {
+                    return Val::Bool {
+                        type_id,
+                        b: obj == ffi::Py_True(),
+                    };
+                }
+            }
+            Val::from_record(self.encode(b, &Bound::from_borrowed_ptr(py, obj)))
+        }
     }
 
     fn encode_at(&self, b: &mut TraceBuilder, obj: &Bound<'_, PyAny>, depth: usize) -> ValueRecord {
@@ -284,6 +328,39 @@ fn encode_int(b: &mut TraceBuilder, i: &Bound<'_, PyInt>) -> ValueRecord {
             type_id,
         },
     }
+}
+
+/// The type id of the static type `tp` (`int`, `float` or `bool`) from the builder's slot
+/// `slot`, filled at first use the way [`type_id_of`] interns it (same id, same name).
+/// `None` for an id beyond `u32` (never in practice), which the caller encodes the slow way.
+#[inline]
+fn hot_type_id(
+    b: &mut TraceBuilder,
+    slot: usize,
+    tp: *mut ffi::PyTypeObject,
+    kind: TypeKind,
+) -> Option<u32> {
+    let id = b.hot_type(slot);
+    if id != u32::MAX {
+        return Some(id);
+    }
+    fill_hot_type(b, slot, tp, kind)
+}
+
+#[cold]
+fn fill_hot_type(
+    b: &mut TraceBuilder,
+    slot: usize,
+    tp: *mut ffi::PyTypeObject,
+    kind: TypeKind,
+) -> Option<u32> {
+    // SAFETY: `tp` is a static builtin type; its tp_name is a static C string.
+    let name = unsafe { CStr::from_ptr((*tp).tp_name) }
+        .to_str()
+        .unwrap_or("object");
+    let id = u32::try_from(b.static_type_id(tp as usize, kind, || name).0).ok()?;
+    b.set_hot_type(slot, id);
+    Some(id)
 }
 
 /// The type id of `obj`'s type. A static type (a builtin: not a heap type) lives as long

@@ -383,8 +383,8 @@ fn json_to_py(py: Python<'_>, value: &serde_json::Value) -> PyResult<PyObject> {
 }
 
 #[pyfunction]
-fn flush() {
-    session::flush();
+fn flush(py: Python<'_>) {
+    session::flush(py);
 }
 
 #[pyfunction]

@@ -560,9 +560,7 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
         recorder.skip_current_stack(py);
     }
     DROPPED_REENTRANT.store(0, Ordering::Relaxed);
-    *RECORDER
-        .lock()
-        .map_err(|_| PyRuntimeError::new_err("recorder state poisoned"))? = Some(recorder);
+    *RECORDER.lock_waiting(py) = Some(recorder);
     *session = Some(SessionInfo {
         trace_dir: cfg.trace_dir,
         format: cfg.format,
@@ -592,8 +590,8 @@ pub fn start(py: Python<'_>, cfg: SessionConfig) -> PyResult<()> {
 }
 
 /// Hands buffered events to the writer thread (used before the process may die).
-pub fn flush() {
-    if let Ok(mut guard) = RECORDER.try_lock() {
+pub fn flush(py: Python<'_>) {
+    if let Some(mut guard) = RECORDER.try_lock(py) {
         if let Some(rec) = guard.as_mut() {
             if let Some(builder) = rec.builder_mut() {
                 builder.flush();
@@ -619,7 +617,7 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
     let Some(mut info) = SESSION.lock().ok().and_then(|mut s| s.take()) else {
         return Ok(None);
     };
-    let recorder = RECORDER.lock().ok().and_then(|mut r| r.take());
+    let recorder = RECORDER.lock_waiting(py).take();
     let Some(mut recorder) = recorder else {
         return Ok(None);
     };

@@ -122,6 +122,47 @@ pub unsafe fn cell_contents(op: *mut PyObject) -> *mut PyObject {
     (*(op as *mut CellObject)).ob_ref
 }
 
+/// Offset of `id` (the thread state's unique number, what `PyThreadState_GetID` returns) in
+/// `PyThreadState` (Include/cpython/pystate.h): after the fields listed for the recursion
+/// counters below, the tracing and exception state, `dict`, the gilstate counter, the
+/// thread ids, the trash and coroutine-tracking fields and `context` / `context_ver`.
+/// Measured per version and checked at session start ([`thread_id_layout_ok`]).
+#[cfg(not(Py_3_12))]
+const THREAD_STATE_ID: usize = 240;
+#[cfg(Py_3_12)]
+const THREAD_STATE_ID: usize = 224;
+
+/// `PyThreadState_GetID(tstate)` read in place (a call into libpython saved on every event).
+///
+/// # Safety
+/// `tstate` is a live thread state, and [`thread_id_layout_ok`] returned true.
+#[inline]
+pub unsafe fn thread_id_inline(tstate: *mut PyThreadState) -> u64 {
+    *((tstate as *const u8).add(THREAD_STATE_ID) as *const u64)
+}
+
+/// Whether [`thread_id_inline`] reads what `PyThreadState_GetID` returns: checked on the
+/// calling thread's state and on a fresh one (a new, distinct id), so a field that happens
+/// to hold the current id cannot pass.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn thread_id_layout_ok() -> bool {
+    let ts = pyo3::ffi::PyThreadState_Get();
+    if ts.is_null() || thread_id_inline(ts) != PyThreadState_GetID(ts) {
+        return false;
+    }
+    let fresh = pyo3::ffi::PyThreadState_New(pyo3::ffi::PyInterpreterState_Get());
+    if fresh.is_null() {
+        return false;
+    }
+    let ok = thread_id_inline(fresh) == PyThreadState_GetID(fresh)
+        && PyThreadState_GetID(fresh) != PyThreadState_GetID(ts);
+    pyo3::ffi::PyThreadState_Clear(fresh);
+    pyo3::ffi::PyThreadState_Delete(fresh);
+    ok
+}
+
 /// Offsets of the Python recursion counters (`recursion_remaining`, `recursion_limit`) in
 /// `PyThreadState` (Include/cpython/pystate.h), per version:
 /// - 3.11: prev, next, interp, _initialized, _static, then these;

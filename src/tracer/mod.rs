@@ -21,10 +21,11 @@
 //!
 //! Reentrancy: callbacks run with the GIL held, and CPython does not call a thread's
 //! trace function (or a monitoring tool) while one is already running. Another thread can only
-//! run if something in the callback releases the GIL; the state lock is then busy and that
-//! thread's event is dropped and counted (`try_lock`), never waited for (waiting could
-//! deadlock on the GIL).
+//! run if something in the callback releases the GIL; the state cell ([`cell`]) is then busy
+//! and that thread's event is dropped and counted (`try_lock`), never waited for (waiting
+//! could deadlock on the GIL).
 
+pub mod cell;
 pub mod ffi;
 pub mod monitoring;
 pub mod profile;
@@ -36,7 +37,6 @@ use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use pyo3::ffi as py;
 use pyo3::intern;
@@ -50,6 +50,7 @@ use crate::filters::{Decision, Exec, ValueAction, ValueKind};
 use crate::naming::{
     is_synthetic_filename, read_globals_facts, CodeFacts, ModuleNamer, PySysModules,
 };
+use crate::writer::record::Val;
 use crate::writer::TraceBuilder;
 use scope::Scoping;
 
@@ -200,6 +201,8 @@ pub struct Recorder {
     args_from: ArgAccess,
     /// The 3.11 frame layout was verified at start (fast locals, the entry-frame link).
     pub(crate) fast_locals: bool,
+    /// The thread state's id is read in place (layout checked at start).
+    tid_inline: bool,
     /// The program's entry frame while its `previous` link is cut, with the saved link.
     pub(crate) entry_cut: Option<(usize, usize)>,
     on_error: OnError,
@@ -247,6 +250,11 @@ impl Recorder {
             Backend::Monitoring if get_var_ok(py) => ArgAccess::GetVar,
             _ => ArgAccess::Locals,
         };
+        // SAFETY: the GIL is held (`py`).
+        let tid_inline = unsafe { ffi::thread_id_layout_ok() };
+        if !tid_inline {
+            tracing::info!("thread-state layout not as expected: thread ids through the C API");
+        }
         // Evidence-only: no events file, so a cap that is never reached.
         let size_cap = builder
             .as_ref()
@@ -276,6 +284,7 @@ impl Recorder {
             resume_opcode,
             args_from,
             fast_locals,
+            tid_inline,
             entry_cut: None,
             on_error: opts.on_error,
             disabled: false,
@@ -465,12 +474,25 @@ impl Recorder {
     }
 
     /// Switches the per-thread state to the calling thread (first sight starts it).
+    #[inline]
     pub(crate) fn current_thread(&mut self) {
-        // SAFETY: called with the GIL held, so there is a current thread state.
-        let tid = unsafe { ffi::PyThreadState_GetID(py::PyThreadState_Get()) };
-        if tid == self.cur_tid {
-            return;
+        // SAFETY: called with the GIL held, so there is a current thread state; the in-place
+        // read was checked at start.
+        let tid = unsafe {
+            let ts = py::PyThreadState_Get();
+            if self.tid_inline {
+                ffi::thread_id_inline(ts)
+            } else {
+                ffi::PyThreadState_GetID(ts)
+            }
+        };
+        if tid != self.cur_tid {
+            self.switch_thread(tid);
         }
+    }
+
+    #[cold]
+    fn switch_thread(&mut self, tid: u64) {
         let old = std::mem::take(&mut self.cur_stack);
         if self.cur_tid != 0 {
             self.stacks.insert(self.cur_tid, old);
@@ -858,44 +880,51 @@ impl Recorder {
             _ => None,
         };
         for (i, slot) in info.args.iter().enumerate() {
-            let v: Option<Bound<'_, PyAny>> = match self.args_from {
+            // A borrowed pointer to the value (NULL: unbound), and the reference that keeps
+            // it alive where the read gave a new one.
+            let mut _owned: Option<Bound<'_, PyAny>> = None;
+            let v: *mut py::PyObject = match self.args_from {
                 ArgAccess::FastLocals => {
-                    // SAFETY: layout verified at start; i < nargs <= co_nlocalsplus.
+                    // SAFETY: layout verified at start; i < nargs <= co_nlocalsplus. The
+                    // frame holds the value for the whole callback.
                     let mut v = unsafe { ffi::fast_local(frame, i) };
                     if slot.is_cell && !v.is_null() && unsafe { ffi::is_cell(v) } {
                         v = unsafe { ffi::cell_contents(v) };
                     }
-                    // SAFETY: borrowed from the live frame.
-                    (!v.is_null()).then(|| unsafe { Bound::from_borrowed_ptr(py, v) })
+                    v
                 }
                 ArgAccess::GetVar => {
                     // New reference, or NULL with NameError for an unbound name.
                     let v = unsafe { ffi::PyFrame_GetVar(frame, slot.name.as_ptr()) };
                     if v.is_null() {
                         unsafe { py::PyErr_Clear() };
-                        None
                     } else {
-                        Some(unsafe { Bound::from_owned_ptr(py, v) })
+                        _owned = Some(unsafe { Bound::from_owned_ptr(py, v) });
                     }
+                    v
                 }
                 // A missing name is recorded as None.
-                ArgAccess::Locals => locals
-                    .as_ref()
-                    .and_then(|l| l.get_item(slot.name.bind(py)).ok()),
+                ArgAccess::Locals => match locals.as_ref().map(|l| l.get_item(slot.name.bind(py))) {
+                    Some(Ok(item)) => {
+                        let v = item.as_ptr();
+                        _owned = Some(item);
+                        v
+                    }
+                    _ => std::ptr::null_mut(),
+                },
             };
             let action = arg_action(slot);
             self.scoping.values.count(ValueKind::Arg, action);
             let value = if action == ValueAction::Drop {
                 continue;
             } else if action == ValueAction::Redact {
-                scope::redacted(builder)
+                Val::from_record(scope::redacted(builder))
+            } else if v.is_null() {
+                Val::from_record(Encoder::none())
             } else {
-                match v {
-                    None => Encoder::none(),
-                    Some(v) => self.encoder.encode(builder, &v),
-                }
+                self.encoder.encode_val(builder, py, v)
             };
-            builder.arg(slot.variable, value);
+            builder.arg_val(slot.variable, value);
         }
     }
 
@@ -951,27 +980,24 @@ impl Recorder {
         self.counts.returns += 1;
         self.scoping.values.count(ValueKind::Return, action);
         let value = if action == ValueAction::Redact {
-            scope::redacted(builder)
+            Val::from_record(scope::redacted(builder))
         } else if action == ValueAction::Drop {
-            scope::dropped(builder)
+            Val::from_record(scope::dropped(builder))
         } else {
             match value {
-                Some(v) if !v.is_null() => {
-                    // SAFETY: borrowed from the callback's arguments.
-                    let v = unsafe { Bound::from_borrowed_ptr(py, v) };
-                    self.encoder.encode(builder, &v)
-                }
+                // Borrowed from the callback's arguments.
+                Some(v) if !v.is_null() => self.encoder.encode_val(builder, py, v),
                 // Unwinding: the frame exits with an exception, not a value.
                 _ => {
                     let type_id = builder.type_id(TypeKind::Error, "<exception>");
-                    ValueRecord::Error {
+                    Val::from_record(ValueRecord::Error {
                         msg: "<unwound by exception>".into(),
                         type_id,
-                    }
+                    })
                 }
             }
         };
-        builder.ret(value);
+        builder.ret_val(value);
     }
 
     /// An exception is raised in (or propagates into) a frame of code `idx`; `exc` is the
@@ -1206,7 +1232,7 @@ fn resume_zero_offset(co_code: &[u8], resume: u8) -> c_int {
 /// would join a writer thread that only exists in the parent, and touch the parent's
 /// files), and remove the hook from this process.
 fn forget_in_forked_child(py: Python<'_>) {
-    if let Ok(mut guard) = RECORDER.try_lock() {
+    if let Some(mut guard) = RECORDER.try_lock(py) {
         if let Some(rec) = guard.take() {
             std::mem::forget(rec);
         }
@@ -1217,7 +1243,7 @@ fn forget_in_forked_child(py: Python<'_>) {
 }
 
 /// The recorder of the current session; `None` when not recording.
-pub static RECORDER: Mutex<Option<Recorder>> = Mutex::new(None);
+pub static RECORDER: cell::RecorderCell = cell::RecorderCell::new();
 
 /// What a callback should do after [`run_hook`].
 pub(crate) enum Hook<T> {
@@ -1242,9 +1268,9 @@ pub(crate) enum Hook<T> {
 pub(crate) unsafe fn run_hook<T>(
     work: impl FnOnce(Python<'_>, &mut Recorder) -> Result<T, String>,
 ) -> Hook<T> {
+    let py = Python::assume_gil_acquired();
     let pending = crate::process::PENDING.load(Ordering::Relaxed);
     if pending != 0 {
-        let py = Python::assume_gil_acquired();
         if pending & crate::process::FORKED_CHILD != 0 {
             forget_in_forked_child(py);
             return Hook::Idle;
@@ -1254,13 +1280,9 @@ pub(crate) unsafe fn run_hook<T>(
             return Hook::Idle;
         }
     }
-    let mut guard = match RECORDER.try_lock() {
-        Ok(g) => g,
-        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-        Err(std::sync::TryLockError::WouldBlock) => {
-            DROPPED_REENTRANT.fetch_add(1, Ordering::Relaxed);
-            return Hook::Idle;
-        }
+    let Some(mut guard) = RECORDER.try_lock(py) else {
+        DROPPED_REENTRANT.fetch_add(1, Ordering::Relaxed);
+        return Hook::Idle;
     };
     let Some(rec) = guard.as_mut() else {
         return Hook::Idle;
@@ -1269,7 +1291,6 @@ pub(crate) unsafe fn run_hook<T>(
         return Hook::Idle;
     }
     rec.counts.callbacks += 1;
-    let py = Python::assume_gil_acquired();
     // One atomic load per callback; the writer thread sets it once (see `SizeCap`).
     if !rec.capped && rec.size_cap.is_reached() && !rec.reach_size_cap() {
         // Nothing goes on after the cut: the hooks go, as after a recorder error.

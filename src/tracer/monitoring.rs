@@ -525,9 +525,8 @@ pub fn install(py: Python<'_>, evidence_only: bool) -> PyResult<()> {
 /// now, so their next lines are recorded as on 3.11. Their returns, whose calls were never
 /// recorded, are ignored by the shared stack logic.
 fn adopt_running_frames(py: Python<'_>) -> Result<(), String> {
-    let mut guard = match super::RECORDER.try_lock() {
-        Ok(g) => g,
-        Err(_) => return Ok(()),
+    let Some(mut guard) = super::RECORDER.try_lock(py) else {
+        return Ok(());
     };
     let Some(rec) = guard.as_mut() else {
         return Ok(());
@@ -579,7 +578,7 @@ pub fn uninstall(py: Python<'_>) {
         let mon = py.import("sys")?.getattr("monitoring")?;
         mon.call_method1("set_events", (tool, 0))?;
         // Local events stay on code objects after the tool is freed (3.12): switch them off.
-        if let Ok(guard) = super::RECORDER.try_lock() {
+        if let Some(guard) = super::RECORDER.try_lock(py) {
             if let Some(rec) = guard.as_ref() {
                 for code in rec.recorded_codes() {
                     let _ = mon.call_method1("set_local_events", (tool, code.bind(py), 0));

@@ -418,8 +418,7 @@ fn hook_object(py: Python<'_>) -> PyResult<&PyObject> {
 pub fn install_all(py: Python<'_>) -> PyResult<()> {
     ENTRY_FRAME.store(0, Ordering::Relaxed);
     let borrowed_code = super::RECORDER
-        .try_lock()
-        .ok()
+        .try_lock(py)
         .and_then(|g| g.as_ref().map(|r| r.fast_locals))
         .unwrap_or(false);
     let mark = if SLOT.prepare(py, borrowed_code) {
@@ -492,8 +491,8 @@ pub fn profile_bootstrap(
     _arg: &Bound<'_, PyAny>,
 ) -> PyResult<PyObject> {
     // try_lock: never wait for the state lock while holding the GIL (see tracer docs).
-    match super::RECORDER.try_lock() {
-        Ok(g) if g.as_ref().is_some_and(|r| !r.disabled) => {}
+    match super::RECORDER.try_lock(py) {
+        Some(g) if g.as_ref().is_some_and(|r| !r.disabled) => {}
         _ => return Ok(py.None()),
     }
     let hook = hook_object(py)?;

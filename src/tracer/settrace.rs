@@ -148,14 +148,21 @@ fn code_of_frame(
     rec: &mut Recorder,
     frame: *mut py::PyFrameObject,
 ) -> Result<u32, String> {
-    // SAFETY: `frame` is the live frame CPython passed to the hook; GetCode returns a new
-    // reference that we release below.
-    let code = unsafe { py::PyFrame_GetCode(frame) } as *mut py::PyObject;
-    let result = rec.code_idx(py, code, || {
+    let globals = || {
         // SAFETY: live frame; GetGlobals returns a new reference (or NULL).
         let globals = unsafe { ffi::PyFrame_GetGlobals(frame) };
         (!globals.is_null()).then(|| unsafe { Bound::from_owned_ptr(py, globals) })
-    });
+    };
+    if rec.fast_locals {
+        // SAFETY: the frame layout was checked at start; the running frame keeps its code
+        // alive for the whole callback, so a borrowed pointer is enough.
+        let code = unsafe { ffi::frame_code_311(frame) };
+        return rec.code_idx(py, code, globals).map(|(idx, _)| idx);
+    }
+    // SAFETY: `frame` is the live frame CPython passed to the hook; GetCode returns a new
+    // reference that we release below.
+    let code = unsafe { py::PyFrame_GetCode(frame) } as *mut py::PyObject;
+    let result = rec.code_idx(py, code, globals);
     unsafe { py::Py_DECREF(code) };
     result.map(|(idx, _)| idx)
 }
@@ -314,8 +321,8 @@ pub fn thread_bootstrap(
     arg: &Bound<'_, PyAny>,
 ) -> PyResult<PyObject> {
     // try_lock: never wait for the state lock while holding the GIL (see tracer docs).
-    match super::RECORDER.try_lock() {
-        Ok(mut g) if g.is_some() => {
+    match super::RECORDER.try_lock(py) {
+        Some(mut g) if g.is_some() => {
             if let Some(rec) = g.as_mut() {
                 // A thread the recorder has seen before gets its hook back: a gap ends here.
                 let tid = unsafe { ffi::PyThreadState_GetID(py::PyThreadState_Get()) };

@@ -12,6 +12,12 @@ use rustc_hash::FxHashMap;
 use super::record::{Rec, Val};
 use super::EventSink;
 
+/// Slots of [`TraceBuilder::hot_type`].
+pub const HOT_TYPE_SLOTS: usize = 4;
+pub const HOT_INT: usize = 0;
+pub const HOT_FLOAT: usize = 1;
+pub const HOT_BOOL: usize = 2;
+
 /// Builds a well-formed event stream: every id is announced (`Path`, `Function`, `Type`,
 /// `VariableName`) before the first event that uses it, as the format requires.
 pub struct TraceBuilder {
@@ -27,6 +33,9 @@ pub struct TraceBuilder {
     /// Type ids of static (non-heap) Python types by type object address: their names
     /// never change, so the encoder skips reading and hashing the name.
     static_types: FxHashMap<usize, TypeId>,
+    /// Type ids of the scalar types the encoder reads in place (`HOT_*` slots), `u32::MAX`
+    /// until first use.
+    hot_types: [u32; HOT_TYPE_SLOTS],
     /// `arg` records since the last `call`.
     pending_args: u32,
     events: u64,
@@ -45,6 +54,7 @@ impl TraceBuilder {
             types: FxHashMap::default(),
             variables: FxHashMap::default(),
             static_types: FxHashMap::default(),
+            hot_types: [u32::MAX; HOT_TYPE_SLOTS],
             pending_args: 0,
             events: 0,
         };
@@ -139,6 +149,17 @@ impl TraceBuilder {
         id
     }
 
+    /// The type id cached in `slot` (`u32::MAX`: none yet).
+    #[inline]
+    pub fn hot_type(&self, slot: usize) -> u32 {
+        self.hot_types[slot]
+    }
+
+    /// Caches a type id (one [`TraceBuilder::static_type_id`] returned) in `slot`.
+    pub fn set_hot_type(&mut self, slot: usize, id: u32) {
+        self.hot_types[slot] = id;
+    }
+
     pub fn variable_id(&mut self, name: &str) -> VariableId {
         if let Some(id) = self.variables.get(name) {
             return *id;
@@ -166,12 +187,18 @@ impl TraceBuilder {
     /// allocation.
     #[inline]
     pub fn arg(&mut self, variable_id: VariableId, value: ValueRecord) {
+        self.arg_val(variable_id, Val::from_record(value));
+    }
+
+    /// [`TraceBuilder::arg`] with the value as the hot path stores it.
+    #[inline]
+    pub fn arg_val(&mut self, variable_id: VariableId, value: Val) {
         // Ids are interned names and code objects: never near 4 G of them (the tables
         // would take over 100 GB).
         debug_assert!(variable_id.0 <= u32::MAX as usize);
         self.emit_rec(Rec::Arg {
             variable: variable_id.0 as u32,
-            value: Val::from_record(value),
+            value,
         });
         self.pending_args += 1;
     }
@@ -200,7 +227,13 @@ impl TraceBuilder {
 
     #[inline]
     pub fn ret(&mut self, return_value: ValueRecord) {
-        self.emit_rec(Rec::Return(Val::from_record(return_value)));
+        self.ret_val(Val::from_record(return_value));
+    }
+
+    /// [`TraceBuilder::ret`] with the value as the hot path stores it.
+    #[inline]
+    pub fn ret_val(&mut self, return_value: Val) {
+        self.emit_rec(Rec::Return(return_value));
     }
 
     pub fn event(&mut self, kind: EventLogKind, metadata: &str, content: String) {
