@@ -45,11 +45,17 @@ impl Default for Limits {
 
 pub struct Encoder {
     limits: Limits,
+    /// One-digit `int`s are read in place (the layout checked at start).
+    small_int_inline: bool,
 }
 
 impl Encoder {
-    pub fn new(limits: Limits) -> Self {
-        Encoder { limits }
+    pub fn new(_py: Python<'_>, limits: Limits) -> Self {
+        Encoder {
+            limits,
+            // SAFETY: the GIL is held (`_py`).
+            small_int_inline: unsafe { crate::tracer::ffi::small_int_layout_ok() },
+        }
     }
 
     pub fn none() -> ValueRecord {
@@ -86,7 +92,11 @@ impl Encoder {
             let tp = ffi::Py_TYPE(obj);
             if tp == std::ptr::addr_of_mut!(ffi::PyLong_Type) {
                 let mut overflow: std::os::raw::c_int = 0;
-                let i = ffi::PyLong_AsLongLongAndOverflow(obj, &mut overflow);
+                let i = match self.small_int_inline {
+                    true => crate::tracer::ffi::small_int(obj),
+                    false => None,
+                };
+                let i = i.unwrap_or_else(|| ffi::PyLong_AsLongLongAndOverflow(obj, &mut overflow));
                 if overflow == 0 {
                     if let Some(type_id) = hot_type_id(b, HOT_INT, tp, TypeKind::Int) {
                         return Val::Int { type_id, i };

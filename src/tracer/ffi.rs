@@ -163,6 +163,64 @@ pub unsafe fn thread_id_layout_ok() -> bool {
     ok
 }
 
+/// The value of an exact `int` that fits one 30-bit digit, read in place; `None` for a
+/// larger one (read through the C API instead). The layouts (Include/cpython/longintrepr.h):
+/// - 3.11: `ob_size` (the signed digit count) at offset 16, the digits at 24;
+/// - 3.12+: `lv_tag` at 16 (the digit count above its 3 low bits; the low 2 bits the sign:
+///   0 positive, 1 zero, 2 negative), the digits at 24.
+///
+/// Checked at session start ([`small_int_layout_ok`]).
+///
+/// # Safety
+/// `op` is a live object whose type is exactly `int`.
+#[inline]
+pub unsafe fn small_int(op: *mut PyObject) -> Option<i64> {
+    let base = op as *const u8;
+    let digit = *(base.add(24) as *const u32) as i64;
+    #[cfg(not(Py_3_12))]
+    {
+        let size = *(base.add(16) as *const isize);
+        match size {
+            0 => Some(0),
+            1 => Some(digit),
+            -1 => Some(-digit),
+            _ => None,
+        }
+    }
+    #[cfg(Py_3_12)]
+    {
+        let tag = *(base.add(16) as *const usize);
+        if tag >> 3 > 1 {
+            return None;
+        }
+        Some((1 - (tag & 3) as i64) * digit)
+    }
+}
+
+/// Whether [`small_int`] reads what `PyLong_AsLongLong` returns, on one-digit values of both
+/// signs and zero, and gives `None` for wider ones.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn small_int_layout_ok() -> bool {
+    let one_digit = [0i64, 1, -1, 7, -12_345, (1 << 30) - 1, -((1 << 30) - 1)];
+    let wider = [1i64 << 30, -(1i64 << 40), i64::MAX, i64::MIN];
+    let check = |v: i64, expect_inline: bool| {
+        let op = pyo3::ffi::PyLong_FromLongLong(v);
+        if op.is_null() {
+            pyo3::ffi::PyErr_Clear();
+            return false;
+        }
+        let ok = match small_int(op) {
+            Some(read) => expect_inline && read == v,
+            None => !expect_inline,
+        };
+        pyo3::ffi::Py_DECREF(op);
+        ok
+    };
+    one_digit.iter().all(|&v| check(v, true)) && wider.iter().all(|&v| check(v, false))
+}
+
 /// Offsets of the Python recursion counters (`recursion_remaining`, `recursion_limit`) in
 /// `PyThreadState` (Include/cpython/pystate.h), per version:
 /// - 3.11: prev, next, interp, _initialized, _static, then these;

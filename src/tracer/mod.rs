@@ -188,6 +188,12 @@ pub struct Recorder {
     metrics_synced: EventCounts,
     encoder: Encoder,
     code_index: FxHashMap<usize, u32>,
+    /// A direct-mapped cache in front of `code_index` (address, index), for the code
+    /// objects of the hot loop: one multiply and one compare instead of a hash-table probe.
+    /// Entries stay valid for the whole session: `code_index` keeps every code object it
+    /// names alive (its `CodeInfo`), so an address in it is never reused, and nothing is
+    /// removed from it. Address 0 (no code object has it) marks an empty slot.
+    code_cache: Box<[(usize, u32); CODE_CACHE_SLOTS]>,
     codes: Vec<CodeInfo>,
     cur_tid: u64,
     cur_stack: Vec<Entry>,
@@ -272,8 +278,9 @@ impl Recorder {
             shadow: opts.shadow,
             metrics: opts.metrics,
             metrics_synced: EventCounts::default(),
-            encoder: Encoder::new(opts.limits),
+            encoder: Encoder::new(py, opts.limits),
             code_index: FxHashMap::default(),
+            code_cache: Box::new([(0, 0); CODE_CACHE_SLOTS]),
             codes: Vec::new(),
             cur_tid: 0,
             cur_stack: Vec::with_capacity(64),
@@ -519,7 +526,14 @@ impl Recorder {
         code: *mut py::PyObject,
         globals: impl FnOnce() -> Option<Bound<'py, PyAny>>,
     ) -> Result<(u32, bool), String> {
-        if let Some(idx) = self.code_index.get(&(code as usize)) {
+        let addr = code as usize;
+        let slot = code_cache_slot(addr);
+        let (cached, idx) = self.code_cache[slot];
+        if cached == addr {
+            return Ok((idx, false));
+        }
+        if let Some(idx) = self.code_index.get(&addr) {
+            self.code_cache[slot] = (addr, *idx);
             return Ok((*idx, false));
         }
         // SAFETY: `code` is a live object CPython handed to the callback.
@@ -1020,6 +1034,16 @@ impl Recorder {
             self.errors.push(message);
         }
     }
+}
+
+/// Slots of `Recorder::code_cache` (a power of two): 8 KiB.
+const CODE_CACHE_SLOTS: usize = 512;
+
+/// The `code_cache` slot of a code object's address (Fibonacci hashing: the product's top
+/// bits depend on every address bit, so objects a fixed stride apart spread out).
+#[inline]
+fn code_cache_slot(addr: usize) -> usize {
+    addr.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (usize::BITS - CODE_CACHE_SLOTS.trailing_zeros())
 }
 
 /// How a fresh frame's argument values are read.
