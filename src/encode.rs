@@ -20,7 +20,7 @@ use pyo3::types::{PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, P
 use runtime_tracing::{TypeId, TypeKind, ValueRecord, NONE_TYPE_ID};
 
 use crate::writer::record::Val;
-use crate::writer::{TraceBuilder, HOT_BOOL, HOT_FLOAT, HOT_INT};
+use crate::writer::{TraceBuilder, ValueTo, HOT_BOOL, HOT_FLOAT, HOT_INT};
 
 /// Bounds on what one value may cost to record.
 #[derive(Clone, Copy, Debug)]
@@ -74,20 +74,34 @@ impl Encoder {
         v
     }
 
-    /// Encodes the object at `obj` (a borrowed, live object) as the hot path stores it. The
-    /// scalars most values are (exactly `None`, `bool`, an `int` that fits 64 bits, a finite
-    /// `float`) are read in place, with their type ids cached in the builder: no hashing,
-    /// no allocation, no `Bound`. Everything else goes through [`Encoder::encode`], with
-    /// the same records as a result.
-    #[inline]
-    pub fn encode_val(&self, b: &mut TraceBuilder, py: Python<'_>, obj: *mut ffi::PyObject) -> Val {
+    /// Encodes the object at `obj` (a borrowed, live object) as the hot path stores it, and
+    /// appends it as `to` says. The scalars most values are (exactly `None`, `bool`, an
+    /// `int` that fits 64 bits, a finite `float`) are read in place, with their type ids
+    /// cached in the builder: no hashing, no allocation, no `Bound`. Everything else goes
+    /// through [`Encoder::encode`], with the same records as a result.
+    ///
+    /// Always inlined, with one [`TraceBuilder::put_val`] per kind of value (and `to` a
+    /// constant at each call site): each store then knows its variant, and the record's fields are stored straight into the batch slot. (Returning
+    /// a `Val` instead made the compiler assemble it on the stack and copy it into the slot
+    /// as an unaligned 20-byte blob, a failed store-to-load forward on every event.)
+    #[inline(always)]
+    pub fn encode_with(
+        &self,
+        b: &mut TraceBuilder,
+        py: Python<'_>,
+        obj: *mut ffi::PyObject,
+        to: ValueTo,
+    ) {
         // SAFETY: `obj` is a live object and the GIL is held (`py`); the reads below are of
         // exact builtin types, whose layouts the C API defines, and run no Python code.
         unsafe {
             if obj == ffi::Py_None() {
-                return Val::None {
-                    type_id: NONE_TYPE_ID.0 as u32,
-                };
+                return b.put_val(
+                    to,
+                    Val::None {
+                        type_id: NONE_TYPE_ID.0 as u32,
+                    },
+                );
             }
             let tp = ffi::Py_TYPE(obj);
             if tp == std::ptr::addr_of_mut!(ffi::PyLong_Type) {
@@ -99,26 +113,37 @@ impl Encoder {
                 let i = i.unwrap_or_else(|| ffi::PyLong_AsLongLongAndOverflow(obj, &mut overflow));
                 if overflow == 0 {
                     if let Some(type_id) = hot_type_id(b, HOT_INT, tp, TypeKind::Int) {
-                        return Val::Int { type_id, i };
+                        return b.put_val(to, Val::Int { type_id, i });
                     }
                 }
             } else if tp == std::ptr::addr_of_mut!(ffi::PyFloat_Type) {
                 let f = ffi::PyFloat_AS_DOUBLE(obj);
                 if f.is_finite() {
                     if let Some(type_id) = hot_type_id(b, HOT_FLOAT, tp, TypeKind::Float) {
-                        return Val::Float { type_id, f };
+                        return b.put_val(to, Val::Float { type_id, f });
                     }
                 }
             } else if tp == std::ptr::addr_of_mut!(ffi::PyBool_Type) {
                 if let Some(type_id) = hot_type_id(b, HOT_BOOL, tp, TypeKind::Bool) {
-                    return Val::Bool {
-                        type_id,
-                        b: obj == ffi::Py_True(),
-                    };
+                    return b.put_val(
+                        to,
+                        Val::Bool {
+                            type_id,
+                            b: obj == ffi::Py_True(),
+                        },
+                    );
                 }
             }
-            Val::from_record(self.encode(b, &Bound::from_borrowed_ptr(py, obj)))
         }
+        let v = self.encode_val_slow(b, py, obj);
+        b.put_val(to, v)
+    }
+
+    /// [`Encoder::encode_with`] for everything but the inline scalars.
+    #[inline(never)]
+    fn encode_val_slow(&self, b: &mut TraceBuilder, py: Python<'_>, obj: *mut ffi::PyObject) -> Val {
+        // SAFETY: `obj` is a live object (the caller's contract) and the GIL is held.
+        Val::from_record(self.encode(b, &unsafe { Bound::from_borrowed_ptr(py, obj) }))
     }
 
     fn encode_at(&self, b: &mut TraceBuilder, obj: &Bound<'_, PyAny>, depth: usize) -> ValueRecord {

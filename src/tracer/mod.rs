@@ -51,7 +51,7 @@ use crate::naming::{
     is_synthetic_filename, read_globals_facts, CodeFacts, ModuleNamer, PySysModules,
 };
 use crate::writer::record::Val;
-use crate::writer::TraceBuilder;
+use crate::writer::{TraceBuilder, ValueTo};
 use scope::Scoping;
 
 /// What to do when the recorder itself fails (a bug, a Python error inside the hook, a
@@ -929,16 +929,17 @@ impl Recorder {
             };
             let action = arg_action(slot);
             self.scoping.values.count(ValueKind::Arg, action);
-            let value = if action == ValueAction::Drop {
-                continue;
+            // One `arg_val` per branch: the common one stores the encoded scalar straight
+            // into the record.
+            if action == ValueAction::Allow && !v.is_null() {
+                self.encoder
+                    .encode_with(builder, py, v, ValueTo::Arg(slot.variable));
             } else if action == ValueAction::Redact {
-                Val::from_record(scope::redacted(builder))
-            } else if v.is_null() {
-                Val::from_record(Encoder::none())
-            } else {
-                self.encoder.encode_val(builder, py, v)
-            };
-            builder.arg_val(slot.variable, value);
+                let value = Val::from_record(scope::redacted(builder));
+                builder.arg_val(slot.variable, value);
+            } else if action != ValueAction::Drop {
+                builder.arg_val(slot.variable, Val::from_record(Encoder::none()));
+            }
         }
     }
 
@@ -993,25 +994,30 @@ impl Recorder {
         let action = info.ret_action;
         self.counts.returns += 1;
         self.scoping.values.count(ValueKind::Return, action);
-        let value = if action == ValueAction::Redact {
-            Val::from_record(scope::redacted(builder))
-        } else if action == ValueAction::Drop {
-            Val::from_record(scope::dropped(builder))
-        } else {
-            match value {
-                // Borrowed from the callback's arguments.
-                Some(v) if !v.is_null() => self.encoder.encode_val(builder, py, v),
-                // Unwinding: the frame exits with an exception, not a value.
-                _ => {
-                    let type_id = builder.type_id(TypeKind::Error, "<exception>");
-                    Val::from_record(ValueRecord::Error {
-                        msg: "<unwound by exception>".into(),
-                        type_id,
-                    })
-                }
+        // One `ret_val` per branch: the common one stores the encoded scalar straight into
+        // the record.
+        match value {
+            // Borrowed from the callback's arguments.
+            Some(v) if action == ValueAction::Allow && !v.is_null() => {
+                self.encoder.encode_with(builder, py, v, ValueTo::Return);
             }
-        };
-        builder.ret_val(value);
+            _ if action == ValueAction::Redact => {
+                let value = scope::redacted(builder);
+                builder.ret(value);
+            }
+            _ if action == ValueAction::Drop => {
+                let value = scope::dropped(builder);
+                builder.ret(value);
+            }
+            // Unwinding: the frame exits with an exception, not a value.
+            _ => {
+                let type_id = builder.type_id(TypeKind::Error, "<exception>");
+                builder.ret(ValueRecord::Error {
+                    msg: "<unwound by exception>".into(),
+                    type_id,
+                });
+            }
+        }
     }
 
     /// An exception is raised in (or propagates into) a frame of code `idx`; `exc` is the

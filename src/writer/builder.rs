@@ -18,6 +18,15 @@ pub const HOT_INT: usize = 0;
 pub const HOT_FLOAT: usize = 1;
 pub const HOT_BOOL: usize = 2;
 
+/// Where [`TraceBuilder::put_val`] appends a value.
+#[derive(Clone, Copy)]
+pub enum ValueTo {
+    /// An argument of the next call ([`TraceBuilder::arg_val`]).
+    Arg(VariableId),
+    /// A return ([`TraceBuilder::ret_val`]).
+    Return,
+}
+
 /// Builds a well-formed event stream: every id is announced (`Path`, `Function`, `Type`,
 /// `VariableName`) before the first event that uses it, as the format requires.
 pub struct TraceBuilder {
@@ -76,7 +85,7 @@ impl TraceBuilder {
     }
 
     /// The hot path: one fixed-size record.
-    #[inline]
+    #[inline(always)]
     fn emit_rec(&mut self, rec: Rec) {
         self.events += 1;
         self.sink.push_rec(rec);
@@ -191,7 +200,7 @@ impl TraceBuilder {
     }
 
     /// [`TraceBuilder::arg`] with the value as the hot path stores it.
-    #[inline]
+    #[inline(always)]
     pub fn arg_val(&mut self, variable_id: VariableId, value: Val) {
         // Ids are interned names and code objects: never near 4 G of them (the tables
         // would take over 100 GB).
@@ -230,8 +239,18 @@ impl TraceBuilder {
         self.ret_val(Val::from_record(return_value));
     }
 
+    /// [`TraceBuilder::arg_val`] or [`TraceBuilder::ret_val`]; always inlined, so that with a
+    /// constant `to` and a value of known variant the record is stored field by field.
+    #[inline(always)]
+    pub fn put_val(&mut self, to: ValueTo, value: Val) {
+        match to {
+            ValueTo::Arg(variable) => self.arg_val(variable, value),
+            ValueTo::Return => self.ret_val(value),
+        }
+    }
+
     /// [`TraceBuilder::ret`] with the value as the hot path stores it.
-    #[inline]
+    #[inline(always)]
     pub fn ret_val(&mut self, return_value: Val) {
         self.emit_rec(Rec::Return(return_value));
     }

@@ -251,7 +251,7 @@ impl EventSink {
     }
 
     /// Appends one record: the hot path (a slot write and a release store).
-    #[inline]
+    #[inline(always)]
     pub fn push_rec(&mut self, event: Rec) {
         // SAFETY: this is the recording thread's current slab and `filled` its count; the
         // slab is shipped as soon as it is full, so `filled` stays below the capacity.

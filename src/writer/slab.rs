@@ -63,7 +63,7 @@ impl Slab {
     /// # Safety
     /// Only the recording thread, on its current slab, with `at` equal to the number of
     /// events pushed so far and below the capacity.
-    #[inline]
+    #[inline(always)]
     pub unsafe fn push(&self, at: usize, event: Rec) {
         debug_assert!(at < self.slots.len());
         debug_assert_eq!(self.len.load(Ordering::Relaxed), at);
