@@ -84,8 +84,11 @@ impl Encoder {
     /// constant at each call site): each store then knows its variant, and the record's fields are stored straight into the batch slot. (Returning
     /// a `Val` instead made the compiler assemble it on the stack and copy it into the slot
     /// as an unaligned 20-byte blob, a failed store-to-load forward on every event.)
+    ///
+    /// # Safety
+    /// `obj` is a live object, and the GIL is held.
     #[inline(always)]
-    pub fn encode_with(
+    pub unsafe fn encode_with(
         &self,
         b: &mut TraceBuilder,
         py: Python<'_>,
@@ -141,7 +144,12 @@ impl Encoder {
 
     /// [`Encoder::encode_with`] for everything but the inline scalars.
     #[inline(never)]
-    fn encode_val_slow(&self, b: &mut TraceBuilder, py: Python<'_>, obj: *mut ffi::PyObject) -> Val {
+    fn encode_val_slow(
+        &self,
+        b: &mut TraceBuilder,
+        py: Python<'_>,
+        obj: *mut ffi::PyObject,
+    ) -> Val {
         // SAFETY: `obj` is a live object (the caller's contract) and the GIL is held.
         Val::from_record(self.encode(b, &unsafe { Bound::from_borrowed_ptr(py, obj) }))
     }

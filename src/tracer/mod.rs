@@ -918,22 +918,27 @@ impl Recorder {
                     v
                 }
                 // A missing name is recorded as None.
-                ArgAccess::Locals => match locals.as_ref().map(|l| l.get_item(slot.name.bind(py))) {
-                    Some(Ok(item)) => {
-                        let v = item.as_ptr();
-                        _owned = Some(item);
-                        v
+                ArgAccess::Locals => {
+                    match locals.as_ref().map(|l| l.get_item(slot.name.bind(py))) {
+                        Some(Ok(item)) => {
+                            let v = item.as_ptr();
+                            _owned = Some(item);
+                            v
+                        }
+                        _ => std::ptr::null_mut(),
                     }
-                    _ => std::ptr::null_mut(),
-                },
+                }
             };
             let action = arg_action(slot);
             self.scoping.values.count(ValueKind::Arg, action);
             // One `arg_val` per branch: the common one stores the encoded scalar straight
             // into the record.
             if action == ValueAction::Allow && !v.is_null() {
-                self.encoder
-                    .encode_with(builder, py, v, ValueTo::Arg(slot.variable));
+                // SAFETY: `v` is live (held by the frame or `_owned`); GIL held.
+                unsafe {
+                    self.encoder
+                        .encode_with(builder, py, v, ValueTo::Arg(slot.variable))
+                };
             } else if action == ValueAction::Redact {
                 let value = Val::from_record(scope::redacted(builder));
                 builder.arg_val(slot.variable, value);
@@ -999,7 +1004,8 @@ impl Recorder {
         match value {
             // Borrowed from the callback's arguments.
             Some(v) if action == ValueAction::Allow && !v.is_null() => {
-                self.encoder.encode_with(builder, py, v, ValueTo::Return);
+                // SAFETY: borrowed from the callback's arguments; GIL held.
+                unsafe { self.encoder.encode_with(builder, py, v, ValueTo::Return) };
             }
             _ if action == ValueAction::Redact => {
                 let value = scope::redacted(builder);
