@@ -57,6 +57,28 @@ struct FrameObject311 {
     ob_type: *mut std::ffi::c_void,
     f_back: *mut std::ffi::c_void,
     f_frame: *mut InterpreterFrame311,
+    f_trace: *mut PyObject,
+    f_lineno: c_int,
+}
+
+/// The `f_trace` field of a 3.11 frame object (borrowed; NULL when unset), for the layout
+/// check.
+///
+/// # Safety
+/// `frame` is a live frame object of CPython 3.11.
+pub unsafe fn frame_trace_311(frame: *mut PyFrameObject) -> *mut PyObject {
+    (*(frame as *mut FrameObject311)).f_trace
+}
+
+/// The line of a 3.11 frame during a line event, read in place: CPython 3.11's
+/// `call_trace` stores it in `f_lineno` for the length of the trace call (and clears it
+/// after); 0 (any other moment) means "ask `PyFrame_GetLineNumber`".
+///
+/// # Safety
+/// `frame` is a live frame object of CPython 3.11, layout checked at start.
+#[inline]
+pub unsafe fn frame_lineno_311(frame: *mut PyFrameObject) -> c_int {
+    (*(frame as *mut FrameObject311)).f_lineno
 }
 
 /// CPython 3.11's `_PyInterpreterFrame`, up to the fast-locals array.
@@ -141,26 +163,24 @@ pub unsafe fn thread_id_inline(tstate: *mut PyThreadState) -> u64 {
     *((tstate as *const u8).add(THREAD_STATE_ID) as *const u64)
 }
 
-/// Whether [`thread_id_inline`] reads what `PyThreadState_GetID` returns: checked on the
-/// calling thread's state and on a fresh one (a new, distinct id), so a field that happens
-/// to hold the current id cannot pass.
+/// Whether [`thread_id_inline`] reads what `PyThreadState_GetID` returns, on every thread
+/// state of the interpreter (a fresh one would be a stronger check, but making one uses up
+/// an id and shifts the ids of the program's later threads).
 ///
 /// # Safety
 /// GIL held.
 pub unsafe fn thread_id_layout_ok() -> bool {
-    let ts = pyo3::ffi::PyThreadState_Get();
-    if ts.is_null() || thread_id_inline(ts) != PyThreadState_GetID(ts) {
-        return false;
+    let mut ts = pyo3::ffi::PyInterpreterState_ThreadHead(pyo3::ffi::PyInterpreterState_Get());
+    let mut seen = 0;
+    while !ts.is_null() {
+        let id = PyThreadState_GetID(ts);
+        if id == 0 || thread_id_inline(ts) != id {
+            return false;
+        }
+        seen += 1;
+        ts = pyo3::ffi::PyThreadState_Next(ts);
     }
-    let fresh = pyo3::ffi::PyThreadState_New(pyo3::ffi::PyInterpreterState_Get());
-    if fresh.is_null() {
-        return false;
-    }
-    let ok = thread_id_inline(fresh) == PyThreadState_GetID(fresh)
-        && PyThreadState_GetID(fresh) != PyThreadState_GetID(ts);
-    pyo3::ffi::PyThreadState_Clear(fresh);
-    pyo3::ffi::PyThreadState_Delete(fresh);
-    ok
+    seen > 0
 }
 
 /// The value of an exact `int` that fits one 30-bit digit, read in place; `None` for a

@@ -1191,6 +1191,14 @@ fn fast_locals_layout_ok(py: Python<'_>) -> bool {
                 v
             }
         };
+        // `f_trace`, the field before `f_lineno` (which the line events read in place).
+        let marker = py.eval(c"object()", None, None)?;
+        frame.setattr("f_trace", &marker)?;
+        let trace_ok = unsafe { ffi::frame_trace_311(fp) } == marker.as_ptr();
+        frame.setattr("f_trace", py.None())?;
+        if !trace_ok {
+            return Ok(false);
+        }
         let expected = frame.getattr("f_locals")?;
         let names = ["a", "b", "d", "c", "e"];
         for (i, name) in names.iter().enumerate() {

@@ -82,8 +82,15 @@ fn handle_event(
                 Some(idx) => idx,
                 None => code_of_frame(py, rec, frame)?,
             };
-            // SAFETY: live frame; CPython sets f_lineno before a line event, so this is a read.
-            let line = unsafe { py::PyFrame_GetLineNumber(frame) };
+            // SAFETY: live frame; CPython sets f_lineno before a line event, so this is a
+            // read (in place when the layout was checked at start).
+            let mut line = match rec.fast_locals {
+                true => unsafe { ffi::frame_lineno_311(frame) },
+                false => 0,
+            };
+            if line == 0 {
+                line = unsafe { py::PyFrame_GetLineNumber(frame) };
+            }
             rec.line(idx, line as i64);
         }
         py::PyTrace_RETURN => {
