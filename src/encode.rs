@@ -373,9 +373,9 @@ fn encode_int(b: &mut TraceBuilder, i: &Bound<'_, PyInt>) -> ValueRecord {
     }
 }
 
-/// The type id of the static type `tp` (`int`, `float` or `bool`) from the builder's slot
-/// `slot`, filled at first use the way [`type_id_of`] interns it (same id, same name).
-/// `None` for an id beyond `u32` (never in practice), which the caller encodes the slow way.
+/// The type id of the static type `tp` (`int`, `float` or `bool`), cached in the builder's
+/// slot `slot`; `None` for an id beyond `u32` (never in practice), which the caller encodes
+/// the slow way.
 #[inline]
 fn hot_type_id(
     b: &mut TraceBuilder,
@@ -383,27 +383,12 @@ fn hot_type_id(
     tp: *mut ffi::PyTypeObject,
     kind: TypeKind,
 ) -> Option<u32> {
-    let id = b.hot_type(slot);
-    if id != u32::MAX {
-        return Some(id);
-    }
-    fill_hot_type(b, slot, tp, kind)
-}
-
-#[cold]
-fn fill_hot_type(
-    b: &mut TraceBuilder,
-    slot: usize,
-    tp: *mut ffi::PyTypeObject,
-    kind: TypeKind,
-) -> Option<u32> {
-    // SAFETY: `tp` is a static builtin type; its tp_name is a static C string.
-    let name = unsafe { CStr::from_ptr((*tp).tp_name) }
-        .to_str()
-        .unwrap_or("object");
-    let id = u32::try_from(b.static_type_id(tp as usize, kind, || name).0).ok()?;
-    b.set_hot_type(slot, id);
-    Some(id)
+    b.hot_type_id(slot, tp as usize, kind, || {
+        // SAFETY: `tp` is a static builtin type; its tp_name is a static C string.
+        unsafe { CStr::from_ptr((*tp).tp_name) }
+            .to_str()
+            .unwrap_or("object")
+    })
 }
 
 /// The type id of `obj`'s type. A static type (a builtin: not a heap type) lives as long

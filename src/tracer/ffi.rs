@@ -196,24 +196,25 @@ pub unsafe fn thread_id_layout_ok() -> bool {
 #[inline]
 pub unsafe fn small_int(op: *mut PyObject) -> Option<i64> {
     let base = op as *const u8;
-    let digit = *(base.add(24) as *const u32) as i64;
+    // Read only once the digit count says there is one (zero may have none allocated).
+    let digit = || *(base.add(24) as *const u32) as i64;
     #[cfg(not(Py_3_12))]
     {
-        let size = *(base.add(16) as *const isize);
-        match size {
+        match *(base.add(16) as *const isize) {
             0 => Some(0),
-            1 => Some(digit),
-            -1 => Some(-digit),
+            1 => Some(digit()),
+            -1 => Some(-digit()),
             _ => None,
         }
     }
     #[cfg(Py_3_12)]
     {
         let tag = *(base.add(16) as *const usize);
-        if tag >> 3 > 1 {
-            return None;
+        match tag >> 3 {
+            0 => Some(0),
+            1 => Some((1 - (tag & 3) as i64) * digit()),
+            _ => None,
         }
-        Some((1 - (tag & 3) as i64) * digit)
     }
 }
 

@@ -50,7 +50,6 @@ use crate::filters::{Decision, Exec, ValueAction, ValueKind};
 use crate::naming::{
     is_synthetic_filename, read_globals_facts, CodeFacts, ModuleNamer, PySysModules,
 };
-use crate::writer::record::Val;
 use crate::writer::{TraceBuilder, ValueTo};
 use scope::Scoping;
 
@@ -940,10 +939,10 @@ impl Recorder {
                         .encode_with(builder, py, v, ValueTo::Arg(slot.variable))
                 };
             } else if action == ValueAction::Redact {
-                let value = Val::from_record(scope::redacted(builder));
-                builder.arg_val(slot.variable, value);
+                let value = scope::redacted(builder);
+                builder.arg(slot.variable, value);
             } else if action != ValueAction::Drop {
-                builder.arg_val(slot.variable, Val::from_record(Encoder::none()));
+                builder.arg(slot.variable, Encoder::none());
             }
         }
     }

@@ -12,8 +12,8 @@ use rustc_hash::FxHashMap;
 use super::record::{Rec, Val};
 use super::EventSink;
 
-/// Slots of [`TraceBuilder::hot_type`].
-pub const HOT_TYPE_SLOTS: usize = 4;
+/// Slots of [`TraceBuilder::hot_type_id`].
+const HOT_TYPE_SLOTS: usize = 3;
 pub const HOT_INT: usize = 0;
 pub const HOT_FLOAT: usize = 1;
 pub const HOT_BOOL: usize = 2;
@@ -158,15 +158,35 @@ impl TraceBuilder {
         id
     }
 
-    /// The type id cached in `slot` (`u32::MAX`: none yet).
+    /// [`TraceBuilder::static_type_id`] behind a one-load cache: slot `slot` (a `HOT_*`
+    /// constant) holds the id of the static type at `address` once it was asked for. `None`
+    /// for an id that does not fit a `u32` (never in practice).
     #[inline]
-    pub fn hot_type(&self, slot: usize) -> u32 {
-        self.hot_types[slot]
+    pub fn hot_type_id<'n>(
+        &mut self,
+        slot: usize,
+        address: usize,
+        kind: TypeKind,
+        name: impl FnOnce() -> &'n str,
+    ) -> Option<u32> {
+        let id = self.hot_types[slot];
+        if id != u32::MAX {
+            return Some(id);
+        }
+        self.fill_hot_type(slot, address, kind, name)
     }
 
-    /// Caches a type id (one [`TraceBuilder::static_type_id`] returned) in `slot`.
-    pub fn set_hot_type(&mut self, slot: usize, id: u32) {
+    #[cold]
+    fn fill_hot_type<'n>(
+        &mut self,
+        slot: usize,
+        address: usize,
+        kind: TypeKind,
+        name: impl FnOnce() -> &'n str,
+    ) -> Option<u32> {
+        let id = u32::try_from(self.static_type_id(address, kind, name).0).ok()?;
         self.hot_types[slot] = id;
+        Some(id)
     }
 
     pub fn variable_id(&mut self, name: &str) -> VariableId {

@@ -25,7 +25,7 @@ pub mod record;
 mod sink;
 mod slab;
 
-pub use builder::{TraceBuilder, ValueTo, HOT_BOOL, HOT_FLOAT, HOT_INT, HOT_TYPE_SLOTS};
+pub use builder::{TraceBuilder, ValueTo, HOT_BOOL, HOT_FLOAT, HOT_INT};
 pub use sink::{
     write_atomically, EventSink, SizeCap, TraceCut, TraceFormat, WriterError, BINARY_HEADER_V1,
 };

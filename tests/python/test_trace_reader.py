@@ -147,3 +147,68 @@ def test_trace_events_are_what_json_loads_makes_of_the_trace_file(tmp_path):
             for a in e["Call"]["args"]:
                 walk(a["value"])
     assert {"Int", "BigInt", "Float", "Bool", "None", "String", "Raw", "Sequence", "Tuple"} <= kinds
+
+
+# Values the hot path encodes in place (exact None, bool, int, finite float), around where
+# it changes method: one 30-bit digit (read from the object) or more (through the C API),
+# and the 64-bit edge (a BigInt record past it).
+SCALARS = [
+    0, 1, -1, 7, -12345, 2 ** 30 - 1, -(2 ** 30 - 1), 2 ** 30, -(2 ** 30), 2 ** 31,
+    2 ** 62, 2 ** 63 - 1, -(2 ** 63), True, False, None, 1.5, -0.0, 1e300, -2.5e-300,
+]
+
+
+def test_scalar_arguments_and_returns_record_their_exact_values(tmp_path):
+    """Each scalar passed to a one-argument function is recorded as that argument and as
+    the return value, with the kind and the value Python has, in the default format; an
+    int past 64 bits and an int subclass take the general path."""
+    program = (
+        "class Sub(int):\n    pass\n\n"
+        "def ident(x):\n    return x\n\n"
+        f"for v in {SCALARS!r} + [2 ** 64, -(2 ** 64), Sub(5)]:\n    ident(v)\n"
+    )
+    (tmp_path / "prog.py").write_text(program)
+    subprocess.run(
+        [CT_RECORD, "--trace-dir", str(tmp_path / "t"), "prog.py"],
+        cwd=tmp_path, check=True, capture_output=True, env=clean_env(), timeout=TIMEOUT,
+    )
+    events = list(TraceEvents(tmp_path / "t"))
+    types = [e["Type"]["lang_type"] for e in events if isinstance(e, dict) and "Type" in e]
+    functions = [e["Function"]["name"] for e in events if isinstance(e, dict) and "Function" in e]
+    args, returns, in_ident = [], [], False
+    for e in events:
+        if not isinstance(e, dict):
+            continue
+        if "Call" in e:
+            in_ident = functions[e["Call"]["function_id"]] == "ident"
+            if in_ident:
+                args.append(e["Call"]["args"][0]["value"])
+        elif "Return" in e and in_ident:
+            returns.append(e["Return"]["return_value"])
+            in_ident = False
+
+    def expected(v):
+        if v is None:
+            return {"kind": "None", "type": "None"}
+        if isinstance(v, bool):
+            return {"kind": "Bool", "b": v, "type": "bool"}
+        if isinstance(v, float):
+            return {"kind": "Float", "f": v, "type": "float"}
+        return {"kind": "Int", "i": v, "type": "int"}
+
+    def seen(rec):
+        out = {k: rec[k] for k in ("kind", "i", "b", "f") if k in rec}
+        out["type"] = types[rec["type_id"]]
+        return out
+
+    n = len(SCALARS)
+    assert len(args) == len(returns) == n + 3
+    for v, a, r in zip(SCALARS, args, returns):
+        assert seen(a) == expected(v), v
+        assert seen(r) == expected(v), v
+        if isinstance(v, float):  # -0.0 == 0.0: the sign must survive too
+            assert str(a["f"]) == str(v)
+    for a in args[n:n + 2]:
+        assert a["kind"] == "BigInt" and types[a["type_id"]] == "int"
+    assert args[n]["negative"] is False and args[n + 1]["negative"] is True
+    assert seen(args[n + 2]) == {"kind": "Int", "i": 5, "type": "Sub"}
