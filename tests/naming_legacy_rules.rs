@@ -123,6 +123,11 @@ fn l1_2_other_last_segments_kept_word_for_word() {
     assert_eq!(relative_to_dotted("tool.pyw"), s("tool.pyw"));
     assert_eq!(relative_to_dotted("a/data.txt"), s("a.data.txt"));
     assert_eq!(relative_to_dotted("a/__init__.pyc"), s("a.__init__.pyc"));
+    // A bare `.py` last segment leaves an empty part (the reference's join).
+    assert_eq!(relative_to_dotted("a/.py"), s("a."));
+    assert_eq!(relative_to_dotted(".py"), s(""));
+    assert_eq!(relative_to_dotted("a/b/__init__.py/"), s("a.b"));
+    assert_eq!(relative_to_dotted("//"), None);
 }
 
 #[test]

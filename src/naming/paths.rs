@@ -33,17 +33,28 @@ pub fn normalise(input: &str) -> Option<String> {
 /// `data.txt`) is kept word for word. Nothing is returned only when no segment is left
 /// (so `a/.py` gives `a.`, following the reference code, see docs/module-naming.md).
 pub fn relative_to_dotted(relative: &str) -> Option<String> {
-    let mut parts: Vec<&str> = relative.split('/').filter(|s| !s.is_empty()).collect();
-    let last = parts.pop()?;
-    match last.strip_suffix(".py") {
-        Some("__init__") => {}
-        Some(stem) => parts.push(stem),
-        None => parts.push(last),
+    // One pass, no list of segments: this runs for every code object a legacy filter
+    // decision or path candidate names.
+    let mut out = String::with_capacity(relative.len());
+    let mut parts = 0usize;
+    let mut segments = relative.split('/').filter(|s| !s.is_empty()).peekable();
+    while let Some(segment) = segments.next() {
+        let segment = if segments.peek().is_some() {
+            segment
+        } else {
+            match segment.strip_suffix(".py") {
+                Some("__init__") => break,
+                Some(stem) => stem,
+                None => segment,
+            }
+        };
+        if parts > 0 {
+            out.push('.');
+        }
+        out.push_str(segment);
+        parts += 1;
     }
-    if parts.is_empty() {
-        return None;
-    }
-    Some(parts.join("."))
+    (parts > 0).then_some(out)
 }
 
 /// L1.3 filesystem-shaped name of a target: leading `/`s removed, a first segment ending in

@@ -336,7 +336,8 @@ unsafe fn is_heap_type(ty: *mut ffi::PyTypeObject) -> bool {
     ffi::PyType_HasFeature(ty, ffi::Py_TPFLAGS_HEAPTYPE) != 0
 }
 
-/// The text of a `str` (subclasses included) when it is valid UTF-8; `None` otherwise.
+/// The text of a `str` (subclasses included) when it has a UTF-8 form; `None` otherwise
+/// (lone surrogates).
 pub(crate) unsafe fn str_text(value: *mut ffi::PyObject) -> Option<String> {
     if ffi::PyUnicode_Check(value) == 0 {
         return None;
@@ -348,7 +349,10 @@ pub(crate) unsafe fn str_text(value: *mut ffi::PyObject) -> Option<String> {
         return None;
     }
     let bytes = std::slice::from_raw_parts(data as *const u8, size as usize);
-    Some(String::from_utf8_lossy(bytes).into_owned())
+    // CPython's UTF-8 form is valid UTF-8 (it is encoded strictly: a string with lone
+    // surrogates has none and fails above), so it is not validated a second time.
+    debug_assert!(std::str::from_utf8(bytes).is_ok());
+    Some(std::str::from_utf8_unchecked(bytes).to_owned())
 }
 
 fn classify(value: Option<Bound<'_, PyAny>>) -> AttrValue {

@@ -319,7 +319,10 @@ impl crate::naming::LegacyEngine for Legacy {
     }
 
     fn filter_namer(&self, py: Python<'_>) -> Box<dyn crate::naming::FilterModuleNamer + Send> {
-        Box::new(FilterResolver(LegacyResolver::from_python(py)))
+        Box::new(FilterResolver {
+            resolver: LegacyResolver::from_python(py),
+            answers: FxHashMap::default(),
+        })
     }
 
     fn session_roots(&self, py: Python<'_>) -> Vec<String> {
@@ -345,7 +348,19 @@ impl crate::naming::LegacyEngine for Legacy {
 }
 
 /// The filter engine's own resolver (spec L7), answering F4.3.
-struct FilterResolver(LegacyResolver);
+/// The filter engine's legacy resolver, with the F4.3 answer remembered per file once it
+/// can no longer change.
+struct FilterResolver {
+    resolver: LegacyResolver,
+    /// Absolute path -> (the relative path it was asked with, the F4.3 answer). Only
+    /// answers whose resolver part came from the path cache are kept: the path cache is
+    /// never invalidated (L5), and the rest of F4.3 is a function of the relative path, so
+    /// such an answer is final. A file has one code object per function, each asking again.
+    answers: FxHashMap<String, (Option<String>, Option<String>)>,
+}
+
+/// Past this many files the remembered answers start over (as the scope's path cache).
+const FILTER_ANSWERS_LIMIT: usize = 1 << 16;
 
 impl crate::naming::FilterModuleNamer for FilterResolver {
     fn filter_module_name(
@@ -354,10 +369,28 @@ impl crate::naming::FilterModuleNamer for FilterResolver {
         absolute: &str,
         modules: &dyn ModuleTable,
     ) -> Option<String> {
-        legacy_filter_module_name(&mut self.0, relative, absolute, modules)
+        if let Some((rel, answer)) = self.answers.get(absolute) {
+            if rel.as_deref() == relative {
+                // What `resolve` would have counted: a lookup answered by the path cache.
+                self.resolver.stats.lookups += 1;
+                self.resolver.stats.path_cache_hits += 1;
+                return answer.clone();
+            }
+        }
+        let answer = legacy_filter_module_name(&mut self.resolver, relative, absolute, modules);
+        if self.resolver.cached_name(absolute).is_some() {
+            if self.answers.len() >= FILTER_ANSWERS_LIMIT {
+                self.answers.clear();
+            }
+            self.answers.insert(
+                absolute.to_string(),
+                (relative.map(str::to_string), answer.clone()),
+            );
+        }
+        answer
     }
 
     fn report(&self) -> Option<serde_json::Value> {
-        serde_json::to_value(self.0.stats()).ok()
+        serde_json::to_value(self.resolver.stats()).ok()
     }
 }

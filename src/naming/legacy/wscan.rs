@@ -122,11 +122,11 @@ pub(crate) struct WatchedScanner {
     /// `(seq, entry)` of the non-`str` keys.
     non_str: BTreeSet<(u64, u32)>,
     volatile: Vec<u32>,
-    polled: Vec<Watch>,
-    polled_owner: Vec<u32>,
-    polled_garbage: usize,
+    polled: Polled,
     /// Entries to read or settle in the current lookup.
     work: Vec<u32>,
+    /// Slots of the polled words found changed in the current lookup.
+    changed: Vec<u32>,
     /// Set once the watcher turned out to be unavailable.
     unavailable: bool,
 }
@@ -194,12 +194,18 @@ impl WatchedScanner {
         }
         stats.scans += 1;
         // The words no watcher reports on.
-        for (watch, &owner) in self.polled.iter().zip(&self.polled_owner) {
-            if !watch.holds() {
-                mark(&mut self.entries, &mut self.work, owner);
-            }
+        let mut changed = std::mem::take(&mut self.changed);
+        self.polled.changed(&mut changed);
+        for &slot in &changed {
+            mark(
+                &mut self.entries,
+                &mut self.work,
+                self.polled.owners[slot as usize],
+            );
         }
-        stats.polled_words += (self.polled.len() - self.polled_garbage) as u64;
+        changed.clear();
+        self.changed = changed;
+        stats.polled_words += self.polled.live() as u64;
         for i in 0..self.volatile.len() {
             let idx = self.volatile[i];
             mark(&mut self.entries, &mut self.work, idx);
@@ -453,9 +459,7 @@ impl WatchedScanner {
         }
         for slot in entry.polled.drain(..) {
             if slot != NOT_POLLED {
-                self.polled[slot as usize] = Watch::always();
-                self.polled_owner[slot as usize] = NO_OWNER;
-                self.polled_garbage += 1;
+                self.polled.free(slot);
             }
         }
         if entry.kind == Kind::NotStrKey {
@@ -571,7 +575,7 @@ impl WatchedScanner {
             entry.watches[i].renew();
             let slot = entry.polled[i];
             if slot != NOT_POLLED {
-                self.polled[slot as usize] = entry.watches[i];
+                self.polled.set(slot, entry.watches[i]);
             }
         }
         true
@@ -614,9 +618,7 @@ impl WatchedScanner {
                 }
                 for (i, watch) in stamp.watches.iter().enumerate() {
                     if !notified[i] {
-                        entry.polled[i] = self.polled.len() as u32;
-                        self.polled.push(*watch);
-                        self.polled_owner.push(idx);
+                        entry.polled[i] = self.polled.push(*watch, idx);
                     }
                 }
                 entry.watches = stamp.watches;
@@ -683,22 +685,17 @@ impl WatchedScanner {
 
     /// Rewrites the polled array without freed slots once they make up most of it.
     fn compact_polled(&mut self) {
-        if self.polled_garbage < 1024 || self.polled_garbage * 2 < self.polled.len() {
+        if !self.polled.wants_compaction() {
             return;
         }
-        let mut polled = Vec::with_capacity(self.polled.len() - self.polled_garbage);
-        let mut owners = Vec::with_capacity(polled.capacity());
+        let mut polled = Polled::with_capacity(self.polled.live());
         for (idx, entry) in self.entries.iter_mut().enumerate() {
             let Some(entry) = entry else { continue };
             for slot in entry.polled.iter_mut().filter(|s| **s != NOT_POLLED) {
-                polled.push(self.polled[*slot as usize]);
-                owners.push(idx as u32);
-                *slot = (polled.len() - 1) as u32;
+                *slot = polled.push(self.polled.get(*slot), idx as u32);
             }
         }
         self.polled = polled;
-        self.polled_owner = owners;
-        self.polled_garbage = 0;
     }
 
     /// Drops everything (the registration too: the last one to go quiets the watcher),
@@ -707,6 +704,103 @@ impl WatchedScanner {
         WatchedScanner {
             unavailable: self.unavailable,
             ..WatchedScanner::default()
+        }
+    }
+}
+
+/// The words no watcher reports on, polled on every lookup: one per ordinary module, so
+/// this is the part of a lookup that grows with the number of modules. Kept as parallel
+/// arrays so the poll is a tight loop over them (a load of the address, of the word and of
+/// the wanted value per slot), compared a block at a time.
+#[derive(Default)]
+struct Polled {
+    addrs: Vec<*const usize>,
+    wants: Vec<usize>,
+    /// The entry each slot belongs to, or [`NO_OWNER`] for a freed slot.
+    owners: Vec<u32>,
+    /// Freed slots (they watch a word that never changes).
+    garbage: usize,
+}
+
+// SAFETY: the words are only read with the GIL held, and their owners keep the watched
+// objects alive (see `Watch`).
+unsafe impl Send for Polled {}
+
+impl Polled {
+    fn with_capacity(n: usize) -> Self {
+        Polled {
+            addrs: Vec::with_capacity(n),
+            wants: Vec::with_capacity(n),
+            owners: Vec::with_capacity(n),
+            garbage: 0,
+        }
+    }
+
+    fn live(&self) -> usize {
+        self.addrs.len() - self.garbage
+    }
+
+    fn push(&mut self, watch: Watch, owner: u32) -> u32 {
+        self.addrs.push(watch.addr);
+        self.wants.push(watch.want);
+        self.owners.push(owner);
+        (self.addrs.len() - 1) as u32
+    }
+
+    fn get(&self, slot: u32) -> Watch {
+        Watch {
+            addr: self.addrs[slot as usize],
+            want: self.wants[slot as usize],
+        }
+    }
+
+    fn set(&mut self, slot: u32, watch: Watch) {
+        self.addrs[slot as usize] = watch.addr;
+        self.wants[slot as usize] = watch.want;
+    }
+
+    fn free(&mut self, slot: u32) {
+        self.set(slot, Watch::always());
+        self.owners[slot as usize] = NO_OWNER;
+        self.garbage += 1;
+    }
+
+    fn wants_compaction(&self) -> bool {
+        self.garbage >= 1024 && self.garbage * 2 >= self.addrs.len()
+    }
+
+    /// Appends to `out` the slots whose word no longer holds the wanted value.
+    fn changed(&self, out: &mut Vec<u32>) {
+        const BLOCK: usize = 8;
+        let n = self.addrs.len();
+        let full = n - n % BLOCK;
+        // SAFETY: every address points into an object its owner keeps alive (a freed slot
+        // points to a static word); the GIL is held, so nothing writes them concurrently.
+        let word = |i: usize| unsafe { *self.addrs[i] };
+        let mut start = 0;
+        while start < full {
+            let (addrs, wants) = (
+                &self.addrs[start..start + BLOCK],
+                &self.wants[start..start + BLOCK],
+            );
+            let mut diff = 0;
+            for k in 0..BLOCK {
+                // SAFETY: as above.
+                diff |= unsafe { *addrs[k] } ^ wants[k];
+            }
+            if diff != 0 {
+                for i in start..start + BLOCK {
+                    if word(i) != self.wants[i] {
+                        out.push(i as u32);
+                    }
+                }
+            }
+            start += BLOCK;
+        }
+        for i in full..n {
+            if word(i) != self.wants[i] {
+                out.push(i as u32);
+            }
         }
     }
 }
