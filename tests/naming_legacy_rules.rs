@@ -965,3 +965,47 @@ fn f4_3_main_replaces_only_a_first_name_without_dot() {
         s("other")
     );
 }
+
+/// L1.1 by its definition (split on `/`, drop empty and `.` segments, keep one leading `/`),
+/// against `normalise` for every string of up to 6 characters over `/`, `.` and `a`: the
+/// implementation returns already-normal paths without rebuilding them, and must agree.
+#[test]
+fn l1_1_normalise_agrees_with_its_definition_exhaustively() {
+    fn by_definition(input: &str) -> Option<String> {
+        if input.is_empty() {
+            return None;
+        }
+        let absolute = input.starts_with('/');
+        let segments: Vec<&str> = input
+            .split('/')
+            .filter(|s| !s.is_empty() && *s != ".")
+            .collect();
+        if segments.is_empty() && !absolute {
+            return None;
+        }
+        let joined = segments.join("/");
+        Some(if absolute {
+            format!("/{joined}")
+        } else {
+            joined
+        })
+        .map(|s| if s == "/" { String::new() } else { s })
+    }
+    let alphabet = ['/', '.', 'a'];
+    let mut inputs = vec![String::new()];
+    let mut checked = 0;
+    for _ in 0..6 {
+        let mut longer = Vec::new();
+        for prefix in &inputs {
+            for c in alphabet {
+                longer.push(format!("{prefix}{c}"));
+            }
+        }
+        for input in &longer {
+            assert_eq!(normalise(input), by_definition(input), "input {input:?}");
+            checked += 1;
+        }
+        inputs = longer;
+    }
+    assert_eq!(checked, 3 + 9 + 27 + 81 + 243 + 729);
+}

@@ -12,6 +12,9 @@ pub fn normalise(input: &str) -> Option<String> {
     if input.is_empty() {
         return None;
     }
+    if is_normal(input) {
+        return Some(input.to_string());
+    }
     let absolute = input.starts_with('/');
     let mut out = String::with_capacity(input.len());
     for segment in input.split('/').filter(|s| !s.is_empty() && *s != ".") {
@@ -24,6 +27,18 @@ pub fn normalise(input: &str) -> Option<String> {
         return None;
     }
     Some(out)
+}
+
+/// True when [`normalise`] would return `input` unchanged: at least one segment, every
+/// segment non-empty and not `.` (one leading `/` allowed). Most paths a recorder sees are
+/// already normal; this check is one pass over the bytes, without building the output.
+fn is_normal(input: &str) -> bool {
+    let bytes = input.as_bytes();
+    let body = bytes.strip_prefix(b"/").unwrap_or(bytes);
+    !body.is_empty()
+        && body
+            .split(|&b| b == b'/')
+            .all(|segment| !segment.is_empty() && segment != b".")
 }
 
 /// L1.2 relative path to dotted name, not validated.

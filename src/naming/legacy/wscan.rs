@@ -608,16 +608,17 @@ impl WatchedScanner {
         entry.score = facts.score();
         match read.stamp.inner {
             StampInner::Python(stamp) => {
-                entry.polled = vec![NOT_POLLED; stamp.watches.len()];
-                let mut notified = vec![false; stamp.watches.len()];
-                for &(i, dict) in &stamp.notified {
-                    notified[i as usize] = true;
+                // `forget` emptied it and kept its capacity (a re-read allocates nothing).
+                entry.polled.clear();
+                entry.polled.resize(stamp.watches.len(), NOT_POLLED);
+                for &(_, dict) in &stamp.notified {
                     if !entry.dicts.contains(&dict) {
                         entry.dicts.push(dict);
                     }
                 }
                 for (i, watch) in stamp.watches.iter().enumerate() {
-                    if !notified[i] {
+                    // A handful of watches per read: a search, not a table of flags.
+                    if !stamp.notified.iter().any(|&(j, _)| j as usize == i) {
                         entry.polled[i] = self.polled.push(*watch, idx);
                     }
                 }
