@@ -32,8 +32,9 @@ class TraceEvents:
         self._chunks = _native.EventChunks(os.fspath(path), chunk, sorted(kinds) if kinds else None)
 
     def __iter__(self):
+        # Each chunk is a list of events, built in Rust from the decoded records.
         for chunk in self._chunks:
-            yield from json.loads(chunk)
+            yield from chunk
 
     @property
     def complete(self):
