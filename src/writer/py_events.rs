@@ -76,13 +76,13 @@ pub struct Keys {
     /// Map keys of the generic builders, and the `kind` names of values.
     names: FxHashMap<Box<[u8]>, Py<PyString>>,
     /// `json.loads`, for the fallback.
-    loads: Option<Py<PyAny>>,
+    loads: Py<PyAny>,
 }
 
 impl Keys {
-    pub fn new(py: Python<'_>) -> Keys {
+    pub fn new(py: Python<'_>) -> PyResult<Keys> {
         let s = |t: &str| PyString::intern(py, t).unbind();
-        Keys {
+        Ok(Keys {
             step: s("Step"),
             path_id: s("path_id"),
             line: s("line"),
@@ -104,8 +104,9 @@ impl Keys {
             float: s("Float"),
             f: s("f"),
             names: FxHashMap::default(),
-            loads: None,
-        }
+            // Looked up now, not in the middle of a chunk: `build` runs no Python code.
+            loads: py.import("json")?.getattr("loads")?.unbind(),
+        })
     }
 
     /// The Python string of a map key (or a value's kind), made once.
@@ -124,15 +125,8 @@ impl Keys {
     }
 
     /// `json.loads(text)`: the fallback for what the builders do not make.
-    pub fn json_loads<'py>(&mut self, py: Python<'py>, text: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-        let loads = match &self.loads {
-            Some(f) => f.bind(py).clone(),
-            None => {
-                let f = py.import("json")?.getattr("loads")?;
-                self.loads = Some(f.clone().unbind());
-                f
-            }
-        };
+    pub fn json_loads<'py>(&self, py: Python<'py>, text: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+        let loads = self.loads.bind(py);
         let text = std::str::from_utf8(text).map_err(|_| {
             pyo3::exceptions::PyValueError::new_err("the events file is not valid UTF-8")
         })?;
@@ -693,5 +687,436 @@ impl JsonIn<'_> {
             // NaN, Infinity (which `json.loads` accepts) and anything else.
             _ => return Err(Fail::Unsupported),
         })
+    }
+}
+
+/// A frequent record of a binary or JSON file, read by its exact bytes (as serde and our
+/// hand-written encoders write it): a step, or a value, call or return whose values are
+/// ints, `None`, bools or (binary) floats. A `Call`'s arguments are left in the `args`
+/// passed to the reader. Anything else is `None`, for the generic builders.
+pub enum Fast {
+    Step { path: u32, line: i64 },
+    Value { variable: u32, value: Val },
+    Call { function: u32 },
+    Return(Val),
+}
+
+struct Exact<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl Exact<'_> {
+    #[inline]
+    fn lit(&mut self, s: &[u8]) -> Option<()> {
+        if self.buf.get(self.at..self.at + s.len())? != s {
+            return None;
+        }
+        self.at += s.len();
+        Some(())
+    }
+
+    #[inline]
+    fn byte(&mut self) -> Option<u8> {
+        let b = *self.buf.get(self.at)?;
+        self.at += 1;
+        Some(b)
+    }
+
+    #[inline]
+    fn done(&self) -> Option<()> {
+        (self.at == self.buf.len()).then_some(())
+    }
+
+    // --- CBOR ---
+
+    /// A CBOR head of major type `major`: its argument.
+    #[inline]
+    fn cbor_arg(&mut self, major: u8) -> Option<u64> {
+        let first = self.byte()?;
+        if first >> 5 != major {
+            return None;
+        }
+        let info = first & 0x1f;
+        match info {
+            0..=23 => Some(info as u64),
+            24..=27 => {
+                let n = 1usize << (info - 24);
+                let bytes = self.buf.get(self.at..self.at + n)?;
+                self.at += n;
+                Some(bytes.iter().fold(0u64, |acc, &b| (acc << 8) | b as u64))
+            }
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn cbor_u32(&mut self) -> Option<u32> {
+        u32::try_from(self.cbor_arg(0)?).ok()
+    }
+
+    #[inline]
+    fn cbor_int(&mut self) -> Option<i64> {
+        match self.buf.get(self.at)? >> 5 {
+            0 => i64::try_from(self.cbor_arg(0)?).ok(),
+            1 => Some(-1 - i64::try_from(self.cbor_arg(1)?).ok()?),
+            _ => None,
+        }
+    }
+
+    fn cbor_value(&mut self) -> Option<Val> {
+        let value = if self.lit(b"\xa3\x64kind\x63Int\x61i").is_some() {
+            let i = self.cbor_int()?;
+            self.lit(b"\x67type_id")?;
+            Val::Int {
+                i,
+                type_id: self.cbor_u32()?,
+            }
+        } else if self.lit(b"\xa2\x64kind\x64None\x67type_id").is_some() {
+            Val::None {
+                type_id: self.cbor_u32()?,
+            }
+        } else if self.lit(b"\xa3\x64kind\x64Bool\x61b").is_some() {
+            let b = match self.byte()? {
+                0xf4 => false,
+                0xf5 => true,
+                _ => return None,
+            };
+            self.lit(b"\x67type_id")?;
+            Val::Bool {
+                b,
+                type_id: self.cbor_u32()?,
+            }
+        } else {
+            self.lit(b"\xa3\x64kind\x65Float\x61f\xfb")?;
+            let raw = self.buf.get(self.at..self.at + 8)?;
+            self.at += 8;
+            let f = f64::from_be_bytes(raw.try_into().ok()?);
+            self.lit(b"\x67type_id")?;
+            Val::Float {
+                f,
+                type_id: self.cbor_u32()?,
+            }
+        };
+        Some(value)
+    }
+
+    fn cbor_full_value(&mut self) -> Option<(u32, Val)> {
+        self.lit(b"\xa2\x6bvariable_id")?;
+        let variable = self.cbor_u32()?;
+        self.lit(b"\x65value")?;
+        Some((variable, self.cbor_value()?))
+    }
+
+    // --- JSON (serde_json's compact layout) ---
+
+    #[inline]
+    fn json_int(&mut self) -> Option<i64> {
+        let negative = self.buf.get(self.at) == Some(&b'-');
+        if negative {
+            self.at += 1;
+        }
+        let from = self.at;
+        let mut v: i64 = 0;
+        while let Some(&d) = self.buf.get(self.at) {
+            if !d.is_ascii_digit() {
+                break;
+            }
+            let d = (d - b'0') as i64;
+            v = v.checked_mul(10).and_then(|v| {
+                if negative {
+                    v.checked_sub(d)
+                } else {
+                    v.checked_add(d)
+                }
+            })?;
+            self.at += 1;
+        }
+        let n = self.at - from;
+        // No digits, a leading zero, or a float: the generic parser decides.
+        if n == 0 || (n > 1 && self.buf[from] == b'0') {
+            return None;
+        }
+        if let Some(b'.' | b'e' | b'E') = self.buf.get(self.at) {
+            return None;
+        }
+        Some(v)
+    }
+
+    #[inline]
+    fn json_u32(&mut self) -> Option<u32> {
+        u32::try_from(self.json_int()?).ok()
+    }
+
+    fn json_value(&mut self) -> Option<Val> {
+        let value = if self.lit(b"{\"kind\":\"Int\",\"i\":").is_some() {
+            let i = self.json_int()?;
+            self.lit(b",\"type_id\":")?;
+            Val::Int {
+                i,
+                type_id: self.json_u32()?,
+            }
+        } else if self.lit(b"{\"kind\":\"None\",\"type_id\":").is_some() {
+            Val::None {
+                type_id: self.json_u32()?,
+            }
+        } else {
+            self.lit(b"{\"kind\":\"Bool\",\"b\":")?;
+            let b = if self.lit(b"true").is_some() {
+                true
+            } else {
+                self.lit(b"false")?;
+                false
+            };
+            self.lit(b",\"type_id\":")?;
+            Val::Bool {
+                b,
+                type_id: self.json_u32()?,
+            }
+        };
+        self.lit(b"}")?;
+        Some(value)
+    }
+
+    fn json_full_value(&mut self) -> Option<(u32, Val)> {
+        self.lit(b"{\"variable_id\":")?;
+        let variable = self.json_u32()?;
+        self.lit(b",\"value\":")?;
+        let value = self.json_value()?;
+        self.lit(b"}")?;
+        Some((variable, value))
+    }
+}
+
+/// A binary v1 record (one CBOR item) of a frequent shape.
+pub fn cbor_fast(buf: &[u8], args: &mut Vec<(u32, Val)>) -> Option<Fast> {
+    let mut c = Exact { buf, at: 0 };
+    let fast = if c.lit(b"\xa1\x64Step\xa2\x67path_id").is_some() {
+        let path = c.cbor_u32()?;
+        c.lit(b"\x64line")?;
+        Fast::Step {
+            path,
+            line: c.cbor_int()?,
+        }
+    } else if c.lit(b"\xa1\x65Value").is_some() {
+        let (variable, value) = c.cbor_full_value()?;
+        Fast::Value { variable, value }
+    } else if c.lit(b"\xa1\x64Call\xa2\x6bfunction_id").is_some() {
+        let function = c.cbor_u32()?;
+        c.lit(b"\x64args")?;
+        let n = c.cbor_arg(4)?;
+        args.clear();
+        for _ in 0..n {
+            args.push(c.cbor_full_value()?);
+        }
+        Fast::Call { function }
+    } else {
+        c.lit(b"\xa1\x66Return\xa1\x6creturn_value")?;
+        Fast::Return(c.cbor_value()?)
+    };
+    c.done()?;
+    Some(fast)
+}
+
+/// A JSON event of a frequent shape, in serde_json's compact layout (what the recorder
+/// writes; other layouts go to the generic parser).
+pub fn json_fast(buf: &[u8], args: &mut Vec<(u32, Val)>) -> Option<Fast> {
+    let mut c = Exact { buf, at: 0 };
+    let fast = if c.lit(b"{\"Step\":{\"path_id\":").is_some() {
+        let path = c.json_u32()?;
+        c.lit(b",\"line\":")?;
+        let line = c.json_int()?;
+        c.lit(b"}")?;
+        Fast::Step { path, line }
+    } else if c.lit(b"{\"Value\":").is_some() {
+        let (variable, value) = c.json_full_value()?;
+        Fast::Value { variable, value }
+    } else if c.lit(b"{\"Call\":{\"function_id\":").is_some() {
+        let function = c.json_u32()?;
+        c.lit(b",\"args\":[")?;
+        args.clear();
+        if c.lit(b"]").is_none() {
+            loop {
+                args.push(c.json_full_value()?);
+                if c.lit(b",").is_none() {
+                    c.lit(b"]")?;
+                    break;
+                }
+            }
+        }
+        c.lit(b"}")?;
+        Fast::Call { function }
+    } else {
+        c.lit(b"{\"Return\":{\"return_value\":")?;
+        let value = c.json_value()?;
+        c.lit(b"}")?;
+        Fast::Return(value)
+    };
+    c.lit(b"}")?;
+    c.done()?;
+    Some(fast)
+}
+
+/// The Python data of a [`Fast`] record.
+pub fn fast<'py>(py: Python<'py>, k: &mut Keys, rec: &Fast, args: &[(u32, Val)]) -> Built<'py> {
+    match rec {
+        Fast::Step { path, line } => Ok(step(py, k, *path, *line)?),
+        Fast::Value { variable, value } => value_event(py, k, *variable, value),
+        Fast::Call { function } => call(py, k, *function, args),
+        Fast::Return(value) => return_event(py, k, value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::writer::record::{Rec, RecordEncoder};
+
+    fn scalars() -> Vec<Val> {
+        let mut v = Vec::new();
+        for i in [
+            0,
+            1,
+            23,
+            24,
+            255,
+            256,
+            65536,
+            -1,
+            -24,
+            -25,
+            -257,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            v.push(Val::Int { type_id: 1, i });
+        }
+        v.push(Val::Int {
+            type_id: u32::MAX,
+            i: 5,
+        });
+        v.push(Val::None { type_id: 300 });
+        v.push(Val::Bool {
+            type_id: 2,
+            b: true,
+        });
+        v.push(Val::Bool {
+            type_id: 2,
+            b: false,
+        });
+        v.push(Val::Float {
+            type_id: 3,
+            f: -2.5e300,
+        });
+        v
+    }
+
+    fn same(a: &Val, b: &Val) -> bool {
+        format!("{a:?}") == format!("{b:?}")
+    }
+
+    /// Every frequent record, as the writers encode it (the hand-written encoders, which
+    /// write exactly serde's bytes), is read by the exact-bytes fast paths, with its values;
+    /// so the fast paths are what the reader takes on the recorder's own files. (JSON
+    /// floats are left to the generic parser.)
+    #[test]
+    fn the_fast_paths_read_what_the_writers_write() {
+        for value in scalars() {
+            let is_float = matches!(value, Val::Float { .. });
+            let recs = [
+                Rec::Step {
+                    path: 7,
+                    line: value_int(&value),
+                },
+                Rec::Arg {
+                    variable: 4,
+                    value: value.clone(),
+                },
+                Rec::Arg {
+                    variable: 70_000,
+                    value: value.clone(),
+                },
+                Rec::Call {
+                    function: 9,
+                    nargs: 2,
+                },
+                Rec::Return(value.clone()),
+            ];
+            let (mut cbor, mut json) = (RecordEncoder::new(), RecordEncoder::new());
+            for rec in &recs {
+                let (mut c, mut j) = (Vec::new(), Vec::new());
+                cbor.cbor(&mut c, rec).unwrap();
+                json.json(&mut j, rec).unwrap();
+                let mut args = Vec::new();
+                for (is_json, bytes) in [(false, &c), (true, &j)] {
+                    let got = if is_json {
+                        json_fast(bytes, &mut args)
+                    } else {
+                        cbor_fast(bytes, &mut args)
+                    };
+                    if is_json && is_float && !matches!(rec, Rec::Step { .. }) {
+                        assert!(got.is_none());
+                        continue;
+                    }
+                    let text = String::from_utf8_lossy(bytes).into_owned();
+                    match (rec, got.unwrap_or_else(|| panic!("not read: {text}"))) {
+                        (Rec::Step { path, line }, Fast::Step { path: p, line: l }) => {
+                            assert_eq!((*path, *line), (p, l))
+                        }
+                        (
+                            Rec::Arg { variable, value },
+                            Fast::Value {
+                                variable: v,
+                                value: w,
+                            },
+                        ) => {
+                            assert!(*variable == v && same(value, &w), "{text}")
+                        }
+                        (Rec::Call { function, .. }, Fast::Call { function: f }) => {
+                            assert_eq!(*function, f);
+                            assert_eq!(args.len(), 2, "{text}");
+                            assert_eq!((args[0].0, args[1].0), (4, 70_000));
+                            assert!(args.iter().all(|(_, w)| same(&value, w)), "{text}");
+                        }
+                        (Rec::Return(value), Fast::Return(w)) => assert!(same(value, &w), "{text}"),
+                        _ => panic!("read as another record: {text}"),
+                    }
+                }
+            }
+        }
+    }
+
+    fn value_int(v: &Val) -> i64 {
+        match v {
+            Val::Int { i, .. } => *i,
+            _ => 3,
+        }
+    }
+
+    #[test]
+    fn other_bytes_are_left_to_the_generic_builders() {
+        let mut args = Vec::new();
+        for text in [
+            &b"{\"Step\":{\"path_id\":01,\"line\":1}}"[..],
+            b"{\"Step\":{\"path_id\":1,\"line\":1.0}}",
+            b"{\"Step\": {\"path_id\":1,\"line\":1}}",
+            b"{\"Step\":{\"path_id\":1,\"line\":1}}x",
+            b"{\"Step\":{\"path_id\":1,\"line\":99999999999999999999}}",
+            b"{\"Step\":{\"path_id\":4294967296,\"line\":1}}",
+            b"{\"Return\":{\"return_value\":{\"kind\":\"String\",\"text\":\"a\",\"type_id\":1}}}",
+            b"\"DropLastStep\"",
+        ] {
+            assert!(
+                json_fast(text, &mut args).is_none(),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        // A step whose line is a CBOR float, and one cut short.
+        let mut step = b"\xa1\x64Step\xa2\x67path_id\x01\x64line".to_vec();
+        assert!(cbor_fast(&step, &mut args).is_none());
+        step.push(0xf9);
+        step.extend([0, 0]);
+        assert!(cbor_fast(&step, &mut args).is_none());
     }
 }
