@@ -300,3 +300,20 @@ def test_a_cut_events_file_reads_the_same_prefix_both_ways(many_traces, tmp_path
         got = dict_path(cut, chunk=5)
         assert [exact(e) for e in got[0]] == [exact(e) for e in want[0]], frac
         assert got[1] is False and got[1:] == want[1:], frac
+
+
+def test_the_collector_is_left_as_the_program_had_it(traces):
+    """Building a chunk pauses Python's cyclic collector; it is on again after each chunk,
+    and stays off when the program had switched it off."""
+    import gc
+
+    was = gc.isenabled()
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            for i, _ in enumerate(TraceEvents(traces["compact"], chunk=3)):
+                if i % 97 == 0:
+                    assert gc.isenabled() is enabled
+            assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
