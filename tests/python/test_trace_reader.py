@@ -317,3 +317,18 @@ def test_the_collector_is_left_as_the_program_had_it(traces):
             assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def test_json_events_the_builders_leave_to_json_loads(tmp_path):
+    """Events the Rust JSON parser does not make (a lone surrogate escape, an int past 64
+    bits, `NaN`, another layout) come out as `json.loads` makes them."""
+    text = (
+        '[{"Path":"\\ud800x"},\n {"DropVariable": 123456789012345678901234567890},\n'
+        '{"Asm":["a\\u00e9\\ud83d\\ude00\\n", NaN, -0.0, 1e400, 0]},\n'
+        '{ "Step" : { "path_id" : 0 , "line" : -5 } },\n"DropLastStep",\n'
+        '{"Return":{"return_value":{"kind":"Float","f":1.5,"type_id":2}}}]\n'
+    )
+    (tmp_path / "trace.json").write_text(text)
+    got = dict_path(tmp_path / "trace.json", chunk=2)
+    assert [exact(e) for e in got[0]] == [exact(e) for e in json.loads(text)]
+    assert got[1:] == (True, None)
