@@ -3,6 +3,9 @@
 Events are plain Python data, each a dict with one key naming the event kind
 (``{"Step": {...}}``, ``{"Call": {...}}``...), exactly as the CodeTracer format's serde
 representation has it, whatever the events file's format (``trace.json``, ``trace.bin`` or ``trace.ctc``).
+The Rust side builds them a chunk at a time straight from the decoded records (no JSON
+text in between; Python's cyclic collector is paused while a chunk is built); the result is
+what ``json.loads`` of the format's JSON gives, non-finite floats included (``None``).
 
 - ``TraceEvents(path)``: iterate over the events; memory stays flat (the file is decoded a
   chunk of events at a time). After the loop, ``complete`` says whether the recorder closed
@@ -32,8 +35,9 @@ class TraceEvents:
         self._chunks = _native.EventChunks(os.fspath(path), chunk, sorted(kinds) if kinds else None)
 
     def __iter__(self):
+        # Each chunk is a list of events, built in Rust from the decoded records.
         for chunk in self._chunks:
-            yield from json.loads(chunk)
+            yield from chunk
 
     @property
     def complete(self):

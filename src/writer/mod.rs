@@ -20,6 +20,7 @@ mod builder;
 pub mod compact;
 pub mod convert;
 pub mod py;
+mod py_events;
 pub mod reader;
 pub mod record;
 mod sink;

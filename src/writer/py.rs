@@ -5,19 +5,25 @@ use std::path::PathBuf;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyList};
 use runtime_tracing::TraceLowLevelEvent;
 
+use super::py_events::{self, Fail, Keys};
 use super::reader::{End, EventReader, ReadError};
+use super::record::{Rec, Val};
+use super::TraceFormat;
 
 fn value_error(e: ReadError) -> PyErr {
     PyValueError::new_err(e.0)
 }
 
-/// Iterates over a trace's events in chunks: each item is the JSON text of a list of up
-/// to `chunk` events (the format's serde representation), so Python decodes a chunk with
-/// one `json.loads` and never holds more than a chunk. After the last chunk, `complete`
-/// and `end_reason` tell whether the events file was closed by the recorder.
+/// Iterates over a trace's events in chunks: each item is a list of up to `chunk` events
+/// as Python data (the format's serde representation: `{"Step": {...}}`…), built in Rust
+/// from the decoded records ([`super::py_events`]), so Python never holds more than a
+/// chunk. With `as_json=True` each item is instead the JSON text of the list, for
+/// `json.loads` (the reader's earlier path, kept to check the new one against). After the
+/// last chunk, `complete` and `end_reason` tell whether the events file was closed by the
+/// recorder.
 #[pyclass(module = "ct_recorder._native", unsendable)]
 pub struct EventChunks {
     reader: EventReader,
@@ -26,27 +32,191 @@ pub struct EventChunks {
     events: u64,
     /// Only events of these kinds (`"Call"`, `"Step"`…); all when `None`.
     kinds: Option<Vec<String>>,
+    as_json: bool,
+    keys: Keys,
+    /// The chunk being read: decoded without the GIL, then made into Python data.
+    items: Vec<Item>,
+    /// Arguments of the calls of the chunk (a compact file's `Arg` records); from
+    /// `call_from` on, those of the call not read yet.
+    args: Vec<(u32, Val)>,
+    call_from: usize,
+    /// A binary or JSON `Call`'s arguments, read by [`py_events::cbor_fast`] or
+    /// [`py_events::json_fast`].
+    fast_args: Vec<(u32, Val)>,
 }
 
-#[pymethods]
+/// One event of the chunk being read, decoded as far as it needs to be.
+enum Item {
+    Step {
+        path: u32,
+        line: i64,
+    },
+    /// A `Value` event: the argument `args[i]`.
+    Value(usize),
+    /// A `Call` with the arguments `args[from..to]`.
+    Call {
+        function: u32,
+        from: usize,
+        to: usize,
+    },
+    Return(Val),
+    Event(Box<TraceLowLevelEvent>),
+    /// A binary (CBOR) or JSON record, `buf[from..to]`.
+    Raw {
+        from: usize,
+        to: usize,
+    },
+}
+
+fn wanted(kinds: &Option<Vec<String>>, kind: &str) -> bool {
+    kinds.as_ref().is_none_or(|k| k.iter().any(|k| k == kind))
+}
+
 impl EventChunks {
-    #[new]
-    #[pyo3(signature = (path, chunk = 4096, kinds = None))]
-    fn new(path: PathBuf, chunk: usize, kinds: Option<Vec<String>>) -> PyResult<Self> {
-        Ok(EventChunks {
-            reader: EventReader::open(&path).map_err(value_error)?,
-            chunk: chunk.max(1),
-            buf: Vec::with_capacity(1 << 16),
-            events: 0,
-            kinds,
-        })
+    /// Reads the next chunk into `items` (without the GIL): a compact file's records as
+    /// they decode, other files' records as bytes. The number of events.
+    fn read_chunk(&mut self) -> Result<usize, ReadError> {
+        let (reader, kinds, chunk) = (&mut self.reader, &self.kinds, self.chunk);
+        let (items, args, buf) = (&mut self.items, &mut self.args, &mut self.buf);
+        items.clear();
+        buf.clear();
+        // The arguments of calls already made into Python data are done with.
+        args.drain(..self.call_from);
+        self.call_from = 0;
+        let call_from = &mut self.call_from;
+        let compact = reader.format() == TraceFormat::Compact;
+        let (want_value, want_call) = (wanted(kinds, "Value"), wanted(kinds, "Call"));
+        while items.len() < chunk {
+            if !compact {
+                let Some(kind) = reader.next_record()? else {
+                    break;
+                };
+                // Events of other kinds are skipped without being decoded.
+                if wanted(kinds, kind) {
+                    let from = buf.len();
+                    buf.extend_from_slice(reader.raw());
+                    items.push(Item::Raw {
+                        from,
+                        to: buf.len(),
+                    });
+                }
+                continue;
+            }
+            let Some(rec) = reader.next_rec()? else {
+                break;
+            };
+            match rec {
+                Rec::Step { path, line } => {
+                    if wanted(kinds, "Step") {
+                        items.push(Item::Step { path, line });
+                    }
+                }
+                Rec::Arg { variable, value } => {
+                    // Kept for the call even when `Value` events are not wanted.
+                    args.push((variable, value));
+                    if want_value {
+                        items.push(Item::Value(args.len() - 1));
+                    }
+                }
+                Rec::Call { function, .. } => {
+                    let (from, to) = (*call_from, args.len());
+                    if want_call {
+                        items.push(Item::Call { function, from, to });
+                        *call_from = to;
+                    } else if !want_value {
+                        // Nothing refers to these arguments: keep memory flat when a
+                        // filter skips long stretches of the trace.
+                        args.truncate(from);
+                    } else {
+                        *call_from = to;
+                    }
+                }
+                Rec::Return(value) => {
+                    if wanted(kinds, "Return") {
+                        items.push(Item::Return(value));
+                    }
+                }
+                Rec::Event(event) => {
+                    if wanted(kinds, py_events::kind_of(&event)) {
+                        items.push(Item::Event(event));
+                    }
+                }
+            }
+        }
+        Ok(items.len())
     }
 
-    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
-        slf
+    /// The chunk just read, as a Python list of events, made with Python's cyclic garbage
+    /// collector paused.
+    ///
+    /// Every dict counts towards the collector's threshold, and an event's outer dict is
+    /// tracked (its value is a dict), so building a chunk used to run a young-generation
+    /// collection every few hundred events, each walking the chunk built so far and
+    /// promoting it, and then full collections over them: about half of the build time.
+    /// Nothing made here can be garbage (each object is referenced from the chunk) and no
+    /// Python code runs while the collector is paused; it is switched back on before the
+    /// chunk is returned (unless the program had it off), and then collects as usual.
+    fn build<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        // SAFETY: the GIL is held; these only flip the interpreter's collector switch.
+        let was_enabled = unsafe { pyo3::ffi::PyGC_Disable() } != 0;
+        let built = self.build_items(py);
+        if was_enabled {
+            unsafe { pyo3::ffi::PyGC_Enable() };
+        }
+        built
     }
 
-    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<String>> {
+    fn build_items<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let k = &mut self.keys;
+        let binary = self.reader.format() == TraceFormat::Binary;
+        let mut out = Vec::with_capacity(self.items.len());
+        for item in &self.items {
+            let built = match item {
+                Item::Step { path, line } => Ok(py_events::step(py, k, *path, *line)?),
+                Item::Value(i) => {
+                    let (variable, value) = &self.args[*i];
+                    py_events::value_event(py, k, *variable, value)
+                }
+                Item::Call { function, from, to } => {
+                    py_events::call(py, k, *function, &self.args[*from..*to])
+                }
+                Item::Return(value) => py_events::return_event(py, k, value),
+                Item::Event(event) => Ok(py_events::event(py, k, event)?),
+                Item::Raw { from, to } => {
+                    let raw = &self.buf[*from..*to];
+                    let args = &mut self.fast_args;
+                    let fast = if binary {
+                        py_events::cbor_fast(raw, args)
+                    } else {
+                        py_events::json_fast(raw, args)
+                    };
+                    let built = match fast {
+                        Some(rec) => py_events::fast(py, k, &rec, args),
+                        None if binary => py_events::cbor_item(py, k, raw),
+                        None => py_events::json_item(py, k, raw),
+                    };
+                    match built {
+                        Err(Fail::Unsupported) => {
+                            Ok(fallback(py, k, self.reader.path(), raw, binary)?)
+                        }
+                        other => other,
+                    }
+                }
+            };
+            match built {
+                Ok(obj) => out.push(obj),
+                Err(Fail::Py(e)) => return Err(e),
+                // Only the raw records' builders give up, and they were handled above.
+                Err(Fail::Unsupported) => {
+                    return Err(PyValueError::new_err("an event the reader cannot make"))
+                }
+            }
+        }
+        PyList::new(py, out)
+    }
+
+    /// The next chunk as the JSON text of a list of events (`as_json=True`).
+    fn next_json_chunk(&mut self, py: Python<'_>) -> PyResult<Option<PyObject>> {
         let (reader, kinds, chunk) = (&mut self.reader, &self.kinds, self.chunk);
         let mut buf = std::mem::take(&mut self.buf);
         let n = py
@@ -59,7 +229,7 @@ impl EventChunks {
                         break;
                     };
                     // Events of other kinds are skipped without being decoded.
-                    if kinds.as_ref().is_some_and(|k| !k.iter().any(|k| k == kind)) {
+                    if !wanted(kinds, kind) {
                         continue;
                     }
                     if n > 0 {
@@ -81,7 +251,72 @@ impl EventChunks {
         // damaged into invalid UTF-8 is reported, not passed on).
         let text = String::from_utf8(buf)
             .map_err(|_| PyValueError::new_err("the events file is not valid UTF-8"))?;
-        Ok(Some(text))
+        Ok(Some(text.into_pyobject(py)?.into_any().unbind()))
+    }
+}
+
+/// A binary or JSON record the builders do not make, through its JSON text and
+/// `json.loads` (the JSON path, for this record only).
+fn fallback<'py>(
+    py: Python<'py>,
+    keys: &mut Keys,
+    path: &std::path::Path,
+    raw: &[u8],
+    binary: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    if !binary {
+        return keys.json_loads(py, raw);
+    }
+    let malformed = |e: &dyn std::fmt::Display| {
+        PyValueError::new_err(format!("{}: a malformed event: {e}", path.display()))
+    };
+    let event: TraceLowLevelEvent = cbor4ii::serde::from_slice(raw).map_err(|e| malformed(&e))?;
+    let text = serde_json::to_vec(&event).map_err(|e| malformed(&e))?;
+    keys.json_loads(py, &text)
+}
+
+#[pymethods]
+impl EventChunks {
+    #[new]
+    #[pyo3(signature = (path, chunk = 4096, kinds = None, as_json = false))]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        chunk: usize,
+        kinds: Option<Vec<String>>,
+        as_json: bool,
+    ) -> PyResult<Self> {
+        Ok(EventChunks {
+            reader: EventReader::open(&path).map_err(value_error)?,
+            chunk: chunk.max(1),
+            buf: Vec::with_capacity(1 << 16),
+            events: 0,
+            kinds,
+            as_json,
+            keys: Keys::new(py)?,
+            items: Vec::new(),
+            args: Vec::new(),
+            call_from: 0,
+            fast_args: Vec::new(),
+        })
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<PyObject>> {
+        if self.as_json {
+            return self.next_json_chunk(py);
+        }
+        let n = py
+            .allow_threads(|| self.read_chunk())
+            .map_err(value_error)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.events += n as u64;
+        Ok(Some(self.build(py)?.into_any().unbind()))
     }
 
     /// `None` while events remain; then True (the recorder closed the file) or False.

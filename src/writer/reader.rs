@@ -253,6 +253,12 @@ impl EventReader {
         }
     }
 
+    /// The current record's bytes (after [`EventReader::next_record`]): JSON text for a
+    /// JSON file, one CBOR item for the others.
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
+    }
+
     /// Decodes the current record (after [`EventReader::next_record`]).
     pub fn decode(&self) -> Result<TraceLowLevelEvent, ReadError> {
         match self.format {

@@ -212,3 +212,123 @@ def test_scalar_arguments_and_returns_record_their_exact_values(tmp_path):
         assert a["kind"] == "BigInt" and types[a["type_id"]] == "int"
     assert args[n]["negative"] is False and args[n + 1]["negative"] is True
     assert seen(args[n + 2]) == {"kind": "Int", "i": 5, "type": "Sub"}
+
+
+def exact(v):
+    """`v` with every type and every dict's key order spelled out, so that `==` tells
+    `1` from `1.0` and `True`, and `{"a":…, "b":…}` from `{"b":…, "a":…}`."""
+    if isinstance(v, dict):
+        return ("dict", [(k, exact(x)) for k, x in v.items()])
+    if isinstance(v, list):
+        return ("list", [exact(x) for x in v])
+    return (type(v).__name__, repr(v))
+
+
+def json_path(path, chunk=4096, kinds=None):
+    """The reader's earlier path: each chunk's JSON text through `json.loads`."""
+    chunks = _native.EventChunks(str(path), chunk, sorted(kinds) if kinds else None, as_json=True)
+    events = [e for text in chunks for e in json.loads(text)]
+    return events, chunks.complete, chunks.end_reason
+
+
+def dict_path(path, chunk=4096, kinds=None):
+    reader = TraceEvents(path, chunk=chunk, kinds=kinds)
+    events = list(reader)
+    return events, reader.complete, reader.end_reason
+
+
+REAL_PROGRAMS = ["classes_decorators.py", "exceptions_caught.py", "generators.py", "async_gather.py"]
+
+
+@pytest.fixture(scope="module")
+def many_traces(tmp_path_factory, traces):
+    """Traces of real programs in every format: this module's two and a few of the
+    fixture programs."""
+    from pathlib import Path
+
+    work = tmp_path_factory.mktemp("dicts")
+    (work / "values.py").write_text(VALUES_PROGRAM)
+    programs = Path(__file__).parent / "programs"
+    for name in REAL_PROGRAMS:
+        (work / name).write_text((programs / name).read_text())
+    out = {("reader", fmt): d for fmt, d in traces.items()}
+    for name in ["values.py", *REAL_PROGRAMS]:
+        for fmt in ("json", "binary", "compact"):
+            d = work / f"{name}-{fmt}"
+            subprocess.run(
+                [CT_RECORD, "--format", fmt, "--trace-dir", str(d), name],
+                cwd=work, capture_output=True, env=clean_env(), timeout=TIMEOUT,
+            )
+            out[(name, fmt)] = d
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["json", "binary", "compact"])
+def test_python_data_built_in_rust_is_what_json_loads_made(many_traces, fmt):
+    """The events `TraceEvents` builds in Rust are exactly (types, values, key order) what
+    `json.loads` of the JSON text path gives, for every program, in chunks small enough
+    that a call's arguments and the call land in different chunks, and with kind filters
+    that keep a call but not its `Value` events (and the reverse)."""
+    for (name, f), d in many_traces.items():
+        if f != fmt:
+            continue
+        want, complete, reason = json_path(d)
+        assert len(want) > 50, name
+        for chunk in (4096, 7):
+            got = dict_path(d, chunk=chunk)
+            assert [exact(e) for e in got[0]] == [exact(e) for e in want], (name, chunk)
+            assert got[1:] == (complete, reason) == (True, None), name
+        for kinds in ({"Call"}, {"Value", "Return"}, {"Path", "Function", "Type", "Event"}):
+            for chunk in (4096, 1):
+                got = dict_path(d, chunk=chunk, kinds=kinds)[0]
+                assert [exact(e) for e in got] == [exact(e) for e in json_path(d, kinds=kinds)[0]], (name, kinds)
+                assert got, (name, kinds)
+
+
+@pytest.mark.parametrize("fmt", ["json", "binary", "compact"])
+def test_a_cut_events_file_reads_the_same_prefix_both_ways(many_traces, tmp_path, fmt):
+    """A killed run's events file (cut mid-record): both paths read the same events and
+    say the run is incomplete, for the same reason."""
+    src = many_traces[("values.py", fmt)]
+    name = {"json": "trace.json", "binary": "trace.bin", "compact": "trace.ctc"}[fmt]
+    data = (src / name).read_bytes()
+    for frac in (0.3, 0.77):
+        cut = tmp_path / f"{frac}" / name
+        cut.parent.mkdir()
+        cut.write_bytes(data[: int(len(data) * frac)])
+        want = json_path(cut)
+        got = dict_path(cut, chunk=5)
+        assert [exact(e) for e in got[0]] == [exact(e) for e in want[0]], frac
+        assert got[1] is False and got[1:] == want[1:], frac
+
+
+def test_the_collector_is_left_as_the_program_had_it(traces):
+    """Building a chunk pauses Python's cyclic collector; it is on again after each chunk,
+    and stays off when the program had switched it off."""
+    import gc
+
+    was = gc.isenabled()
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            for i, _ in enumerate(TraceEvents(traces["compact"], chunk=3)):
+                if i % 97 == 0:
+                    assert gc.isenabled() is enabled
+            assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_json_events_the_builders_leave_to_json_loads(tmp_path):
+    """Events the Rust JSON parser does not make (a lone surrogate escape, an int past 64
+    bits, `NaN`, another layout) come out as `json.loads` makes them."""
+    text = (
+        '[{"Path":"\\ud800x"},\n {"DropVariable": 123456789012345678901234567890},\n'
+        '{"Asm":["a\\u00e9\\ud83d\\ude00\\n", NaN, -0.0, 1e400, 0]},\n'
+        '{ "Step" : { "path_id" : 0 , "line" : -5 } },\n"DropLastStep",\n'
+        '{"Return":{"return_value":{"kind":"Float","f":1.5,"type_id":2}}}]\n'
+    )
+    (tmp_path / "trace.json").write_text(text)
+    got = dict_path(tmp_path / "trace.json", chunk=2)
+    assert [exact(e) for e in got[0]] == [exact(e) for e in json.loads(text)]
+    assert got[1:] == (True, None)
