@@ -395,14 +395,18 @@ struct Reader<'py> {
 
 impl<'py> Reader<'py> {
     fn new(py: Python<'py>, record: bool) -> Self {
+        // A recorded read of an ordinary module keeps about twenty objects, watches about
+        // six words and deep-checks two dicts: sized once, these vectors do not grow (each
+        // growth was a reallocation, about sixteen per read).
+        let sized = |n: usize| if record { n } else { 0 };
         Reader {
             py,
             record,
-            keep: Vec::new(),
-            watches: Vec::new(),
+            keep: Vec::with_capacity(sized(24)),
+            watches: Vec::with_capacity(sized(8)),
             volatile: false,
-            deep: Vec::new(),
-            notified: Vec::new(),
+            deep: Vec::with_capacity(sized(2)),
+            notified: Vec::with_capacity(sized(4)),
         }
     }
 
@@ -571,7 +575,7 @@ impl<'py> Reader<'py> {
                         watch: first as u32,
                         words: (self.watches.len() - first) as u32,
                         dict: d.as_ptr() as usize,
-                        lookups: Vec::new(),
+                        lookups: Vec::with_capacity(6),
                     });
                 }
             }
