@@ -50,6 +50,11 @@ pub struct Encoder {
 }
 
 impl Encoder {
+    /// Whether one-digit `int`s are read in place (their layout check passed).
+    pub fn small_int_inline(&self) -> bool {
+        self.small_int_inline
+    }
+
     pub fn new(_py: Python<'_>, limits: Limits) -> Self {
         Encoder {
             limits,

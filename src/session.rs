@@ -247,6 +247,9 @@ pub struct SessionSummary {
     pub recording_gaps: Vec<crate::tracer::settrace::RecordingGap>,
     /// `--max-trace-size`, and where the trace stops when it was reached.
     pub trace_size_cap: crate::tracer::SizeCapReport,
+    /// Which in-place reads the layout checks at start allowed (a failed check is slower,
+    /// not different).
+    pub fast_paths: crate::tracer::FastPaths,
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -659,6 +662,7 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
     // After the events file is closed: its last batch may be what reached the cap.
     recorder.warn_size_cap();
     let trace_size_cap = recorder.size_cap_report();
+    let fast_paths = recorder.fast_paths();
     // Code objects are released here, with the GIL held.
     drop(recorder);
     let (paths, events_file, events) = match trace {
@@ -687,6 +691,7 @@ pub fn stop(py: Python<'_>, exit_code: Option<i32>) -> PyResult<Option<SessionSu
         filters,
         recording_gaps,
         trace_size_cap,
+        fast_paths,
     };
     if !summary.recording_gaps.is_empty() {
         let threads: std::collections::BTreeSet<u64> =

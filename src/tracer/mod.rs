@@ -206,6 +206,8 @@ pub struct Recorder {
     args_from: ArgAccess,
     /// The 3.11 frame layout was verified at start (fast locals, the entry-frame link).
     pub(crate) fast_locals: bool,
+    /// The callbacks this recorder is fed by.
+    backend: Backend,
     /// The thread state's id is read in place (layout checked at start).
     tid_inline: bool,
     /// The program's entry frame while its `previous` link is cut, with the saved link.
@@ -290,6 +292,7 @@ impl Recorder {
             resume_opcode,
             args_from,
             fast_locals,
+            backend,
             tid_inline,
             entry_cut: None,
             on_error: opts.on_error,
@@ -356,6 +359,22 @@ impl Recorder {
              unchanged{after}. See trace_size_cap in trace_metadata.json.",
             cut.events, cut.bytes
         ));
+    }
+
+    /// Which in-place reads this session's layout checks allowed.
+    pub fn fast_paths(&self) -> FastPaths {
+        let backend = self.backend;
+        FastPaths {
+            backend: backend.as_str(),
+            arguments: match self.args_from {
+                ArgAccess::FastLocals => "fast-locals",
+                ArgAccess::GetVar => "frame-getvar",
+                ArgAccess::Locals => "frame-locals",
+            },
+            frame_fields_in_place: (backend == Backend::SetTrace).then_some(self.fast_locals),
+            thread_id_in_place: self.tid_inline,
+            small_int_in_place: self.encoder.small_int_inline(),
+        }
     }
 
     /// What `trace_metadata.json` says about the size cap.
@@ -1067,6 +1086,26 @@ enum ArgAccess {
     /// `PyFrame_GetLocals`: builds a dict (a proxy on 3.13) per call; the fallback when a
     /// self-check fails.
     Locals,
+}
+
+/// Which of the recorder's in-place reads the layout checks at session start allowed
+/// (`trace_metadata.json`'s `summary.fast_paths`). A failed check falls back to the C API:
+/// the trace is the same, only slower, so this is where such a fallback shows.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FastPaths {
+    /// `settrace` (3.11) or `sys.monitoring` (3.12+).
+    pub backend: &'static str,
+    /// How call arguments are read: `fast-locals` (3.11, the frame's own slots),
+    /// `frame-getvar` (3.12+, `PyFrame_GetVar`), or `frame-locals` (a dict per call, the
+    /// fallback on either).
+    pub arguments: &'static str,
+    /// 3.11: the code object and line number read from the frame in place; `None` on 3.12+
+    /// (the monitoring callbacks are handed both).
+    pub frame_fields_in_place: Option<bool>,
+    /// The thread id read from the thread state in place.
+    pub thread_id_in_place: bool,
+    /// One-digit `int` values read in place.
+    pub small_int_in_place: bool,
 }
 
 /// The interpreter callbacks feeding the recorder.

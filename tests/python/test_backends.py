@@ -308,3 +308,43 @@ def py_pid(run):
 
     m = re.search(rb"\(pid=(\d+)\)", run.stderr)
     return int(m.group(1)) if m else None
+
+
+def test_every_in_place_read_is_active_on_this_interpreter(tmp_path):
+    """The layout checks at session start pass on every supported version, so the hot path
+    reads what it can in place (trace_metadata.json's `summary.fast_paths`). A check that
+    fails falls back to the C API and records the same trace, only slower: this test is what
+    notices such a fallback, e.g. after a CPython point release moved a field."""
+    proj = tmp_path / "proj"
+    write_files(proj, {"app.py": """
+        import threading
+
+
+        def add(a, b):
+            return a + b
+
+
+        def work():
+            return sum(add(i, 1) for i in range(50))
+
+
+        t = threading.Thread(target=work)
+        t.start()
+        t.join()
+        print(work())
+    """})
+    run = record(proj / "app.py", trace_dir=tmp_path / "trace", cwd=proj)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == str(sum(range(1, 51)))
+    assert run.metadata["summary"]["fast_paths"] == {
+        "backend": "sys.monitoring" if MONITORING else "settrace",
+        "arguments": "frame-getvar" if MONITORING else "fast-locals",
+        "frame_fields_in_place": None if MONITORING else True,
+        "thread_id_in_place": True,
+        "small_int_in_place": True,
+    }
+    # And the in-place reads read right, on both threads: small ints as arguments and returns.
+    calls = run.trace.calls_of("add", "app.py")
+    got = sorted((c.arg("a"), c.arg("b"), c.return_value) for c in calls)
+    assert got == sorted([(i, 1, i + 1) for i in range(50)] * 2)
+    assert len({c.thread for c in calls}) == 2
