@@ -157,13 +157,20 @@ impl EventChunks {
     /// Python code runs while the collector is paused; it is switched back on before the
     /// chunk is returned (unless the program had it off), and then collects as usual.
     fn build<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        // SAFETY: the GIL is held; these only flip the interpreter's collector switch.
-        let was_enabled = unsafe { pyo3::ffi::PyGC_Disable() } != 0;
-        let built = self.build_items(py);
-        if was_enabled {
-            unsafe { pyo3::ffi::PyGC_Enable() };
+        /// Turns the collector back on when dropped, so an error or a panic in the build
+        /// cannot leave the program's collector off.
+        struct Paused(bool);
+        impl Drop for Paused {
+            fn drop(&mut self) {
+                if self.0 {
+                    // SAFETY: the GIL is still held (dropped inside `build`).
+                    unsafe { pyo3::ffi::PyGC_Enable() };
+                }
+            }
         }
-        built
+        // SAFETY: the GIL is held; this only flips the interpreter's collector switch.
+        let _paused = Paused(unsafe { pyo3::ffi::PyGC_Disable() } != 0);
+        self.build_items(py)
     }
 
     fn build_items<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
