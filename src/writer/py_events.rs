@@ -24,6 +24,7 @@ use rustc_hash::FxHashMap;
 
 use runtime_tracing::TraceLowLevelEvent;
 
+use super::reader::cbor_head;
 use super::record::Val;
 
 /// Nesting deeper than this goes to the fallback (which raises or copes as `json` does).
@@ -302,23 +303,9 @@ struct CborIn<'a> {
 impl CborIn<'_> {
     #[inline]
     fn head(&mut self) -> Result<(u8, u8, u64), Fail> {
-        let first = *self.buf.get(self.at).ok_or(Fail::Unsupported)?;
-        self.at += 1;
-        let info = first & 0x1f;
-        let arg = match info {
-            0..=23 => info as u64,
-            24..=27 => {
-                let n = 1usize << (info - 24);
-                let bytes = self
-                    .buf
-                    .get(self.at..self.at + n)
-                    .ok_or(Fail::Unsupported)?;
-                self.at += n;
-                bytes.iter().fold(0u64, |acc, &b| (acc << 8) | b as u64)
-            }
-            _ => return Err(Fail::Unsupported),
-        };
-        Ok((first >> 5, info, arg))
+        let (major, info, arg, next) = cbor_head(self.buf, self.at).ok_or(Fail::Unsupported)?;
+        self.at = next;
+        Ok((major, info, arg))
     }
 
     #[inline]
@@ -733,21 +720,12 @@ impl Exact<'_> {
     /// A CBOR head of major type `major`: its argument.
     #[inline]
     fn cbor_arg(&mut self, major: u8) -> Option<u64> {
-        let first = self.byte()?;
-        if first >> 5 != major {
+        let (m, _, arg, next) = cbor_head(self.buf, self.at)?;
+        if m != major {
             return None;
         }
-        let info = first & 0x1f;
-        match info {
-            0..=23 => Some(info as u64),
-            24..=27 => {
-                let n = 1usize << (info - 24);
-                let bytes = self.buf.get(self.at..self.at + n)?;
-                self.at += n;
-                Some(bytes.iter().fold(0u64, |acc, &b| (acc << 8) | b as u64))
-            }
-            _ => None,
-        }
+        self.at = next;
+        Some(arg)
     }
 
     #[inline]

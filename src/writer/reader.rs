@@ -329,29 +329,38 @@ fn cbor_kind(raw: &[u8]) -> Option<&'static str> {
     kind_of(raw.get(body..body + len as usize)?)
 }
 
-/// The header of the CBOR item at `at`: where its content starts and its argument (length
-/// or value). `None` if the header does not fit in `buf`.
-fn item_header(buf: &[u8], at: usize) -> Option<(usize, u64)> {
-    let info = buf.get(at)? & 0x1f;
-    let (size, arg) = match info {
-        0..=23 => (0, info as u64),
-        24 => (1, *buf.get(at + 1)? as u64),
-        25 => (
-            2,
-            u16::from_be_bytes(buf.get(at + 1..at + 3)?.try_into().ok()?) as u64,
-        ),
-        26 => (
-            4,
-            u32::from_be_bytes(buf.get(at + 1..at + 5)?.try_into().ok()?) as u64,
-        ),
-        27 => (
-            8,
-            u64::from_be_bytes(buf.get(at + 1..at + 9)?.try_into().ok()?),
-        ),
-        31 => (0, u64::MAX), // indefinite length
-        _ => (0, 0),
+/// The definite head of the CBOR item at `at`: its major type, its additional info, its
+/// argument (length or value) and where its content starts. `None` when the head does not
+/// fit in `buf`, or is indefinite or reserved (additional info 28–31).
+#[inline]
+pub(crate) fn cbor_head(buf: &[u8], at: usize) -> Option<(u8, u8, u64, usize)> {
+    let first = *buf.get(at)?;
+    let info = first & 0x1f;
+    let (arg, next) = match info {
+        0..=23 => (info as u64, at + 1),
+        24..=27 => {
+            let n = 1usize << (info - 24);
+            let bytes = buf.get(at + 1..at + 1 + n)?;
+            (
+                bytes.iter().fold(0u64, |acc, &b| (acc << 8) | b as u64),
+                at + 1 + n,
+            )
+        }
+        _ => return None,
     };
-    Some((at + 1 + size, arg))
+    Some((first >> 5, info, arg, next))
+}
+
+/// The header of the CBOR item at `at`: where its content starts and its argument (length
+/// or value; `u64::MAX` for an indefinite length, 0 for a reserved head). `None` if the
+/// header does not fit in `buf`.
+#[inline]
+fn item_header(buf: &[u8], at: usize) -> Option<(usize, u64)> {
+    match buf.get(at)? & 0x1f {
+        31 => Some((at + 1, u64::MAX)),
+        28..=30 => Some((at + 1, 0)),
+        _ => cbor_head(buf, at).map(|(_, _, arg, next)| (next, arg)),
+    }
 }
 
 /// Where the CBOR item starting at `at` ends; `Ok(None)` if `buf` stops before it does.
