@@ -16,6 +16,14 @@
 //! - [`policy`]: the run policy (engine choice, shadow compare) and its configuration layers;
 //! - [`cli`]: the `ct-record` command line (clap), handed to the Python launcher.
 
+/// The Rust allocator of the extension module (only there: test binaries keep the system
+/// allocator, and `tests/hot_path_allocations.rs` installs its own counting one). The
+/// recorder's per-module and per-code-object bookkeeping is many small blocks; see
+/// docs/performance.md, "Allocator".
+#[cfg(feature = "extension-module")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod cli;
 pub mod encode;
 pub mod filters;

@@ -5,7 +5,9 @@
 use std::fs;
 use std::path::Path;
 
-use ct_recorder::naming::legacy::paths::{filesystem_shaped_name, normalise, relative_to_dotted};
+use ct_recorder::naming::legacy::paths::{
+    filesystem_shaped_name, normalise, normalise_into, normalised, relative_to_dotted,
+};
 use ct_recorder::naming::legacy::roots::{
     candidate_from_roots, heuristic_name, heuristic_root, path_candidate, root_remainder,
     session_roots, PROJECT_MARKERS,
@@ -1003,9 +1005,89 @@ fn l1_1_normalise_agrees_with_its_definition_exhaustively() {
         }
         for input in &longer {
             assert_eq!(normalise(input), by_definition(input), "input {input:?}");
+            // Appending to a buffer that already holds text: the same answer after it,
+            // and the buffer untouched when there is none.
+            let mut out = String::from("x");
+            let appended = normalise_into(input, &mut out);
+            assert_eq!(
+                appended.then(|| out[1..].to_string()),
+                by_definition(input),
+                "input {input:?}"
+            );
+            if !appended {
+                assert_eq!(out, "x", "input {input:?}");
+            }
+            assert_eq!(
+                normalised(input).map(|n| n.into_owned()),
+                by_definition(input),
+                "input {input:?}"
+            );
             checked += 1;
         }
         inputs = longer;
     }
     assert_eq!(checked, 3 + 9 + 27 + 81 + 243 + 729);
+}
+
+/// L1.2's two paths (the usual shape and any other) against the rule as written: every path
+/// of up to four segments drawn from a set with each kind of segment, joined by `/` or `//`,
+/// with and without a leading and a trailing `/`.
+#[test]
+fn l1_2_relative_to_dotted_agrees_with_its_definition_exhaustively() {
+    fn by_definition(relative: &str) -> Option<String> {
+        let mut segments: Vec<&str> = relative.split('/').filter(|s| !s.is_empty()).collect();
+        if let Some(last) = segments.pop() {
+            match last.strip_suffix(".py") {
+                Some("__init__") => {}
+                Some(stem) => segments.push(stem),
+                None => segments.push(last),
+            }
+        }
+        (!segments.is_empty()).then(|| segments.join("."))
+    }
+    let pieces = [
+        "a",
+        "b_1",
+        ".py",
+        "m.py",
+        "__init__.py",
+        "x.pyc",
+        "__init__",
+        ".",
+    ];
+    let mut paths = vec![String::new()];
+    let mut layer = vec![String::new()];
+    for _ in 0..4 {
+        let mut next = Vec::new();
+        for prefix in &layer {
+            for piece in pieces {
+                for sep in ["/", "//"] {
+                    if prefix.is_empty() {
+                        next.push(piece.to_string());
+                        break;
+                    }
+                    next.push(format!("{prefix}{sep}{piece}"));
+                }
+            }
+        }
+        paths.extend(next.iter().cloned());
+        layer = next;
+    }
+    let mut checked = 0;
+    for path in &paths {
+        for variant in [
+            path.clone(),
+            format!("/{path}"),
+            format!("{path}/"),
+            format!("/{path}/"),
+        ] {
+            assert_eq!(
+                relative_to_dotted(&variant),
+                by_definition(&variant),
+                "{variant:?}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 40_000, "{checked}");
 }

@@ -282,14 +282,25 @@ pub trait SysModulesState: Send {
 
 /// A valid dotted name: non-empty segments separated by `.`, each made only of ASCII
 /// letters, ASCII digits and `_` (a segment may start with a digit).
+///
+/// One pass over the bytes (it runs for every entry the legacy scan reads and every file a
+/// legacy filter names): a `.` is valid only after a segment byte, and the name must end in
+/// one.
 pub fn is_valid_dotted_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.split('.').all(|segment| {
-            !segment.is_empty()
-                && segment
-                    .bytes()
-                    .all(|b| b == b'_' || b.is_ascii_alphanumeric())
-        })
+    let mut after_dot = true;
+    for &b in name.as_bytes() {
+        if b == b'.' {
+            if after_dot {
+                return false;
+            }
+            after_dot = true;
+        } else if b == b'_' || b.is_ascii_alphanumeric() {
+            after_dot = false;
+        } else {
+            return false;
+        }
+    }
+    !after_dot
 }
 
 /// Synthetic file names (F7): once trimmed, they start with `<` and end with `>`.
@@ -348,6 +359,41 @@ mod tests {
         ] {
             assert!(!is_valid_dotted_name(bad), "{bad}");
         }
+    }
+
+    /// The one-pass check against the rule as written (split on `.`, every segment
+    /// non-empty and made of `[A-Za-z0-9_]`), on every string of up to 5 bytes over an
+    /// alphabet with each kind of byte.
+    #[test]
+    fn valid_dotted_name_agrees_with_its_definition_exhaustively() {
+        fn by_definition(name: &str) -> bool {
+            !name.is_empty()
+                && name.split('.').all(|segment| {
+                    !segment.is_empty()
+                        && segment
+                            .bytes()
+                            .all(|b| b == b'_' || b.is_ascii_alphanumeric())
+                })
+        }
+        let alphabet = ['a', 'Z', '0', '_', '.', '-', ' ', 'é'];
+        let mut names = vec![String::new()];
+        let mut checked = 0;
+        for _ in 0..5 {
+            let mut longer = Vec::new();
+            for name in &names {
+                assert_eq!(is_valid_dotted_name(name), by_definition(name), "{name:?}");
+                checked += 1;
+                for c in alphabet {
+                    longer.push(format!("{name}{c}"));
+                }
+            }
+            names = longer;
+        }
+        for name in &names {
+            assert_eq!(is_valid_dotted_name(name), by_definition(name), "{name:?}");
+            checked += 1;
+        }
+        assert_eq!(checked, (0..=5).map(|n| 8usize.pow(n)).sum::<usize>());
     }
 
     #[test]

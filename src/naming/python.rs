@@ -90,7 +90,33 @@ pub(crate) struct DeepCheck {
     pub(crate) words: u32,
     pub(crate) dict: usize,
     /// `(key, result)` addresses; a null result: the key was absent.
-    pub(crate) lookups: Vec<(usize, usize)>,
+    pub(crate) lookups: Lookups,
+}
+
+/// The lookups of one [`DeepCheck`]: a module's read makes four or five, a spec's two, so
+/// six are kept inline (two per module read were heap blocks before) and more spill.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Lookups {
+    inline: [(usize, usize); 6],
+    len: usize,
+    more: Vec<(usize, usize)>,
+}
+
+impl Lookups {
+    fn push(&mut self, lookup: (usize, usize)) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => {
+                *slot = lookup;
+                self.len += 1;
+            }
+            None => self.more.push(lookup),
+        }
+    }
+
+    /// In the order they were made.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &(usize, usize)> {
+        self.inline[..self.len].iter().chain(&self.more)
+    }
 }
 
 impl PyStamp {
@@ -575,7 +601,7 @@ impl<'py> Reader<'py> {
                         watch: first as u32,
                         words: (self.watches.len() - first) as u32,
                         dict: d.as_ptr() as usize,
-                        lookups: Vec::with_capacity(6),
+                        lookups: Lookups::default(),
                     });
                 }
             }

@@ -40,7 +40,7 @@ use super::{
     is_synthetic_filename, is_valid_dotted_name, CodeFacts, Engine, FallbackReason, ModuleNamer,
     ModuleTable, Naming,
 };
-use crate::naming::paths::{normalise, relative_to_dotted};
+use crate::naming::paths::{normalise, normalised, relative_to_dotted};
 use scan::{reference_scan, ScanCache};
 
 /// How many dicts the legacy engine's dict watcher watches now (CPython 3.12+; `None` on
@@ -299,7 +299,9 @@ impl ModuleNamer for LegacyNamer {
                 FallbackReason::RelativeFilename
             });
         }
-        let resolved = normalise(&facts.filename).and_then(|t| self.resolver.resolve(&t, modules));
+        // Asked for every code object (functions too): an already-normal file name, the
+        // usual case, is looked up as it is, without a copy.
+        let resolved = normalised(&facts.filename).and_then(|t| self.resolver.resolve(&t, modules));
         match resolved {
             Some(name) => Naming::named(name),
             None => Naming::fallback(FallbackReason::Unresolved),

@@ -807,18 +807,37 @@ pub(crate) fn shared_scan(
 
 // Stamp parts only the scanner uses (the stamps are made by `naming::python`).
 
+/// Watch positions below 64, as a bit set (a deep check runs on every lookup that follows
+/// a module body's run, so its answer is kept off the heap).
+pub(crate) struct Positions(u64);
+
+impl Iterator for Positions {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        if self.0 == 0 {
+            return None;
+        }
+        let i = self.0.trailing_zeros() as usize;
+        self.0 &= self.0 - 1;
+        Some(i)
+    }
+}
+
 impl DeepCheck {
     /// The positions of `watches` that no longer hold but that one of `deep`'s checks,
     /// repeated, proves unchanged: those watches can be renewed. `None` when some changed
-    /// watch is not covered by a check, or its check finds something else.
+    /// watch is not covered by a check, or its check finds something else (or, in a stamp
+    /// of more than 64 watches, lies past the 64th: the entry is then read again, which is
+    /// exact too).
     ///
     /// # Safety
     /// As [`DeepCheck::repeat`]: the GIL is held and the stamp the checks came from is alive.
     pub(crate) unsafe fn renewable<'a>(
         watches: impl Iterator<Item = &'a Watch>,
         deep: &[DeepCheck],
-    ) -> Option<Vec<usize>> {
-        let mut renew = Vec::new();
+    ) -> Option<Positions> {
+        let mut renew = 0u64;
         for (i, watch) in watches.enumerate() {
             if watch.holds() {
                 continue;
@@ -826,12 +845,12 @@ impl DeepCheck {
             let check = deep
                 .iter()
                 .find(|d| (d.watch as usize..(d.watch + d.words) as usize).contains(&i))?;
-            if !check.repeat() {
+            if i >= 64 || !check.repeat() {
                 return None;
             }
-            renew.push(i);
+            renew |= 1 << i;
         }
-        Some(renew)
+        Some(Positions(renew))
     }
 
     /// Repeats the lookups; true when every one finds what it found before. May run code

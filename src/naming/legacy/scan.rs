@@ -34,7 +34,7 @@ use std::ops::ControlFlow;
 use rustc_hash::{FxHashMap, FxHasher};
 
 use crate::naming::is_valid_dotted_name;
-use crate::naming::paths::normalise;
+use crate::naming::paths::normalise_into;
 use crate::naming::table::{EntryId, EntryRead, ModuleTable, SpecValue, Stamp};
 
 /// Counters of the scan, for metrics and tests.
@@ -83,21 +83,33 @@ pub fn candidate_matches(candidate: &str, target: &str) -> bool {
 }
 
 fn hash_str(text: &str) -> u64 {
+    hash_bytes(text.as_bytes())
+}
+
+fn hash_bytes(bytes: &[u8]) -> u64 {
     let mut hasher = FxHasher::default();
-    hasher.write(text.as_bytes());
+    hasher.write(bytes);
     hasher.finish()
 }
 
 /// What the scan needs from one entry (target-independent).
+///
+/// One heap block: the candidate paths and the preferred name sit one after the other in
+/// `text`; a scanner keeps one of these per module, so its size and allocation count are
+/// paid once per loaded module (and again when the session stops and drops them).
 #[derive(Debug, Clone)]
 pub struct EntryFacts {
-    /// L4.3: normalised `__spec__.origin`, `__file__`, `__cached__` (those that are `str`
-    /// and normalise to something), with their hashes.
-    candidates: Vec<(u64, String)>,
-    /// L4.5: first non-empty `str` of `__spec__.name`, `__name__`; else the key.
-    preferred: String,
+    /// The normalised candidates, then the preferred name.
+    text: String,
+    /// L4.3: (hash, start, end) in `text` of normalised `__spec__.origin`, `__file__`,
+    /// `__cached__` (those that are `str` and normalise to something); `len` are used.
+    candidates: [(u64, u32, u32); 3],
+    len: u8,
     /// L4.6: 0 for a valid dotted name, 1 otherwise.
     score: u8,
+    /// L4.5: where the preferred name (first non-empty `str` of `__spec__.name`,
+    /// `__name__`; else the key) starts in `text`.
+    preferred: u32,
 }
 
 impl EntryFacts {
@@ -108,35 +120,50 @@ impl EntryFacts {
             SpecValue::Object { origin, name } => (origin.as_str(), name.as_str()),
             _ => (None, None),
         };
-        let candidates = [origin, attrs.file.as_str(), attrs.cached.as_str()]
-            .into_iter()
-            .flatten()
-            .filter_map(normalise)
-            .map(|path| (hash_str(&path), path))
-            .collect();
+        let paths = [origin, attrs.file.as_str(), attrs.cached.as_str()];
         let preferred = [spec_name, attrs.name.as_str()]
             .into_iter()
             .flatten()
             .find(|s| !s.is_empty())
             // The reference falls back to the key even when it is empty.
-            .unwrap_or(&read.key)
-            .to_string();
-        let score = u8::from(!is_valid_dotted_name(&preferred));
-        EntryFacts {
-            candidates,
-            preferred,
-            score,
+            .unwrap_or(&read.key);
+        let size = paths.iter().flatten().map(|p| p.len()).sum::<usize>() + preferred.len();
+        let mut text = String::with_capacity(size);
+        let mut candidates = [(0, 0, 0); 3];
+        let mut len = 0;
+        for path in paths.into_iter().flatten() {
+            let start = text.len();
+            if normalise_into(path, &mut text) {
+                let end = text.len();
+                candidates[len] = (hash_str(&text[start..end]), start as u32, end as u32);
+                len += 1;
+            }
         }
+        let at = text.len();
+        text.push_str(preferred);
+        EntryFacts {
+            score: u8::from(!is_valid_dotted_name(preferred)),
+            text,
+            candidates,
+            len: len as u8,
+            preferred: at as u32,
+        }
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (u64, &str)> {
+        self.candidates[..self.len as usize]
+            .iter()
+            .map(|&(hash, start, end)| (hash, &self.text[start as usize..end as usize]))
     }
 
     /// The normalised candidate paths, in L4.3 order.
     pub fn candidates(&self) -> impl Iterator<Item = &str> {
-        self.candidates.iter().map(|(_, p)| p.as_str())
+        self.entries().map(|(_, path)| path)
     }
 
     /// The preferred name (L4.5).
     pub fn preferred(&self) -> &str {
-        &self.preferred
+        &self.text[self.preferred as usize..]
     }
 
     /// The score (L4.6).
@@ -146,14 +173,14 @@ impl EntryFacts {
 
     /// The hashes of the candidate paths (what an index of candidates is keyed on).
     pub(crate) fn candidate_hashes(&self) -> impl Iterator<Item = u64> + '_ {
-        self.candidates.iter().map(|(hash, _)| *hash)
+        self.entries().map(|(hash, _)| hash)
     }
 
     pub(crate) fn matches(&self, query: &Query<'_>) -> bool {
-        self.candidates.iter().any(|(hash, path)| {
-            (*hash == query.hash && path == query.target)
+        self.entries().any(|(hash, path)| {
+            (hash == query.hash && path == query.target)
                 || query.pyc_hash.is_some_and(|pyc| {
-                    *hash == pyc
+                    hash == pyc
                         && path.len() == query.target.len() + 1
                         && path.ends_with('c')
                         && &path[..query.target.len()] == query.target
@@ -173,10 +200,19 @@ pub(crate) struct Query<'t> {
 impl<'t> Query<'t> {
     pub(crate) fn new(target: &'t str) -> Self {
         // Hash the concatenation itself: FxHasher is not streaming-invariant, so hashing
-        // `target` then `"c"` in two writes would differ from hashing the candidate.
-        let pyc_hash = target
-            .ends_with(".py")
-            .then(|| hash_str(&format!("{target}c")));
+        // `target` then `"c"` in two writes would differ from hashing the candidate. A
+        // stack buffer holds it for paths of ordinary length.
+        let pyc_hash = target.ends_with(".py").then(|| {
+            let mut buf = [0u8; 512];
+            match buf.get_mut(..target.len() + 1) {
+                Some(joined) => {
+                    joined[..target.len()].copy_from_slice(target.as_bytes());
+                    joined[target.len()] = b'c';
+                    hash_bytes(joined)
+                }
+                None => hash_str(&format!("{target}c")),
+            }
+        });
         Query {
             target,
             hash: hash_str(target),
@@ -193,7 +229,7 @@ fn offer(best: &mut Option<(u8, String)>, facts: &EntryFacts) -> bool {
         Some((score, _)) => facts.score < *score,
     };
     if better {
-        *best = Some((facts.score, facts.preferred.clone()));
+        *best = Some((facts.score, facts.preferred().to_string()));
     }
     facts.score == 0
 }

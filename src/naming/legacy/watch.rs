@@ -474,6 +474,7 @@ impl Drop for Registration {
                     state.high = state.base;
                     state.journal = 0;
                     let dicts: Vec<(usize, Watched)> = state.by_dict.drain().collect();
+                    state.free.reserve(dicts.len());
                     for (_, w) in &dicts {
                         // A stamp that outlives the watch never holds again.
                         *w.counter = (*w.counter).wrapping_add(1);
