@@ -323,7 +323,7 @@ fn fallback<'py>(
 #[pymethods]
 impl EventChunks {
     #[new]
-    #[pyo3(signature = (path, chunk = 4096, kinds = None, as_json = false))]
+    #[pyo3(signature = (path, chunk = 256, kinds = None, as_json = false))]
     fn new(
         py: Python<'_>,
         path: PathBuf,
