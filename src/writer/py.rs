@@ -8,8 +8,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use runtime_tracing::TraceLowLevelEvent;
 
+use super::py_events::Fast;
 use super::py_events::{self, Fail, Keys};
-use super::reader::{End, EventReader, ReadError};
+use super::reader::{End, EventReader, Next, ReadError};
 use super::record::{Rec, Val};
 use super::TraceFormat;
 
@@ -78,6 +79,7 @@ impl EventChunks {
     fn read_chunk(&mut self) -> Result<usize, ReadError> {
         let (reader, kinds, chunk) = (&mut self.reader, &self.kinds, self.chunk);
         let (items, args, buf) = (&mut self.items, &mut self.args, &mut self.buf);
+        let fast_args = &mut self.fast_args;
         items.clear();
         buf.clear();
         // The arguments of calls already made into Python data are done with.
@@ -86,20 +88,56 @@ impl EventChunks {
         let call_from = &mut self.call_from;
         let compact = reader.format() == TraceFormat::Compact;
         let (want_value, want_call) = (wanted(kinds, "Value"), wanted(kinds, "Call"));
+        let (want_step, want_return) = (wanted(kinds, "Step"), wanted(kinds, "Return"));
         while items.len() < chunk {
             if !compact {
-                let Some(kind) = reader.next_record()? else {
+                // The frequent records are read in place (no scan for their end, no copy)
+                // into the items a compact file's records give; others are kept as bytes.
+                let Some(next) = reader.next_fast(fast_args)? else {
                     break;
                 };
-                // Events of other kinds are skipped without being decoded.
-                if wanted(kinds, kind) {
-                    let from = buf.len();
-                    buf.extend_from_slice(reader.raw());
-                    items.push(Item::Raw {
-                        from,
-                        to: buf.len(),
-                    });
+                match next {
+                    Next::Fast(Fast::Step { path, line }) => {
+                        if want_step {
+                            items.push(Item::Step { path, line });
+                        }
+                    }
+                    Next::Fast(Fast::Value { variable, value }) => {
+                        if want_value {
+                            args.push((variable, value));
+                            items.push(Item::Value(args.len() - 1));
+                        }
+                    }
+                    Next::Fast(Fast::Call { function }) => {
+                        if want_call {
+                            let from = args.len();
+                            args.append(fast_args);
+                            items.push(Item::Call {
+                                function,
+                                from,
+                                to: args.len(),
+                            });
+                        }
+                    }
+                    Next::Fast(Fast::Return(value)) => {
+                        if want_return {
+                            items.push(Item::Return(value));
+                        }
+                    }
+                    // Events of other kinds are skipped without being decoded.
+                    Next::Raw(kind) => {
+                        if wanted(kinds, kind) {
+                            let from = buf.len();
+                            buf.extend_from_slice(reader.raw());
+                            items.push(Item::Raw {
+                                from,
+                                to: buf.len(),
+                            });
+                        }
+                    }
                 }
+                // Every argument kept here belongs to an item of this chunk.
+                *call_from = args.len();
                 continue;
             }
             let Some(rec) = reader.next_rec()? else {
@@ -107,7 +145,7 @@ impl EventChunks {
             };
             match rec {
                 Rec::Step { path, line } => {
-                    if wanted(kinds, "Step") {
+                    if want_step {
                         items.push(Item::Step { path, line });
                     }
                 }
@@ -132,7 +170,7 @@ impl EventChunks {
                     }
                 }
                 Rec::Return(value) => {
-                    if wanted(kinds, "Return") {
+                    if want_return {
                         items.push(Item::Return(value));
                     }
                 }
@@ -285,7 +323,7 @@ fn fallback<'py>(
 #[pymethods]
 impl EventChunks {
     #[new]
-    #[pyo3(signature = (path, chunk = 4096, kinds = None, as_json = false))]
+    #[pyo3(signature = (path, chunk = 256, kinds = None, as_json = false))]
     fn new(
         py: Python<'_>,
         path: PathBuf,
@@ -367,24 +405,59 @@ pub fn scan_trace(py: Python<'_>, path: PathBuf) -> PyResult<PyObject> {
         let mut calls: Vec<u64> = Vec::new();
         let mut paths: Vec<String> = Vec::new();
         let mut events = 0u64;
-        // Only the records the summary reads are decoded; the rest are counted by kind.
-        while let Some(kind) = reader.next_record()? {
+        let compact = reader.format() == TraceFormat::Compact;
+        let mut fast_args = Vec::new();
+        fn call(calls: &mut [u64], function: usize) {
+            if let Some(n) = calls.get_mut(function) {
+                *n += 1;
+            }
+        }
+        // Only the records the summary reads are decoded; the rest are counted by kind. A
+        // compact file's records are read as they are; a binary or JSON file's frequent
+        // records in place (a call's function id with them), the others found by their
+        // structure and decoded only when they are a `Function`, `Call` or `Path`.
+        loop {
+            let (kind, event) = if compact {
+                let Some(rec) = reader.next_rec()? else {
+                    break;
+                };
+                match rec {
+                    Rec::Step { .. } => ("Step", None),
+                    Rec::Arg { .. } => ("Value", None),
+                    Rec::Call { function, .. } => {
+                        call(&mut calls, function as usize);
+                        ("Call", None)
+                    }
+                    Rec::Return(_) => ("Return", None),
+                    Rec::Event(event) => (py_events::kind_of(&event), Some(*event)),
+                }
+            } else {
+                match reader.next_fast(&mut fast_args)? {
+                    None => break,
+                    Some(Next::Fast(Fast::Step { .. })) => ("Step", None),
+                    Some(Next::Fast(Fast::Value { .. })) => ("Value", None),
+                    Some(Next::Fast(Fast::Call { function })) => {
+                        call(&mut calls, function as usize);
+                        ("Call", None)
+                    }
+                    Some(Next::Fast(Fast::Return(_))) => ("Return", None),
+                    Some(Next::Raw(kind)) => {
+                        let event = matches!(kind, "Function" | "Call" | "Path")
+                            .then(|| reader.decode())
+                            .transpose()?;
+                        (kind, event)
+                    }
+                }
+            };
             events += 1;
             *kinds.entry(kind).or_default() += 1;
-            if !matches!(kind, "Function" | "Call" | "Path") {
-                continue;
-            }
-            match reader.decode()? {
-                TraceLowLevelEvent::Function(f) => {
+            match event {
+                Some(TraceLowLevelEvent::Function(f)) => {
                     functions.push(f.name);
                     calls.push(0);
                 }
-                TraceLowLevelEvent::Call(c) => {
-                    if let Some(n) = calls.get_mut(c.function_id.0) {
-                        *n += 1;
-                    }
-                }
-                TraceLowLevelEvent::Path(p) => paths.push(p.to_string_lossy().into_owned()),
+                Some(TraceLowLevelEvent::Call(c)) => call(&mut calls, c.function_id.0),
+                Some(TraceLowLevelEvent::Path(p)) => paths.push(p.to_string_lossy().into_owned()),
                 _ => {}
             }
         }

@@ -710,11 +710,6 @@ impl Exact<'_> {
         Some(b)
     }
 
-    #[inline]
-    fn done(&self) -> Option<()> {
-        (self.at == self.buf.len()).then_some(())
-    }
-
     // --- CBOR ---
 
     /// A CBOR head of major type `major`: its argument.
@@ -868,6 +863,14 @@ impl Exact<'_> {
 
 /// A binary v1 record (one CBOR item) of a frequent shape.
 pub fn cbor_fast(buf: &[u8], args: &mut Vec<(u32, Val)>) -> Option<Fast> {
+    cbor_fast_prefix(buf, args).and_then(|(fast, len)| (len == buf.len()).then_some(fast))
+}
+
+/// A binary v1 record of a frequent shape at the start of `buf`, and its length. CBOR
+/// items have definite lengths here, so what this reads is the whole item: the same
+/// record [`cbor_fast`] reads once the item's end is found. `None` when `buf` stops
+/// inside it (or it is of another shape).
+pub fn cbor_fast_prefix(buf: &[u8], args: &mut Vec<(u32, Val)>) -> Option<(Fast, usize)> {
     let mut c = Exact { buf, at: 0 };
     let fast = if c.lit(b"\xa1\x64Step\xa2\x67path_id").is_some() {
         let path = c.cbor_u32()?;
@@ -892,13 +895,22 @@ pub fn cbor_fast(buf: &[u8], args: &mut Vec<(u32, Val)>) -> Option<Fast> {
         c.lit(b"\xa1\x66Return\xa1\x6creturn_value")?;
         Fast::Return(c.cbor_value()?)
     };
-    c.done()?;
-    Some(fast)
+    Some((fast, c.at))
 }
 
 /// A JSON event of a frequent shape, in serde_json's compact layout (what the recorder
 /// writes; other layouts go to the generic parser).
 pub fn json_fast(buf: &[u8], args: &mut Vec<(u32, Val)>) -> Option<Fast> {
+    json_fast_prefix(buf, args).and_then(|(fast, len)| (len == buf.len()).then_some(fast))
+}
+
+/// A JSON event of a frequent shape at the start of `buf`, and its length: what
+/// [`json_fast`] reads once the element's end is found, read without looking for it. The
+/// shapes hold no strings that need escaping and end with the outer object's `}`, so the
+/// bytes read are exactly the array element a scan for its end would find. `None` when
+/// `buf` stops inside it (every shape ends with a literal, so a number cut by the end of
+/// `buf` is never taken for a whole one) or it is of another shape.
+pub fn json_fast_prefix(buf: &[u8], args: &mut Vec<(u32, Val)>) -> Option<(Fast, usize)> {
     let mut c = Exact { buf, at: 0 };
     let fast = if c.lit(b"{\"Step\":{\"path_id\":").is_some() {
         let path = c.json_u32()?;
@@ -931,8 +943,7 @@ pub fn json_fast(buf: &[u8], args: &mut Vec<(u32, Val)>) -> Option<Fast> {
         Fast::Return(value)
     };
     c.lit(b"}")?;
-    c.done()?;
-    Some(fast)
+    Some((fast, c.at))
 }
 
 /// The Python data of a [`Fast`] record.

@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use runtime_tracing::TraceLowLevelEvent;
 
 use super::compact::{CompactDecoder, COMPACT_HEADER_V1};
-use super::record::{Rec, RecordEncoder};
+use super::py_events::{cbor_fast_prefix, json_fast_prefix, Fast};
+use super::record::{Rec, RecordEncoder, Val};
 use super::sink::BINARY_HEADER_V1;
 use super::TraceFormat;
 
@@ -82,6 +83,14 @@ enum Inner {
     Json(JsonElements),
     Binary(CborRecords),
     Compact(CompactRecords),
+}
+
+/// What [`EventReader::next_fast`] read.
+pub enum Next {
+    /// A record of a frequent shape, read in place.
+    Fast(Fast),
+    /// Any other record, of this kind; its bytes are in [`EventReader::raw`].
+    Raw(&'static str),
 }
 
 /// The kinds of events, by their name in the format (the serde variant names).
@@ -215,6 +224,14 @@ impl EventReader {
                 Err(e) => Err(e),
             },
         };
+        self.finish_record(got)
+    }
+
+    /// The kind of the record `got` says was read into `raw` (or how the file ended).
+    fn finish_record(
+        &mut self,
+        got: Result<Element, String>,
+    ) -> Result<Option<&'static str>, ReadError> {
         match got {
             Ok(Element::Event) => {
                 let kind = match self.format {
@@ -230,6 +247,38 @@ impl EventReader {
             }
             Err(e) => Err(self.error(e)),
         }
+    }
+
+    /// The next record of a binary or JSON file, read in place when it has one of the
+    /// frequent shapes ([`Fast`]: a step, or a value, call or return with a scalar value;
+    /// a `Call`'s arguments are then in `args`), without looking for its end first or
+    /// copying it; any other record as [`EventReader::next_record`] reads it, its bytes
+    /// in [`EventReader::raw`]. What it reads is what `next_record` followed by
+    /// [`cbor_fast`](super::py_events::cbor_fast) or
+    /// [`json_fast`](super::py_events::json_fast) would give. `None` at the end. A compact
+    /// file's records are read with [`EventReader::next_rec`].
+    pub fn next_fast(&mut self, args: &mut Vec<(u32, Val)>) -> Result<Option<Next>, ReadError> {
+        if self.end.is_some() {
+            return Ok(None);
+        }
+        self.raw.clear();
+        let got = match &mut self.inner {
+            Inner::Json(elements) => match elements.try_fast(args) {
+                Ok(Some(fast)) => return Ok(Some(Next::Fast(fast))),
+                Ok(None) => elements.next_element(&mut self.raw),
+                Err(e) => Err(e.to_string()),
+            },
+            Inner::Binary(records) => match records.next_fast(&mut self.raw, args) {
+                Ok(Ok(Some(fast))) => return Ok(Some(Next::Fast(fast))),
+                Ok(Ok(None)) => Ok(Element::Event),
+                Ok(Err(end)) => Ok(Element::End(end)),
+                Err(e) => Err(e),
+            },
+            Inner::Compact(_) => {
+                return Err(self.error("a compact trace is read with next_rec"));
+            }
+        };
+        Ok(self.finish_record(got)?.map(Next::Raw))
     }
 
     /// The next record as the recorder wrote it (a compact file's own records; for the
@@ -485,6 +534,24 @@ impl CborRecords {
             Err(end) => Element::End(end),
         })
     }
+
+    /// The next record: read in place when it has a frequent shape (`Some`), else its
+    /// bytes appended to `out` (`None`).
+    fn next_fast(
+        &mut self,
+        out: &mut Vec<u8>,
+        args: &mut Vec<(u32, Val)>,
+    ) -> Result<Result<Option<Fast>, End>, String> {
+        self.frames.next(|buf| {
+            if let Some((fast, len)) = cbor_fast_prefix(buf, args) {
+                return Ok(Some((Some(fast), len)));
+            }
+            Ok(skip_item(buf, 0, 0)?.map(|end| {
+                out.extend_from_slice(&buf[..end]);
+                (None, end)
+            }))
+        })
+    }
 }
 
 /// The records of a compact events file ([`super::compact`]).
@@ -554,6 +621,39 @@ impl JsonElements {
                     self.input.consume(n);
                 }
             }
+        }
+    }
+
+    /// The next element when it is a record of a frequent shape that lies whole in the
+    /// buffered bytes, read in place and consumed with the separator before it; else
+    /// `None` and nothing consumed (the first element, one that crosses the end of the
+    /// buffer and any other go through [`JsonElements::next_element`]).
+    fn try_fast(&mut self, args: &mut Vec<(u32, Val)>) -> io::Result<Option<Fast>> {
+        if !self.started {
+            return Ok(None);
+        }
+        let buf = self.input.fill_buf()?;
+        let ws = |from: usize| {
+            buf[from..]
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .map(|i| from + i)
+        };
+        let Some(comma) = ws(0) else {
+            return Ok(None);
+        };
+        if buf[comma] != b',' {
+            return Ok(None);
+        }
+        let Some(start) = ws(comma + 1) else {
+            return Ok(None);
+        };
+        match json_fast_prefix(&buf[start..], args) {
+            Some((fast, len)) => {
+                self.input.consume(start + len);
+                Ok(Some(fast))
+            }
+            None => Ok(None),
         }
     }
 
@@ -717,6 +817,7 @@ mod tests {
         CallRecord, FullValueRecord, FunctionId, FunctionRecord, Line, PathId, ReturnRecord,
         StepRecord, TypeId, ValueRecord, VariableId,
     };
+    // (`Fast`, `Next`, `Val` come in through `super::*`.)
 
     /// A mixed stream: paths, functions, calls with values, steps, returns, strings that
     /// need escaping (quotes, brackets, backslashes, non-ASCII).
@@ -844,6 +945,155 @@ mod tests {
                 );
                 assert!(got.len() >= last, "{format:?} cut at {cut}");
                 last = got.len();
+            }
+        }
+    }
+
+    /// Steps, calls with scalar arguments, their `Value` events and returns (the records
+    /// `next_fast` reads in place), among records it leaves to the scan: strings holding
+    /// what ends a record (`}`, `]`, quotes, `},{"Step":…`), a float (JSON) and a string
+    /// value, and widths that vary so that records cross every read-buffer boundary.
+    fn sample_fast(n: usize) -> Vec<TraceLowLevelEvent> {
+        let mut v = sample(2);
+        for i in 0..n {
+            let int = |k: i64| ValueRecord::Int {
+                i: k,
+                type_id: TypeId(1),
+            };
+            let value = match i % 7 {
+                0 => ValueRecord::None { type_id: TypeId(2) },
+                1 => ValueRecord::Bool {
+                    b: i % 2 == 0,
+                    type_id: TypeId(3),
+                },
+                2 => ValueRecord::Float {
+                    f: i as f64 / 3.0,
+                    type_id: TypeId(4),
+                },
+                3 => ValueRecord::String {
+                    text: format!("}}]\",\n{{\"Step\":{{\"path_id\":{i}}}}}"),
+                    type_id: TypeId(5),
+                },
+                _ => int(-(i as i64).pow(2)),
+            };
+            let arg = FullValueRecord {
+                variable_id: VariableId(i % 300),
+                value: value.clone(),
+            };
+            v.push(TraceLowLevelEvent::Value(arg.clone()));
+            v.push(TraceLowLevelEvent::Call(CallRecord {
+                function_id: FunctionId(i % 1000),
+                args: vec![arg; i % 3],
+            }));
+            v.push(TraceLowLevelEvent::Step(StepRecord {
+                path_id: PathId(i % 5),
+                line: Line((i * 7919 % 100_003) as i64 - 50),
+            }));
+            v.push(TraceLowLevelEvent::Return(ReturnRecord {
+                return_value: value,
+            }));
+            if i % 500 == 0 {
+                v.push(TraceLowLevelEvent::Path(format!("/p/{i}\"}},").into()));
+            }
+        }
+        v
+    }
+
+    /// What a reader reads, record by record, as text: `next_fast`'s records, or
+    /// `next_record`'s, each followed by the exact-bytes readers when it is bytes (as
+    /// `TraceEvents` reads it after finding its end: what `next_fast` leaves as bytes
+    /// because it crosses the end of the read buffer), with how the file ended and how
+    /// many records `next_fast` read in place.
+    fn read_both_ways(path: &Path, fast: bool) -> (Vec<String>, Option<End>, usize) {
+        use crate::writer::py_events::{cbor_fast, json_fast};
+        let show = |f: &Fast, args: &[(u32, Val)]| match f {
+            Fast::Step { path, line } => format!("step {path} {line}"),
+            Fast::Value { variable, value } => format!("value {variable} {value:?}"),
+            Fast::Call { function } => format!("call {function} {args:?}"),
+            Fast::Return(value) => format!("return {value:?}"),
+        };
+        let mut r = EventReader::open(path).unwrap();
+        let binary = r.format() == TraceFormat::Binary;
+        let mut out = Vec::new();
+        let mut args = Vec::new();
+        let mut in_place = 0;
+        loop {
+            let kind = if fast {
+                match r.next_fast(&mut args) {
+                    Ok(Some(Next::Fast(f))) => {
+                        in_place += 1;
+                        out.push(show(&f, &args));
+                        continue;
+                    }
+                    Ok(Some(Next::Raw(kind))) => Ok(kind),
+                    Ok(None) => break,
+                    Err(e) => Err(e),
+                }
+            } else {
+                match r.next_record() {
+                    Ok(Some(kind)) => Ok(kind),
+                    Ok(None) => break,
+                    Err(e) => Err(e),
+                }
+            };
+            let got = match kind {
+                Ok(kind) => {
+                    let f = if binary {
+                        cbor_fast(r.raw(), &mut args)
+                    } else {
+                        json_fast(r.raw(), &mut args)
+                    };
+                    match f {
+                        Some(f) => show(&f, &args),
+                        None => format!("{kind} {:?}", r.raw()),
+                    }
+                }
+                Err(e) => format!("error {e}"),
+            };
+            let error = got.starts_with("error");
+            out.push(got);
+            if error {
+                break;
+            }
+        }
+        (out, r.end().cloned(), in_place)
+    }
+
+    #[test]
+    fn next_fast_reads_what_the_scan_and_the_exact_readers_read_whole_or_cut() {
+        let events = sample_fast(4000);
+        for format in [TraceFormat::Json, TraceFormat::Binary] {
+            let dir = tempfile::tempdir().unwrap();
+            let file = write(dir.path(), format, &events);
+            let (want, end, _) = read_both_ways(&file, false);
+            assert_eq!(want.len(), events.len(), "{format:?}");
+            assert_eq!(end, Some(End::Complete), "{format:?}");
+            let (got, got_end, in_place) = read_both_ways(&file, true);
+            assert_eq!((got, got_end), (want, end), "{format:?}");
+            // Most records are read in place: the comparison covers that path.
+            assert!(
+                in_place > events.len() / 2,
+                "{format:?}: {in_place} in place"
+            );
+            let bytes = std::fs::read(&file).unwrap();
+            let cut_path = dir.path().join(format!(
+                "cut.{}",
+                file.extension().unwrap().to_str().unwrap()
+            ));
+            let mut cuts: Vec<usize> = (0..bytes.len()).step_by(bytes.len() / 97).collect();
+            // Every byte of a few records, inside numbers and literals, near the start
+            // and past the first read buffer's end.
+            cuts.extend(1..300);
+            cuts.extend((1 << 16) - 150..(1 << 16) + 150);
+            for cut in cuts {
+                std::fs::write(&cut_path, &bytes[..cut]).unwrap();
+                let (slow, end, _) = read_both_ways(&cut_path, false);
+                assert!(
+                    matches!(end, None | Some(End::Truncated(_))),
+                    "{format:?} {cut}"
+                );
+                let (got, got_end, _) = read_both_ways(&cut_path, true);
+                assert_eq!((got, got_end), (slow, end), "{format:?} cut at {cut}");
             }
         }
     }

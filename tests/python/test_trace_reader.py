@@ -332,3 +332,118 @@ def test_json_events_the_builders_leave_to_json_loads(tmp_path):
     got = dict_path(tmp_path / "trace.json", chunk=2)
     assert [exact(e) for e in got[0]] == [exact(e) for e in json.loads(text)]
     assert got[1:] == (True, None)
+
+
+def kind_counts_and_calls(events):
+    """What the summary scan should find in `events`: counts per kind, calls per function."""
+    counts, functions, calls = {}, [], {}
+    for e in events:
+        k = next(iter(e)) if isinstance(e, dict) else e
+        counts[k] = counts.get(k, 0) + 1
+        if k == "Function":
+            functions.append(e["Function"]["name"])
+        elif k == "Call":
+            name = functions[e["Call"]["function_id"]]
+            calls[name] = calls.get(name, 0) + 1
+    return counts, calls
+
+
+def test_json_records_read_in_place_match_the_scan_across_buffer_ends(tmp_path):
+    """The frequent JSON records are read in place, without a scan for their end: across
+    the ends of the read buffer (64 KiB), next to strings that hold what ends a record
+    (`}`, `]`, `,`, quotes, a whole step's text), in other layouts, whole and cut, with
+    kind filters; and the summary scan counts them as the events are."""
+    lines = ['{"Path":"/p/a \\"}]},\\n{\\"Step\\":{\\"path_id\\":0,\\"line\\":1}}"}',
+             '{"Function":{"path_id":0,"line":1,"name":"f},{"}}', '{"Function":{"path_id":0,"line":2,"name":"g"}}']
+    for i in range(12000):
+        v = [f'{{"kind":"Int","i":{-i * 37},"type_id":1}}', '{"kind":"None","type_id":2}',
+             f'{{"kind":"Bool","b":{"true" if i % 2 else "false"},"type_id":3}}',
+             f'{{"kind":"Float","f":{i}.5,"type_id":4}}',
+             '{"kind":"String","text":"}]},{\\"Step\\":{\\"path_id\\":1,\\"line\\":2}}","type_id":5}'][i % 5]
+        arg = f'{{"variable_id":{i % 40},"value":{v}}}'
+        lines.append(f'{{"Value":{arg}}}')
+        lines.append(f'{{"Call":{{"function_id":{i % 2},"args":[{",".join([arg] * (i % 3))}]}}}}')
+        lines.append(f'{{"Step":{{"path_id":0,"line":{i * 7919 % 100003}}}}}')
+        if i % 101 == 0:
+            lines.append('{ "Step" : { "path_id" : 0 , "line" : 5 } }')  # not serde's layout
+        lines.append(f'{{"Return":{{"return_value":{v}}}}}')
+    text = "[" + ",\n".join(lines) + "]\n"
+    assert len(text) > 10 * 65536
+    path = tmp_path / "trace.json"
+    path.write_text(text)
+    want = json.loads(text)
+    for chunk in (4096, 256, 7):
+        got = dict_path(path, chunk=chunk)
+        assert [exact(e) for e in got[0]] == [exact(e) for e in want], chunk
+        assert got[1:] == (True, None)
+    for kinds in ({"Call"}, {"Step", "Return"}, {"Value"}, {"Path", "Function"}):
+        got = dict_path(path, chunk=100, kinds=kinds)[0]
+        assert [exact(e) for e in got] == [exact(e) for e in want if next(iter(e)) in kinds], kinds
+    scan = _native.scan_trace(str(path))
+    counts, calls = kind_counts_and_calls(want)
+    assert (dict(scan["kinds"]), dict(scan["calls"]), scan["events"]) == (counts, calls, len(want))
+    assert scan["paths"] == [want[0]["Path"]]
+    data = text.encode()
+    for n in (10, 200, 65536 - 30, 65536, 65536 + 17, 3 * 65536 + 1, len(data) // 2, len(data) - 3):
+        cut = tmp_path / f"cut{n}" / "trace.json"
+        cut.parent.mkdir()
+        cut.write_bytes(data[:n])
+        slow = json_path(cut)
+        got = dict_path(cut, chunk=64)
+        assert [exact(e) for e in got[0]] == [exact(e) for e in slow[0]], n
+        assert got[1] is False and got[1:] == slow[1:], n
+        assert _native.scan_trace(str(cut))["events"] == len(slow[0]), n
+
+
+FIB = '''\
+import sys
+def fib(n, flag=None, scale=1.0):
+    return n if n < 2 else fib(n - 1, True) + fib(n - 2, False, 2.5)
+print(fib(int(sys.argv[1])))
+'''
+
+
+@pytest.fixture(scope="module")
+def fib_traces(tmp_path_factory):
+    """A call-heavy program (int, bool, None and float values) long enough that records
+    cross the readers' 64 KiB buffers many times, in every format."""
+    work = tmp_path_factory.mktemp("fib")
+    (work / "fib.py").write_text(FIB)
+    out = {}
+    for fmt in ("json", "binary", "compact"):
+        subprocess.run(
+            [CT_RECORD, "--format", fmt, "--trace-dir", str(work / fmt), "fib.py", "15"],
+            cwd=work, check=True, capture_output=True, env=clean_env(), timeout=TIMEOUT,
+        )
+        out[fmt] = work / fmt
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["json", "binary", "compact"])
+def test_a_call_heavy_trace_reads_the_same_both_ways_whole_and_cut(fib_traces, tmp_path, fmt):
+    """On a call-heavy trace (its records read in place), `TraceEvents` gives what the JSON
+    text path gives, in the default chunk and odd ones, whole and cut; and the summary scan
+    counts what the events hold."""
+    d = fib_traces[fmt]
+    want = json_path(d)
+    assert len(want[0]) > 10000 and want[1] is True
+    for chunk in (None, 1000, 3):
+        reader = TraceEvents(d) if chunk is None else TraceEvents(d, chunk=chunk)
+        got = list(reader)
+        assert [exact(e) for e in got] == [exact(e) for e in want[0]], chunk
+        assert (reader.complete, reader.end_reason) == (True, None)
+    scan = _native.scan_trace(str(d))
+    counts, calls = kind_counts_and_calls(want[0])
+    assert (dict(scan["kinds"]), dict(scan["calls"]), scan["events"]) == (counts, calls, len(want[0]))
+    assert calls["fib"] > 1000
+    name = {"json": "trace.json", "binary": "trace.bin", "compact": "trace.ctc"}[fmt]
+    data = (d / name).read_bytes()
+    for frac in (0.21, 0.5, 0.93):
+        cut = tmp_path / f"{frac}" / name
+        cut.parent.mkdir()
+        cut.write_bytes(data[: int(len(data) * frac)])
+        slow = json_path(cut)
+        got = dict_path(cut, chunk=300)
+        assert [exact(e) for e in got[0]] == [exact(e) for e in slow[0]], frac
+        assert got[1] is False and got[1:] == slow[1:], frac
+        assert _native.scan_trace(str(cut))["events"] == len(slow[0]), frac
