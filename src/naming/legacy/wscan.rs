@@ -800,7 +800,8 @@ impl Polled {
     fn changed_from(&self, start: usize, out: &mut Vec<u32>) {
         const BLOCK: usize = 8;
         let n = self.addrs.len();
-        let differs = |i: usize| self.differs(i);
+        // SAFETY: every index passed is below `n`.
+        let differs = |i: usize| unsafe { self.differs(i) };
         let mut start = start;
         while start + BLOCK <= n {
             let mut diff = 0;
@@ -816,17 +817,23 @@ impl Polled {
     }
 
     /// Nonzero when slot `i`'s word differs from the wanted value.
+    ///
+    /// # Safety
+    /// `i` is below the number of slots (both arrays have that many).
     #[inline(always)]
-    fn differs(&self, i: usize) -> usize {
-        // SAFETY: the caller passes `i < len` (both arrays have `len` slots); every
-        // address points into an object its owner keeps alive (a freed slot points to a
-        // static word); the GIL is held, so nothing writes them concurrently.
-        unsafe { **self.addrs.as_ptr().add(i) ^ *self.wants.as_ptr().add(i) }
+    unsafe fn differs(&self, i: usize) -> usize {
+        debug_assert!(i < self.addrs.len() && i < self.wants.len());
+        // SAFETY: `i` is in bounds (above); every address points into an object its owner
+        // keeps alive (a freed slot points to a static word); the GIL is held, so nothing
+        // writes them concurrently.
+        **self.addrs.as_ptr().add(i) ^ *self.wants.as_ptr().add(i)
     }
 
     fn changed_in(&self, slots: std::ops::Range<usize>, out: &mut Vec<u32>) {
+        let slots = slots.start..slots.end.min(self.addrs.len());
         for i in slots {
-            if self.differs(i) != 0 {
+            // SAFETY: `i` is below the number of slots (the range is clipped to it).
+            if unsafe { self.differs(i) } != 0 {
                 out.push(i as u32);
             }
         }
