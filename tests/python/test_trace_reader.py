@@ -49,6 +49,18 @@ def traces(tmp_path_factory):
     return out
 
 
+def cut_copies(trace_dir, fmt, fractions, tmp_path):
+    """`(fraction, path)` of copies of a run's events file cut at each fraction of its
+    bytes, as a killed run leaves it (each in its own directory under `tmp_path`)."""
+    name = {"json": "trace.json", "binary": "trace.bin", "compact": "trace.ctc"}[fmt]
+    data = (trace_dir / name).read_bytes()
+    for frac in fractions:
+        cut = tmp_path / f"{frac}" / name
+        cut.parent.mkdir()
+        cut.write_bytes(data[: int(len(data) * frac)])
+        yield frac, cut
+
+
 def run_independent(events):
     """The events with what differs between two runs of the program made uniform: object
     addresses in reprs, thread ids (numbered in order of appearance), and where the
@@ -304,12 +316,7 @@ def test_a_cut_events_file_reads_the_same_prefix_both_ways(many_traces, tmp_path
     """A killed run's events file (cut mid-record): both paths read the same events and
     say the run is incomplete, for the same reason."""
     src = many_traces[("values.py", fmt)]
-    name = {"json": "trace.json", "binary": "trace.bin", "compact": "trace.ctc"}[fmt]
-    data = (src / name).read_bytes()
-    for frac in (0.3, 0.77):
-        cut = tmp_path / f"{frac}" / name
-        cut.parent.mkdir()
-        cut.write_bytes(data[: int(len(data) * frac)])
+    for frac, cut in cut_copies(src, fmt, (0.3, 0.77), tmp_path):
         want = json_path(cut)
         got = dict_path(cut, chunk=5)
         assert [exact(e) for e in got[0]] == [exact(e) for e in want[0]], frac
@@ -450,12 +457,7 @@ def test_a_call_heavy_trace_reads_the_same_both_ways_whole_and_cut(fib_traces, t
     counts, calls = kind_counts_and_calls(want[0])
     assert (dict(scan["kinds"]), dict(scan["calls"]), scan["events"]) == (counts, calls, len(want[0]))
     assert calls["fib"] > 1000
-    name = {"json": "trace.json", "binary": "trace.bin", "compact": "trace.ctc"}[fmt]
-    data = (d / name).read_bytes()
-    for frac in (0.21, 0.5, 0.93):
-        cut = tmp_path / f"{frac}" / name
-        cut.parent.mkdir()
-        cut.write_bytes(data[: int(len(data) * frac)])
+    for frac, cut in cut_copies(d, fmt, (0.21, 0.5, 0.93), tmp_path):
         slow = json_path(cut)
         got = dict_path(cut, chunk=300)
         assert [exact(e) for e in got[0]] == [exact(e) for e in slow[0]], frac
