@@ -21,6 +21,7 @@
 
 /// The L1 helpers live in `naming::paths` (the filters use them too); re-exported here.
 pub use crate::naming::paths;
+mod multi;
 pub mod pyscan;
 pub mod roots;
 pub mod scan;

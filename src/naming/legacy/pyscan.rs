@@ -59,6 +59,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use rustc_hash::FxHashMap;
 
+use super::multi::Multi;
 use super::scan::{EntryFacts, Query, ScanCache, ScanStats};
 use crate::naming::python::{DeepCheck, PyEntry, PyStamp, PySysModules, Watch};
 use crate::naming::table::{ModuleEntry, StampInner};
@@ -250,7 +251,7 @@ pub struct PyScanner {
     arena: Vec<Watch>,
     arena_garbage: usize,
     /// Candidate-path hash -> positions whose cached facts have such a candidate.
-    index: FxHashMap<u64, Vec<u32>>,
+    index: Multi<u64>,
     fallback: ScanCache,
     moment: bool,
     memo: Vec<(String, Option<String>)>,
@@ -547,15 +548,13 @@ impl PyScanner {
     fn cached_matches(&self, query: &Query<'_>) -> Vec<u32> {
         let mut found: Vec<u32> = Vec::new();
         for hash in std::iter::once(query.hash).chain(query.pyc_hash) {
-            if let Some(positions) = self.index.get(&hash) {
-                for &pos in positions {
-                    let matched = self.cold[pos as usize]
-                        .as_ref()
-                        .and_then(|c| c.facts.as_ref())
-                        .is_some_and(|f| f.matches(query));
-                    if matched {
-                        found.push(pos);
-                    }
+            for &pos in self.index.get(&hash) {
+                let matched = self.cold[pos as usize]
+                    .as_ref()
+                    .and_then(|c| c.facts.as_ref())
+                    .is_some_and(|f| f.matches(query));
+                if matched {
+                    found.push(pos);
                 }
             }
         }
@@ -590,12 +589,7 @@ impl PyScanner {
         });
         if let Some(facts) = &cold.facts {
             for hash in facts.candidate_hashes() {
-                if let Some(list) = self.index.get_mut(&hash) {
-                    list.retain(|&p| p as usize != pos);
-                    if list.is_empty() {
-                        self.index.remove(&hash);
-                    }
-                }
+                self.index.remove(&hash, pos as u32);
             }
         }
         (hot, cold)
@@ -605,10 +599,7 @@ impl PyScanner {
     fn attach(&mut self, pos: usize, hot: Hot, cold: Cold) {
         if let Some(facts) = &cold.facts {
             for hash in facts.candidate_hashes() {
-                let list = self.index.entry(hash).or_default();
-                if !list.contains(&(pos as u32)) {
-                    list.push(pos as u32);
-                }
+                self.index.push_unique(hash, pos as u32);
             }
         }
         self.hot[pos] = hot;
@@ -736,7 +727,7 @@ impl PyScanner {
                 hot.start = start;
                 if let Some(facts) = &cold.facts {
                     for hash in facts.candidate_hashes() {
-                        self.index.entry(hash).or_default().push(pos as u32);
+                        self.index.push(hash, pos as u32);
                     }
                 }
                 self.hot[pos] = hot;

@@ -55,6 +55,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use rustc_hash::FxHashMap;
 
+use super::multi::Multi;
 use super::scan::{EntryFacts, Query, ScanStats};
 use super::watch::{self, Record, Registration, EVENT_ADDED, EVENT_DELETED, EVENT_MODIFIED};
 use crate::naming::python::{DeepCheck, PyEntry, Watch};
@@ -879,70 +880,6 @@ impl Polled {
             start += BLOCK;
         }
         start
-    }
-}
-
-/// A map from a key to the entries under it. Almost every key has one entry, which is kept
-/// inline: a `Vec` per key cost an allocation per loaded module in each map, and a free
-/// each when the session stopped.
-struct Multi<K>(FxHashMap<K, Under>);
-
-enum Under {
-    One(u32),
-    More(Vec<u32>),
-}
-
-impl<K> Default for Multi<K> {
-    fn default() -> Self {
-        Multi(FxHashMap::default())
-    }
-}
-
-impl<K: std::hash::Hash + Eq> Multi<K> {
-    fn get(&self, key: &K) -> &[u32] {
-        match self.0.get(key) {
-            Some(Under::One(idx)) => std::slice::from_ref(idx),
-            Some(Under::More(list)) => list,
-            None => &[],
-        }
-    }
-
-    fn push(&mut self, key: K, idx: u32) {
-        use std::collections::hash_map::Entry as Slot;
-        match self.0.entry(key) {
-            Slot::Vacant(slot) => {
-                slot.insert(Under::One(idx));
-            }
-            Slot::Occupied(mut slot) => {
-                let under = slot.get_mut();
-                match under {
-                    Under::One(first) => *under = Under::More(vec![*first, idx]),
-                    Under::More(list) => list.push(idx),
-                }
-            }
-        }
-    }
-
-    /// [`push`](Self::push), unless `idx` is already under `key`.
-    fn push_unique(&mut self, key: K, idx: u32) {
-        if !self.get(&key).contains(&idx) {
-            self.push(key, idx);
-        }
-    }
-
-    /// Takes every occurrence of `idx` out from under `key`.
-    fn remove(&mut self, key: &K, idx: u32) {
-        let empty = match self.0.get_mut(key) {
-            Some(Under::One(first)) => *first == idx,
-            Some(Under::More(list)) => {
-                list.retain(|&i| i != idx);
-                list.is_empty()
-            }
-            None => false,
-        };
-        if empty {
-            self.0.remove(key);
-        }
     }
 }
 
