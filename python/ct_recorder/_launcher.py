@@ -124,14 +124,42 @@ def _forget_launcher_imports():
         cut = names.index("site") + 1
     else:
         cut = next((i for i, n in enumerate(names) if n in ("re", "runpy", "ct_recorder")), len(names))
+
+    def origin(name):
+        spec = getattr(sys.modules.get(name), "__spec__", None)
+        found = getattr(spec, "origin", None)
+        return found if isinstance(found, str) else None
+
+    gone = set()
     for name in names[cut:]:
         if name.partition(".")[0] in _KEEP:
             continue
-        module = sys.modules.get(name)
-        spec = getattr(module, "__spec__", None)
-        origin = getattr(spec, "origin", None)
-        if isinstance(origin, str) and origin.endswith(".py"):
-            del sys.modules[name]
+        found = origin(name)
+        if found is not None and found.endswith(".py"):
+            gone.add(name)
+    # A submodule left behind while its package goes would break the program's import of
+    # it: the package is imported afresh, the submodule is found in sys.modules, and
+    # importlib binds a submodule to its package only when it loads it, so
+    # `package.submodule` is missing. (`python -m ct_recorder` leaves runpy's frozen
+    # `importlib.machinery` and `importlib.util` behind their `.py` package `importlib`.)
+    # A frozen submodule goes too, as it would be imported again under python; any other
+    # (builtin, extension) keeps its packages instead.
+    changed = True
+    while changed:
+        changed = False
+        for name in list(sys.modules):
+            if name in gone or "." not in name:
+                continue
+            parents = [name.rsplit(".", depth)[0] for depth in range(1, name.count(".") + 1)]
+            if not any(p in gone for p in parents):
+                continue
+            if origin(name) == "frozen":
+                gone.add(name)
+            else:
+                gone.difference_update(parents)
+            changed = True
+    for name in gone:
+        del sys.modules[name]
 
 
 def _os_thread_count():

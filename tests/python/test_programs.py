@@ -693,6 +693,51 @@ def test_threading_is_imported_before_the_program_only_where_the_back_end_needs_
         assert ct.stdout == b"threading imported at start: True\nin a thread\n", ct.describe()
 
 
+_START_STATE = (
+    "import json, sys\n"
+    "def origin(m):\n"
+    "    o = getattr(getattr(m, '__spec__', None), 'origin', None)\n"
+    "    return o if isinstance(o, str) else ''\n"
+    "mods = dict(sys.modules)\n"
+    "source = sorted(n for n, m in mods.items() if origin(m).endswith('.py'))\n"
+    "unbound = sorted(n for n in mods if '.' in n and n.rpartition('.')[0] in mods\n"
+    "                 and getattr(mods[n.rpartition('.')[0]], n.rpartition('.')[2], None) is not mods[n])\n"
+    "print(json.dumps({'source': source, 'unbound': unbound}))\n"
+    "import pkgutil, importlib.machinery\n"
+    "print(importlib.machinery.FileFinder.__name__, pkgutil.ModuleInfo.__name__)\n"
+)
+
+
+@pytest.mark.parametrize("launch", ["ct-record", "python -m ct_recorder"])
+def test_the_program_starts_with_the_modules_python_gives_it(tmp_path, launch):
+    """The launcher drops what it imported so that the program imports it afresh, as under
+    python; it must never leave a submodule behind a dropped package. `python -m
+    ct_recorder` once left runpy's frozen `importlib.machinery` in `sys.modules` without
+    its package, so the program's `import pkgutil` failed with "module 'importlib' has no
+    attribute 'machinery'"."""
+    here = tmp_path / "prog"
+    here.mkdir()
+    (here / "main.py").write_text(_START_STATE)
+    env = clean_env()
+    py = run([PYTHON, "main.py"], here, env=env)
+    cmd = [CT_RECORD] if launch == "ct-record" else [PYTHON, "-m", "ct_recorder"]
+    ct = run([*cmd, "--trace-dir", os.fspath(tmp_path / "trace"), "main.py"], here, env=env)
+    assert py.returncode == 0, py.describe()
+    assert ct.returncode == 0, ct.describe()
+    py_state, py_rest = py.stdout.split(b"\n", 1)
+    ct_state, ct_rest = ct.stdout.split(b"\n", 1)
+    assert ct_rest == py_rest == b"FileFinder ModuleInfo\n", ct.describe()
+    py_state, ct_state = json.loads(py_state), json.loads(ct_state)
+    assert ct_state["unbound"] == py_state["unbound"] == [], ct.describe()
+    # Python-source modules the program finds already imported: python's, plus the
+    # recorder's own and, on 3.11, the `threading` the back end sets its hook on.
+    own = {"threading", "_weakrefset"} if sys.version_info < (3, 12) else set()
+    extra = {n for n in set(ct_state["source"]) - set(py_state["source"])
+             if n.partition(".")[0] != "ct_recorder"}
+    assert extra <= own, (extra, ct.describe())
+    assert set(py_state["source"]) <= set(ct_state["source"]), ct.describe()
+
+
 @pytest.mark.parametrize("kind", ["directory", "zip"])
 def test_directory_or_zip_archive_as_the_script(work, trace_dir, kind):
     if kind == "zip":
