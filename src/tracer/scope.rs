@@ -135,7 +135,18 @@ pub fn kind_name(kind: ValueKind) -> &'static str {
 }
 
 impl ValueCounters {
+    /// Counts a redacted or dropped value; an allowed one (every argument and return of a
+    /// run without value filters) costs one compare on the hot path.
+    #[inline(always)]
     pub fn count(&mut self, kind: ValueKind, action: ValueAction) {
+        if action != ValueAction::Allow {
+            self.count_filtered(kind, action);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn count_filtered(&mut self, kind: ValueKind, action: ValueAction) {
         let map = match action {
             ValueAction::Allow => return,
             ValueAction::Redact => &mut self.redacted,

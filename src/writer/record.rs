@@ -97,6 +97,21 @@ pub enum Rec {
 const _: () = assert!(std::mem::size_of::<Rec>() <= 24);
 
 impl Rec {
+    /// Whether dropping the record frees memory (a boxed event or value); the others can be
+    /// overwritten in place. Every variant is named, so a new one must say.
+    #[inline(always)]
+    pub fn owns_heap(&self) -> bool {
+        let val = |v: &Val| match v {
+            Val::Other(_) => true,
+            Val::Int { .. } | Val::None { .. } | Val::Bool { .. } | Val::Float { .. } => false,
+        };
+        match self {
+            Rec::Event(_) => true,
+            Rec::Arg { value, .. } | Rec::Return(value) => val(value),
+            Rec::Step { .. } | Rec::Call { .. } => false,
+        }
+    }
+
     /// The record standing for `event` (a compact one where it has that shape).
     pub fn from_event(event: TraceLowLevelEvent) -> Rec {
         match event {
