@@ -37,8 +37,31 @@ const CHUNK: usize = super::BATCH_EVENTS;
 /// (created if missing) in `to`, with its metadata and paths files. Refuses to write over
 /// any trace file already in `out_dir`, so nothing is lost: the events file is written
 /// under a temporary name and renamed when whole.
+/// A conversion that fails leaves `out_dir` as it found it: the files it wrote are removed,
+/// and so is the directory when this call created it.
 pub fn convert(source: &Path, out_dir: &Path, to: TraceFormat) -> Result<Converted, String> {
     let mut reader = EventReader::open(source).map_err(|e| e.0)?;
+    let created = !out_dir.exists();
+    let mut written = Vec::new();
+    let result = convert_into(&mut reader, out_dir, to, &mut written);
+    if result.is_err() {
+        for path in &written {
+            let _ = std::fs::remove_file(path);
+        }
+        if created {
+            // Only if empty: nothing but this call's files was ever meant to be in it.
+            let _ = std::fs::remove_dir(out_dir);
+        }
+    }
+    result
+}
+
+fn convert_into(
+    reader: &mut EventReader,
+    out_dir: &Path,
+    to: TraceFormat,
+    written: &mut Vec<PathBuf>,
+) -> Result<Converted, String> {
     let source_dir = match reader.path().parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -75,15 +98,10 @@ pub fn convert(source: &Path, out_dir: &Path, to: TraceFormat) -> Result<Convert
         to.events_file_name(),
         std::process::id()
     ));
-    let result = write_events(&mut reader, &tmp, to);
-    let events = match result {
-        Ok(n) => n,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-    };
+    written.push(tmp.clone());
+    let events = write_events(reader, &tmp, to)?;
     std::fs::rename(&tmp, &events_file).map_err(|e| format!("{}: {e}", events_file.display()))?;
+    written.push(events_file.clone());
 
     let mut copied = Vec::new();
     let mut missing = Vec::new();
@@ -96,6 +114,7 @@ pub fn convert(source: &Path, out_dir: &Path, to: TraceFormat) -> Result<Convert
                 }
                 write_atomically(&out_dir.join(name), &bytes)
                     .map_err(|e| format!("{}: {e}", out_dir.join(name).display()))?;
+                written.push(out_dir.join(name));
                 copied.push(name);
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(name),

@@ -128,7 +128,7 @@ def test_a_killed_run_converts_up_to_its_last_event_and_stays_unfinished(work):
 
 
 @pytest.mark.parametrize("case", ["missing source", "not a trace", "output holds a trace",
-                                  "output is the source", "unknown format"])
+                                  "output is the source", "unknown format", "malformed event"])
 def test_bad_input_is_a_clear_error_and_writes_nothing(work, case):
     compact = record(work, work / "compact", n=5)
     out = work / "out"
@@ -143,6 +143,15 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(work, case):
         args, want = [compact, out], "already holds trace.bin"
     elif case == "output is the source":
         args, want = [compact, compact], "the output directory is the source's"
+    elif case == "malformed event":
+        # Found only once the output directory is made and half the events are written.
+        json_trace = record(work, work / "json", "--format", "json")
+        events = json_trace / "trace.json"
+        data = events.read_bytes()
+        at = data.index(b'"path_id"', len(data) // 2)  # a step without its path: valid JSON
+        events.write_bytes(data[:at] + b'"path_xx"' + data[at + len(b'"path_id"'):])
+        compact = json_trace
+        args, want = [json_trace, out], "a malformed event"
     else:
         args, want = [compact, out, "--format", "yaml"], "invalid choice: 'yaml'"
     before = sorted(p.name for p in compact.iterdir())
@@ -154,4 +163,4 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(work, case):
         assert sorted(p.name for p in out.iterdir()) == ["trace.bin"]
         assert (out / "trace.bin").read_bytes() == b"keep me"
     elif case != "output is the source":
-        assert not out.exists() or list(out.iterdir()) == []
+        assert not out.exists(), sorted(p.name for p in out.iterdir())
