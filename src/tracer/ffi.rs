@@ -121,6 +121,28 @@ pub unsafe fn frame_code_311(frame: *mut PyFrameObject) -> *mut PyObject {
     (*(*f).f_frame).f_code
 }
 
+/// Offset of `co_code_adaptive` (the bytecode the frame's `prev_instr` points into) in
+/// CPython 3.11's `PyCodeObject` (Include/cpython/code.h), measured against 3.11.7's headers.
+const CODE_ADAPTIVE_311: usize = 184;
+
+/// `PyFrame_GetLasti` of a live 3.11 frame, computed in place as CPython does: the offset in
+/// bytes of the last instruction started, or -1 before the first.
+///
+/// # Safety
+/// `frame` must be a live frame of CPython 3.11 whose layout was checked at session start
+/// (`fast_locals_layout_ok` compares this with `PyFrame_GetLasti`).
+#[inline]
+pub unsafe fn frame_lasti_311(frame: *mut PyFrameObject) -> c_int {
+    let iframe = (*(frame as *mut FrameObject311)).f_frame;
+    let start = ((*iframe).f_code as *const u8).add(CODE_ADAPTIVE_311) as *const u16;
+    let units = (*iframe).prev_instr.cast_const().offset_from(start);
+    if units < 0 {
+        -1
+    } else {
+        (units * 2) as c_int
+    }
+}
+
 /// `PyCell_Check`.
 ///
 /// # Safety
@@ -142,6 +164,58 @@ struct CellObject {
 /// `op` must be a cell object.
 pub unsafe fn cell_contents(op: *mut PyObject) -> *mut PyObject {
     (*(op as *mut CellObject)).ob_ref
+}
+
+/// Offset of `gilstate.tstate_current` (the thread state holding the GIL, what
+/// `PyThreadState_Get` returns) in CPython 3.11's `_PyRuntimeState`
+/// (Include/internal/pycore_runtime.h), measured against 3.11.7's headers and checked at
+/// session start ([`current_tstate_layout_ok`]). 3.12 moved the field and 3.13 made it a
+/// thread-local, so later versions call `PyThreadState_Get`.
+#[cfg(not(Py_3_12))]
+const RUNTIME_TSTATE_CURRENT: usize = 576;
+
+#[cfg(not(Py_3_12))]
+extern "C" {
+    /// The interpreter runtime's global state (exported by libpython 3.11).
+    static _PyRuntime: u8;
+}
+
+/// The current thread state read from the runtime in place: what `PyThreadState_Get`
+/// returns, without the call into libpython on every event.
+///
+/// # Safety
+/// GIL held, and [`current_tstate_layout_ok`] returned true.
+#[cfg(not(Py_3_12))]
+#[inline(always)]
+pub unsafe fn current_tstate_inline() -> *mut PyThreadState {
+    let field = std::ptr::addr_of!(_PyRuntime)
+        .add(RUNTIME_TSTATE_CURRENT)
+        .cast::<std::sync::atomic::AtomicPtr<PyThreadState>>();
+    // A relaxed load, as CPython's own `_PyThreadState_GET` does.
+    (*field).load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Whether [`current_tstate_inline`] reads what `PyThreadState_Get` returns.
+///
+/// # Safety
+/// GIL held.
+#[cfg(not(Py_3_12))]
+pub unsafe fn current_tstate_layout_ok() -> bool {
+    let ts = pyo3::ffi::PyThreadState_Get();
+    !ts.is_null() && current_tstate_inline() == ts
+}
+
+/// 3.12+ read the current thread state through the C API.
+#[cfg(Py_3_12)]
+pub unsafe fn current_tstate_layout_ok() -> bool {
+    false
+}
+
+/// 3.12+: never called ([`current_tstate_layout_ok`] is false there).
+#[cfg(Py_3_12)]
+#[inline(always)]
+pub unsafe fn current_tstate_inline() -> *mut PyThreadState {
+    pyo3::ffi::PyThreadState_Get()
 }
 
 /// Offset of `id` (the thread state's unique number, what `PyThreadState_GetID` returns) in

@@ -210,6 +210,11 @@ pub struct Recorder {
     backend: Backend,
     /// The thread state's id is read in place (layout checked at start).
     tid_inline: bool,
+    /// 3.11: the current thread state and its id are both read in place (layouts checked
+    /// at start): no call into libpython to tell the thread of an event.
+    tid_fast: bool,
+    /// What `fast_paths.current_thread_in_place` reports (`None` on 3.12+).
+    current_thread_in_place: Option<bool>,
     /// The program's entry frame while its `previous` link is cut, with the saved link.
     pub(crate) entry_cut: Option<(usize, usize)>,
     on_error: OnError,
@@ -262,6 +267,11 @@ impl Recorder {
         if !tid_inline {
             tracing::info!("thread-state layout not as expected: thread ids through the C API");
         }
+        // SAFETY: the GIL is held (`py`).
+        let tstate_inline = unsafe { ffi::current_tstate_layout_ok() };
+        if !tstate_inline && backend == Backend::SetTrace {
+            tracing::info!("runtime layout not as expected: the current thread through the C API");
+        }
         // Evidence-only: no events file, so a cap that is never reached.
         let size_cap = builder
             .as_ref()
@@ -294,6 +304,8 @@ impl Recorder {
             fast_locals,
             backend,
             tid_inline,
+            tid_fast: tid_inline && tstate_inline,
+            current_thread_in_place: (backend == Backend::SetTrace).then_some(tstate_inline),
             entry_cut: None,
             on_error: opts.on_error,
             disabled: false,
@@ -373,6 +385,7 @@ impl Recorder {
             },
             frame_fields_in_place: (backend == Backend::SetTrace).then_some(self.fast_locals),
             thread_id_in_place: self.tid_inline,
+            current_thread_in_place: self.current_thread_in_place,
             small_int_in_place: self.encoder.small_int_inline(),
         }
     }
@@ -504,15 +517,30 @@ impl Recorder {
         // SAFETY: called with the GIL held, so there is a current thread state; the in-place
         // read was checked at start.
         let tid = unsafe {
+            if self.tid_fast {
+                ffi::thread_id_inline(ffi::current_tstate_inline())
+            } else {
+                self.thread_id_through_api()
+            }
+        };
+        if tid != self.cur_tid {
+            self.switch_thread(tid);
+        }
+    }
+
+    /// The current thread's id when not both reads are in place (3.12+, or a failed check).
+    ///
+    /// # Safety
+    /// GIL held.
+    #[inline]
+    unsafe fn thread_id_through_api(&self) -> u64 {
+        unsafe {
             let ts = py::PyThreadState_Get();
             if self.tid_inline {
                 ffi::thread_id_inline(ts)
             } else {
                 ffi::PyThreadState_GetID(ts)
             }
-        };
-        if tid != self.cur_tid {
-            self.switch_thread(tid);
         }
     }
 
@@ -1104,6 +1132,9 @@ pub struct FastPaths {
     pub frame_fields_in_place: Option<bool>,
     /// The thread id read from the thread state in place.
     pub thread_id_in_place: bool,
+    /// 3.11: the current thread state read from the runtime in place; `None` on 3.12+ (read
+    /// through `PyThreadState_Get`).
+    pub current_thread_in_place: Option<bool>,
     /// One-digit `int` values read in place.
     pub small_int_in_place: bool,
 }
@@ -1237,6 +1268,17 @@ fn fast_locals_layout_ok(py: Python<'_>) -> bool {
         if !trace_ok {
             return Ok(false);
         }
+        // The instruction offset that tells a fresh frame from a resumed one, on this finished
+        // frame and on a generator's frame that has not started (-1).
+        let unstarted = py
+            .eval(c"(lambda: (yield))()", None, None)?
+            .getattr("gi_frame")?;
+        for f in [frame.as_ptr(), unstarted.as_ptr()] {
+            let f = f as *mut py::PyFrameObject;
+            if unsafe { ffi::frame_lasti_311(f) != ffi::PyFrame_GetLasti(f) } {
+                return Ok(false);
+            }
+        }
         let expected = frame.getattr("f_locals")?;
         let names = ["a", "b", "d", "c", "e"];
         for (i, name) in names.iter().enumerate() {
@@ -1339,6 +1381,9 @@ pub(crate) enum Hook<T> {
     Raise,
 }
 
+/// Callbacks between two looks at the size cap's flag (a power of two).
+const SIZE_CAP_POLL: u64 = 256;
+
 /// Runs one callback's work on the recorder with every back end's common handling: process
 /// events (fork, SIGTERM), the try-lock, a disabled recorder, panics and errors (the
 /// recorder stops, keeps what it has, and the program sees no exception unless
@@ -1373,8 +1418,14 @@ pub(crate) unsafe fn run_hook<T>(
         return Hook::Idle;
     }
     rec.counts.callbacks += 1;
-    // One atomic load per callback; the writer thread sets it once (see `SizeCap`).
-    if !rec.capped && rec.size_cap.is_reached() && !rec.reach_size_cap() {
+    // The writer thread sets the cap's flag once, when it closes the events file there, and
+    // drops every batch after it; so looking every SIZE_CAP_POLL callbacks is enough (what
+    // is recorded meanwhile goes nowhere) and spares each callback a pointer chase.
+    if rec.counts.callbacks.is_multiple_of(SIZE_CAP_POLL)
+        && !rec.capped
+        && rec.size_cap.is_reached()
+        && !rec.reach_size_cap()
+    {
         // Nothing goes on after the cut: the hooks go, as after a recorder error.
         drop(guard);
         uninstall(py);

@@ -73,8 +73,12 @@ fn handle_event(
                 // No line events for code we do not record: they would cost a callback each.
                 no_line_events(frame);
             }
-            // SAFETY: live frame, GIL held.
-            let fresh = unsafe { ffi::PyFrame_GetLasti(frame) } == rec.start_lasti(idx);
+            // SAFETY: live frame, GIL held; the in-place read only after the layout check.
+            let lasti = match rec.fast_locals {
+                true => unsafe { ffi::frame_lasti_311(frame) },
+                false => unsafe { ffi::PyFrame_GetLasti(frame) },
+            };
+            let fresh = lasti == rec.start_lasti(idx);
             rec.enter(py, key, idx, fresh, || frame);
         }
         py::PyTrace_LINE => {

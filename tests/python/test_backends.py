@@ -341,6 +341,7 @@ def test_every_in_place_read_is_active_on_this_interpreter(tmp_path):
         "arguments": "frame-getvar" if MONITORING else "fast-locals",
         "frame_fields_in_place": None if MONITORING else True,
         "thread_id_in_place": True,
+        "current_thread_in_place": None if MONITORING else True,
         "small_int_in_place": True,
     }
     # And the in-place reads read right, on both threads: small ints as arguments and returns.
