@@ -206,12 +206,18 @@ pub unsafe fn current_tstate_layout_ok() -> bool {
 }
 
 /// 3.12+ read the current thread state through the C API.
+///
+/// # Safety
+/// None needed; `unsafe` to match the 3.11 function.
 #[cfg(Py_3_12)]
 pub unsafe fn current_tstate_layout_ok() -> bool {
     false
 }
 
 /// 3.12+: never called ([`current_tstate_layout_ok`] is false there).
+///
+/// # Safety
+/// GIL held.
 #[cfg(Py_3_12)]
 #[inline(always)]
 pub unsafe fn current_tstate_inline() -> *mut PyThreadState {
