@@ -1,4 +1,5 @@
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,13 @@ _NO_LEGACY = {"reason": None}
 
 
 def pytest_configure(config):
+    # A shell starts background jobs (`make test &`, a CI runner's detached step) with SIGINT
+    # ignored, and an ignored signal stays ignored in every child: Python then installs no
+    # KeyboardInterrupt handler, so the tests of Ctrl-C (test_programs.py) would see programs
+    # that cannot be interrupted, under python as under ct-record. The programs are started
+    # as from a terminal: SIGINT handled, so their children start with the default action.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line(
         "markers",
         f"{LEGACY_MARK}: needs the legacy resolver (cargo feature `legacy-resolver`): "
