@@ -30,8 +30,8 @@ use crate::writer::{EventSink, TraceBuilder, TraceFormat};
 /// The events file format of a recording that names none: `ct-record` without `--format`
 /// or `CODETRACER_TRACE_FORMAT`, and `ct_recorder.start()` without `format=`. The one place
 /// that decides it. Compact (`trace.ctc`) because it is the cheapest to write by far (on
-/// call-heavy code 1.2x the no-op floor's instructions, against 1.6x for binary and 1.3x
-/// for JSON) and the smallest; `python -m ct_recorder.convert` turns it into CodeTracer
+/// call-heavy code about 1.45x the no-op floor's instructions per event, against 2.4x for
+/// binary and 1.7x for JSON) and the smallest; `python -m ct_recorder.convert` turns it into CodeTracer
 /// binary or JSON, and both stay one option away (docs/performance.md).
 pub const DEFAULT_FORMAT: TraceFormat = TraceFormat::Compact;
 
