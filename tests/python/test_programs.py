@@ -144,6 +144,8 @@ CASES = [
             "main": 1,
         },
         exceptions=("GeneratorExit",),
+        # Arguments on the Call of the frame's start only, none on a resumption.
+        call_args={"countdown": [{"n": 3}, {}, {}, {}]},
         result_sequence={
             "countdown": [3, 2, 1, "liftoff"],
             "delegate": [3, 2, 1, "liftoff", None],
