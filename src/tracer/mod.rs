@@ -210,11 +210,11 @@ pub struct Recorder {
     backend: Backend,
     /// The thread state's id is read in place (layout checked at start).
     tid_inline: bool,
-    /// 3.11: the current thread state and its id are both read in place (layouts checked
-    /// at start): no call into libpython to tell the thread of an event.
+    /// 3.11: the current thread state is read from the runtime in place (layout checked at
+    /// start).
+    tstate_inline: bool,
+    /// Both of the above: no call into libpython to tell the thread of an event.
     tid_fast: bool,
-    /// What `fast_paths.current_thread_in_place` reports (`None` on 3.12+).
-    current_thread_in_place: Option<bool>,
     /// The program's entry frame while its `previous` link is cut, with the saved link.
     pub(crate) entry_cut: Option<(usize, usize)>,
     on_error: OnError,
@@ -304,8 +304,8 @@ impl Recorder {
             fast_locals,
             backend,
             tid_inline,
+            tstate_inline,
             tid_fast: tid_inline && tstate_inline,
-            current_thread_in_place: (backend == Backend::SetTrace).then_some(tstate_inline),
             entry_cut: None,
             on_error: opts.on_error,
             disabled: false,
@@ -385,7 +385,7 @@ impl Recorder {
             },
             frame_fields_in_place: (backend == Backend::SetTrace).then_some(self.fast_locals),
             thread_id_in_place: self.tid_inline,
-            current_thread_in_place: self.current_thread_in_place,
+            current_thread_in_place: (backend == Backend::SetTrace).then_some(self.tstate_inline),
             small_int_in_place: self.encoder.small_int_inline(),
         }
     }

@@ -89,9 +89,10 @@ impl std::error::Error for WriterError {}
 
 /// `--max-trace-size`: the events file's size cap, shared by the writer thread, which checks
 /// the file's size after each batch it writes, and the recording thread, which reads
-/// [`SizeCap::is_reached`] (one atomic load, every 256 callbacks) to stop recording. The file
-/// may thus pass the cap by at most one batch ([`super::BATCH_EVENTS`] events) plus the bytes
-/// that close the file; what the recording thread appends after that is dropped.
+/// [`SizeCap::is_reached`] (one atomic load, every few hundred callbacks: the tracer's
+/// `SIZE_CAP_POLL`) to stop recording. The file may thus pass the cap by at most one batch
+/// ([`super::BATCH_EVENTS`] events) plus the bytes that close the file; what the recording
+/// thread appends after that is dropped.
 #[derive(Debug, Default)]
 pub struct SizeCap {
     /// The cap in bytes; 0: none.
